@@ -1,0 +1,90 @@
+#ifndef TELLONCE_CONSENT_COMMIT_QUEUE_H_
+#define TELLONCE_CONSENT_COMMIT_QUEUE_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "consent/database.h"
+#include "rocksdb/utilities/write_batch_with_index.h"
+
+namespace tellonce::consent {
+
+// The writes of one commit group. Reads through it see the database plus everything
+// staged so far in the group, so an operation sees the effect of earlier operations
+// of the same group (e.g. a second grant with the same request id).
+class GroupBatch {
+ public:
+  // NOT_FOUND when absent. Other errors from RocksDB.
+  absl::Status Get(Family family, const std::string& key, std::string* value);
+  void Put(Family family, const std::string& key, const std::string& value);
+  void Delete(Family family, const std::string& key);
+
+ private:
+  friend class CommitQueue;
+  GroupBatch(Database* db) : db_(db), batch_(rocksdb::BytewiseComparator(), 0, true) {}
+  Database* db_;
+  rocksdb::WriteBatchWithIndex batch_;
+};
+
+// Design: every write that acknowledges a citizen's or an agency's action goes through
+// one CommitQueue. Callers submit an operation (a function that reads and stages
+// writes in a GroupBatch) and a completion. One commit thread takes everything queued,
+// runs the operations in submission order against one GroupBatch, writes the group
+// with a single synced WAL write (group commit: one fsync for many writers), then runs
+// the completions. Because operations run one at a time on that thread, a
+// read-modify-write (revoke, spending a one-time consent, an idempotency check) needs
+// no other lock. Operations must be quick and must not block; completions run on the
+// commit thread and must not block either (hand off, e.g. gRPC reactor Finish).
+class CommitQueue {
+ public:
+  // Stages writes; a non-OK return discards what this operation staged and is passed
+  // to its completion, leaving the rest of the group untouched.
+  using Operation = absl::AnyInvocable<absl::Status(GroupBatch&)>;
+  // Receives OK once the operation's writes are durable, the operation's own error, or
+  // the group's write error (every operation of a failed group gets it).
+  using Completion = absl::AnyInvocable<void(absl::Status)>;
+
+  struct Options {
+    // Largest number of operations committed as one group. Default 1024.
+    size_t max_group = 1024;
+    // Sync the WAL before acknowledging. Default true; false only for bulk loads in
+    // benchmarks and tests that say so.
+    bool sync = true;
+  };
+
+  // Starts the commit thread. `db` must outlive the queue.
+  CommitQueue(Database* db, Options options);
+  explicit CommitQueue(Database* db) : CommitQueue(db, Options()) {}
+  // Drains: every operation submitted before destruction is committed and completed.
+  ~CommitQueue();
+
+  // Thread-safe. After the destructor has begun, completes with UNAVAILABLE.
+  void Submit(Operation op, Completion done) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Submit and wait for the completion. Not to be called from a completion.
+  absl::Status Run(Operation op) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Pending {
+    Operation op;
+    Completion done;
+  };
+  void CommitLoop();
+
+  Database* db_;
+  Options options_;
+  absl::Mutex mu_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace tellonce::consent
+
+#endif  // TELLONCE_CONSENT_COMMIT_QUEUE_H_

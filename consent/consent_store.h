@@ -1,0 +1,98 @@
+#ifndef TELLONCE_CONSENT_CONSENT_STORE_H_
+#define TELLONCE_CONSENT_CONSENT_STORE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "consent/commit_queue.h"
+#include "consent/database.h"
+#include "tellonce/v1/consent.pb.h"
+#include "tellonce/v1/storage.pb.h"
+
+namespace tellonce::consent {
+
+// What a consent store does: durable consent records with their events and receipts,
+// and the indexes to find them by citizen and by citizen+consumer. Mutations complete
+// asynchronously once durable; reads are synchronous and see only durable data.
+// Implementations are thread-safe. Statuses returned are effective at `now`: an ACTIVE
+// consent whose expires_at has passed is reported EXPIRED, with an EXPIRED event at
+// expires_at, and is never reported ACTIVE.
+class ConsentStore {
+ public:
+  virtual ~ConsentStore() = default;
+
+  struct GrantOutcome {
+    tellonce::v1::Consent consent;
+    tellonce::v1::ConsentReceipt receipt;
+    // True when (portal, request_id) had been used: the first result is returned and
+    // nothing new is stored.
+    bool replayed = false;
+  };
+  using GrantDone = absl::AnyInvocable<void(absl::StatusOr<GrantOutcome>)>;
+  using ConsentDone = absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::Consent>)>;
+
+  // Stores a validated record (consent id assigned, status ACTIVE, one GRANTED event,
+  // receipt signed) together with its index entries in one write. When the record's
+  // (consent.portal, consent.request_id) was used before: the stored outcome with
+  // replayed=true if request_fingerprint matches, else INVALID_ARGUMENT
+  // "request_id: already used for a different consent". Nothing is stored then.
+  virtual void Grant(tellonce::v1::StoredConsent record, GrantDone done) = 0;
+
+  // Revokes at `now`, appending a REVOKED event (actor, reason). NOT_FOUND when the id
+  // is unknown or belongs to another citizen. Already REVOKED: OK, unchanged.
+  // EXPIRED or USED: FAILED_PRECONDITION "consent is EXPIRED" (or USED).
+  virtual void Revoke(const std::string& consent_id, const std::string& citizen_id,
+                      const std::string& actor, const std::string& reason, absl::Time now,
+                      ConsentDone done) = 0;
+
+  // Spends a ONE_TIME consent: ACTIVE (effective at `now`, and valid_from <= now) ->
+  // USED with a USED event. FAILED_PRECONDITION when it is not ACTIVE at `now` or not
+  // ONE_TIME; NOT_FOUND when unknown. Of two concurrent calls exactly one succeeds.
+  virtual void MarkUsed(const std::string& consent_id, const std::string& actor, absl::Time now,
+                        ConsentDone done) = 0;
+
+  // NOT_FOUND when unknown or `citizen_id` differs.
+  virtual absl::StatusOr<tellonce::v1::StoredConsent> Get(const std::string& consent_id,
+                                                          const std::string& citizen_id,
+                                                          absl::Time now) = 0;
+
+  struct Page {
+    std::vector<tellonce::v1::Consent> consents;
+    // Empty when there is nothing more.
+    std::string next_page_token;
+  };
+  // A citizen's consents, oldest first, filtered by effective status unless `status`
+  // is CONSENT_STATUS_UNSPECIFIED. `page_token` is a previous next_page_token or empty.
+  virtual absl::StatusOr<Page> List(const std::string& citizen_id,
+                                    tellonce::v1::ConsentStatus status, int page_size,
+                                    const std::string& page_token, absl::Time now) = 0;
+
+  // The consents of `citizen_id` for `consumer` that are ACTIVE at `now` (and already
+  // valid: valid_from <= now), oldest first. A short prefix scan on the index.
+  virtual absl::StatusOr<std::vector<tellonce::v1::Consent>> FindActive(
+      const std::string& citizen_id, const std::string& consumer, absl::Time now) = 0;
+};
+
+// The RocksDB consent store. `db` and `queue` must outlive it.
+std::unique_ptr<ConsentStore> NewRocksConsentStore(Database* db, CommitQueue* queue);
+
+// A new consent id: 26 Crockford base32 characters, a 48-bit millisecond timestamp
+// then 80 random bits, so ids sort by creation time.
+std::string NewConsentId(absl::Time now);
+
+// The consent's status as seen at `now` (ACTIVE past expires_at -> EXPIRED).
+tellonce::v1::ConsentStatus EffectiveStatus(const tellonce::v1::Consent& consent, absl::Time now);
+
+// Rewrites `consent` to how it is reported at `now`: if ACTIVE and expired, status
+// EXPIRED and an EXPIRED event at expires_at (actor "broker") appended.
+void ApplyExpiry(tellonce::v1::Consent* consent, absl::Time now);
+
+}  // namespace tellonce::consent
+
+#endif  // TELLONCE_CONSENT_CONSENT_STORE_H_

@@ -1,0 +1,76 @@
+#ifndef TELLONCE_CONSENT_DIRECTORY_H_
+#define TELLONCE_CONSENT_DIRECTORY_H_
+
+#include <memory>
+#include <regex>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tellonce/v1/directory.pb.h"
+
+namespace tellonce::consent {
+
+// The federation directory, validated and indexed for lookups. Immutable once built,
+// so one instance can be shared by all threads; a reload builds a new instance.
+class Directory {
+ public:
+  // Parses a text-format tellonce.v1.Directory file and validates it. Errors name the
+  // file and, for syntax, the line; for content, the field path, e.g.
+  // "directory.yaml: attributes[2].provider: unknown agency \"bnk\"".
+  static absl::StatusOr<std::shared_ptr<const Directory>> LoadFile(const std::string& path);
+
+  // Validates `proto`: trust_domain set and DNS-like; agency ids unique and well-formed
+  // ([a-z0-9][a-z0-9-]{0,62}); every agency has a role; providers have a connector
+  // endpoint; attribute names unique, well-formed ([a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+),
+  // typed, with a provider that exists and has the provider role; purpose codes unique
+  // and well-formed ([A-Z][A-Z0-9_]{0,63}); mandates reference an existing consumer,
+  // attributes and purpose and carry a legal reference; the citizen-id pattern compiles;
+  // limits are positive. `source` prefixes error messages.
+  static absl::StatusOr<std::shared_ptr<const Directory>> FromProto(
+      tellonce::v1::Directory proto, std::string_view source = "directory");
+
+  const tellonce::v1::Directory& proto() const { return proto_; }
+  const std::string& trust_domain() const { return proto_.trust_domain(); }
+
+  // nullptr when absent.
+  const tellonce::v1::Agency* FindAgency(std::string_view id) const;
+  const tellonce::v1::AttributeDef* FindAttribute(std::string_view name) const;
+  const tellonce::v1::Purpose* FindPurpose(std::string_view code) const;
+  // A mandate letting `consumer` obtain `attribute` for `purpose`; nullptr when none.
+  const tellonce::v1::Mandate* FindMandate(std::string_view consumer, std::string_view purpose,
+                                           std::string_view attribute) const;
+
+  bool HasRole(std::string_view agency_id, tellonce::v1::Role role) const;
+
+  // OK when `citizen_id` matches the pattern and passes the checksum. INVALID_ARGUMENT
+  // otherwise, with a reason that does not echo the id.
+  absl::Status CheckCitizenId(std::string_view citizen_id) const;
+
+  // Defaults applied: 365 days, 32.
+  absl::Duration max_consent_lifetime() const { return max_consent_lifetime_; }
+  uint32_t max_attributes_per_consent() const { return max_attributes_per_consent_; }
+
+ private:
+  Directory() = default;
+
+  tellonce::v1::Directory proto_;
+  absl::flat_hash_map<std::string, int> agencies_;    // id -> index in proto_
+  absl::flat_hash_map<std::string, int> attributes_;  // name -> index
+  absl::flat_hash_map<std::string, int> purposes_;    // code -> index
+  std::regex citizen_pattern_;
+  bool has_citizen_pattern_ = false;
+  absl::Duration max_consent_lifetime_ = absl::Hours(24 * 365);
+  uint32_t max_attributes_per_consent_ = 32;
+};
+
+// Checksum algorithms for citizen ids; exposed for tests.
+bool LuhnValid(std::string_view digits);
+bool EstonianIsikukoodValid(std::string_view digits);
+
+}  // namespace tellonce::consent
+
+#endif  // TELLONCE_CONSENT_DIRECTORY_H_

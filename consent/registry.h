@@ -1,0 +1,90 @@
+#ifndef TELLONCE_CONSENT_REGISTRY_H_
+#define TELLONCE_CONSENT_REGISTRY_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "certs/signing.h"
+#include "consent/consent_store.h"
+#include "consent/directory.h"
+#include "consent/validation.h"
+#include "tellonce/v1/consent.pb.h"
+
+namespace tellonce::consent {
+
+// The current directory, replaceable at run time (reload). Thread-safe.
+class DirectoryHolder {
+ public:
+  explicit DirectoryHolder(std::shared_ptr<const Directory> initial)
+      : current_(std::move(initial)) {}
+  std::shared_ptr<const Directory> Current() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return current_;
+  }
+  void Replace(std::shared_ptr<const Directory> next) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    current_ = std::move(next);
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Directory> current_ ABSL_GUARDED_BY(mu_);
+};
+
+// Builds the receipt body for a consent about to be stored.
+tellonce::v1::ReceiptBody BuildReceiptBody(const tellonce::v1::Consent& consent,
+                                           const Directory& directory,
+                                           const std::string& issuer, absl::Time issued_at);
+
+// Serializes and signs a receipt body.
+absl::StatusOr<tellonce::v1::ConsentReceipt> SignReceipt(const tellonce::v1::ReceiptBody& body,
+                                                         const certs::SigningKey& key);
+
+// Checks algorithm and signature, then parses the body. UNAUTHENTICATED when the
+// signature does not verify, INVALID_ARGUMENT when the body does not parse.
+absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(
+    const tellonce::v1::ConsentReceipt& receipt, const certs::VerifyingKey& key);
+
+// Design: the consent core behind ConsentService. The gRPC layer authenticates the
+// caller (a portal) and hands over its agency id; this class validates against the
+// current directory, builds the record and its signed receipt, and delegates storage.
+// Errors are absl::Status with client-facing messages ("<field>: <reason>"). All
+// methods are thread-safe; the asynchronous ones complete on the store's commit thread.
+class ConsentRegistry {
+ public:
+  struct Options {
+    RequestLimits limits;
+    // SPIFFE id of the broker, written into receipts as issuer.
+    std::string issuer;
+    // Source of the current time; tests inject a fake clock.
+    std::function<absl::Time()> clock = [] { return absl::Now(); };
+  };
+
+  // None of the pointers is owned; all must outlive the registry.
+  ConsentRegistry(const DirectoryHolder* directory, ConsentStore* store,
+                  certs::SigningKey signing_key, Options options);
+
+  void Grant(const std::string& portal_id, const tellonce::v1::GrantConsentRequest& request,
+             absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::GrantConsentResponse>)> done);
+  void Revoke(const std::string& portal_id, const tellonce::v1::RevokeConsentRequest& request,
+              absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::RevokeConsentResponse>)> done);
+  absl::StatusOr<tellonce::v1::GetConsentResponse> Get(
+      const std::string& portal_id, const tellonce::v1::GetConsentRequest& request);
+  absl::StatusOr<tellonce::v1::ListConsentsResponse> List(
+      const std::string& portal_id, const tellonce::v1::ListConsentsRequest& request);
+
+ private:
+  const DirectoryHolder* directory_;
+  ConsentStore* store_;
+  certs::SigningKey signing_key_;
+  Options options_;
+};
+
+}  // namespace tellonce::consent
+
+#endif  // TELLONCE_CONSENT_REGISTRY_H_

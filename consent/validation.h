@@ -1,0 +1,53 @@
+#ifndef TELLONCE_CONSENT_VALIDATION_H_
+#define TELLONCE_CONSENT_VALIDATION_H_
+
+#include <cstdint>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "consent/directory.h"
+#include "tellonce/v1/consent.pb.h"
+
+namespace tellonce::consent {
+
+// Request limits that do not come from the directory (they come from broker config).
+struct RequestLimits {
+  // Longest string field, in bytes. Default 256.
+  uint32_t max_string_bytes = 256;
+  // Largest ListConsents page. Default 500.
+  uint32_t max_page_size = 500;
+};
+
+// Default page size when a ListConsents request leaves it at 0.
+inline constexpr int kDefaultPageSize = 50;
+
+// Checks a grant against the directory and limits, in this order, stopping at the
+// first failure: request_id (1..max_string_bytes, printable ASCII); citizen_id (by the
+// directory rule); consumer (exists, consumer role); attributes (1..max per consent,
+// each exists, no duplicates); purpose (exists); valid_from (defaults to `now`; may
+// not be more than the maximum lifetime in the future); expires_at (set, after
+// valid_from, after `now`, lifetime <= maximum); mode (ONE_TIME or UNTIL_EXPIRY).
+// Returns INVALID_ARGUMENT "<field>: <reason>" (e.g. "expires_at: must be after
+// valid_from"); reasons never echo citizen data.
+absl::Status ValidateGrant(const tellonce::v1::GrantConsentRequest& request,
+                           const Directory& directory, const RequestLimits& limits,
+                           absl::Time now);
+
+// consent_id has the broker's format; citizen_id by the directory rule; reason within
+// max_string_bytes.
+absl::Status ValidateRevoke(const tellonce::v1::RevokeConsentRequest& request,
+                            const Directory& directory, const RequestLimits& limits);
+absl::Status ValidateGet(const tellonce::v1::GetConsentRequest& request,
+                         const Directory& directory, const RequestLimits& limits);
+// citizen_id; status is a known value; 0 <= page_size <= max_page_size; page_token is
+// empty or a consent id.
+absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
+                          const Directory& directory, const RequestLimits& limits);
+
+// True when `id` has the shape of a broker consent id (26 Crockford base32 chars).
+bool IsConsentId(std::string_view id);
+
+}  // namespace tellonce::consent
+
+#endif  // TELLONCE_CONSENT_VALIDATION_H_
