@@ -1,0 +1,31 @@
+#include "broker/authz.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "certs/identity.h"
+
+namespace tellonce::broker {
+
+absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& context,
+                                            const consent::Directory& directory,
+                                            tellonce::v1::Role role, std::string_view service) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return absl::UnauthenticatedError("no authenticated peer");
+  absl::StatusOr<certs::SpiffeId> id = certs::PeerIdentity(*auth, directory.trust_domain());
+  if (!id.ok()) return id.status();
+  if (id->is_broker) {
+    return absl::PermissionDeniedError(absl::StrCat(service, " is not for the broker identity"));
+  }
+  if (directory.FindAgency(id->agency_id) == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("agency \"", id->agency_id, "\" is not in the directory"));
+  }
+  if (!directory.HasRole(id->agency_id, role)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        service, " requires the ",
+        absl::AsciiStrToLower(tellonce::v1::Role_Name(role)), " role"));
+  }
+  return id->agency_id;
+}
+
+}  // namespace tellonce::broker

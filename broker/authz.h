@@ -1,0 +1,26 @@
+#ifndef TELLONCE_BROKER_AUTHZ_H_
+#define TELLONCE_BROKER_AUTHZ_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "consent/directory.h"
+#include "grpcpp/server_context.h"
+#include "tellonce/v1/directory.pb.h"
+
+namespace tellonce::broker {
+
+// The calling agency's id, taken from the verified peer certificate, provided the
+// agency is in `directory` and holds `role`. UNAUTHENTICATED without a usable
+// certificate identity; PERMISSION_DENIED for another trust domain, the broker's own
+// identity, an agency missing from the directory, or one without the role (the message
+// names the service and the role it requires, e.g. "ConsentService requires the
+// portal role").
+absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& context,
+                                            const consent::Directory& directory,
+                                            tellonce::v1::Role role, std::string_view service);
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_AUTHZ_H_

@@ -1,0 +1,92 @@
+#include "broker/broker.h"
+
+#include "absl/strings/str_cat.h"
+#include "broker/log.h"
+#include "certs/identity.h"
+#include "certs/signing.h"
+#include "certs/tls.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server_builder.h"
+
+namespace tellonce::broker {
+
+absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
+  std::unique_ptr<Broker> broker(new Broker(options));
+
+  absl::StatusOr<std::shared_ptr<const consent::Directory>> directory =
+      consent::Directory::LoadFile(options.directory_file);
+  if (!directory.ok()) return directory.status();
+  const std::string trust_domain = (*directory)->trust_domain();
+  broker->directory_ = std::make_unique<consent::DirectoryHolder>(*std::move(directory));
+
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      certs::MakeServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  absl::StatusOr<certs::SigningKey> signing_key = certs::SigningKey::FromPemFile(options.tls.key_file);
+  if (!signing_key.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls.key_file: ", signing_key.status().message()));
+  }
+
+  absl::StatusOr<std::unique_ptr<consent::Database>> db =
+      consent::Database::Open({.path = options.data_dir, .block_cache_mb = options.block_cache_mb});
+  if (!db.ok()) return db.status();
+  broker->db_ = *std::move(db);
+  broker->queue_ = std::make_unique<consent::CommitQueue>(broker->db_.get());
+  broker->store_ = consent::NewRocksConsentStore(broker->db_.get(), broker->queue_.get());
+  broker->registry_ = std::make_unique<consent::ConsentRegistry>(
+      broker->directory_.get(), broker->store_.get(), *std::move(signing_key),
+      consent::ConsentRegistry::Options{.limits = options.limits,
+                                        .issuer = certs::BrokerSpiffeId(trust_domain)});
+  broker->consent_service_ =
+      std::make_unique<ConsentServiceImpl>(broker->directory_.get(), broker->registry_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address, *credentials, &broker->port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
+  builder.RegisterService(broker->consent_service_.get());
+  broker->server_ = builder.BuildAndStart();
+  if (broker->server_ == nullptr || broker->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("listen_address: cannot listen on ", options.listen_address));
+  }
+  LogInfo(absl::StrCat("serving ConsentService on ", options.listen_address, " (port ",
+                       broker->port_, "), trust domain ", trust_domain, ", data in ",
+                       options.data_dir));
+  return broker;
+}
+
+Broker::~Broker() { Shutdown(); }
+
+absl::Status Broker::ReloadDirectory() {
+  absl::StatusOr<std::shared_ptr<const consent::Directory>> next =
+      consent::Directory::LoadFile(options_.directory_file);
+  if (!next.ok()) return next.status();
+  if ((*next)->trust_domain() != directory_->Current()->trust_domain()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        options_.directory_file, ": trust_domain: cannot change while running"));
+  }
+  directory_->Replace(*std::move(next));
+  return absl::OkStatus();
+}
+
+void Broker::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_ != nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      absl::ToChronoSeconds(options_.shutdown_grace));
+    server_->Wait();
+  }
+  server_.reset();
+  consent_service_.reset();
+  registry_.reset();
+  store_.reset();
+  queue_.reset();  // Commits and completes everything still queued.
+  db_.reset();
+}
+
+}  // namespace tellonce::broker

@@ -1,0 +1,57 @@
+#ifndef TELLONCE_BROKER_BROKER_H_
+#define TELLONCE_BROKER_BROKER_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "broker/config.h"
+#include "broker/consent_service.h"
+#include "consent/commit_queue.h"
+#include "consent/consent_store.h"
+#include "consent/database.h"
+#include "consent/directory.h"
+#include "consent/registry.h"
+#include "grpcpp/server.h"
+
+namespace tellonce::broker {
+
+// Design: the running broker process, assembled from its parts in dependency order
+// (directory, TLS, database, commit queue, consent store, registry, gRPC services) and
+// taken apart in reverse. Start fails, without serving anything, on any configuration
+// problem: unreadable or invalid directory, TLS files that do not load, a data
+// directory that cannot be opened, an address that cannot be bound.
+class Broker {
+ public:
+  static absl::StatusOr<std::unique_ptr<Broker>> Start(const BrokerOptions& options);
+  ~Broker();
+
+  // The port actually bound (useful with port 0).
+  int port() const { return port_; }
+
+  // Re-reads the directory file. On error the current directory stays in force and
+  // the error is returned. Thread-safe.
+  absl::Status ReloadDirectory();
+
+  // Stops accepting calls, lets in-flight calls finish for up to the grace period,
+  // commits everything queued and closes the database. Idempotent.
+  void Shutdown();
+
+ private:
+  explicit Broker(BrokerOptions options) : options_(std::move(options)) {}
+
+  BrokerOptions options_;
+  std::unique_ptr<consent::DirectoryHolder> directory_;
+  std::unique_ptr<consent::Database> db_;
+  std::unique_ptr<consent::CommitQueue> queue_;
+  std::unique_ptr<consent::ConsentStore> store_;
+  std::unique_ptr<consent::ConsentRegistry> registry_;
+  std::unique_ptr<ConsentServiceImpl> consent_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_BROKER_H_

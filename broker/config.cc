@@ -1,0 +1,77 @@
+#include "broker/config.h"
+
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "proto/textproto.h"
+#include "tellonce/v1/config.pb.h"
+
+namespace tellonce::broker {
+namespace {
+
+std::string Resolve(const std::filesystem::path& base, const std::string& path) {
+  if (path.empty()) return path;
+  std::filesystem::path p(path);
+  if (p.is_absolute()) return p.lexically_normal().string();
+  return (base / p).lexically_normal().string();
+}
+
+absl::Status CheckHostPort(const std::string& source, const std::string& address) {
+  size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": listen_address: must be host:port, got \"", address, "\""));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
+  tellonce::v1::BrokerConfig config;
+  if (absl::Status s = ParseTextProtoFile(path, &config); !s.ok()) return s;
+
+  std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  BrokerOptions options;
+  auto required = [&](const std::string& field) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", field, ": required"));
+  };
+
+  if (!config.listen_address().empty()) options.listen_address = config.listen_address();
+  if (absl::Status s = CheckHostPort(path, options.listen_address); !s.ok()) return s;
+
+  if (config.tls().ca_file().empty()) return required("tls.ca_file");
+  if (config.tls().cert_file().empty()) return required("tls.cert_file");
+  if (config.tls().key_file().empty()) return required("tls.key_file");
+  options.tls.ca_file = Resolve(base, config.tls().ca_file());
+  options.tls.cert_file = Resolve(base, config.tls().cert_file());
+  options.tls.key_file = Resolve(base, config.tls().key_file());
+  options.tls.crl_dir = Resolve(base, config.tls().crl_dir());
+
+  if (config.data_dir().empty()) return required("data_dir");
+  options.data_dir = Resolve(base, config.data_dir());
+  if (config.directory_file().empty()) return required("directory_file");
+  options.directory_file = Resolve(base, config.directory_file());
+
+  const tellonce::v1::BrokerLimits& limits = config.limits();
+  if (limits.max_receive_message_bytes() != 0) {
+    if (limits.max_receive_message_bytes() < 1024) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": limits.max_receive_message_bytes: must be at least 1024"));
+    }
+    options.max_receive_message_bytes = limits.max_receive_message_bytes();
+  }
+  if (limits.max_string_bytes() != 0) options.limits.max_string_bytes = limits.max_string_bytes();
+  if (limits.max_page_size() != 0) options.limits.max_page_size = limits.max_page_size();
+  if (config.shutdown_grace_seconds() != 0) {
+    options.shutdown_grace = absl::Seconds(config.shutdown_grace_seconds());
+  }
+  if (config.block_cache_mb() != 0) options.block_cache_mb = config.block_cache_mb();
+  return options;
+}
+
+}  // namespace tellonce::broker

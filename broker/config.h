@@ -1,0 +1,40 @@
+#ifndef TELLONCE_BROKER_CONFIG_H_
+#define TELLONCE_BROKER_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "certs/tls.h"
+#include "consent/validation.h"
+
+namespace tellonce::broker {
+
+// Everything the broker needs to start, with defaults applied and paths absolute.
+struct BrokerOptions {
+  // host:port to listen on. Default "127.0.0.1:7443". Port 0 picks a free port.
+  std::string listen_address = "127.0.0.1:7443";
+  certs::TlsPaths tls;
+  // RocksDB data directory. Required.
+  std::string data_dir;
+  // Text-format tellonce.v1.Directory. Required.
+  std::string directory_file;
+  // Largest request accepted. Default 1 MiB.
+  uint32_t max_receive_message_bytes = 1 << 20;
+  // String length and page size limits. Defaults 256 and 500.
+  consent::RequestLimits limits;
+  // Time SIGTERM gives in-flight calls to finish. Default 10 s.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  // RocksDB block cache. Default 64 MiB.
+  size_t block_cache_mb = 64;
+};
+
+// Reads a text-format tellonce.v1.BrokerConfig, applies defaults, resolves relative
+// paths against the file's directory and checks required fields. Errors name the file
+// and the field ("broker.textproto: tls.cert_file: required") or the syntax position.
+absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path);
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_CONFIG_H_

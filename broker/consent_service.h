@@ -1,0 +1,39 @@
+#ifndef TELLONCE_BROKER_CONSENT_SERVICE_H_
+#define TELLONCE_BROKER_CONSENT_SERVICE_H_
+
+#include "consent/registry.h"
+#include "tellonce/v1/consent.grpc.pb.h"
+
+namespace tellonce::broker {
+
+// ConsentService over gRPC's callback API. Thin: authorizes the caller (portal role,
+// from its certificate), delegates to the ConsentRegistry and maps the status.
+class ConsentServiceImpl final : public tellonce::v1::ConsentService::CallbackService {
+ public:
+  // Not owned; both must outlive the service.
+  ConsentServiceImpl(const consent::DirectoryHolder* directory, consent::ConsentRegistry* registry)
+      : directory_(directory), registry_(registry) {}
+
+  grpc::ServerUnaryReactor* GrantConsent(grpc::CallbackServerContext* context,
+                                         const tellonce::v1::GrantConsentRequest* request,
+                                         tellonce::v1::GrantConsentResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeConsent(grpc::CallbackServerContext* context,
+                                          const tellonce::v1::RevokeConsentRequest* request,
+                                          tellonce::v1::RevokeConsentResponse* response) override;
+  grpc::ServerUnaryReactor* GetConsent(grpc::CallbackServerContext* context,
+                                       const tellonce::v1::GetConsentRequest* request,
+                                       tellonce::v1::GetConsentResponse* response) override;
+  grpc::ServerUnaryReactor* ListConsents(grpc::CallbackServerContext* context,
+                                         const tellonce::v1::ListConsentsRequest* request,
+                                         tellonce::v1::ListConsentsResponse* response) override;
+
+ private:
+  absl::StatusOr<std::string> AuthorizePortal(const grpc::CallbackServerContext& context) const;
+
+  const consent::DirectoryHolder* directory_;
+  consent::ConsentRegistry* registry_;
+};
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_CONSENT_SERVICE_H_

@@ -1,0 +1,173 @@
+#include "certs/identity.h"
+
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "grpc/grpc_security_constants.h"
+
+namespace tellonce::certs {
+namespace {
+
+constexpr std::string_view kScheme = "spiffe://";
+constexpr std::string_view kAgencyPrefix = "/agency/";
+constexpr std::string_view kBrokerPath = "/broker";
+// SPIFFE limits the trust domain to 255 bytes; DNS labels are at most 63 bytes.
+constexpr size_t kMaxTrustDomainLength = 255;
+constexpr size_t kMaxLabelLength = 63;
+constexpr size_t kMaxAgencyIdLength = 63;
+
+bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+// Lower-case DNS-like name: dot-separated labels of [a-z0-9-], not starting or ending
+// with '-'.
+bool IsValidTrustDomain(std::string_view td) {
+  if (td.empty() || td.size() > kMaxTrustDomainLength) return false;
+  for (std::string_view label : absl::StrSplit(td, '.')) {
+    if (label.empty() || label.size() > kMaxLabelLength) return false;
+    if (!IsLowerAlnum(label.front()) || !IsLowerAlnum(label.back())) return false;
+    for (char c : label) {
+      if (!IsLowerAlnum(c) && c != '-') return false;
+    }
+  }
+  return true;
+}
+
+// [a-z0-9][a-z0-9-]{0,62}
+bool IsValidAgencyId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxAgencyIdLength || !IsLowerAlnum(id.front())) {
+    return false;
+  }
+  for (char c : id) {
+    if (!IsLowerAlnum(c) && c != '-') return false;
+  }
+  return true;
+}
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct GeneralNamesFree {
+  void operator()(GENERAL_NAMES* n) const { GENERAL_NAMES_free(n); }
+};
+
+}  // namespace
+
+std::string SpiffeId::ToString() const {
+  return is_broker ? BrokerSpiffeId(trust_domain) : AgencySpiffeId(trust_domain, agency_id);
+}
+
+absl::StatusOr<SpiffeId> ParseSpiffeId(std::string_view uri) {
+  // Never echo the whole input: it may be long or come from a peer.
+  if (!absl::StartsWith(uri, kScheme)) {
+    return absl::InvalidArgumentError("SPIFFE id: must start with spiffe://");
+  }
+  std::string_view rest = uri.substr(kScheme.size());
+  const size_t slash = rest.find('/');
+  if (slash == std::string_view::npos) {
+    return absl::InvalidArgumentError("SPIFFE id: missing path after the trust domain");
+  }
+  std::string_view trust_domain = rest.substr(0, slash);
+  std::string_view path = rest.substr(slash);
+  if (!IsValidTrustDomain(trust_domain)) {
+    return absl::InvalidArgumentError(
+        "SPIFFE id: trust domain must be a lower-case DNS name ([a-z0-9-] labels)");
+  }
+  SpiffeId id;
+  id.trust_domain = std::string(trust_domain);
+  if (path == kBrokerPath) {
+    id.is_broker = true;
+    return id;
+  }
+  if (absl::StartsWith(path, kAgencyPrefix)) {
+    std::string_view agency = path.substr(kAgencyPrefix.size());
+    if (!IsValidAgencyId(agency)) {
+      return absl::InvalidArgumentError(
+          "SPIFFE id: agency id must match [a-z0-9][a-z0-9-]{0,62}");
+    }
+    id.agency_id = std::string(agency);
+    return id;
+  }
+  return absl::InvalidArgumentError("SPIFFE id: path must be /broker or /agency/<id>");
+}
+
+std::string AgencySpiffeId(std::string_view trust_domain, std::string_view agency_id) {
+  return absl::StrCat(kScheme, trust_domain, kAgencyPrefix, agency_id);
+}
+
+std::string BrokerSpiffeId(std::string_view trust_domain) {
+  return absl::StrCat(kScheme, trust_domain, kBrokerPath);
+}
+
+absl::StatusOr<SpiffeId> PeerIdentity(const grpc::AuthContext& auth,
+                                      std::string_view expected_trust_domain) {
+  if (!auth.IsPeerAuthenticated()) {
+    return absl::UnauthenticatedError("peer is not authenticated by a client certificate");
+  }
+  std::vector<grpc::string_ref> values =
+      auth.FindPropertyValues(GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
+  if (values.size() != 1) {
+    return absl::UnauthenticatedError(
+        "peer certificate does not carry exactly one SPIFFE id URI SAN");
+  }
+  absl::StatusOr<SpiffeId> id =
+      ParseSpiffeId(std::string_view(values[0].data(), values[0].size()));
+  if (!id.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("peer certificate: ", id.status().message()));
+  }
+  if (id->trust_domain != expected_trust_domain) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("peer certificate is from trust domain ", id->trust_domain,
+                     ", expected ", expected_trust_domain));
+  }
+  return id;
+}
+
+absl::StatusOr<SpiffeId> CertificateSpiffeId(const std::string& certificate_pem) {
+  std::unique_ptr<BIO, BioFree> bio(
+      BIO_new_mem_buf(certificate_pem.data(), static_cast<int>(certificate_pem.size())));
+  if (bio == nullptr) return absl::InternalError("BIO_new_mem_buf failed");
+  std::unique_ptr<X509, X509Free> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (cert == nullptr) {
+    return absl::InvalidArgumentError("certificate: not a PEM X.509 certificate");
+  }
+  std::unique_ptr<GENERAL_NAMES, GeneralNamesFree> names(static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr)));
+  std::vector<std::string_view> uris;
+  if (names != nullptr) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+      const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
+      if (name->type != GEN_URI) continue;
+      const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
+      uris.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                        static_cast<size_t>(ASN1_STRING_length(uri)));
+    }
+  }
+  if (uris.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "certificate: has ", uris.size(), " URI SANs, needs exactly one SPIFFE id"));
+  }
+  absl::StatusOr<SpiffeId> id = ParseSpiffeId(uris[0]);
+  if (!id.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("certificate: ", id.status().message()));
+  }
+  return id;
+}
+
+}  // namespace tellonce::certs

@@ -1,0 +1,435 @@
+#include "cli/commands.h"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "certs/identity.h"
+#include "certs/signing.h"
+#include "certs/tls.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/create_channel.h"
+#include "proto/textproto.h"
+#include "tellonce/v1/consent.grpc.pb.h"
+
+namespace tellonce::cli {
+namespace {
+
+using google::protobuf::Timestamp;
+using google::protobuf::util::TimeUtil;
+
+constexpr char kUsage[] = R"(usage: tellonce <command> [flags]
+
+Commands (run with an agency's certificate; the broker checks its role):
+  consent grant   --citizen ID --consumer AGENCY --attributes A,B --purpose CODE
+                  (--expires-in 90d | --expires-at RFC3339) [--valid-from RFC3339]
+                  [--mode until-expiry|one-time] [--request-id ID] [--receipt-out FILE]
+  consent revoke  --citizen ID --id CONSENT [--reason TEXT]
+  consent get     --citizen ID --id CONSENT [--receipt-out FILE]
+  consent list    --citizen ID [--status active|revoked|expired|used] [--page-size N]
+                  [--page-token T] [--all]
+  receipt verify  --receipt FILE --broker-cert FILE
+
+Connection flags (defaults from the environment variables in brackets):
+  --broker HOST:PORT   broker address [TELLONCE_BROKER], default 127.0.0.1:7443
+  --ca FILE            federation CA bundle [TELLONCE_CA]
+  --cert FILE          this agency's certificate [TELLONCE_CERT]
+  --key FILE           this agency's private key [TELLONCE_KEY]
+  --broker-id URI      the broker's SPIFFE id, default spiffe://<your trust domain>/broker
+  --timeout SECONDS    per-call deadline, default 10
+  --json               print responses as JSON
+)";
+
+std::string FormatTime(const Timestamp& t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                          absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos()),
+                          absl::UTCTimeZone());
+}
+
+Timestamp ToTimestamp(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+absl::StatusOr<absl::Time> ParseTimeFlag(const std::string& flag, const std::string& text) {
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)"));
+  }
+  return t;
+}
+
+// "90d", "12h", "30m", "45s", or anything absl::ParseDuration takes.
+absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& flag,
+                                                 const std::string& text) {
+  int64_t days = 0;
+  if (!text.empty() && text.back() == 'd' && absl::SimpleAtoi(text.substr(0, text.size() - 1), &days)) {
+    return absl::Hours(24 * days);
+  }
+  absl::Duration d;
+  if (!absl::ParseDuration(text, &d)) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": not a duration (e.g. 90d, 12h)"));
+  }
+  return d;
+}
+
+void PrintStatusError(const grpc::Status& status) {
+  std::cerr << "error: " << status.error_code() << " (" << [&] {
+    switch (status.error_code()) {
+      case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+      case grpc::NOT_FOUND: return "NOT_FOUND";
+      case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
+      case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
+      case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+      case grpc::UNAVAILABLE: return "UNAVAILABLE";
+      case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+      case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+      default: return "ERROR";
+    }
+  }() << "): " << status.error_message() << "\n";
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
+  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+absl::Status RequireFlags(const Args& args, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    if (!args.Has(name)) return absl::InvalidArgumentError(absl::StrCat("--", name, ": required"));
+  }
+  return absl::OkStatus();
+}
+
+// A connection to the broker as the agency whose certificate is given.
+struct Connection {
+  std::unique_ptr<tellonce::v1::ConsentService::Stub> consents;
+  absl::Duration timeout;
+
+  void Prepare(grpc::ClientContext* context) const {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  }
+};
+
+absl::StatusOr<Connection> Connect(const Args& args) {
+  certs::TlsPaths tls{.ca_file = args.Get("ca", "", "TELLONCE_CA"),
+                      .cert_file = args.Get("cert", "", "TELLONCE_CERT"),
+                      .key_file = args.Get("key", "", "TELLONCE_KEY")};
+  if (tls.ca_file.empty() || tls.cert_file.empty() || tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--ca, --cert and --key are required (or TELLONCE_CA, TELLONCE_CERT, TELLONCE_KEY)");
+  }
+  std::string broker_id = args.Get("broker-id");
+  if (broker_id.empty()) {
+    absl::StatusOr<std::string> pem = ReadFileToString(tls.cert_file);
+    if (!pem.ok()) return pem.status();
+    absl::StatusOr<certs::SpiffeId> self = certs::CertificateSpiffeId(*pem);
+    if (!self.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--cert: ", self.status().message()));
+    }
+    broker_id = certs::BrokerSpiffeId(self->trust_domain);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      certs::MakeChannelCredentials(tls, broker_id);
+  if (!creds.ok()) return creds.status();
+  int timeout_s = 10;
+  if (!absl::SimpleAtoi(args.Get("timeout", "10"), &timeout_s) || timeout_s <= 0) {
+    return absl::InvalidArgumentError("--timeout: must be a positive number of seconds");
+  }
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
+      args.Get("broker", "127.0.0.1:7443", "TELLONCE_BROKER"), *creds);
+  return Connection{tellonce::v1::ConsentService::NewStub(channel), absl::Seconds(timeout_s)};
+}
+
+void PrintConsent(const tellonce::v1::Consent& c) {
+  std::cout << "consent " << c.consent_id() << "  "
+            << tellonce::v1::ConsentStatus_Name(c.status()) << "\n"
+            << "  citizen     " << c.citizen_id() << "\n"
+            << "  consumer    " << c.consumer() << "\n"
+            << "  purpose     " << c.purpose() << "\n"
+            << "  attributes  " << absl::StrJoin(c.attributes(), ", ") << "\n"
+            << "  valid       " << FormatTime(c.valid_from()) << " .. "
+            << FormatTime(c.expires_at()) << " (" << tellonce::v1::ConsentMode_Name(c.mode())
+            << ")\n"
+            << "  captured    by " << c.portal() << " at " << FormatTime(c.captured_at()) << "\n";
+  for (const tellonce::v1::ConsentEvent& e : c.events()) {
+    std::cout << "  event       " << tellonce::v1::ConsentEvent::Kind_Name(e.kind()) << " at "
+              << FormatTime(e.at()) << " by " << e.actor();
+    if (!e.reason().empty()) std::cout << " (" << e.reason() << ")";
+    std::cout << "\n";
+  }
+}
+
+void PrintJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  std::cout << json;
+}
+
+absl::Status WriteReceipt(const std::string& path, const tellonce::v1::ConsentReceipt& receipt) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(receipt, &json, options).ok()) {
+    return absl::InternalError("cannot encode the receipt");
+  }
+  std::ofstream out(path, std::ios::trunc);
+  out << json;
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat(path, ": cannot write"));
+  return absl::OkStatus();
+}
+
+std::string RandomRequestId() {
+  absl::Time now = absl::Now();
+  return absl::StrCat("cli-", absl::ToUnixNanos(now), "-", getpid());
+}
+
+int Grant(const Args& args, const Connection& conn) {
+  if (absl::Status s = RequireFlags(args, {"citizen", "consumer", "attributes", "purpose"});
+      !s.ok()) {
+    return Fail(s);
+  }
+  tellonce::v1::GrantConsentRequest request;
+  request.set_request_id(args.Get("request-id", RandomRequestId()));
+  request.set_citizen_id(args.Get("citizen"));
+  request.set_consumer(args.Get("consumer"));
+  for (absl::string_view a : absl::StrSplit(args.Get("attributes"), ',', absl::SkipEmpty())) {
+    request.add_attributes(std::string(a));
+  }
+  request.set_purpose(args.Get("purpose"));
+  absl::Time now = absl::Now();
+  if (args.Has("valid-from")) {
+    absl::StatusOr<absl::Time> t = ParseTimeFlag("valid-from", args.Get("valid-from"));
+    if (!t.ok()) return Fail(t.status());
+    *request.mutable_valid_from() = ToTimestamp(*t);
+    now = *t;
+  }
+  if (args.Has("expires-at")) {
+    absl::StatusOr<absl::Time> t = ParseTimeFlag("expires-at", args.Get("expires-at"));
+    if (!t.ok()) return Fail(t.status());
+    *request.mutable_expires_at() = ToTimestamp(*t);
+  } else if (args.Has("expires-in")) {
+    absl::StatusOr<absl::Duration> d = ParseDurationFlag("expires-in", args.Get("expires-in"));
+    if (!d.ok()) return Fail(d.status());
+    *request.mutable_expires_at() = ToTimestamp(now + *d);
+  } else {
+    return Fail(absl::InvalidArgumentError("--expires-in or --expires-at: required"));
+  }
+  std::string mode = args.Get("mode", "until-expiry");
+  if (mode == "until-expiry") {
+    request.set_mode(tellonce::v1::UNTIL_EXPIRY);
+  } else if (mode == "one-time") {
+    request.set_mode(tellonce::v1::ONE_TIME);
+  } else {
+    return Fail(absl::InvalidArgumentError("--mode: must be until-expiry or one-time"));
+  }
+
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  tellonce::v1::GrantConsentResponse response;
+  grpc::Status status = conn.consents->GrantConsent(&context, request, &response);
+  if (!status.ok()) {
+    PrintStatusError(status);
+    return 1;
+  }
+  if (args.Has("receipt-out")) {
+    if (absl::Status s = WriteReceipt(args.Get("receipt-out"), response.receipt()); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  if (args.Has("json")) {
+    PrintJson(response);
+  } else {
+    PrintConsent(response.consent());
+    if (args.Has("receipt-out")) std::cout << "  receipt     " << args.Get("receipt-out") << "\n";
+  }
+  return 0;
+}
+
+int Revoke(const Args& args, const Connection& conn) {
+  if (absl::Status s = RequireFlags(args, {"citizen", "id"}); !s.ok()) return Fail(s);
+  tellonce::v1::RevokeConsentRequest request;
+  request.set_citizen_id(args.Get("citizen"));
+  request.set_consent_id(args.Get("id"));
+  request.set_reason(args.Get("reason"));
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  tellonce::v1::RevokeConsentResponse response;
+  grpc::Status status = conn.consents->RevokeConsent(&context, request, &response);
+  if (!status.ok()) {
+    PrintStatusError(status);
+    return 1;
+  }
+  if (args.Has("json")) {
+    PrintJson(response);
+  } else {
+    PrintConsent(response.consent());
+  }
+  return 0;
+}
+
+int Get(const Args& args, const Connection& conn) {
+  if (absl::Status s = RequireFlags(args, {"citizen", "id"}); !s.ok()) return Fail(s);
+  tellonce::v1::GetConsentRequest request;
+  request.set_citizen_id(args.Get("citizen"));
+  request.set_consent_id(args.Get("id"));
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  tellonce::v1::GetConsentResponse response;
+  grpc::Status status = conn.consents->GetConsent(&context, request, &response);
+  if (!status.ok()) {
+    PrintStatusError(status);
+    return 1;
+  }
+  if (args.Has("receipt-out")) {
+    if (absl::Status s = WriteReceipt(args.Get("receipt-out"), response.receipt()); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  if (args.Has("json")) {
+    PrintJson(response);
+  } else {
+    PrintConsent(response.consent());
+  }
+  return 0;
+}
+
+int List(const Args& args, const Connection& conn) {
+  if (absl::Status s = RequireFlags(args, {"citizen"}); !s.ok()) return Fail(s);
+  tellonce::v1::ListConsentsRequest request;
+  request.set_citizen_id(args.Get("citizen"));
+  if (args.Has("status")) {
+    std::string name = args.Get("status");
+    for (char& ch : name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    tellonce::v1::ConsentStatus status;
+    if (!tellonce::v1::ConsentStatus_Parse(name, &status) ||
+        status == tellonce::v1::CONSENT_STATUS_UNSPECIFIED) {
+      return Fail(absl::InvalidArgumentError("--status: must be active, revoked, expired or used"));
+    }
+    request.set_status(status);
+  }
+  int page_size = 0;
+  if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
+    return Fail(absl::InvalidArgumentError("--page-size: must be a number"));
+  }
+  request.set_page_size(page_size);
+  request.set_page_token(args.Get("page-token"));
+  int shown = 0;
+  while (true) {
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    tellonce::v1::ListConsentsResponse response;
+    grpc::Status status = conn.consents->ListConsents(&context, request, &response);
+    if (!status.ok()) {
+      PrintStatusError(status);
+      return 1;
+    }
+    if (args.Has("json")) {
+      PrintJson(response);
+    } else {
+      for (const tellonce::v1::Consent& c : response.consents()) PrintConsent(c);
+    }
+    shown += response.consents_size();
+    if (response.next_page_token().empty()) break;
+    if (!args.Has("all")) {
+      if (!args.Has("json")) std::cout << "next page: --page-token " << response.next_page_token() << "\n";
+      break;
+    }
+    request.set_page_token(response.next_page_token());
+  }
+  if (!args.Has("json")) std::cout << shown << " consent(s)\n";
+  return 0;
+}
+
+}  // namespace
+
+int Usage() {
+  std::cerr << kUsage;
+  return 2;
+}
+
+int RunConsentCommand(const Args& args) {
+  if (args.words.size() != 2) return Usage();
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  const std::string& verb = args.words[1];
+  if (verb == "grant") return Grant(args, *conn);
+  if (verb == "revoke") return Revoke(args, *conn);
+  if (verb == "get") return Get(args, *conn);
+  if (verb == "list") return List(args, *conn);
+  return Usage();
+}
+
+int RunReceiptCommand(const Args& args) {
+  if (args.words.size() != 2 || args.words[1] != "verify") return Usage();
+  if (absl::Status s = RequireFlags(args, {"receipt", "broker-cert"}); !s.ok()) return Fail(s);
+  absl::StatusOr<std::string> json = ReadFileToString(args.Get("receipt"));
+  if (!json.ok()) return Fail(json.status());
+  tellonce::v1::ConsentReceipt receipt;
+  if (!google::protobuf::util::JsonStringToMessage(*json, &receipt).ok()) {
+    std::cerr << "receipt INVALID: " << args.Get("receipt") << " is not a consent receipt\n";
+    return 1;
+  }
+  absl::StatusOr<std::string> cert_pem = ReadFileToString(args.Get("broker-cert"));
+  if (!cert_pem.ok()) return Fail(cert_pem.status());
+  absl::StatusOr<certs::VerifyingKey> key = certs::VerifyingKey::FromCertificatePem(*cert_pem);
+  if (!key.ok()) return Fail(key.status());
+  absl::StatusOr<certs::SpiffeId> signer = certs::CertificateSpiffeId(*cert_pem);
+  if (!signer.ok()) return Fail(signer.status());
+
+  if (receipt.signature_algorithm() != certs::kSignatureAlgorithm) {
+    std::cerr << "receipt INVALID: unsupported signature algorithm \""
+              << receipt.signature_algorithm() << "\"\n";
+    return 1;
+  }
+  if (absl::Status s = key->Verify(receipt.body(), receipt.signature()); !s.ok()) {
+    std::cerr << "receipt INVALID: " << s.message() << "\n";
+    return 1;
+  }
+  tellonce::v1::ReceiptBody body;
+  if (!body.ParseFromString(receipt.body())) {
+    std::cerr << "receipt INVALID: signed body does not parse\n";
+    return 1;
+  }
+  if (!signer->is_broker || body.issuer() != signer->ToString()) {
+    std::cerr << "receipt INVALID: issued by " << body.issuer()
+              << " but the certificate given is " << signer->ToString() << "\n";
+    return 1;
+  }
+  if (args.Has("json")) {
+    PrintJson(body);
+    return 0;
+  }
+  std::cout << "receipt OK: signature by " << body.issuer() << " verifies\n"
+            << "  record      " << body.record_id() << " (" << body.version() << ")\n"
+            << "  principal   " << body.principal_id() << "\n"
+            << "  controller  " << body.controller() << "\n";
+  for (const auto& p : body.purposes()) {
+    std::cout << "  purpose     " << p.code() << ": " << p.description() << "\n";
+  }
+  std::cout << "  attributes  " << absl::StrJoin(body.attributes(), ", ") << "\n"
+            << "  valid       " << FormatTime(body.valid_from()) << " .. "
+            << FormatTime(body.expires_at()) << " ("
+            << tellonce::v1::ConsentMode_Name(body.mode()) << ")\n"
+            << "  collected   " << body.collection_method() << " at "
+            << FormatTime(body.collected_at()) << "\n";
+  return 0;
+}
+
+}  // namespace tellonce::cli

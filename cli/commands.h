@@ -1,0 +1,19 @@
+#ifndef TELLONCE_CLI_COMMANDS_H_
+#define TELLONCE_CLI_COMMANDS_H_
+
+#include "cli/args.h"
+
+namespace tellonce::cli {
+
+// Runs one `tellonce` command and returns the process exit code: 0 success, 1 the
+// broker (or a check) refused, 2 usage error. Prints results to stdout, errors to
+// stderr.
+int RunConsentCommand(const Args& args);
+int RunReceiptCommand(const Args& args);
+
+// Prints the usage text to stderr and returns 2.
+int Usage();
+
+}  // namespace tellonce::cli
+
+#endif  // TELLONCE_CLI_COMMANDS_H_

@@ -1,0 +1,123 @@
+#include "consent/commit_queue.h"
+
+#include <algorithm>
+#include <future>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/options.h"
+
+namespace tellonce::consent {
+
+absl::Status GroupBatch::Get(Family family, const std::string& key, std::string* value) {
+  return FromRocks(batch_.GetFromBatchAndDB(db_->db(), rocksdb::ReadOptions(),
+                                            db_->family(family), key, value));
+}
+
+void GroupBatch::Put(Family family, const std::string& key, const std::string& value) {
+  // Put on a WriteBatchWithIndex fails only past max_bytes, which is unlimited here.
+  batch_.Put(db_->family(family), key, value).PermitUncheckedError();
+}
+
+void GroupBatch::Delete(Family family, const std::string& key) {
+  batch_.Delete(db_->family(family), key).PermitUncheckedError();
+}
+
+CommitQueue::CommitQueue(Database* db, Options options) : db_(db), options_(options) {
+  options_.max_group = std::max<size_t>(options_.max_group, 1);
+  thread_ = std::thread([this] { CommitLoop(); });
+}
+
+CommitQueue::~CommitQueue() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();  // CommitLoop returns once the queue is empty
+}
+
+void CommitQueue::Submit(Operation op, Completion done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queue_.push_back(Pending{std::move(op), std::move(done)});
+      return;
+    }
+  }
+  done(absl::UnavailableError("commit queue is shutting down"));
+}
+
+absl::Status CommitQueue::Run(Operation op) {
+  std::promise<absl::Status> result;
+  std::future<absl::Status> future = result.get_future();
+  Submit(std::move(op), [&result](absl::Status status) { result.set_value(std::move(status)); });
+  return future.get();
+}
+
+void CommitQueue::CommitLoop() {
+  std::vector<Pending> group;
+  std::vector<absl::Status> results;
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options_.sync;
+
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, and everything submitted is done
+      size_t n = std::min(queue_.size(), options_.max_group);
+      for (size_t i = 0; i < n; ++i) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+
+    // Run the operations in order; each one's writes are undone on its own failure.
+    GroupBatch batch(db_);
+    results.assign(group.size(), absl::OkStatus());
+    bool any_ok = false;
+    absl::Status broken;  // set when the batch can no longer be trusted
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (!broken.ok()) {
+        results[i] = broken;
+        continue;
+      }
+      batch.batch_.SetSavePoint();
+      absl::Status status = group[i].op(batch);
+      rocksdb::Status undo =
+          status.ok() ? batch.batch_.PopSavePoint() : batch.batch_.RollbackToSavePoint();
+      if (!undo.ok()) {
+        broken = absl::InternalError(
+            absl::StrCat("commit group could not be staged: ", FromRocks(undo).message()));
+        std::fill(results.begin(), results.begin() + i + 1, broken);
+        continue;
+      }
+      results[i] = std::move(status);
+      any_ok = any_ok || results[i].ok();
+    }
+
+    // One write (one WAL sync) for the whole group. An empty batch (only reads, or only
+    // failures) needs no write: what was read was already durable.
+    if (broken.ok() && any_ok && batch.batch_.GetWriteBatch()->Count() > 0) {
+      absl::Status written =
+          FromRocks(db_->db()->Write(write_options, batch.batch_.GetWriteBatch()));
+      if (!written.ok()) {
+        for (absl::Status& result : results) {
+          if (result.ok()) result = written;
+        }
+      }
+    }
+
+    // Completions run without the lock, each exactly once.
+    for (size_t i = 0; i < group.size(); ++i) {
+      group[i].done(std::move(results[i]));
+    }
+    group.clear();
+  }
+}
+
+}  // namespace tellonce::consent

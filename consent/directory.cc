@@ -1,0 +1,498 @@
+#include "consent/directory.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "proto/textproto.h"
+
+namespace tellonce::consent {
+namespace {
+
+using ::google::protobuf::util::TimeUtil;
+using ::tellonce::v1::Agency;
+using ::tellonce::v1::AttributeDef;
+using ::tellonce::v1::CitizenIdRule;
+using ::tellonce::v1::Mandate;
+using ::tellonce::v1::Purpose;
+using ::tellonce::v1::Role;
+using ::tellonce::v1::Subscription;
+
+// Longest citizen id looked at; longer input is refused before the regex sees it.
+constexpr size_t kMaxCitizenIdLength = 64;
+constexpr size_t kMaxDnsNameLength = 253;
+constexpr size_t kMaxDnsLabelLength = 63;
+
+bool IsLowerAlnum(char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c); }
+bool IsUpperAlnum(char c) { return absl::ascii_isupper(c) || absl::ascii_isdigit(c); }
+
+// Hand-written matchers: cheaper than std::regex and safe on arbitrarily long input.
+
+// [a-z0-9][a-z0-9-]{0,62}
+bool IsAgencyId(std::string_view s) {
+  if (s.empty() || s.size() > 63 || !IsLowerAlnum(s[0])) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
+}
+
+// [a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+
+bool IsAttributeName(std::string_view s) {
+  int segments = 0;
+  size_t start = 0;
+  while (true) {
+    size_t dot = s.find('.', start);
+    std::string_view segment =
+        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (segment.empty() || !absl::ascii_islower(segment[0])) return false;
+    for (char c : segment) {
+      if (!IsLowerAlnum(c) && c != '_') return false;
+    }
+    ++segments;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return segments >= 2;
+}
+
+// [A-Z][A-Z0-9_]{0,63}
+bool IsUpperCode(std::string_view s) {
+  if (s.empty() || s.size() > 64 || !absl::ascii_isupper(s[0])) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return IsUpperAlnum(c) || c == '_'; });
+}
+
+// Lower-case DNS name: dot-separated labels of [a-z0-9-], 1..63 long, not starting or
+// ending with '-'.
+bool IsDnsLikeName(std::string_view s) {
+  if (s.empty() || s.size() > kMaxDnsNameLength) return false;
+  size_t start = 0;
+  while (true) {
+    size_t dot = s.find('.', start);
+    std::string_view label =
+        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label.empty() || label.size() > kMaxDnsLabelLength) return false;
+    if (label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!IsLowerAlnum(c) && c != '-') return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+// host:port, where host is a DNS name or IPv4 address, or a bracketed IPv6 address,
+// and port is 1..65535. No scheme ("dns:///") and no path.
+bool IsHostPort(std::string_view s) {
+  std::string_view host;
+  std::string_view port;
+  if (!s.empty() && s.front() == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      return false;
+    }
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+    if (host.empty()) return false;
+    for (char c : host) {
+      if (!absl::ascii_isxdigit(c) && c != ':' && c != '.') return false;
+    }
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (host.empty() || host.size() > kMaxDnsNameLength) return false;
+    for (char c : host) {
+      if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_') return false;
+    }
+  }
+  if (port.empty() || port.size() > 5) return false;
+  uint32_t value = 0;
+  for (char c : port) {
+    if (!absl::ascii_isdigit(c)) return false;
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  return value >= 1 && value <= 65535;
+}
+
+// Printable ASCII without whitespace.
+bool IsVisibleAscii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+// The first content problem of a directory, as "<source>: <path>: <reason>".
+class ContentErrors {
+ public:
+  explicit ContentErrors(std::string_view source) : source_(source) {}
+  absl::Status operator()(std::string_view path, std::string_view reason) const {
+    return absl::InvalidArgumentError(absl::StrCat(source_, ": ", path, ": ", reason));
+  }
+
+ private:
+  std::string_view source_;
+};
+
+std::string Quoted(std::string_view s) { return absl::StrCat("\"", s, "\""); }
+
+// Lookup tables built while checking; moved into the Directory on success.
+struct Index {
+  absl::flat_hash_map<std::string, int> agencies;
+  absl::flat_hash_map<std::string, int> attributes;
+  absl::flat_hash_map<std::string, int> purposes;
+};
+
+bool AgencyHasRole(const Agency& agency, Role role) {
+  return std::find(agency.roles().begin(), agency.roles().end(), role) != agency.roles().end();
+}
+
+absl::Status CheckAgencies(const tellonce::v1::Directory& d, const ContentErrors& error,
+                           Index& index) {
+  for (int i = 0; i < d.agencies_size(); ++i) {
+    const Agency& agency = d.agencies(i);
+    const std::string path = absl::StrCat("agencies[", i, "]");
+    if (agency.id().empty()) return error(path + ".id", "required");
+    if (!IsAgencyId(agency.id())) {
+      return error(path + ".id", "must match [a-z0-9][a-z0-9-]{0,62}");
+    }
+    if (!index.agencies.emplace(agency.id(), i).second) {
+      return error(path + ".id", absl::StrCat("duplicate agency id ", Quoted(agency.id())));
+    }
+    if (agency.roles().empty()) return error(path + ".roles", "at least one role is required");
+    for (int j = 0; j < agency.roles_size(); ++j) {
+      const std::string role_path = absl::StrCat(path, ".roles[", j, "]");
+      const int role = agency.roles(j);
+      if (role == tellonce::v1::ROLE_UNSPECIFIED) {
+        return error(role_path, "must not be ROLE_UNSPECIFIED");
+      }
+      if (!tellonce::v1::Role_IsValid(role)) {
+        return error(role_path, absl::StrCat("unknown role ", role));
+      }
+      if (std::find(agency.roles().begin(), agency.roles().begin() + j, role) !=
+          agency.roles().begin() + j) {
+        return error(role_path, absl::StrCat("duplicate role ", tellonce::v1::Role_Name(role)));
+      }
+    }
+    if (agency.connector_endpoint().empty()) {
+      if (AgencyHasRole(agency, tellonce::v1::PROVIDER)) {
+        return error(path + ".connector_endpoint", "required for an agency with the provider role");
+      }
+    } else if (!IsHostPort(agency.connector_endpoint())) {
+      return error(path + ".connector_endpoint", "must be host:port");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// `path` names the field holding `agency_id`; the agency must exist and have `role`.
+absl::Status CheckAgencyReference(const tellonce::v1::Directory& d, const Index& index,
+                                  const ContentErrors& error, const std::string& path,
+                                  std::string_view agency_id, Role role) {
+  if (agency_id.empty()) return error(path, "required");
+  auto it = index.agencies.find(agency_id);
+  if (it == index.agencies.end()) {
+    return error(path, absl::StrCat("unknown agency ", Quoted(agency_id)));
+  }
+  if (!AgencyHasRole(d.agencies(it->second), role)) {
+    std::string role_name = absl::AsciiStrToLower(tellonce::v1::Role_Name(role));
+    return error(path, absl::StrCat("agency ", Quoted(agency_id), " does not have the ",
+                                    role_name, " role"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAttributes(const tellonce::v1::Directory& d, const ContentErrors& error,
+                             Index& index) {
+  for (int i = 0; i < d.attributes_size(); ++i) {
+    const AttributeDef& attribute = d.attributes(i);
+    const std::string path = absl::StrCat("attributes[", i, "]");
+    if (attribute.name().empty()) return error(path + ".name", "required");
+    if (!IsAttributeName(attribute.name())) {
+      return error(path + ".name", "must match [a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+");
+    }
+    if (!index.attributes.emplace(attribute.name(), i).second) {
+      return error(path + ".name", absl::StrCat("duplicate attribute ", Quoted(attribute.name())));
+    }
+    if (attribute.type() == tellonce::v1::ATTRIBUTE_TYPE_UNSPECIFIED) {
+      return error(path + ".type", "must not be ATTRIBUTE_TYPE_UNSPECIFIED");
+    }
+    if (!tellonce::v1::AttributeType_IsValid(attribute.type())) {
+      return error(path + ".type", absl::StrCat("unknown type ", attribute.type()));
+    }
+    absl::Status provider = CheckAgencyReference(d, index, error, path + ".provider",
+                                                 attribute.provider(), tellonce::v1::PROVIDER);
+    if (!provider.ok()) return provider;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPurposes(const tellonce::v1::Directory& d, const ContentErrors& error,
+                           Index& index) {
+  for (int i = 0; i < d.purposes_size(); ++i) {
+    const Purpose& purpose = d.purposes(i);
+    const std::string path = absl::StrCat("purposes[", i, "].code");
+    if (purpose.code().empty()) return error(path, "required");
+    if (!IsUpperCode(purpose.code())) return error(path, "must match [A-Z][A-Z0-9_]{0,63}");
+    if (!index.purposes.emplace(purpose.code(), i).second) {
+      return error(path, absl::StrCat("duplicate purpose ", Quoted(purpose.code())));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Each entry of `names` (the field at `path`) must be a catalogue attribute, once.
+absl::Status CheckAttributeList(const google::protobuf::RepeatedPtrField<std::string>& names,
+                                const Index& index, const ContentErrors& error,
+                                const std::string& path) {
+  if (names.empty()) return error(path, "at least one attribute is required");
+  absl::flat_hash_set<std::string_view> seen;
+  for (int j = 0; j < names.size(); ++j) {
+    const std::string element = absl::StrCat(path, "[", j, "]");
+    if (!index.attributes.contains(names[j])) {
+      return error(element, absl::StrCat("unknown attribute ", Quoted(names[j])));
+    }
+    if (!seen.insert(names[j]).second) return error(element, "duplicate attribute");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckMandates(const tellonce::v1::Directory& d, const Index& index,
+                           const ContentErrors& error) {
+  absl::flat_hash_set<std::string_view> ids;
+  for (int i = 0; i < d.mandates_size(); ++i) {
+    const Mandate& mandate = d.mandates(i);
+    const std::string path = absl::StrCat("mandates[", i, "]");
+    if (mandate.id().empty()) return error(path + ".id", "required");
+    if (!IsAgencyId(mandate.id())) {
+      return error(path + ".id", "must match [a-z0-9][a-z0-9-]{0,62}");
+    }
+    if (!ids.insert(mandate.id()).second) {
+      return error(path + ".id", absl::StrCat("duplicate mandate id ", Quoted(mandate.id())));
+    }
+    absl::Status consumer = CheckAgencyReference(d, index, error, path + ".consumer",
+                                                 mandate.consumer(), tellonce::v1::CONSUMER);
+    if (!consumer.ok()) return consumer;
+    absl::Status attributes =
+        CheckAttributeList(mandate.attributes(), index, error, path + ".attributes");
+    if (!attributes.ok()) return attributes;
+    if (mandate.purpose().empty()) return error(path + ".purpose", "required");
+    if (!index.purposes.contains(mandate.purpose())) {
+      return error(path + ".purpose", absl::StrCat("unknown purpose ", Quoted(mandate.purpose())));
+    }
+    if (absl::StripAsciiWhitespace(mandate.legal_reference()).empty()) {
+      return error(path + ".legal_reference", "required");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSubscriptions(const tellonce::v1::Directory& d, const Index& index,
+                                const ContentErrors& error) {
+  for (int i = 0; i < d.subscriptions_size(); ++i) {
+    const Subscription& subscription = d.subscriptions(i);
+    const std::string path = absl::StrCat("subscriptions[", i, "]");
+    // A subscriber pulls the changed values as a consumer, and deliveries go to its
+    // connector.
+    absl::Status agency = CheckAgencyReference(d, index, error, path + ".agency",
+                                               subscription.agency(), tellonce::v1::CONSUMER);
+    if (!agency.ok()) return agency;
+    if (d.agencies(index.agencies.find(subscription.agency())->second)
+            .connector_endpoint()
+            .empty()) {
+      return error(path + ".agency", absl::StrCat("agency ", Quoted(subscription.agency()),
+                                                  " has no connector_endpoint to deliver to"));
+    }
+    if (subscription.event_types().empty()) {
+      return error(path + ".event_types", "at least one event type is required");
+    }
+    for (int j = 0; j < subscription.event_types_size(); ++j) {
+      if (!IsUpperCode(subscription.event_types(j))) {
+        return error(absl::StrCat(path, ".event_types[", j, "]"),
+                     "must match [A-Z][A-Z0-9_]{0,63}");
+      }
+    }
+    absl::Status attributes =
+        CheckAttributeList(subscription.attributes(), index, error, path + ".attributes");
+    if (!attributes.ok()) return attributes;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseCitizenPattern(const CitizenIdRule& rule, const ContentErrors& error,
+                                 std::regex& pattern) {
+  if (!CitizenIdRule::Checksum_IsValid(rule.checksum())) {
+    return error("citizen_id_rule.checksum", absl::StrCat("unknown checksum ", rule.checksum()));
+  }
+  if (rule.pattern().empty()) return absl::OkStatus();
+  try {
+    pattern = std::regex(rule.pattern(), std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return error("citizen_id_rule.pattern", absl::StrCat("does not compile: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const Directory>> Directory::LoadFile(const std::string& path) {
+  tellonce::v1::Directory proto;
+  absl::Status parsed = ParseTextProtoFile(path, &proto);
+  if (!parsed.ok()) return parsed;
+  return FromProto(std::move(proto), path);
+}
+
+absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(
+    tellonce::v1::Directory proto, std::string_view source) {
+  const ContentErrors error(source);
+
+  if (proto.trust_domain().empty()) return error("trust_domain", "required");
+  if (!IsDnsLikeName(proto.trust_domain())) {
+    return error("trust_domain", "must be a lower-case DNS name, e.g. \"gov.example\"");
+  }
+  Index index;
+  if (absl::Status s = CheckAgencies(proto, error, index); !s.ok()) return s;
+  if (absl::Status s = CheckAttributes(proto, error, index); !s.ok()) return s;
+  if (absl::Status s = CheckPurposes(proto, error, index); !s.ok()) return s;
+  if (absl::Status s = CheckMandates(proto, index, error); !s.ok()) return s;
+
+  std::shared_ptr<Directory> directory(new Directory());
+  if (absl::Status s = ParseCitizenPattern(proto.citizen_id_rule(), error,
+                                           directory->citizen_pattern_);
+      !s.ok()) {
+    return s;
+  }
+  directory->has_citizen_pattern_ = !proto.citizen_id_rule().pattern().empty();
+
+  if (proto.limits().has_max_consent_lifetime()) {
+    const google::protobuf::Duration& lifetime = proto.limits().max_consent_lifetime();
+    if (lifetime.seconds() < TimeUtil::kDurationMinSeconds ||
+        lifetime.seconds() > TimeUtil::kDurationMaxSeconds || lifetime.nanos() <= -1000000000 ||
+        lifetime.nanos() >= 1000000000 || (lifetime.seconds() > 0 && lifetime.nanos() < 0) ||
+        (lifetime.seconds() < 0 && lifetime.nanos() > 0)) {
+      return error("limits.max_consent_lifetime", "not a valid duration");
+    }
+    absl::Duration value = absl::Seconds(lifetime.seconds()) + absl::Nanoseconds(lifetime.nanos());
+    if (value <= absl::ZeroDuration()) return error("limits.max_consent_lifetime", "must be positive");
+    directory->max_consent_lifetime_ = value;
+  }
+  // 0 is the proto3 default: unset, keep the built-in default.
+  if (proto.limits().max_attributes_per_consent() > 0) {
+    directory->max_attributes_per_consent_ = proto.limits().max_attributes_per_consent();
+  }
+
+  if (absl::Status s = CheckSubscriptions(proto, index, error); !s.ok()) return s;
+
+  directory->proto_ = std::move(proto);
+  directory->agencies_ = std::move(index.agencies);
+  directory->attributes_ = std::move(index.attributes);
+  directory->purposes_ = std::move(index.purposes);
+  return std::shared_ptr<const Directory>(std::move(directory));
+}
+
+const tellonce::v1::Agency* Directory::FindAgency(std::string_view id) const {
+  auto it = agencies_.find(id);
+  return it == agencies_.end() ? nullptr : &proto_.agencies(it->second);
+}
+
+const tellonce::v1::AttributeDef* Directory::FindAttribute(std::string_view name) const {
+  auto it = attributes_.find(name);
+  return it == attributes_.end() ? nullptr : &proto_.attributes(it->second);
+}
+
+const tellonce::v1::Purpose* Directory::FindPurpose(std::string_view code) const {
+  auto it = purposes_.find(code);
+  return it == purposes_.end() ? nullptr : &proto_.purposes(it->second);
+}
+
+const tellonce::v1::Mandate* Directory::FindMandate(std::string_view consumer,
+                                                    std::string_view purpose,
+                                                    std::string_view attribute) const {
+  // Directories hold a handful of mandates; a scan beats maintaining another index.
+  for (const Mandate& mandate : proto_.mandates()) {
+    if (mandate.consumer() != consumer || mandate.purpose() != purpose) continue;
+    for (const std::string& name : mandate.attributes()) {
+      if (name == attribute) return &mandate;
+    }
+  }
+  return nullptr;
+}
+
+bool Directory::HasRole(std::string_view agency_id, tellonce::v1::Role role) const {
+  const Agency* agency = FindAgency(agency_id);
+  return agency != nullptr && AgencyHasRole(*agency, role);
+}
+
+absl::Status Directory::CheckCitizenId(std::string_view citizen_id) const {
+  if (citizen_id.empty()) return absl::InvalidArgumentError("citizen_id: required");
+  if (citizen_id.size() > kMaxCitizenIdLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("citizen_id: longer than ", kMaxCitizenIdLength, " characters"));
+  }
+  if (!IsVisibleAscii(citizen_id)) {
+    return absl::InvalidArgumentError("citizen_id: must be printable ASCII without spaces");
+  }
+  if (has_citizen_pattern_) {
+    bool matches = false;
+    try {
+      matches = std::regex_match(citizen_id.begin(), citizen_id.end(), citizen_pattern_);
+    } catch (const std::regex_error&) {
+      // Complexity or stack limits of the regex engine: treat as no match.
+      matches = false;
+    }
+    if (!matches) {
+      return absl::InvalidArgumentError("citizen_id: does not match the configured pattern");
+    }
+  }
+  bool checksum_ok = true;
+  switch (proto_.citizen_id_rule().checksum()) {
+    case CitizenIdRule::LUHN:
+      checksum_ok = LuhnValid(citizen_id);
+      break;
+    case CitizenIdRule::ESTONIAN_ISIKUKOOD:
+      checksum_ok = EstonianIsikukoodValid(citizen_id);
+      break;
+    default:
+      break;
+  }
+  if (!checksum_ok) return absl::InvalidArgumentError("citizen_id: checksum does not verify");
+  return absl::OkStatus();
+}
+
+bool LuhnValid(std::string_view digits) {
+  // One digit is all check digit and nothing to check.
+  if (digits.size() < 2) return false;
+  int sum = 0;
+  bool double_it = false;
+  for (auto it = digits.rbegin(); it != digits.rend(); ++it) {
+    if (!absl::ascii_isdigit(*it)) return false;
+    int d = *it - '0';
+    if (double_it) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum = (sum + d) % 10;
+    double_it = !double_it;
+  }
+  return sum == 0;
+}
+
+bool EstonianIsikukoodValid(std::string_view digits) {
+  if (digits.size() != 11) return false;
+  if (!std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) return false;
+  static constexpr int kFirstWeights[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1};
+  static constexpr int kSecondWeights[10] = {3, 4, 5, 6, 7, 8, 9, 1, 2, 3};
+  auto remainder = [&](const int (&weights)[10]) {
+    int sum = 0;
+    for (int i = 0; i < 10; ++i) sum += (digits[i] - '0') * weights[i];
+    return sum % 11;
+  };
+  int check = remainder(kFirstWeights);
+  if (check == 10) {
+    check = remainder(kSecondWeights);
+    if (check == 10) check = 0;
+  }
+  return check == digits[10] - '0';
+}
+
+}  // namespace tellonce::consent
