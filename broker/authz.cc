@@ -14,7 +14,7 @@ absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& conte
   absl::StatusOr<certs::SpiffeId> id = certs::PeerIdentity(*auth, directory.trust_domain());
   if (!id.ok()) return id.status();
   if (id->is_broker) {
-    return absl::PermissionDeniedError(absl::StrCat(service, " is not for the broker identity"));
+    return absl::PermissionDeniedError(absl::StrCat(std::string(service), " is not for the broker identity"));
   }
   if (directory.FindAgency(id->agency_id) == nullptr) {
     return absl::PermissionDeniedError(
@@ -22,7 +22,7 @@ absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& conte
   }
   if (!directory.HasRole(id->agency_id, role)) {
     return absl::PermissionDeniedError(absl::StrCat(
-        service, " requires the ",
+        std::string(service), " requires the ",
         absl::AsciiStrToLower(tellonce::v1::Role_Name(role)), " role"));
   }
   return id->agency_id;

@@ -13,7 +13,7 @@ namespace {
 void Write(char level, std::string_view text) {
   std::string line = absl::StrCat(
       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ",
-      std::string_view(&level, 1), " ", text, "\n");
+      std::string(1, level), " ", absl::string_view(text.data(), text.size()), "\n");
   // One fwrite per line keeps concurrent lines whole.
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);

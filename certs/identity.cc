@@ -12,9 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "grpc/grpc_security_constants.h"
 
 namespace tellonce::certs {
@@ -28,13 +26,22 @@ constexpr size_t kMaxTrustDomainLength = 255;
 constexpr size_t kMaxLabelLength = 63;
 constexpr size_t kMaxAgencyIdLength = 63;
 
+// Debian builds abseil with its own absl::string_view, which std::string_view does
+// not convert to implicitly.
+absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
 // Lower-case DNS-like name: dot-separated labels of [a-z0-9-], not starting or ending
 // with '-'.
 bool IsValidTrustDomain(std::string_view td) {
   if (td.empty() || td.size() > kMaxTrustDomainLength) return false;
-  for (std::string_view label : absl::StrSplit(td, '.')) {
+  size_t start = 0;
+  while (start <= td.size()) {
+    size_t end = td.find('.', start);
+    if (end == std::string_view::npos) end = td.size();
+    std::string_view label = td.substr(start, end - start);
+    start = end + 1;
     if (label.empty() || label.size() > kMaxLabelLength) return false;
     if (!IsLowerAlnum(label.front()) || !IsLowerAlnum(label.back())) return false;
     for (char c : label) {
@@ -73,7 +80,7 @@ std::string SpiffeId::ToString() const {
 
 absl::StatusOr<SpiffeId> ParseSpiffeId(std::string_view uri) {
   // Never echo the whole input: it may be long or come from a peer.
-  if (!absl::StartsWith(uri, kScheme)) {
+  if (!uri.starts_with(kScheme)) {
     return absl::InvalidArgumentError("SPIFFE id: must start with spiffe://");
   }
   std::string_view rest = uri.substr(kScheme.size());
@@ -93,7 +100,7 @@ absl::StatusOr<SpiffeId> ParseSpiffeId(std::string_view uri) {
     id.is_broker = true;
     return id;
   }
-  if (absl::StartsWith(path, kAgencyPrefix)) {
+  if (path.starts_with(kAgencyPrefix)) {
     std::string_view agency = path.substr(kAgencyPrefix.size());
     if (!IsValidAgencyId(agency)) {
       return absl::InvalidArgumentError(
@@ -106,11 +113,11 @@ absl::StatusOr<SpiffeId> ParseSpiffeId(std::string_view uri) {
 }
 
 std::string AgencySpiffeId(std::string_view trust_domain, std::string_view agency_id) {
-  return absl::StrCat(kScheme, trust_domain, kAgencyPrefix, agency_id);
+  return absl::StrCat(Absl(kScheme), Absl(trust_domain), Absl(kAgencyPrefix), Absl(agency_id));
 }
 
 std::string BrokerSpiffeId(std::string_view trust_domain) {
-  return absl::StrCat(kScheme, trust_domain, kBrokerPath);
+  return absl::StrCat(Absl(kScheme), Absl(trust_domain), Absl(kBrokerPath));
 }
 
 absl::StatusOr<SpiffeId> PeerIdentity(const grpc::AuthContext& auth,
@@ -133,7 +140,7 @@ absl::StatusOr<SpiffeId> PeerIdentity(const grpc::AuthContext& auth,
   if (id->trust_domain != expected_trust_domain) {
     return absl::PermissionDeniedError(
         absl::StrCat("peer certificate is from trust domain ", id->trust_domain,
-                     ", expected ", expected_trust_domain));
+                     ", expected ", Absl(expected_trust_domain)));
   }
   return id;
 }

@@ -1,0 +1,242 @@
+#include "consent/registry.h"
+
+#include <openssl/evp.h>
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace tellonce::consent {
+namespace {
+
+using tellonce::v1::Consent;
+using tellonce::v1::ConsentEvent;
+using tellonce::v1::ConsentReceipt;
+using tellonce::v1::ReceiptBody;
+
+constexpr char kReceiptVersion[] = "tellonce-receipt/1";
+
+void ToTimestamp(absl::Time time, google::protobuf::Timestamp* ts) {
+  const int64_t seconds = absl::ToUnixSeconds(time);
+  ts->set_seconds(seconds);
+  ts->set_nanos(
+      static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+}
+
+// Deterministic serialization: the bytes a signature or fingerprint covers must not
+// depend on how the message was built.
+std::string SerializeDeterministic(const google::protobuf::MessageLite& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> Sha256(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("SHA-256 failed");
+  }
+  return std::string(reinterpret_cast<const char*>(digest), length);
+}
+
+absl::Status CheckPortal(const Directory& directory, const std::string& portal_id) {
+  if (!directory.HasRole(portal_id, tellonce::v1::PORTAL)) {
+    return absl::PermissionDeniedError("caller: not an agency with the portal role");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ReceiptBody BuildReceiptBody(const Consent& consent, const Directory& directory,
+                             const std::string& issuer, absl::Time issued_at) {
+  ReceiptBody body;
+  body.set_version(kReceiptVersion);
+  body.set_record_id(consent.consent_id());
+  ToTimestamp(issued_at, body.mutable_issued_at());
+  body.set_issuer(issuer);
+  body.set_jurisdiction(directory.trust_domain());
+  body.set_principal_id(consent.citizen_id());
+  body.set_controller(consent.consumer());
+  ReceiptBody::Purpose* purpose = body.add_purposes();
+  purpose->set_code(consent.purpose());
+  if (const tellonce::v1::Purpose* def = directory.FindPurpose(consent.purpose())) {
+    purpose->set_description(def->description());
+  }
+  *body.mutable_attributes() = consent.attributes();
+  *body.mutable_valid_from() = consent.valid_from();
+  *body.mutable_expires_at() = consent.expires_at();
+  body.set_mode(consent.mode());
+  body.set_collection_method(absl::StrCat("portal:", consent.portal()));
+  *body.mutable_collected_at() = consent.captured_at();
+  return body;
+}
+
+absl::StatusOr<ConsentReceipt> SignReceipt(const ReceiptBody& body, const certs::SigningKey& key) {
+  ConsentReceipt receipt;
+  receipt.set_body(SerializeDeterministic(body));
+  absl::StatusOr<std::string> signature = key.Sign(receipt.body());
+  if (!signature.ok()) return signature.status();
+  receipt.set_signature(*std::move(signature));
+  receipt.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
+  return receipt;
+}
+
+absl::StatusOr<ReceiptBody> VerifyReceipt(const ConsentReceipt& receipt,
+                                          const certs::VerifyingKey& key) {
+  if (receipt.signature_algorithm() != certs::kSignatureAlgorithm) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("signature_algorithm: unsupported, expected ", certs::kSignatureAlgorithm));
+  }
+  if (absl::Status verified = key.Verify(receipt.body(), receipt.signature()); !verified.ok()) {
+    return absl::UnauthenticatedError("signature does not verify");
+  }
+  ReceiptBody body;
+  if (!body.ParseFromString(receipt.body())) {
+    return absl::InvalidArgumentError("body: not a receipt");
+  }
+  return body;
+}
+
+ConsentRegistry::ConsentRegistry(const DirectoryHolder* directory, ConsentStore* store,
+                                 certs::SigningKey signing_key, Options options)
+    : directory_(directory),
+      store_(store),
+      signing_key_(std::move(signing_key)),
+      options_(std::move(options)) {}
+
+void ConsentRegistry::Grant(
+    const std::string& portal_id, const tellonce::v1::GrantConsentRequest& request,
+    absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::GrantConsentResponse>)> done) {
+  std::shared_ptr<const Directory> directory = directory_->Current();
+  const absl::Time now = options_.clock();
+  if (absl::Status status = CheckPortal(*directory, portal_id); !status.ok()) {
+    done(status);
+    return;
+  }
+  if (absl::Status status = ValidateGrant(request, *directory, options_.limits, now);
+      !status.ok()) {
+    done(status);
+    return;
+  }
+
+  tellonce::v1::StoredConsent record;
+  Consent& consent = *record.mutable_consent();
+  consent.set_consent_id(NewConsentId(now));
+  consent.set_citizen_id(request.citizen_id());
+  consent.set_consumer(request.consumer());
+  *consent.mutable_attributes() = request.attributes();
+  consent.set_purpose(request.purpose());
+  if (request.has_valid_from()) {
+    *consent.mutable_valid_from() = request.valid_from();
+  } else {
+    ToTimestamp(now, consent.mutable_valid_from());
+  }
+  *consent.mutable_expires_at() = request.expires_at();
+  consent.set_mode(request.mode());
+  consent.set_portal(portal_id);
+  ToTimestamp(now, consent.mutable_captured_at());
+  consent.set_status(tellonce::v1::ACTIVE);
+  ConsentEvent* granted = consent.add_events();
+  granted->set_kind(ConsentEvent::GRANTED);
+  ToTimestamp(now, granted->mutable_at());
+  granted->set_actor(portal_id);
+  consent.set_request_id(request.request_id());
+
+  absl::StatusOr<ConsentReceipt> receipt =
+      SignReceipt(BuildReceiptBody(consent, *directory, options_.issuer, now), signing_key_);
+  if (!receipt.ok()) {
+    done(receipt.status());
+    return;
+  }
+  *record.mutable_receipt() = *std::move(receipt);
+
+  absl::StatusOr<std::string> fingerprint = Sha256(SerializeDeterministic(request));
+  if (!fingerprint.ok()) {
+    done(fingerprint.status());
+    return;
+  }
+  record.set_request_fingerprint(*std::move(fingerprint));
+
+  store_->Grant(std::move(record), [done = std::move(done)](
+                                       absl::StatusOr<ConsentStore::GrantOutcome> outcome) mutable {
+    if (!outcome.ok()) {
+      done(outcome.status());
+      return;
+    }
+    tellonce::v1::GrantConsentResponse response;
+    *response.mutable_consent() = std::move(outcome->consent);
+    *response.mutable_receipt() = std::move(outcome->receipt);
+    done(std::move(response));
+  });
+}
+
+void ConsentRegistry::Revoke(
+    const std::string& portal_id, const tellonce::v1::RevokeConsentRequest& request,
+    absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::RevokeConsentResponse>)> done) {
+  std::shared_ptr<const Directory> directory = directory_->Current();
+  if (absl::Status status = CheckPortal(*directory, portal_id); !status.ok()) {
+    done(status);
+    return;
+  }
+  if (absl::Status status = ValidateRevoke(request, *directory, options_.limits); !status.ok()) {
+    done(status);
+    return;
+  }
+  store_->Revoke(request.consent_id(), request.citizen_id(), portal_id, request.reason(),
+                 options_.clock(),
+                 [done = std::move(done)](absl::StatusOr<Consent> consent) mutable {
+                   if (!consent.ok()) {
+                     done(consent.status());
+                     return;
+                   }
+                   tellonce::v1::RevokeConsentResponse response;
+                   *response.mutable_consent() = *std::move(consent);
+                   done(std::move(response));
+                 });
+}
+
+absl::StatusOr<tellonce::v1::GetConsentResponse> ConsentRegistry::Get(
+    const std::string& portal_id, const tellonce::v1::GetConsentRequest& request) {
+  std::shared_ptr<const Directory> directory = directory_->Current();
+  if (absl::Status status = CheckPortal(*directory, portal_id); !status.ok()) return status;
+  if (absl::Status status = ValidateGet(request, *directory, options_.limits); !status.ok()) {
+    return status;
+  }
+  absl::StatusOr<tellonce::v1::StoredConsent> record =
+      store_->Get(request.consent_id(), request.citizen_id(), options_.clock());
+  if (!record.ok()) return record.status();
+  tellonce::v1::GetConsentResponse response;
+  *response.mutable_consent() = std::move(*record->mutable_consent());
+  *response.mutable_receipt() = std::move(*record->mutable_receipt());
+  return response;
+}
+
+absl::StatusOr<tellonce::v1::ListConsentsResponse> ConsentRegistry::List(
+    const std::string& portal_id, const tellonce::v1::ListConsentsRequest& request) {
+  std::shared_ptr<const Directory> directory = directory_->Current();
+  if (absl::Status status = CheckPortal(*directory, portal_id); !status.ok()) return status;
+  if (absl::Status status = ValidateList(request, *directory, options_.limits); !status.ok()) {
+    return status;
+  }
+  const int page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  absl::StatusOr<ConsentStore::Page> page = store_->List(
+      request.citizen_id(), request.status(), page_size, request.page_token(), options_.clock());
+  if (!page.ok()) return page.status();
+  tellonce::v1::ListConsentsResponse response;
+  for (Consent& consent : page->consents) *response.add_consents() = std::move(consent);
+  response.set_next_page_token(std::move(page->next_page_token));
+  return response;
+}
+
+}  // namespace tellonce::consent
