@@ -1,6 +1,7 @@
 #include "certs/identity.h"
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -103,8 +104,7 @@ absl::StatusOr<SpiffeId> ParseSpiffeId(std::string_view uri) {
   if (path.starts_with(kAgencyPrefix)) {
     std::string_view agency = path.substr(kAgencyPrefix.size());
     if (!IsValidAgencyId(agency)) {
-      return absl::InvalidArgumentError(
-          "SPIFFE id: agency id must match [a-z0-9][a-z0-9-]{0,62}");
+      return absl::InvalidArgumentError("SPIFFE id: agency id must match [a-z0-9][a-z0-9-]{0,62}");
     }
     id.agency_id = std::string(agency);
     return id;
@@ -125,22 +125,19 @@ absl::StatusOr<SpiffeId> PeerIdentity(const grpc::AuthContext& auth,
   if (!auth.IsPeerAuthenticated()) {
     return absl::UnauthenticatedError("peer is not authenticated by a client certificate");
   }
-  std::vector<grpc::string_ref> values =
-      auth.FindPropertyValues(GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
+  std::vector<grpc::string_ref> values = auth.FindPropertyValues(GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
   if (values.size() != 1) {
     return absl::UnauthenticatedError(
         "peer certificate does not carry exactly one SPIFFE id URI SAN");
   }
-  absl::StatusOr<SpiffeId> id =
-      ParseSpiffeId(std::string_view(values[0].data(), values[0].size()));
+  absl::StatusOr<SpiffeId> id = ParseSpiffeId(std::string_view(values[0].data(), values[0].size()));
   if (!id.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("peer certificate: ", id.status().message()));
+    return absl::UnauthenticatedError(absl::StrCat("peer certificate: ", id.status().message()));
   }
   if (id->trust_domain != expected_trust_domain) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("peer certificate is from trust domain ", id->trust_domain,
-                     ", expected ", Absl(expected_trust_domain)));
+    return absl::PermissionDeniedError(absl::StrCat("peer certificate is from trust domain ",
+                                                    id->trust_domain, ", expected ",
+                                                    Absl(expected_trust_domain)));
   }
   return id;
 }
@@ -149,13 +146,14 @@ absl::StatusOr<SpiffeId> CertificateSpiffeId(const std::string& certificate_pem)
   std::unique_ptr<BIO, BioFree> bio(
       BIO_new_mem_buf(certificate_pem.data(), static_cast<int>(certificate_pem.size())));
   if (bio == nullptr) return absl::InternalError("BIO_new_mem_buf failed");
-  std::unique_ptr<X509, X509Free> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (cert == nullptr) {
+    ERR_clear_error();
     return absl::InvalidArgumentError("certificate: not a PEM X.509 certificate");
   }
   std::unique_ptr<GENERAL_NAMES, GeneralNamesFree> names(static_cast<GENERAL_NAMES*>(
       X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr)));
+  ERR_clear_error();  // A malformed extension leaves errors on this thread's queue.
   std::vector<std::string_view> uris;
   if (names != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
@@ -167,8 +165,8 @@ absl::StatusOr<SpiffeId> CertificateSpiffeId(const std::string& certificate_pem)
     }
   }
   if (uris.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "certificate: has ", uris.size(), " URI SANs, needs exactly one SPIFFE id"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate: has ", uris.size(), " URI SANs, needs exactly one SPIFFE id"));
   }
   absl::StatusOr<SpiffeId> id = ParseSpiffeId(uris[0]);
   if (!id.ok()) {

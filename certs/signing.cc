@@ -41,8 +41,7 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
 
 std::unique_ptr<BIO, BioFree> MemBio(std::string_view data) {
-  return std::unique_ptr<BIO, BioFree>(
-      BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -60,7 +59,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 // OK when `key` is an EC key on P-256; `what` names the input in the error.
-absl::Status CheckP256(EVP_PKEY* key, std::string_view what) {
+absl::Status CheckP256(EVP_PKEY* key, absl::string_view what) {
   char group[64] = {0};
   size_t group_len = 0;
   if (!EVP_PKEY_is_a(key, "EC") ||
@@ -144,7 +143,8 @@ std::string SigningKey::PublicKeyPem() const { return impl_->public_key_pem; }
 absl::StatusOr<VerifyingKey> VerifyingKey::FromCertificatePem(std::string_view pem) {
   auto bio = MemBio(pem);
   if (bio == nullptr) return absl::InternalError("BIO_new_mem_buf failed");
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr));
+  std::unique_ptr<X509, X509Free> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr));
   if (cert == nullptr) {
     ERR_clear_error();
     return absl::InvalidArgumentError("certificate: not a PEM X.509 certificate");
@@ -190,10 +190,9 @@ absl::Status VerifyingKey::Verify(std::string_view data, std::string_view signat
     return absl::InternalError("ECDSA verification failed to start");
   }
   // 1: valid; 0: wrong signature; negative: malformed input. Only 1 passes.
-  const int rc =
-      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                       signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
-                       data.size());
+  const int rc = EVP_DigestVerify(
+      ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+      reinterpret_cast<const unsigned char*>(data.data()), data.size());
   if (rc != 1) {
     ERR_clear_error();
     return absl::UnauthenticatedError("signature does not verify");

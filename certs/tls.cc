@@ -42,16 +42,19 @@ struct PkeyFree {
 struct X509Free {
   void operator()(X509* x) const { X509_free(x); }
 };
+struct X509CrlFree {
+  void operator()(X509_CRL* c) const { X509_CRL_free(c); }
+};
 
 // Never prompts for a pass phrase: an encrypted key is reported as unusable.
 int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
 
 // "tls.key_file /etc/tellonce/broker.key"
-std::string FieldAndPath(std::string_view field, const std::string& path) {
+std::string FieldAndPath(absl::string_view field, const std::string& path) {
   return absl::StrCat("tls.", field, " ", path);
 }
 
-absl::StatusOr<std::string> ReadFile(std::string_view field, const std::string& path) {
+absl::StatusOr<std::string> ReadFile(absl::string_view field, const std::string& path) {
   if (path.empty()) return absl::InvalidArgumentError(absl::StrCat("tls.", field, ": required"));
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
@@ -74,7 +77,7 @@ absl::StatusOr<std::string> ReadFile(std::string_view field, const std::string& 
 // Parses every certificate of a PEM bundle. Zero certificates, or trailing garbage in
 // a PEM block, is an error.
 absl::StatusOr<std::vector<std::unique_ptr<X509, X509Free>>> ParseCertificates(
-    std::string_view field, const std::string& path, const std::string& pem) {
+    absl::string_view field, const std::string& path, const std::string& pem) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (bio == nullptr) return absl::InternalError("BIO_new_mem_buf failed");
   ERR_clear_error();  // Judge only what this parse leaves behind.
@@ -95,6 +98,73 @@ absl::StatusOr<std::vector<std::unique_ptr<X509, X509Free>>> ParseCertificates(
   return certs;
 }
 
+// "Feb  1 00:00:00 2020 GMT"
+std::string AsnTimeString(const ASN1_TIME* t) {
+  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr || ASN1_TIME_print(bio.get(), t) != 1) {
+    ERR_clear_error();
+    return "(unknown time)";
+  }
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+// Checks that crl_dir holds, for every CA of ca_file, a current CRL in OpenSSL hashed
+// form (`<issuer hash>.r0`) signed by that CA. gRPC 1.51 treats a missing CRL as "not
+// revoked", so without this check an empty or wrong directory would silently turn
+// revocation checking off.
+absl::Status CheckCrlDir(const TlsPaths& paths,
+                         const std::vector<std::unique_ptr<X509, X509Free>>& cas) {
+  const std::string dir_field = FieldAndPath("crl_dir", paths.crl_dir);
+  struct stat st;
+  if (stat(paths.crl_dir.c_str(), &st) != 0) return absl::ErrnoToStatus(errno, dir_field);
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(dir_field, ": not a directory"));
+  }
+  for (const auto& ca : cas) {
+    char name_buf[256];
+    X509_NAME_oneline(X509_get_subject_name(ca.get()), name_buf, sizeof(name_buf));
+    const std::string subject = name_buf;
+    int hash_ok = 0;
+    const unsigned long hash =
+        X509_NAME_hash_ex(X509_get_subject_name(ca.get()), nullptr, nullptr, &hash_ok);
+    if (hash_ok != 1) {
+      ERR_clear_error();
+      return absl::InternalError("cannot hash a CA name");
+    }
+    char file_name[32];
+    std::snprintf(file_name, sizeof(file_name), "%08lx.r0", hash);
+    const std::string crl_path = absl::StrCat(paths.crl_dir, "/", file_name);
+    const std::string missing =
+        absl::StrCat(dir_field, ": no CRL ", file_name, " of CA ", subject, " in tls.ca_file ",
+                     paths.ca_file, " (revocation would not be checked)");
+    std::FILE* f = std::fopen(crl_path.c_str(), "rb");
+    if (f == nullptr) return absl::InvalidArgumentError(missing);
+    std::unique_ptr<X509_CRL, X509CrlFree> crl(
+        PEM_read_X509_CRL(f, nullptr, NoPassphrase, nullptr));
+    std::fclose(f);
+    if (crl == nullptr) {
+      ERR_clear_error();
+      return absl::InvalidArgumentError(
+          absl::StrCat(FieldAndPath("crl_dir", crl_path), ": not a PEM CRL"));
+    }
+    if (X509_CRL_verify(crl.get(), X509_get0_pubkey(ca.get())) != 1) {
+      ERR_clear_error();
+      return absl::InvalidArgumentError(absl::StrCat(FieldAndPath("crl_dir", crl_path),
+                                                     ": not signed by CA ", subject,
+                                                     " in tls.ca_file ", paths.ca_file));
+    }
+    // OpenSSL refuses every handshake once a CRL is past its next update.
+    const ASN1_TIME* next_update = X509_CRL_get0_nextUpdate(crl.get());
+    if (next_update != nullptr && X509_cmp_current_time(next_update) < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          FieldAndPath("crl_dir", crl_path), ": CRL expired on ", AsnTimeString(next_update)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The PEM contents of one process's TLS files, checked to be usable.
 struct TlsMaterial {
   std::string ca_pem;
@@ -103,8 +173,9 @@ struct TlsMaterial {
 };
 
 // Reads the files eagerly and checks that the CA bundle and certificate chain parse,
-// that the key is an unencrypted private key, and that it belongs to the first
-// (leaf) certificate of cert_file. Errors name the field and path.
+// that the key is an unencrypted private key belonging to the first (leaf)
+// certificate of cert_file, and, when crl_dir is set, that it has a CRL for each CA.
+// Errors name the field and path.
 absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsPaths& paths) {
   TlsMaterial m;
   absl::StatusOr<std::string> ca = ReadFile("ca_file", paths.ca_file);
@@ -117,9 +188,8 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsPaths& paths) {
   m.cert_pem = *std::move(cert);
   m.key_pem = *std::move(key);
 
-  if (auto cas = ParseCertificates("ca_file", paths.ca_file, m.ca_pem); !cas.ok()) {
-    return cas.status();
-  }
+  auto cas = ParseCertificates("ca_file", paths.ca_file, m.ca_pem);
+  if (!cas.ok()) return cas.status();
   auto chain = ParseCertificates("cert_file", paths.cert_file, m.cert_pem);
   if (!chain.ok()) return chain.status();
 
@@ -130,8 +200,8 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsPaths& paths) {
       PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
   if (pkey == nullptr) {
     ERR_clear_error();
-    return absl::InvalidArgumentError(absl::StrCat(
-        FieldAndPath("key_file", paths.key_file), ": not an unencrypted PEM private key"));
+    return absl::InvalidArgumentError(absl::StrCat(FieldAndPath("key_file", paths.key_file),
+                                                   ": not an unencrypted PEM private key"));
   }
   if (X509_check_private_key(chain->front().get(), pkey.get()) != 1) {
     ERR_clear_error();
@@ -141,15 +211,7 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsPaths& paths) {
   }
 
   if (!paths.crl_dir.empty()) {
-    struct stat st;
-    if (stat(paths.crl_dir.c_str(), &st) != 0) {
-      return absl::ErrnoToStatus(errno,
-                                 FieldAndPath("crl_dir", paths.crl_dir));
-    }
-    if (!S_ISDIR(st.st_mode)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(FieldAndPath("crl_dir", paths.crl_dir), ": not a directory"));
-    }
+    if (absl::Status s = CheckCrlDir(paths, *cas); !s.ok()) return s;
   }
   return m;
 }
@@ -170,17 +232,15 @@ class SpiffeIdVerifier final : public ExternalCertificateVerifier {
   explicit SpiffeIdVerifier(std::string expected) : expected_(std::move(expected)) {}
 
   bool Verify(TlsCustomVerificationCheckRequest* request,
-              std::function<void(grpc::Status)> /*callback*/,
-              grpc::Status* sync_status) override {
+              std::function<void(grpc::Status)> /*callback*/, grpc::Status* sync_status) override {
     const std::vector<grpc::string_ref> uris = request->uri_names();
     if (uris.size() != 1) {
-      *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                                  absl::StrCat("server certificate has ", uris.size(),
-                                               " URI SANs, expected exactly one"));
+      *sync_status = grpc::Status(
+          grpc::StatusCode::UNAUTHENTICATED,
+          absl::StrCat("server certificate has ", uris.size(), " URI SANs, expected exactly one"));
     } else if (std::string_view(uris[0].data(), uris[0].size()) != expected_) {
-      *sync_status =
-          grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                       absl::StrCat("server certificate is not ", expected_));
+      *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                  absl::StrCat("server certificate is not ", expected_));
     } else {
       *sync_status = grpc::Status::OK;
     }
@@ -206,10 +266,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   // The chain (and CRL) check happens in the handshake; who the client is, is decided
   // per call from its SPIFFE id (PeerIdentity), so no extra post-handshake check.
-  options.set_certificate_verifier(
-      std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+  options.set_certificate_verifier(std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
   if (!paths.crl_dir.empty()) options.set_crl_directory(paths.crl_dir);
-  std::shared_ptr<grpc::ServerCredentials> creds = grpc::experimental::TlsServerCredentials(options);
+  std::shared_ptr<grpc::ServerCredentials> creds =
+      grpc::experimental::TlsServerCredentials(options);
   if (creds == nullptr) return absl::InternalError("gRPC refused the TLS server options");
   return creds;
 }

@@ -4,6 +4,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -111,8 +112,8 @@ std::string PemOf(EVP_PKEY* key, bool private_key, bool traditional = false) {
   if (!private_key) {
     ok = PEM_write_bio_PUBKEY(bio.get(), key);
   } else if (traditional) {
-    ok = PEM_write_bio_PrivateKey_traditional(bio.get(), key, nullptr, nullptr, 0, nullptr,
-                                              nullptr);
+    ok =
+        PEM_write_bio_PrivateKey_traditional(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
   } else {
     ok = PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
   }
@@ -125,8 +126,8 @@ std::string PemOf(EVP_PKEY* key, bool private_key, bool traditional = false) {
 std::string EncryptedPkcs8Pem(EVP_PKEY* key) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
   char pass[] = "secret";
-  EXPECT_EQ(PEM_write_bio_PKCS8PrivateKey(bio.get(), key, EVP_aes_256_cbc(), pass,
-                                          sizeof(pass) - 1, nullptr, nullptr),
+  EXPECT_EQ(PEM_write_bio_PKCS8PrivateKey(bio.get(), key, EVP_aes_256_cbc(), pass, sizeof(pass) - 1,
+                                          nullptr, nullptr),
             1);
   char* data = nullptr;
   long len = BIO_get_mem_data(bio.get(), &data);
@@ -146,12 +147,16 @@ class Pki {
   std::string ca() const { return dir_ / "ca.pem"; }
   std::string crl_dir() const { return dir_ / "crl"; }
   TlsPaths Broker() const {
-    return {.ca_file = ca(), .cert_file = dir_ / "broker.pem", .key_file = dir_ / "broker.key"};
+    return {.ca_file = ca(),
+            .cert_file = dir_ / "broker.pem",
+            .key_file = dir_ / "broker.key",
+            .crl_dir = ""};
   }
   TlsPaths Agency(const std::string& id) const {
     return {.ca_file = ca(),
             .cert_file = dir_ / "agencies" / (id + ".pem"),
-            .key_file = dir_ / "agencies" / (id + ".key")};
+            .key_file = dir_ / "agencies" / (id + ".key"),
+            .crl_dir = ""};
   }
 
  private:
@@ -181,11 +186,11 @@ class CertsTest : public ::testing::Test {
     Run("main", {"--out", (*root_ / "main").string(), "--directory",
                  (*root_ / "directory.textproto").string(), "--agency", "extra"});
     // Same trust domain and agency names, different CA: must not be trusted.
-    Run("other", {"--out", (*root_ / "other").string(), "--trust-domain", kTrustDomain,
-                  "--agency", "tax"});
+    Run("other",
+        {"--out", (*root_ / "other").string(), "--trust-domain", kTrustDomain, "--agency", "tax"});
     // A PKI whose CRL revokes agency "revoked".
-    Run("revocation", {"--out", (*root_ / "revocation").string(), "--trust-domain",
-                       kTrustDomain, "--agency", "good", "--agency", "revoked"});
+    Run("revocation", {"--out", (*root_ / "revocation").string(), "--trust-domain", kTrustDomain,
+                       "--agency", "good", "--agency", "revoked"});
     Run("revoke", {"--out", (*root_ / "revocation").string(), "--revoke-agency", "revoked"});
   }
 
@@ -343,8 +348,7 @@ TEST(PeerIdentityTest, ReturnsTheVerifiedSpiffeId) {
 
 TEST(PeerIdentityTest, UnauthenticatedPeerIsRefusedEvenWithAnId) {
   FakeAuthContext auth(false, {"spiffe://gov.example/agency/tax"});
-  EXPECT_EQ(PeerIdentity(auth, kTrustDomain).status().code(),
-            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(PeerIdentity(auth, kTrustDomain).status().code(), absl::StatusCode::kUnauthenticated);
 }
 
 TEST(PeerIdentityTest, MissingAmbiguousOrMalformedIdIsUnauthenticated) {
@@ -354,16 +358,14 @@ TEST(PeerIdentityTest, MissingAmbiguousOrMalformedIdIsUnauthenticated) {
            {"spiffe://gov.example/agency/TAX"},
            {"spiffe://gov.example/something"}}) {
     FakeAuthContext auth(true, ids);
-    EXPECT_EQ(PeerIdentity(auth, kTrustDomain).status().code(),
-              absl::StatusCode::kUnauthenticated)
+    EXPECT_EQ(PeerIdentity(auth, kTrustDomain).status().code(), absl::StatusCode::kUnauthenticated)
         << ids.size();
   }
 }
 
 TEST(PeerIdentityTest, ForeignTrustDomainIsPermissionDenied) {
   FakeAuthContext auth(true, {"spiffe://other.example/agency/tax"});
-  EXPECT_EQ(PeerIdentity(auth, kTrustDomain).status().code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(PeerIdentity(auth, kTrustDomain).status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 // ---------------------------------------------------------------------------
@@ -402,8 +404,8 @@ TEST_F(CertsTest, ScriptWritesAHashedCrlDirectory) {
 
 TEST_F(CertsTest, ScriptRefusesToReplaceAnExistingCaWithoutForce) {
   const std::string ca_before = ReadFileOrDie(Main().ca());
-  CommandResult r = RunScript({"--out", Main().dir().string(), "--trust-domain", kTrustDomain},
-                              "no-force");
+  CommandResult r =
+      RunScript({"--out", Main().dir().string(), "--trust-domain", kTrustDomain}, "no-force");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr("--force"));
   EXPECT_EQ(ReadFileOrDie(Main().ca()), ca_before);
@@ -454,7 +456,8 @@ TEST_F(CertsTest, CertificateSpiffeIdRefusesCertificatesWithoutExactlyOneSpiffeU
     const fs::path cert = *root_ / (name + ".pem");
     CommandResult r = RunCommand(
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "
-        "/CN=test -keyout " + ShellQuote(key) + " -out " + ShellQuote(cert) + " -addext " +
+        "/CN=test -keyout " +
+            ShellQuote(key) + " -out " + ShellQuote(cert) + " -addext " +
             ShellQuote("subjectAltName=" + san),
         *root_ / (name + ".log"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -637,6 +640,15 @@ TEST_F(CertsTest, UnreadableOrUnparsableFilesAreRefusedNamingTheFile) {
   TlsPaths crl = good;
   crl.crl_dir = (*root_ / "no-such-crl-dir").string();
   cases.push_back({"tls.crl_dir " + crl.crl_dir, crl});
+  // gRPC would treat a missing CRL as "not revoked": a CRL dir without a CRL of the CA
+  // is refused, and so is one with a CRL of another CA (same issuer name, other key).
+  crl.crl_dir = (*root_ / "empty-crl-dir").string();
+  fs::create_directories(crl.crl_dir);
+  cases.push_back({"tls.crl_dir " + crl.crl_dir + ": no CRL", crl});
+  crl.crl_dir = Other().crl_dir();
+  cases.push_back({"tls.crl_dir " + crl.crl_dir, crl});
+  crl.crl_dir = junk.string();
+  cases.push_back({"tls.crl_dir " + crl.crl_dir + ": not a directory", crl});
   // A certificate where the key belongs.
   TlsPaths swapped = good;
   swapped.key_file = good.cert_file;
@@ -651,6 +663,50 @@ TEST_F(CertsTest, UnreadableOrUnparsableFilesAreRefusedNamingTheFile) {
     EXPECT_THAT(channel.status().message(), HasSubstr(c.field));
   }
   EXPECT_TRUE(MakeServerCredentials(good).ok());
+  good.crl_dir = Main().crl_dir();
+  EXPECT_TRUE(MakeServerCredentials(good).ok());
+}
+
+TEST_F(CertsTest, ExpiredCrlIsRefusedAtStartUp) {
+  // A CRL properly signed by the federation CA whose next update has passed: OpenSSL
+  // would refuse every handshake with it, so start-up must fail instead.
+  auto read_pem = [](const std::string& path, auto reader) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(path.c_str(), "r"), BIO_free);
+    return bio == nullptr ? nullptr : reader(bio.get(), nullptr, nullptr, nullptr);
+  };
+  std::unique_ptr<X509, decltype(&X509_free)> ca(read_pem(Main().ca(), PEM_read_bio_X509),
+                                                 X509_free);
+  PkeyPtr ca_key(read_pem((Main().dir() / "ca.key").string(), PEM_read_bio_PrivateKey),
+                 EVP_PKEY_free);
+  ASSERT_NE(ca, nullptr);
+  ASSERT_NE(ca_key, nullptr);
+  std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(X509_CRL_new(), X509_CRL_free);
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> last(
+      ASN1_TIME_adj(nullptr, time(nullptr), -10, 0), ASN1_TIME_free);
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(
+      ASN1_TIME_adj(nullptr, time(nullptr), -1, 0), ASN1_TIME_free);
+  ASSERT_EQ(X509_CRL_set_version(crl.get(), 1), 1);
+  ASSERT_EQ(X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca.get())), 1);
+  ASSERT_EQ(X509_CRL_set1_lastUpdate(crl.get(), last.get()), 1);
+  ASSERT_EQ(X509_CRL_set1_nextUpdate(crl.get(), next.get()), 1);
+  ASSERT_GT(X509_CRL_sign(crl.get(), ca_key.get(), EVP_sha256()), 0);
+
+  const fs::path dir = *root_ / "expired-crl";
+  fs::create_directories(dir);
+  char name[32];
+  std::snprintf(name, sizeof(name), "%08lx.r0", X509_NAME_hash(X509_get_subject_name(ca.get())));
+  {
+    std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new_file((dir / name).c_str(), "w"),
+                                                  BIO_free);
+    ASSERT_NE(out, nullptr);
+    ASSERT_EQ(PEM_write_bio_X509_CRL(out.get(), crl.get()), 1);
+  }
+  TlsPaths paths = Main().Broker();
+  paths.crl_dir = dir.string();
+  auto creds = MakeServerCredentials(paths);
+  EXPECT_EQ(creds.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(creds.status().message(), HasSubstr("CRL expired"));
+  EXPECT_THAT(creds.status().message(), HasSubstr((dir / name).string()));
 }
 
 // ---------------------------------------------------------------------------
@@ -659,8 +715,7 @@ TEST_F(CertsTest, UnreadableOrUnparsableFilesAreRefusedNamingTheFile) {
 // Echoes one message and records the caller's PeerIdentity.
 class EchoService final : public grpc::CallbackGenericService {
  public:
-  grpc::ServerGenericBidiReactor* CreateReactor(
-      grpc::GenericCallbackServerContext* ctx) override {
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
       identities_.push_back(PeerIdentity(*ctx->auth_context(), kTrustDomain));
@@ -795,9 +850,25 @@ TEST_F(CertsTest, ClientCertificateFromAnotherCaIsRejected) {
   EXPECT_FALSE(status.ok());
   EXPECT_TRUE(server.service().identities().empty());
   // Control: the same client with the federation's own certificate gets through.
-  EXPECT_TRUE(Call(server.address(), ChannelCreds(Main().Agency("tax"),
-                                                  BrokerSpiffeId(kTrustDomain)))
-                  .ok());
+  EXPECT_TRUE(
+      Call(server.address(), ChannelCreds(Main().Agency("tax"), BrokerSpiffeId(kTrustDomain)))
+          .ok());
+}
+
+TEST_F(CertsTest, ServerCertificateFromAnotherCaIsRejectedDespiteTheRightSpiffeId) {
+  // The SPIFFE id check replaces only the host name check, not chain verification.
+  TlsPaths impostor = Other().Broker();
+  impostor.ca_file = Main().ca();  // so that it would accept our client
+  LoopbackServer server(ServerCreds(impostor));
+  ASSERT_TRUE(server.started());
+  EXPECT_FALSE(
+      Call(server.address(), ChannelCreds(Main().Agency("tax"), BrokerSpiffeId(kTrustDomain)))
+          .ok());
+  EXPECT_TRUE(server.service().identities().empty());
+  // Control: a client trusting the other CA accepts it.
+  TlsPaths trusting = Main().Agency("tax");
+  trusting.ca_file = Other().ca();
+  EXPECT_TRUE(Call(server.address(), ChannelCreds(trusting, BrokerSpiffeId(kTrustDomain))).ok());
 }
 
 TEST_F(CertsTest, ClientWithoutACertificateIsRejected) {
