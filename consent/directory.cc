@@ -22,6 +22,10 @@ using ::tellonce::v1::Purpose;
 using ::tellonce::v1::Role;
 using ::tellonce::v1::Subscription;
 
+// Debian's abseil is built with its own absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW
+// is 0), so std::string_view must be converted for StrCat and for map lookups.
+absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
 // Longest citizen id looked at; longer input is refused before the regex sees it.
 constexpr size_t kMaxCitizenIdLength = 64;
 constexpr size_t kMaxDnsNameLength = 253;
@@ -127,14 +131,15 @@ class ContentErrors {
  public:
   explicit ContentErrors(std::string_view source) : source_(source) {}
   absl::Status operator()(std::string_view path, std::string_view reason) const {
-    return absl::InvalidArgumentError(absl::StrCat(source_, ": ", path, ": ", reason));
+    return absl::InvalidArgumentError(
+        absl::StrCat(AsAbsl(source_), ": ", AsAbsl(path), ": ", AsAbsl(reason)));
   }
 
  private:
   std::string_view source_;
 };
 
-std::string Quoted(std::string_view s) { return absl::StrCat("\"", s, "\""); }
+std::string Quoted(std::string_view s) { return absl::StrCat("\"", AsAbsl(s), "\""); }
 
 // Lookup tables built while checking; moved into the Directory on success.
 struct Index {
@@ -190,14 +195,14 @@ absl::Status CheckAgencyReference(const tellonce::v1::Directory& d, const Index&
                                   const ContentErrors& error, const std::string& path,
                                   std::string_view agency_id, Role role) {
   if (agency_id.empty()) return error(path, "required");
-  auto it = index.agencies.find(agency_id);
+  auto it = index.agencies.find(AsAbsl(agency_id));
   if (it == index.agencies.end()) {
     return error(path, absl::StrCat("unknown agency ", Quoted(agency_id)));
   }
   if (!AgencyHasRole(d.agencies(it->second), role)) {
     std::string role_name = absl::AsciiStrToLower(tellonce::v1::Role_Name(role));
-    return error(path, absl::StrCat("agency ", Quoted(agency_id), " does not have the ",
-                                    role_name, " role"));
+    return error(path, absl::StrCat("agency ", Quoted(agency_id), " does not have the ", role_name,
+                                    " role"));
   }
   return absl::OkStatus();
 }
@@ -342,8 +347,8 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::LoadFile(const std::
   return FromProto(std::move(proto), path);
 }
 
-absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(
-    tellonce::v1::Directory proto, std::string_view source) {
+absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(tellonce::v1::Directory proto,
+                                                                      std::string_view source) {
   const ContentErrors error(source);
 
   if (proto.trust_domain().empty()) return error("trust_domain", "required");
@@ -357,8 +362,8 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(
   if (absl::Status s = CheckMandates(proto, index, error); !s.ok()) return s;
 
   std::shared_ptr<Directory> directory(new Directory());
-  if (absl::Status s = ParseCitizenPattern(proto.citizen_id_rule(), error,
-                                           directory->citizen_pattern_);
+  if (absl::Status s =
+          ParseCitizenPattern(proto.citizen_id_rule(), error, directory->citizen_pattern_);
       !s.ok()) {
     return s;
   }
@@ -373,7 +378,9 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(
       return error("limits.max_consent_lifetime", "not a valid duration");
     }
     absl::Duration value = absl::Seconds(lifetime.seconds()) + absl::Nanoseconds(lifetime.nanos());
-    if (value <= absl::ZeroDuration()) return error("limits.max_consent_lifetime", "must be positive");
+    if (value <= absl::ZeroDuration()) {
+      return error("limits.max_consent_lifetime", "must be positive");
+    }
     directory->max_consent_lifetime_ = value;
   }
   // 0 is the proto3 default: unset, keep the built-in default.
@@ -391,17 +398,17 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(
 }
 
 const tellonce::v1::Agency* Directory::FindAgency(std::string_view id) const {
-  auto it = agencies_.find(id);
+  auto it = agencies_.find(AsAbsl(id));
   return it == agencies_.end() ? nullptr : &proto_.agencies(it->second);
 }
 
 const tellonce::v1::AttributeDef* Directory::FindAttribute(std::string_view name) const {
-  auto it = attributes_.find(name);
+  auto it = attributes_.find(AsAbsl(name));
   return it == attributes_.end() ? nullptr : &proto_.attributes(it->second);
 }
 
 const tellonce::v1::Purpose* Directory::FindPurpose(std::string_view code) const {
-  auto it = purposes_.find(code);
+  auto it = purposes_.find(AsAbsl(code));
   return it == purposes_.end() ? nullptr : &proto_.purposes(it->second);
 }
 
@@ -482,7 +489,7 @@ bool EstonianIsikukoodValid(std::string_view digits) {
   if (!std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) return false;
   static constexpr int kFirstWeights[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1};
   static constexpr int kSecondWeights[10] = {3, 4, 5, 6, 7, 8, 9, 1, 2, 3};
-  auto remainder = [&](const int (&weights)[10]) {
+  auto remainder = [&](const int(&weights)[10]) {
     int sum = 0;
     for (int i = 0; i < 10; ++i) sum += (digits[i] - '0') * weights[i];
     return sum % 11;

@@ -18,11 +18,14 @@ constexpr absl::Duration kClockSkew = absl::Minutes(5);
 constexpr std::string_view kCrockfordBase32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 constexpr size_t kConsentIdLength = 26;
 
+// Debian's abseil has its own absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW is 0).
+absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
 absl::Status Invalid(std::string_view field, std::string_view reason) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
+  return absl::InvalidArgumentError(absl::StrCat(AsAbsl(field), ": ", AsAbsl(reason)));
 }
 
-std::string Quoted(std::string_view s) { return absl::StrCat("\"", s, "\""); }
+std::string Quoted(std::string_view s) { return absl::StrCat("\"", AsAbsl(s), "\""); }
 
 bool IsPrintableAscii(std::string_view s) {
   for (char c : s) {
@@ -101,8 +104,7 @@ absl::Status CheckConsentIdField(std::string_view field, std::string_view id) {
 absl::Status ToTime(std::string_view field, const google::protobuf::Timestamp& ts,
                     absl::Time* out) {
   if (ts.seconds() < TimeUtil::kTimestampMinSeconds ||
-      ts.seconds() > TimeUtil::kTimestampMaxSeconds || ts.nanos() < 0 ||
-      ts.nanos() >= 1000000000) {
+      ts.seconds() > TimeUtil::kTimestampMaxSeconds || ts.nanos() < 0 || ts.nanos() >= 1000000000) {
     return Invalid(field, "not a valid timestamp");
   }
   *out = absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
@@ -221,8 +223,8 @@ absl::Status ValidateRevoke(const tellonce::v1::RevokeConsentRequest& request,
   return absl::OkStatus();
 }
 
-absl::Status ValidateGet(const tellonce::v1::GetConsentRequest& request,
-                         const Directory& directory, const RequestLimits& limits) {
+absl::Status ValidateGet(const tellonce::v1::GetConsentRequest& request, const Directory& directory,
+                         const RequestLimits& limits) {
   if (absl::Status s = CheckConsentIdField("consent_id", request.consent_id()); !s.ok()) return s;
   return CheckCitizen(request.citizen_id(), directory, limits);
 }
