@@ -1,5 +1,7 @@
 #include "certs/signing.h"
 
+#include "proto/textproto.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -44,20 +46,6 @@ std::unique_ptr<BIO, BioFree> MemBio(std::string_view data) {
   return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
-  std::string contents;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) contents.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int read_errno = errno;
-  std::fclose(f);
-  if (failed) return absl::ErrnoToStatus(read_errno, absl::StrCat(path, ": cannot read"));
-  return contents;
-}
-
 // OK when `key` is an EC key on P-256; `what` names the input in the error.
 absl::Status CheckP256(EVP_PKEY* key, absl::string_view what) {
   char group[64] = {0};
@@ -87,7 +75,7 @@ struct VerifyingKey::Impl {
 };
 
 absl::StatusOr<SigningKey> SigningKey::FromPemFile(const std::string& path) {
-  absl::StatusOr<std::string> pem = ReadFile(path);
+  absl::StatusOr<std::string> pem = ReadFileToString(path);
   if (!pem.ok()) return pem.status();
   absl::StatusOr<SigningKey> key = FromPem(*pem);
   if (!key.ok()) return PrefixPath(key.status(), path);
@@ -161,7 +149,7 @@ absl::StatusOr<VerifyingKey> VerifyingKey::FromCertificatePem(std::string_view p
 }
 
 absl::StatusOr<VerifyingKey> VerifyingKey::FromCertificatePemFile(const std::string& path) {
-  absl::StatusOr<std::string> pem = ReadFile(path);
+  absl::StatusOr<std::string> pem = ReadFileToString(path);
   if (!pem.ok()) return pem.status();
   absl::StatusOr<VerifyingKey> key = FromCertificatePem(*pem);
   if (!key.ok()) return PrefixPath(key.status(), path);

@@ -1,5 +1,7 @@
 #include "certs/tls.h"
 
+#include "proto/textproto.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -56,20 +58,10 @@ std::string FieldAndPath(absl::string_view field, const std::string& path) {
 
 absl::StatusOr<std::string> ReadFile(absl::string_view field, const std::string& path) {
   if (path.empty()) return absl::InvalidArgumentError(absl::StrCat("tls.", field, ": required"));
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(FieldAndPath(field, path), ": cannot open"));
-  }
-  std::string contents;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) contents.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int read_errno = errno;
-  std::fclose(f);
-  if (failed) {
-    return absl::ErrnoToStatus(read_errno,
-                               absl::StrCat(FieldAndPath(field, path), ": cannot read"));
+  absl::StatusOr<std::string> contents = ReadFileToString(path);
+  if (!contents.ok()) {
+    return absl::Status(contents.status().code(),
+                        absl::StrCat("tls.", field, " ", contents.status().message()));
   }
   return contents;
 }
