@@ -11,8 +11,8 @@
 namespace tellonce::consent {
 
 absl::Status GroupBatch::Get(Family family, const std::string& key, std::string* value) {
-  return FromRocks(batch_.GetFromBatchAndDB(db_->db(), rocksdb::ReadOptions(),
-                                            db_->family(family), key, value));
+  return FromRocks(
+      batch_.GetFromBatchAndDB(db_->db(), rocksdb::ReadOptions(), db_->family(family), key, value));
 }
 
 void GroupBatch::Put(Family family, const std::string& key, const std::string& value) {
@@ -64,9 +64,8 @@ void CommitQueue::CommitLoop() {
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stopping, and everything submitted is done
       size_t n = std::min(queue_.size(), options_.max_group);

@@ -26,7 +26,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
-#include <string_view>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -47,6 +46,11 @@ using tellonce::v1::ConsentStatus;
 using tellonce::v1::StoredConsent;
 
 constexpr char kSep = '\0';
+// kSep as a string, for StrCat (Debian's abseil does not take std::string_view there).
+const std::string& Nul() {
+  static const std::string* nul = new std::string(1, kSep);
+  return *nul;
+}
 
 absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
@@ -55,26 +59,24 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
 void ToTimestamp(absl::Time time, google::protobuf::Timestamp* ts) {
   const int64_t seconds = absl::ToUnixSeconds(time);
   ts->set_seconds(seconds);
-  ts->set_nanos(static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+  ts->set_nanos(
+      static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
 }
 
 std::string CitizenPrefix(const std::string& citizen_id) {
-  return absl::StrCat("c", std::string_view(&kSep, 1), citizen_id, std::string_view(&kSep, 1));
+  return absl::StrCat("c", Nul(), citizen_id, Nul());
 }
 std::string CitizenKey(const std::string& citizen_id, const std::string& consent_id) {
   return absl::StrCat(CitizenPrefix(citizen_id), consent_id);
 }
 std::string ActivePrefix(const std::string& citizen_id, const std::string& consumer) {
-  return absl::StrCat("a", std::string_view(&kSep, 1), citizen_id, std::string_view(&kSep, 1),
-                      consumer, std::string_view(&kSep, 1));
+  return absl::StrCat("a", Nul(), citizen_id, Nul(), consumer, Nul());
 }
 std::string ActiveKey(const Consent& consent) {
-  return absl::StrCat(ActivePrefix(consent.citizen_id(), consent.consumer()),
-                      consent.consent_id());
+  return absl::StrCat(ActivePrefix(consent.citizen_id(), consent.consumer()), consent.consent_id());
 }
 std::string RequestKey(const std::string& portal, const std::string& request_id) {
-  return absl::StrCat("r", std::string_view(&kSep, 1), portal, std::string_view(&kSep, 1),
-                      request_id);
+  return absl::StrCat("r", Nul(), portal, Nul(), request_id);
 }
 
 // The smallest key greater than every key starting with `prefix` (prefix is non-empty
@@ -86,7 +88,7 @@ std::string PrefixEnd(std::string prefix) {
 
 bool HasNul(const std::string& s) { return s.find(kSep) != std::string::npos; }
 
-absl::Status CheckKeyComponent(const std::string& value, std::string_view field) {
+absl::Status CheckKeyComponent(const std::string& value, const char* field) {
   if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
   if (HasNul(value)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": must not contain NUL"));
@@ -109,8 +111,8 @@ absl::Status NotActive(ConsentStatus status) {
       absl::StrCat("consent is ", tellonce::v1::ConsentStatus_Name(status)));
 }
 
-void AppendEvent(Consent* consent, ConsentEvent::Kind kind, absl::Time at,
-                 const std::string& actor, const std::string& reason) {
+void AppendEvent(Consent* consent, ConsentEvent::Kind kind, absl::Time at, const std::string& actor,
+                 const std::string& reason) {
   ConsentEvent* event = consent->add_events();
   event->set_kind(kind);
   ToTimestamp(at, event->mutable_at());
@@ -172,11 +174,10 @@ class RocksConsentStore final : public ConsentStore {
 
 void RocksConsentStore::Grant(StoredConsent record, GrantDone done) {
   const Consent& consent = record.consent();
-  for (auto [value, field] : {std::pair{&consent.consent_id(), "consent_id"},
-                              std::pair{&consent.citizen_id(), "citizen_id"},
-                              std::pair{&consent.consumer(), "consumer"},
-                              std::pair{&consent.portal(), "portal"},
-                              std::pair{&consent.request_id(), "request_id"}}) {
+  for (auto [value, field] :
+       {std::pair{&consent.consent_id(), "consent_id"},
+        std::pair{&consent.citizen_id(), "citizen_id"}, std::pair{&consent.consumer(), "consumer"},
+        std::pair{&consent.portal(), "portal"}, std::pair{&consent.request_id(), "request_id"}}) {
     if (absl::Status status = CheckKeyComponent(*value, field); !status.ok()) {
       done(status);
       return;
@@ -202,8 +203,8 @@ void RocksConsentStore::Grant(StoredConsent record, GrantDone done) {
           StoredConsent existing;
           if (absl::Status read = ReadRecord(batch, existing_id, &existing); !read.ok()) {
             return absl::IsNotFound(read)
-                       ? absl::DataLossError(absl::StrCat("request index points to missing consent ",
-                                                          existing_id))
+                       ? absl::DataLossError(
+                             absl::StrCat("request index points to missing consent ", existing_id))
                        : read;
           }
           if (existing.request_fingerprint() != record.request_fingerprint()) {
@@ -280,8 +281,8 @@ void RocksConsentStore::Mutate(const std::string& consent_id, absl::Time now, Ch
 }
 
 void RocksConsentStore::Revoke(const std::string& consent_id, const std::string& citizen_id,
-                               const std::string& actor, const std::string& reason,
-                               absl::Time now, ConsentDone done) {
+                               const std::string& actor, const std::string& reason, absl::Time now,
+                               ConsentDone done) {
   Mutate(
       consent_id, now,
       [citizen_id, actor, reason, now](StoredConsent& record, bool* modified) -> absl::Status {
@@ -322,8 +323,8 @@ void RocksConsentStore::MarkUsed(const std::string& consent_id, const std::strin
 
 absl::StatusOr<StoredConsent> RocksConsentStore::ReadDurable(const std::string& consent_id) {
   std::string bytes;
-  rocksdb::Status status = db_->db()->Get(rocksdb::ReadOptions(), db_->family(Family::kConsents),
-                                          consent_id, &bytes);
+  rocksdb::Status status =
+      db_->db()->Get(rocksdb::ReadOptions(), db_->family(Family::kConsents), consent_id, &bytes);
   if (status.IsNotFound()) return NotFound();
   if (!status.ok()) return FromRocks(status);
   StoredConsent record;
@@ -370,7 +371,7 @@ absl::StatusOr<ConsentStore::Page> RocksConsentStore::List(const std::string& ci
   if (page_token.empty()) {
     it->Seek(prefix);
   } else {
-    it->Seek(absl::StrCat(prefix, page_token, std::string_view(&kSep, 1)));
+    it->Seek(absl::StrCat(prefix, page_token, Nul()));
   }
 
   Page page;
@@ -382,8 +383,8 @@ absl::StatusOr<ConsentStore::Page> RocksConsentStore::List(const std::string& ci
     rocksdb::Status read =
         db_->db()->Get(record_options, db_->family(Family::kConsents), consent_id, &bytes);
     if (read.IsNotFound()) {
-      return absl::DataLossError(absl::StrCat("citizen index points to missing consent ",
-                                              consent_id));
+      return absl::DataLossError(
+          absl::StrCat("citizen index points to missing consent ", consent_id));
     }
     if (!read.ok()) return FromRocks(read);
     StoredConsent record;
@@ -427,8 +428,8 @@ absl::StatusOr<std::vector<Consent>> RocksConsentStore::FindActive(const std::st
     // the index entry was seen, and the status check below excludes that.
     absl::StatusOr<StoredConsent> record = ReadDurable(consent_id);
     if (absl::IsNotFound(record.status())) {
-      return absl::DataLossError(absl::StrCat("access index points to missing consent ",
-                                              consent_id));
+      return absl::DataLossError(
+          absl::StrCat("access index points to missing consent ", consent_id));
     }
     if (!record.ok()) return record.status();
     Consent* consent = record->mutable_consent();

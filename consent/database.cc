@@ -67,9 +67,17 @@ rocksdb::ColumnFamilyOptions FamilyOptions(Family family,
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
   // Index and filter blocks live in the block cache too, so block_cache_mb bounds the
-  // read-side memory; level-0 ones stay pinned because every read consults them.
+  // read-side memory. They are partitioned into small blocks: a whole-file filter of a
+  // large SST (megabytes) would not fit a cache shard, would never stay cached, and
+  // every lookup would read and checksum it again. The top level and level 0 stay
+  // pinned because every read consults them.
   table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.pin_top_level_index_and_filter = true;
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
   if (family == Family::kIndexes) {
     options.prefix_extractor = std::make_shared<IndexPrefix>();
     options.memtable_prefix_bloom_size_ratio = 0.05;
@@ -131,6 +139,10 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
   db_options.create_missing_column_families = true;
   db_options.bytes_per_sync = 1 << 20;
   db_options.keep_log_file_num = 5;
+  // A family with little traffic (metadata) keeps every later WAL file alive until it
+  // is flushed; past this size RocksDB flushes such families, which bounds both disk
+  // use and recovery time after a crash.
+  db_options.max_total_wal_size = 256 << 20;
 
   auto cache = rocksdb::NewLRUCache(std::max<size_t>(options.block_cache_mb, 1) << 20);
 
@@ -169,6 +181,8 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
     write.sync = true;
     rocksdb::Status written =
         raw->Put(write, meta, kSchemaVersionKey, absl::StrCat(kSchemaVersion));
+    // Flushed at once, so this one write does not pin the first WAL file.
+    if (written.ok()) written = raw->Flush(rocksdb::FlushOptions(), meta);
     if (!written.ok()) return WithPath(options.path, FromRocks(written));
   } else if (!read.ok()) {
     return WithPath(options.path, FromRocks(read));
@@ -179,10 +193,9 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
           absl::StrCat(options.path, ": unreadable schema version in metadata"));
     }
     if (version > kSchemaVersion) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(options.path, ": schema version ", version,
-                       " was written by a newer tellonce (this build reads up to ",
-                       kSchemaVersion, ")"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          options.path, ": schema version ", version,
+          " was written by a newer tellonce (this build reads up to ", kSchemaVersion, ")"));
     }
   }
   return database;

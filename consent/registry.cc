@@ -95,8 +95,8 @@ absl::StatusOr<ConsentReceipt> SignReceipt(const ReceiptBody& body, const certs:
 absl::StatusOr<ReceiptBody> VerifyReceipt(const ConsentReceipt& receipt,
                                           const certs::VerifyingKey& key) {
   if (receipt.signature_algorithm() != certs::kSignatureAlgorithm) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("signature_algorithm: unsupported, expected ", certs::kSignatureAlgorithm));
+    return absl::UnauthenticatedError(absl::StrCat("signature_algorithm: unsupported, expected ",
+                                                   std::string(certs::kSignatureAlgorithm)));
   }
   if (absl::Status verified = key.Verify(receipt.body(), receipt.signature()); !verified.ok()) {
     return absl::UnauthenticatedError("signature does not verify");

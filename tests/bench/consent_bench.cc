@@ -1,0 +1,302 @@
+// consent_bench: in-process microbenchmarks of the RocksDB consent store. Reports
+// numbers, decides nothing.
+//
+//   BM_FindActive/<kind>  the access-decision lookup (FindActive) for a random citizen,
+//                         on a database preloaded with TELLONCE_BENCH_CONSENTS consents
+//                         (default 1,000,000; two per citizen). kind 0: the citizen has
+//                         a consent for that consumer; 1: the citizen has consents, but
+//                         not for that consumer; 2: an unknown citizen. Counters p50_us,
+//                         p99_us are per-lookup latencies measured here.
+//   BM_DurableGrant       Grant through the store and its CommitQueue with sync=true
+//                         (one fsync per commit group), closed loop at 1/16/64 threads.
+//
+// Data lives in a temporary directory under $TMPDIR, removed at exit. Set
+// TELLONCE_BENCH_CACHE_DIR to keep the preloaded database there and reuse it on the
+// next run with the same TELLONCE_BENCH_CONSENTS.
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "benchmark/benchmark.h"
+#include "consent/commit_queue.h"
+#include "consent/consent_store.h"
+#include "consent/database.h"
+#include "rocksdb/db.h"
+
+namespace {
+
+using tellonce::consent::CommitQueue;
+using tellonce::consent::ConsentStore;
+using tellonce::consent::Database;
+using tellonce::consent::Family;
+using tellonce::v1::Consent;
+using tellonce::v1::StoredConsent;
+
+constexpr int kConsumers = 20;
+
+int64_t ConsentCount() {
+  int64_t n = 1'000'000;
+  if (const char* env = getenv("TELLONCE_BENCH_CONSENTS")) {
+    if (!absl::SimpleAtoi(env, &n) || n < 2) n = 1'000'000;
+  }
+  return n;
+}
+
+std::string CitizenId(int64_t i) { return absl::StrFormat("%011d", i); }
+std::string Consumer(int64_t i) { return absl::StrCat("agency-", i % kConsumers); }
+
+void SetTime(absl::Time t, google::protobuf::Timestamp* ts) {
+  ts->set_seconds(absl::ToUnixSeconds(t));
+  ts->set_nanos(0);
+}
+
+// A record shaped like what the registry stores, with a receipt of realistic size.
+StoredConsent MakeRecord(const std::string& citizen, const std::string& consumer,
+                         const std::string& request_id, absl::Time now) {
+  StoredConsent record;
+  Consent& c = *record.mutable_consent();
+  c.set_consent_id(tellonce::consent::NewConsentId(now));
+  c.set_citizen_id(citizen);
+  c.set_consumer(consumer);
+  c.add_attributes("person.address");
+  c.add_attributes("tax.annual_income");
+  c.set_purpose("TAX_DEDUCTION_CHECK");
+  SetTime(now - absl::Hours(24), c.mutable_valid_from());
+  SetTime(now + absl::Hours(24 * 365), c.mutable_expires_at());
+  c.set_mode(tellonce::v1::UNTIL_EXPIRY);
+  c.set_portal("portal");
+  SetTime(now, c.mutable_captured_at());
+  c.set_status(tellonce::v1::ACTIVE);
+  tellonce::v1::ConsentEvent* e = c.add_events();
+  e->set_kind(tellonce::v1::ConsentEvent::GRANTED);
+  SetTime(now, e->mutable_at());
+  e->set_actor("portal");
+  c.set_request_id(request_id);
+  record.mutable_receipt()->set_body(std::string(330, 'b'));
+  record.mutable_receipt()->set_signature(std::string(71, 's'));
+  record.mutable_receipt()->set_signature_algorithm("ecdsa-p256-sha256");
+  record.set_request_fingerprint(std::string(32, 'f'));
+  return record;
+}
+
+std::string MakeTempDir(const std::string& name) {
+  std::string pattern = (std::filesystem::temp_directory_path() / (name + ".XXXXXX")).string();
+  if (mkdtemp(pattern.data()) == nullptr) {
+    std::perror("mkdtemp");
+    std::exit(1);
+  }
+  return pattern;
+}
+
+// An open store over a database directory.
+struct StoreEnv {
+  std::string path;
+  bool remove_at_exit = true;
+  std::unique_ptr<Database> db;
+  std::unique_ptr<CommitQueue> queue;
+  std::unique_ptr<ConsentStore> store;
+
+  StoreEnv(std::string dir, bool remove, CommitQueue::Options queue_options)
+      : path(std::move(dir)), remove_at_exit(remove) {
+    absl::StatusOr<std::unique_ptr<Database>> opened = Database::Open({.path = path});
+    if (!opened.ok()) {
+      std::fprintf(stderr, "open %s: %s\n", path.c_str(), opened.status().ToString().c_str());
+      std::exit(1);
+    }
+    db = *std::move(opened);
+    queue = std::make_unique<CommitQueue>(db.get(), queue_options);
+    store = tellonce::consent::NewRocksConsentStore(db.get(), queue.get());
+  }
+  ~StoreEnv() {
+    store.reset();
+    queue.reset();
+    db.reset();
+    if (remove_at_exit) std::filesystem::remove_all(path);
+  }
+};
+
+std::unique_ptr<StoreEnv> g_lookup;
+std::unique_ptr<StoreEnv> g_grant;
+std::once_flag g_lookup_once, g_grant_once;
+
+// Loads `n` consents (two per citizen, consumers i and i+1) through the real store,
+// without syncing, then flushes and compacts so lookups read SST files with filters.
+void Preload(StoreEnv& env, int64_t n) {
+  const absl::Time now = absl::Now();
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t in_flight = 0;
+  std::atomic<int64_t> failed{0};
+  constexpr int64_t kWindow = 8192;
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t citizen = k / 2;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return in_flight < kWindow; });
+      ++in_flight;
+    }
+    env.store->Grant(
+        MakeRecord(CitizenId(citizen), Consumer(citizen + k % 2), absl::StrCat("load-", k), now),
+        [&](absl::StatusOr<ConsentStore::GrantOutcome> r) {
+          if (!r.ok()) ++failed;
+          std::lock_guard<std::mutex> lock(mu);
+          --in_flight;
+          cv.notify_one();
+        });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return in_flight == 0; });
+  }
+  if (failed > 0) {
+    std::fprintf(stderr, "preload: %lld grants failed\n", static_cast<long long>(failed.load()));
+    std::exit(1);
+  }
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  for (Family f : {Family::kConsents, Family::kIndexes}) {
+    env.db->db()->Flush(flush, env.db->family(f)).PermitUncheckedError();
+    rocksdb::CompactRangeOptions compact;
+    env.db->db()->CompactRange(compact, env.db->family(f), nullptr, nullptr).PermitUncheckedError();
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "preloaded %lld consents in %.1f s (%.0f/s) into %s\n",
+               static_cast<long long>(n), seconds, n / seconds, env.path.c_str());
+}
+
+StoreEnv& LookupEnv() {
+  std::call_once(g_lookup_once, [] {
+    const int64_t n = ConsentCount();
+    const char* cache = getenv("TELLONCE_BENCH_CACHE_DIR");
+    if (cache != nullptr && *cache != '\0') {
+      const std::string path = absl::StrCat(cache, "/consents-", n);
+      const std::string marker = path + ".loaded";
+      const bool loaded = std::filesystem::exists(marker);
+      if (!loaded) std::filesystem::remove_all(path);
+      std::filesystem::create_directories(path);
+      g_lookup = std::make_unique<StoreEnv>(path, false, CommitQueue::Options{.sync = false});
+      if (loaded) {
+        std::fprintf(stderr, "reusing %lld preloaded consents in %s\n", static_cast<long long>(n),
+                     path.c_str());
+      } else {
+        Preload(*g_lookup, n);
+        std::ofstream(marker) << n << "\n";
+      }
+    } else {
+      g_lookup = std::make_unique<StoreEnv>(MakeTempDir("consent_bench_lookup"), true,
+                                            CommitQueue::Options{.sync = false});
+      Preload(*g_lookup, n);
+    }
+  });
+  return *g_lookup;
+}
+
+StoreEnv& GrantEnv() {
+  std::call_once(g_grant_once, [] {
+    g_grant = std::make_unique<StoreEnv>(MakeTempDir("consent_bench_grant"), true,
+                                         CommitQueue::Options{.sync = true});
+  });
+  return *g_grant;
+}
+
+double Percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  size_t k = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return v[k];
+}
+
+void BM_FindActive(benchmark::State& state) {
+  StoreEnv& env = LookupEnv();
+  const int kind = static_cast<int>(state.range(0));
+  const int64_t citizens = ConsentCount() / 2;
+  std::mt19937_64 rng(42 + kind);
+  std::uniform_int_distribution<int64_t> pick(0, citizens - 1);
+  std::vector<double> micros;
+  micros.reserve(1 << 20);
+  int64_t found = 0;
+  for (auto _ : state) {
+    const int64_t i = pick(rng);
+    std::string citizen = kind == 2 ? CitizenId(citizens + i) : CitizenId(i);
+    std::string consumer = kind == 1 ? Consumer(i + 2) : Consumer(i + (rng() & 1));
+    const absl::Time now = absl::Now();
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<std::vector<Consent>> active = env.store->FindActive(citizen, consumer, now);
+    const auto end = std::chrono::steady_clock::now();
+    if (!active.ok()) {
+      state.SkipWithError(active.status().ToString().c_str());
+      break;
+    }
+    found += static_cast<int64_t>(active->size());
+    micros.push_back(std::chrono::duration<double, std::micro>(end - start).count());
+  }
+  state.counters["p50_us"] = Percentile(micros, 0.50);
+  state.counters["p99_us"] = Percentile(micros, 0.99);
+  state.counters["found_per_lookup"] =
+      state.iterations() > 0 ? static_cast<double>(found) / state.iterations() : 0;
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_FindActive)->Arg(0)->Arg(1)->Arg(2)->ArgName("kind");
+
+void BM_DurableGrant(benchmark::State& state) {
+  StoreEnv& env = GrantEnv();
+  std::vector<double> micros;
+  micros.reserve(1 << 16);
+  int64_t n = 0;
+  const std::string prefix = absl::StrCat("t", state.threads(), "-", state.thread_index(), "-");
+  for (auto _ : state) {
+    const absl::Time now = absl::Now();
+    StoredConsent record = MakeRecord(CitizenId(n % 100000), Consumer(n),
+                                      absl::StrCat(prefix, n, "-", absl::ToUnixNanos(now)), now);
+    ++n;
+    std::promise<absl::Status> done;
+    const auto start = std::chrono::steady_clock::now();
+    env.store->Grant(std::move(record), [&](absl::StatusOr<ConsentStore::GrantOutcome> r) {
+      done.set_value(r.status());
+    });
+    absl::Status status = done.get_future().get();
+    const auto end = std::chrono::steady_clock::now();
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      break;
+    }
+    micros.push_back(std::chrono::duration<double, std::micro>(end - start).count());
+  }
+  state.counters["p50_us"] =
+      benchmark::Counter(Percentile(micros, 0.50), benchmark::Counter::kAvgThreads);
+  state.counters["p99_us"] =
+      benchmark::Counter(Percentile(micros, 0.99), benchmark::Counter::kAvgThreads);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_DurableGrant)->Threads(1)->Threads(16)->Threads(64)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  g_lookup.reset();
+  g_grant.reset();
+  return 0;
+}

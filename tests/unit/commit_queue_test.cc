@@ -1,0 +1,286 @@
+// The commit queue: group commit, per-operation rollback, draining on destruction.
+
+#include "consent/commit_queue.h"
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "consent/database.h"
+#include "gtest/gtest.h"
+
+namespace tellonce::consent {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "commit_queue_test.XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class CommitQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open({.path = dir_.path()});
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = *std::move(db);
+  }
+
+  // The durable value of `key` in kOutbox (a family no other code touches here).
+  absl::StatusOr<std::string> Read(const std::string& key) {
+    std::string value;
+    absl::Status status = FromRocks(
+        db_->db()->Get(rocksdb::ReadOptions(), db_->family(Family::kOutbox), key, &value));
+    if (!status.ok()) return status;
+    return value;
+  }
+
+  // Occupies the commit thread until `release` is notified, so that what is submitted
+  // meanwhile is queued and forms the next group(s).
+  void BlockCommitThread(CommitQueue& queue, absl::Notification& release) {
+    absl::Notification started;
+    queue.Submit(
+        [&](GroupBatch&) {
+          started.Notify();
+          release.WaitForNotification();
+          return absl::OkStatus();
+        },
+        [](absl::Status) {});
+    started.WaitForNotification();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Database> db_;
+};
+
+TEST_F(CommitQueueTest, ConcurrentSubmittersAllCompleteAndTheirWritesAreDurable) {
+  CommitQueue queue(db_.get());
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 50;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string key = absl::StrCat("k", t, "-", i);
+        absl::Status status = queue.Run([key](GroupBatch& batch) {
+          batch.Put(Family::kOutbox, key, "v" + key);
+          return absl::OkStatus();
+        });
+        if (!status.ok()) ++failures;
+        // Once acknowledged, the write is readable.
+        absl::StatusOr<std::string> value = Read(key);
+        if (!value.ok() || *value != "v" + key) ++failures;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST_F(CommitQueueTest, OperationsQueuedDuringACommitShareOneGroup) {
+  CommitQueue queue(db_.get());
+  absl::Notification release;
+  BlockCommitThread(queue, release);
+
+  constexpr int kOps = 100;
+  std::atomic<int> ran{0};
+  std::vector<int> ran_at_completion(kOps, -1);
+  std::atomic<int> completed{0};
+  absl::Notification all_done;
+  for (int i = 0; i < kOps; ++i) {
+    queue.Submit(
+        [&, i](GroupBatch& batch) {
+          ++ran;
+          batch.Put(Family::kOutbox, absl::StrCat("g", i), "x");
+          return absl::OkStatus();
+        },
+        [&, i](absl::Status status) {
+          EXPECT_TRUE(status.ok()) << status;
+          ran_at_completion[i] = ran.load();
+          if (++completed == kOps) all_done.Notify();
+        });
+  }
+  release.Notify();
+  all_done.WaitForNotification();
+  // Every operation ran before the first completion: one group, one write.
+  for (int i = 0; i < kOps; ++i) EXPECT_EQ(ran_at_completion[i], kOps) << i;
+  for (int i = 0; i < kOps; ++i) EXPECT_TRUE(Read(absl::StrCat("g", i)).ok()) << i;
+}
+
+TEST_F(CommitQueueTest, GroupsAreNoLargerThanMaxGroup) {
+  CommitQueue queue(db_.get(), {.max_group = 10});
+  absl::Notification release;
+  BlockCommitThread(queue, release);
+
+  constexpr int kOps = 35;
+  std::atomic<int> ran{0};
+  std::vector<int> ran_at_completion(kOps, -1);
+  for (int i = 0; i < kOps; ++i) {
+    queue.Submit(
+        [&](GroupBatch&) {
+          ++ran;
+          return absl::OkStatus();
+        },
+        [&, i](absl::Status) { ran_at_completion[i] = ran.load(); });
+  }
+  release.Notify();
+  ASSERT_TRUE(queue.Run([](GroupBatch&) { return absl::OkStatus(); }).ok());
+  for (int i = 0; i < kOps; ++i) {
+    EXPECT_EQ(ran_at_completion[i], std::min((i / 10 + 1) * 10, kOps)) << i;
+  }
+}
+
+TEST_F(CommitQueueTest, FailingOperationLeavesNoWritesWhileOthersInTheGroupCommit) {
+  CommitQueue queue(db_.get());
+  absl::Notification release;
+  BlockCommitThread(queue, release);
+
+  absl::Status a, b, c;
+  absl::Status c_saw_b = absl::UnknownError("not run");
+  absl::Notification done;
+  queue.Submit(
+      [](GroupBatch& batch) {
+        batch.Put(Family::kOutbox, "a", "1");
+        return absl::OkStatus();
+      },
+      [&](absl::Status s) { a = s; });
+  queue.Submit(
+      [](GroupBatch& batch) {
+        batch.Put(Family::kOutbox, "b1", "1");
+        batch.Put(Family::kOutbox, "a", "overwritten by a failing op");
+        batch.Delete(Family::kOutbox, "keep");
+        return absl::InvalidArgumentError("b: refused");
+      },
+      [&](absl::Status s) { b = s; });
+  queue.Submit(
+      [&](GroupBatch& batch) {
+        std::string value;
+        c_saw_b = batch.Get(Family::kOutbox, "b1", &value);
+        batch.Put(Family::kOutbox, "c", "1");
+        return absl::OkStatus();
+      },
+      [&](absl::Status s) {
+        c = s;
+        done.Notify();
+      });
+  // Written before the group; the failing op's delete must not reach it.
+  ASSERT_TRUE(db_->db()->Put({}, db_->family(Family::kOutbox), "keep", "1").ok());
+  release.Notify();
+  done.WaitForNotification();
+
+  EXPECT_TRUE(a.ok()) << a;
+  EXPECT_TRUE(absl::IsInvalidArgument(b)) << b;
+  EXPECT_EQ(b.message(), "b: refused");
+  EXPECT_TRUE(c.ok()) << c;
+  EXPECT_TRUE(absl::IsNotFound(c_saw_b)) << c_saw_b;  // rolled back before c ran
+  EXPECT_EQ(Read("a").value_or(""), "1");
+  EXPECT_EQ(Read("c").value_or(""), "1");
+  EXPECT_EQ(Read("keep").value_or(""), "1");
+  EXPECT_TRUE(absl::IsNotFound(Read("b1").status()));
+}
+
+TEST_F(CommitQueueTest, LaterOperationsSeeEarlierWritesOfTheSameGroup) {
+  CommitQueue queue(db_.get());
+  absl::Notification release;
+  BlockCommitThread(queue, release);
+
+  std::string seen_after_put, seen_after_delete_status;
+  absl::Status after_delete;
+  queue.Submit(
+      [](GroupBatch& batch) {
+        batch.Put(Family::kOutbox, "x", "1");
+        return absl::OkStatus();
+      },
+      [](absl::Status) {});
+  queue.Submit(
+      [&](GroupBatch& batch) {
+        absl::Status s = batch.Get(Family::kOutbox, "x", &seen_after_put);
+        batch.Put(Family::kOutbox, "x", "2");
+        batch.Delete(Family::kOutbox, "x");
+        std::string ignored;
+        after_delete = batch.Get(Family::kOutbox, "x", &ignored);
+        return s;
+      },
+      [](absl::Status) {});
+  release.Notify();
+  ASSERT_TRUE(queue.Run([](GroupBatch&) { return absl::OkStatus(); }).ok());
+  EXPECT_EQ(seen_after_put, "1");
+  EXPECT_TRUE(absl::IsNotFound(after_delete)) << after_delete;
+  EXPECT_TRUE(absl::IsNotFound(Read("x").status()));
+}
+
+TEST_F(CommitQueueTest, OperationWithoutWritesCompletesOk) {
+  CommitQueue queue(db_.get());
+  EXPECT_TRUE(queue.Run([](GroupBatch&) { return absl::OkStatus(); }).ok());
+  EXPECT_TRUE(absl::IsAborted(queue.Run([](GroupBatch&) { return absl::AbortedError("no"); })));
+}
+
+TEST_F(CommitQueueTest, DestructionDrainsQueuedOperationsThenRefusesNewOnes) {
+  // Deleted by another thread below; Submit stays callable while its destructor runs.
+  CommitQueue* queue = new CommitQueue(db_.get());
+  absl::Notification release;
+  BlockCommitThread(*queue, release);
+
+  constexpr int kOps = 50;
+  std::vector<std::atomic<int>> calls(kOps);
+  std::vector<absl::Status> results(kOps);
+  std::atomic<int> refused_from_completion{0};
+  for (int i = 0; i < kOps; ++i) {
+    queue->Submit(
+        [i](GroupBatch& batch) {
+          batch.Put(Family::kOutbox, absl::StrCat("d", i), "1");
+          return absl::OkStatus();
+        },
+        [&, i, q = queue](absl::Status status) {
+          ++calls[i];
+          results[i] = status;
+          if (i == 0) {
+            // The destructor has begun: a submission is refused, and completed at once.
+            q->Submit([](GroupBatch&) { return absl::OkStatus(); },
+                      [&](absl::Status s) {
+                        if (absl::IsUnavailable(s)) ++refused_from_completion;
+                      });
+          }
+        });
+  }
+  std::thread destroyer([queue] { delete queue; });
+  // Wait until the destructor has marked the queue as stopping (probes are refused),
+  // then let the commit thread go.
+  std::atomic<bool> stopping{false};
+  while (!stopping.load()) {
+    absl::SleepFor(absl::Milliseconds(1));
+    queue->Submit([](GroupBatch&) { return absl::OkStatus(); },
+                  [&](absl::Status s) {
+                    if (absl::IsUnavailable(s)) stopping = true;
+                  });
+  }
+  release.Notify();
+  destroyer.join();
+
+  for (int i = 0; i < kOps; ++i) {
+    EXPECT_EQ(calls[i].load(), 1) << i;
+    EXPECT_TRUE(results[i].ok()) << i << ": " << results[i];
+    EXPECT_TRUE(Read(absl::StrCat("d", i)).ok()) << i;
+  }
+  EXPECT_EQ(refused_from_completion.load(), 1);
+}
+
+}  // namespace
+}  // namespace tellonce::consent
