@@ -1,4 +1,5 @@
 #include "certs/identity.h"
+#include "certs/openssl_handles.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -18,6 +19,8 @@
 
 namespace tellonce::certs {
 namespace {
+
+using namespace ::tellonce::certs::internal;  // NOLINT: OpenSSL handles
 
 constexpr std::string_view kScheme = "spiffe://";
 constexpr std::string_view kAgencyPrefix = "/agency/";
@@ -63,15 +66,6 @@ bool IsValidAgencyId(std::string_view id) {
   return true;
 }
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct GeneralNamesFree {
-  void operator()(GENERAL_NAMES* n) const { GENERAL_NAMES_free(n); }
-};
 
 }  // namespace
 

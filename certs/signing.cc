@@ -1,4 +1,5 @@
 #include "certs/signing.h"
+#include "certs/openssl_handles.h"
 
 #include "proto/textproto.h"
 
@@ -22,29 +23,13 @@
 namespace tellonce::certs {
 namespace {
 
+using namespace ::tellonce::certs::internal;  // NOLINT: OpenSSL handles
+
 // OpenSSL's name of NIST P-256.
 constexpr std::string_view kP256GroupName = "prime256v1";
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
-// Never prompts for a pass phrase: an encrypted key is simply "not a key".
-int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
 
-std::unique_ptr<BIO, BioFree> MemBio(std::string_view data) {
-  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
 
 // OK when `key` is an EC key on P-256; `what` names the input in the error.
 absl::Status CheckP256(EVP_PKEY* key, absl::string_view what) {

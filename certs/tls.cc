@@ -1,4 +1,5 @@
 #include "certs/tls.h"
+#include "certs/openssl_handles.h"
 
 #include "proto/textproto.h"
 
@@ -29,27 +30,16 @@
 namespace tellonce::certs {
 namespace {
 
+using namespace ::tellonce::certs::internal;  // NOLINT: OpenSSL handles
+
 using ::grpc::experimental::CertificateVerifier;
 using ::grpc::experimental::ExternalCertificateVerifier;
 using ::grpc::experimental::IdentityKeyCertPair;
 using ::grpc::experimental::StaticDataCertificateProvider;
 using ::grpc::experimental::TlsCustomVerificationCheckRequest;
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct X509CrlFree {
-  void operator()(X509_CRL* c) const { X509_CRL_free(c); }
-};
 
 // Never prompts for a pass phrase: an encrypted key is reported as unusable.
-int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
 
 // "tls.key_file /etc/tellonce/broker.key"
 std::string FieldAndPath(absl::string_view field, const std::string& path) {

@@ -34,18 +34,6 @@ std::string BrokerBinary() { return TELLONCE_BROKER_BIN; }
 std::string CliBinary() { return TELLONCE_CLI_BIN; }
 std::string SampleDirectoryFile() { return SourceDir() + "/deploy/local/directory.textproto"; }
 
-TempDir::TempDir() {
-  std::string templ = (std::filesystem::temp_directory_path() / "tellonce-test-XXXXXX").string();
-  char* made = mkdtemp(templ.data());
-  if (made == nullptr) std::abort();
-  path_ = made;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
-
 int RunCommand(const std::vector<std::string>& argv, std::string* output) {
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return -1;

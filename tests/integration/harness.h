@@ -14,19 +14,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "grpcpp/channel.h"
+#include "tests/testing/temp_dir.h"
 
 namespace tellonce::testing {
-
-// A fresh directory under $TMPDIR, removed with its contents on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Runs argv[0] with the arguments, waits, and returns its exit code; stdout and
 // stderr go to `output` when given.

@@ -16,23 +16,12 @@
 #include "absl/time/clock.h"
 #include "consent/database.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace tellonce::consent {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "commit_queue_test.XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::tellonce::testing::TempDir;
 
 class CommitQueueTest : public ::testing::Test {
  protected:

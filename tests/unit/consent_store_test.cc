@@ -24,6 +24,7 @@
 #include "consent/commit_queue.h"
 #include "consent/database.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 #include "rocksdb/db.h"
 
 namespace tellonce::consent {
@@ -34,19 +35,7 @@ using tellonce::v1::ConsentEvent;
 using tellonce::v1::StoredConsent;
 
 // A directory made with mkdtemp, removed with everything in it at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "consent_store_test.XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::tellonce::testing::TempDir;
 
 // Fixed times far from the test's real time, so nothing depends on the wall clock.
 const absl::Time kT0 = absl::FromUnixSeconds(1'900'000'000);

@@ -21,6 +21,7 @@
 #include "consent/database.h"
 #include "consent/validation.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 #include "rocksdb/db.h"
 
 namespace tellonce::consent {
@@ -28,19 +29,7 @@ namespace {
 
 using tellonce::v1::ConsentEvent;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "registry_test.XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::tellonce::testing::TempDir;
 
 // A fresh P-256 private key as PEM.
 std::string NewP256KeyPem() {
