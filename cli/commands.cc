@@ -21,6 +21,7 @@
 #include "grpcpp/create_channel.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/consent.grpc.pb.h"
+#include "tellonce/v1/exchange.grpc.pb.h"
 
 namespace tellonce::cli {
 namespace {
@@ -39,6 +40,8 @@ Commands (run with an agency's certificate; the broker checks its role):
   consent list    --citizen ID [--status active|revoked|expired|used] [--page-size N]
                   [--page-token T] [--all]
   receipt verify  --receipt FILE --broker-cert FILE
+  fetch           --citizen ID --attributes A,B --purpose CODE [--request-id ID]
+                  (as a consumer agency: obtain attributes through the broker)
 
 Connection flags (defaults from the environment variables in brackets):
   --broker HOST:PORT   broker address [TELLONCE_BROKER], default 127.0.0.1:7443
@@ -115,6 +118,7 @@ absl::Status RequireFlags(const Args& args, std::initializer_list<const char*> n
 // A connection to the broker as the agency whose certificate is given.
 struct Connection {
   std::unique_ptr<tellonce::v1::ConsentService::Stub> consents;
+  std::unique_ptr<tellonce::v1::ExchangeService::Stub> exchange;
   absl::Duration timeout;
 
   void Prepare(grpc::ClientContext* context) const {
@@ -149,7 +153,8 @@ absl::StatusOr<Connection> Connect(const Args& args) {
   }
   std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
       args.Get("broker", "127.0.0.1:7443", "TELLONCE_BROKER"), *creds);
-  return Connection{tellonce::v1::ConsentService::NewStub(channel), absl::Seconds(timeout_s)};
+  return Connection{tellonce::v1::ConsentService::NewStub(channel),
+                    tellonce::v1::ExchangeService::NewStub(channel), absl::Seconds(timeout_s)};
 }
 
 void PrintConsent(const tellonce::v1::Consent& c) {
@@ -357,7 +362,76 @@ int List(const Args& args, const Connection& conn) {
   return 0;
 }
 
+std::string FormatValue(const tellonce::v1::AttributeValue& v) {
+  switch (v.value_case()) {
+    case tellonce::v1::AttributeValue::kStringValue: return absl::StrCat("\"", v.string_value(), "\"");
+    case tellonce::v1::AttributeValue::kIntegerValue: return absl::StrCat(v.integer_value());
+    case tellonce::v1::AttributeValue::kDecimalValue: return v.decimal_value();
+    case tellonce::v1::AttributeValue::kDateValue: return v.date_value();
+    case tellonce::v1::AttributeValue::kBooleanValue: return v.boolean_value() ? "true" : "false";
+    default: return "(no value)";
+  }
+}
+
+std::string FormatBasis(const tellonce::v1::Basis& b) {
+  if (!b.consent_id().empty()) return absl::StrCat("consent ", b.consent_id());
+  if (!b.mandate_id().empty()) {
+    return absl::StrCat("mandate ", b.mandate_id(), " (", b.legal_reference(), ")");
+  }
+  return "none";
+}
+
+int Fetch(const Args& args, const Connection& conn) {
+  if (absl::Status s = RequireFlags(args, {"citizen", "attributes", "purpose"}); !s.ok()) {
+    return Fail(s);
+  }
+  tellonce::v1::GetAttributesRequest request;
+  request.set_request_id(args.Get("request-id", RandomRequestId()));
+  request.set_citizen_id(args.Get("citizen"));
+  for (absl::string_view a : absl::StrSplit(args.Get("attributes"), ',', absl::SkipEmpty())) {
+    request.add_attributes(std::string(a));
+  }
+  request.set_purpose(args.Get("purpose"));
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  tellonce::v1::GetAttributesResponse response;
+  grpc::Status status = conn.exchange->GetAttributes(&context, request, &response);
+  if (!status.ok()) {
+    PrintStatusError(status);
+    return 1;
+  }
+  if (args.Has("json")) {
+    PrintJson(response);
+  } else {
+    std::cout << "exchange " << response.exchange_id() << "\n";
+    for (const tellonce::v1::AttributeResult& r : response.results()) {
+      if (r.code() == tellonce::v1::RESULT_OK) {
+        std::cout << "  " << r.name() << " = " << FormatValue(r.value()) << "\n"
+                  << "      from " << r.provenance().provider() << " as of "
+                  << FormatTime(r.provenance().as_of()) << ", basis " << FormatBasis(r.basis())
+                  << "\n";
+      } else {
+        std::cout << "  " << r.name() << ": refused, " << tellonce::v1::ResultCode_Name(r.code());
+        if (!r.detail().empty()) std::cout << " (" << r.detail() << ")";
+        std::cout << "\n";
+      }
+    }
+  }
+  // Exit 0 only when every attribute was delivered, so scripts can tell.
+  for (const tellonce::v1::AttributeResult& r : response.results()) {
+    if (r.code() != tellonce::v1::RESULT_OK) return 3;
+  }
+  return 0;
+}
+
 }  // namespace
+
+int RunFetchCommand(const Args& args) {
+  if (args.words.size() != 1) return Usage();
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  return Fetch(args, *conn);
+}
 
 int Usage() {
   std::cerr << kUsage;

@@ -10,6 +10,8 @@ namespace tellonce::cli {
 // stderr.
 int RunConsentCommand(const Args& args);
 int RunReceiptCommand(const Args& args);
+// `fetch`: exit 0 when every attribute was delivered, 3 when some were refused.
+int RunFetchCommand(const Args& args);
 
 // Prints the usage text to stderr and returns 2.
 int Usage();

@@ -15,5 +15,6 @@ int main(int argc, char** argv) {
   const std::string& group = args->words[0];
   if (group == "consent") return tellonce::cli::RunConsentCommand(*args);
   if (group == "receipt") return tellonce::cli::RunReceiptCommand(*args);
+  if (group == "fetch") return tellonce::cli::RunFetchCommand(*args);
   return tellonce::cli::Usage();
 }

@@ -1,6 +1,8 @@
 #include "tests/integration/harness.h"
 
 #include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +34,13 @@ std::string SourceDir() {
 
 std::string BrokerBinary() { return TELLONCE_BROKER_BIN; }
 std::string CliBinary() { return TELLONCE_CLI_BIN; }
+std::string AgencyBinary(const std::string& agency) {
+  return absl::StrCat(TELLONCE_CONNECTORS_DIR, "/tellonce-", agency);
+}
+std::string FaultConnectorBinary() { return TELLONCE_FAULT_CONNECTOR_BIN; }
+std::string SampleConnectorFile(const std::string& name) {
+  return SourceDir() + "/deploy/local/connectors/" + name;
+}
 std::string SampleDirectoryFile() { return SourceDir() + "/deploy/local/directory.textproto"; }
 
 int RunCommand(const std::vector<std::string>& argv, std::string* output) {
@@ -93,40 +102,25 @@ std::string CitizenId(int n) {
   std::abort();
 }
 
-BrokerProcess::BrokerProcess(std::string dir, const Pki& pki, std::string directory_file,
-                             std::string extra_config)
-    : dir_(std::move(dir)) {
-  std::filesystem::create_directories(dir_);
-  config_path_ = dir_ + "/broker.textproto";
-  data_dir_ = dir_ + "/data";
-  log_path_ = dir_ + "/broker.log";
-  port_file_ = dir_ + "/port";
-  std::ofstream(config_path_) << "listen_address: \"127.0.0.1:0\"\n"
-                              << "tls {\n"
-                              << "  ca_file: \"" << pki.ca() << "\"\n"
-                              << "  cert_file: \"" << pki.broker_cert() << "\"\n"
-                              << "  key_file: \"" << pki.broker_key() << "\"\n"
-                              << "  crl_dir: \"" << pki.dir << "/crl\"\n"
-                              << "}\n"
-                              << "data_dir: \"" << data_dir_ << "\"\n"
-                              << "directory_file: \"" << directory_file << "\"\n"
-                              << "shutdown_grace_seconds: 5\n"
-                              << extra_config;
-}
+ServerProcess::ServerProcess(std::string binary, std::string config_path, std::string log_path,
+                             std::string port_file)
+    : binary_(std::move(binary)),
+      config_path_(std::move(config_path)),
+      log_path_(std::move(log_path)),
+      port_file_(std::move(port_file)) {}
 
-BrokerProcess::~BrokerProcess() {
+ServerProcess::~ServerProcess() {
   if (pid_ > 0) Kill9();
 }
 
-absl::Status BrokerProcess::Start() {
+absl::Status ServerProcess::Start() {
   std::filesystem::remove(port_file_);
   pid_t pid = fork();
   if (pid == 0) {
     FILE* log = std::freopen(log_path_.c_str(), "a", stderr);
     (void)log;
     dup2(STDERR_FILENO, STDOUT_FILENO);
-    std::string bin = BrokerBinary();
-    execl(bin.c_str(), bin.c_str(), "--config", config_path_.c_str(), "--port-file",
+    execl(binary_.c_str(), binary_.c_str(), "--config", config_path_.c_str(), "--port-file",
           port_file_.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -136,26 +130,36 @@ absl::Status BrokerProcess::Start() {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return absl::InternalError(absl::StrCat("broker exited at start-up: ", log()));
+      return absl::InternalError(absl::StrCat(binary_, " exited at start-up: ", log()));
     }
     std::ifstream in(port_file_);
     if (in >> port_ && port_ > 0) return absl::OkStatus();
     absl::SleepFor(absl::Milliseconds(20));
   }
   Kill9();
-  return absl::DeadlineExceededError(absl::StrCat("broker did not start: ", log()));
+  return absl::DeadlineExceededError(absl::StrCat(binary_, " did not start: ", log()));
 }
 
-void BrokerProcess::Kill9() {
+void ServerProcess::Kill9() {
   if (pid_ <= 0) return;
+  kill(pid_, SIGCONT);
   kill(pid_, SIGKILL);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
 }
 
-int BrokerProcess::Terminate() {
+void ServerProcess::Pause() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+
+void ServerProcess::Resume() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
+}
+
+int ServerProcess::Terminate() {
   if (pid_ <= 0) return -1;
+  kill(pid_, SIGCONT);
   kill(pid_, SIGTERM);
   int status = 0;
   waitpid(pid_, &status, 0);
@@ -164,11 +168,90 @@ int BrokerProcess::Terminate() {
   return -WTERMSIG(status);
 }
 
-std::string BrokerProcess::address() const { return absl::StrCat("127.0.0.1:", port_); }
+std::string ServerProcess::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
-std::string BrokerProcess::log() const {
+std::string ServerProcess::log() const {
   absl::StatusOr<std::string> text = ReadFileToString(log_path_);
   return text.ok() ? *text : std::string("(no log)");
+}
+
+namespace {
+
+std::string Prepared(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+BrokerProcess::BrokerProcess(std::string dir, const Pki& pki, std::string directory_file,
+                             std::string extra_config)
+    : ServerProcess(BrokerBinary(), Prepared(dir) + "/broker.textproto", dir + "/broker.log",
+                    dir + "/port"),
+      data_dir_(dir + "/data") {
+  std::ofstream(config_path()) << "listen_address: \"127.0.0.1:0\"\n"
+                               << "tls {\n"
+                               << "  ca_file: \"" << pki.ca() << "\"\n"
+                               << "  cert_file: \"" << pki.broker_cert() << "\"\n"
+                               << "  key_file: \"" << pki.broker_key() << "\"\n"
+                               << "  crl_dir: \"" << pki.dir << "/crl\"\n"
+                               << "}\n"
+                               << "data_dir: \"" << data_dir_ << "\"\n"
+                               << "directory_file: \"" << directory_file << "\"\n"
+                               << "shutdown_grace_seconds: 5\n"
+                               << extra_config;
+}
+
+ConnectorProcess::ConnectorProcess(std::string binary, std::string dir, const Pki& pki,
+                                   const std::string& agency, const std::string& data_file,
+                                   int port)
+    : ServerProcess(std::move(binary), Prepared(dir) + "/connector.textproto",
+                    dir + "/connector.log", dir + "/port") {
+  std::ofstream out(config_path());
+  out << "agency_id: \"" << agency << "\"\n"
+      << "listen_address: \"127.0.0.1:" << port << "\"\n"
+      << "trust_domain: \"tellonce.local\"\n"
+      << "tls {\n"
+      << "  ca_file: \"" << pki.ca() << "\"\n"
+      << "  cert_file: \"" << pki.cert(agency) << "\"\n"
+      << "  key_file: \"" << pki.key(agency) << "\"\n"
+      << "}\n";
+  if (!data_file.empty()) out << "data_file: \"" << data_file << "\"\n";
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::abort();
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+absl::Status WriteDirectoryWithPorts(const std::string& path,
+                                     const std::vector<std::pair<std::string, int>>& ports) {
+  absl::StatusOr<std::string> text = ReadFileToString(SampleDirectoryFile());
+  if (!text.ok()) return text.status();
+  const std::vector<std::pair<std::string, std::string>> sample = {
+      {"registry", "127.0.0.1:7501"}, {"bank", "127.0.0.1:7502"}, {"tax", "127.0.0.1:7503"}};
+  for (const auto& [agency, port] : ports) {
+    for (const auto& [sample_agency, endpoint] : sample) {
+      if (agency != sample_agency) continue;
+      size_t at = text->find(endpoint);
+      if (at == std::string::npos) {
+        return absl::NotFoundError(absl::StrCat("sample directory has no ", endpoint));
+      }
+      text->replace(at, endpoint.size(), absl::StrCat("127.0.0.1:", port));
+    }
+  }
+  std::ofstream(path) << *text;
+  return absl::OkStatus();
 }
 
 std::shared_ptr<grpc::Channel> AgencyChannel(const Pki& pki, const std::string& agency,

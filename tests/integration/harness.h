@@ -42,36 +42,68 @@ std::string SampleDirectoryFile();
 // distinct for each n in [0, 10^6).
 std::string CitizenId(int n);
 
-// A tellonce-broker process with its own config, data dir and log under `dir`.
-class BrokerProcess {
+// A server process (the broker or a connector) started from a built binary with
+// `--config FILE --port-file FILE`, its stderr in a log file. Killed on destruction.
+class ServerProcess {
  public:
-  BrokerProcess(std::string dir, const Pki& pki, std::string directory_file,
-                std::string extra_config = "");
-  ~BrokerProcess();
+  ServerProcess(std::string binary, std::string config_path, std::string log_path,
+                std::string port_file);
+  virtual ~ServerProcess();
 
-  // Starts and waits until it serves (port file written). Fails with the log tail if
-  // the process exits or does not come up within 30 s.
+  // Starts and waits until it serves (port file written). Fails with the log if the
+  // process exits or does not come up within 30 s.
   absl::Status Start();
   // SIGKILL, then reaps.
   void Kill9();
+  // SIGSTOP / SIGCONT: a process that accepts connections but never answers.
+  void Pause();
+  void Resume();
   // SIGTERM, waits, returns the exit code (or -signal).
   int Terminate();
   bool running() const { return pid_ > 0; }
 
+  int port() const { return port_; }
   std::string address() const;
   const std::string& config_path() const { return config_path_; }
-  const std::string& data_dir() const { return data_dir_; }
   std::string log() const;
 
  private:
-  std::string dir_;
+  std::string binary_;
   std::string config_path_;
-  std::string data_dir_;
   std::string log_path_;
   std::string port_file_;
   pid_t pid_ = -1;
   int port_ = 0;
 };
+
+// A tellonce-broker with its own config, data dir and log under `dir`.
+class BrokerProcess : public ServerProcess {
+ public:
+  BrokerProcess(std::string dir, const Pki& pki, std::string directory_file,
+                std::string extra_config = "");
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  std::string data_dir_;
+};
+
+// An example agency's connector (tellonce-registry, tellonce-bank, tellonce-tax, or a
+// test connector) on a free port, with its own config under `dir`. `extra_config` is
+// appended to the generated ConnectorConfig.
+class ConnectorProcess : public ServerProcess {
+ public:
+  // `port` 0 picks a free port at each start; a fixed port survives restarts.
+  ConnectorProcess(std::string binary, std::string dir, const Pki& pki, const std::string& agency,
+                   const std::string& data_file, int port = 0);
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+// Writes a copy of the sample directory to `path` with each agency's connector
+// endpoint replaced by 127.0.0.1:<port> from `ports` (agency id -> port).
+absl::Status WriteDirectoryWithPorts(const std::string& path,
+                                     const std::vector<std::pair<std::string, int>>& ports);
 
 // A mutual TLS channel to `address` as `agency` (its cert and key from `pki`),
 // verifying the broker's SPIFFE id.
@@ -81,6 +113,11 @@ std::shared_ptr<grpc::Channel> AgencyChannel(const Pki& pki, const std::string& 
 // Paths of the built binaries.
 std::string BrokerBinary();
 std::string CliBinary();
+// tellonce-registry, tellonce-bank, tellonce-tax, and the fault-injecting test connector.
+std::string AgencyBinary(const std::string& agency);
+std::string FaultConnectorBinary();
+// deploy/local/connectors/<name>.
+std::string SampleConnectorFile(const std::string& name);
 
 }  // namespace tellonce::testing
 
