@@ -1,0 +1,85 @@
+#include "connectors/config.h"
+
+#include <filesystem>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "certs/identity.h"
+#include "proto/textproto.h"
+#include "tellonce/v1/config.pb.h"
+
+namespace tellonce::connectors {
+namespace {
+
+std::string Resolve(const std::filesystem::path& base, const std::string& path) {
+  if (path.empty()) return path;
+  std::filesystem::path p(path);
+  if (p.is_absolute()) return p.lexically_normal().string();
+  return (base / p).lexically_normal().string();
+}
+
+// [a-z0-9][a-z0-9-]{0,62}, as in the directory and the certificate SAN.
+bool IsAgencyId(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto lower_alnum = [](char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c); };
+  if (!lower_alnum(s[0])) return false;
+  for (char c : s) {
+    if (!lower_alnum(c) && c != '-') return false;
+  }
+  return true;
+}
+
+// host:port with a port in 0..65535 (0: any free port).
+bool IsHostPort(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  int port = -1;
+  return colon != std::string::npos && colon != 0 &&
+         absl::SimpleAtoi(address.substr(colon + 1), &port) && port >= 0 && port <= 65535;
+}
+
+}  // namespace
+
+absl::StatusOr<ConnectorOptions> LoadConnectorConfig(const std::string& path) {
+  tellonce::v1::ConnectorConfig config;
+  if (absl::Status s = ParseTextProtoFile(path, &config); !s.ok()) return s;
+
+  auto invalid = [&](absl::string_view field, absl::string_view reason) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", field, ": ", reason));
+  };
+  auto required = [&](absl::string_view field) { return invalid(field, "required"); };
+
+  if (config.agency_id().empty()) return required("agency_id");
+  if (!IsAgencyId(config.agency_id())) {
+    return invalid("agency_id", absl::StrCat("must match [a-z0-9][a-z0-9-]{0,62}, got \"",
+                                             absl::CEscape(config.agency_id()), "\""));
+  }
+  if (config.listen_address().empty()) return required("listen_address");
+  if (!IsHostPort(config.listen_address())) {
+    return invalid("listen_address", absl::StrCat("must be host:port, got \"",
+                                                  absl::CEscape(config.listen_address()), "\""));
+  }
+  if (config.trust_domain().empty()) return required("trust_domain");
+  // The broker's SPIFFE id in this trust domain parses only if the domain is well-formed.
+  if (!certs::ParseSpiffeId(certs::BrokerSpiffeId(config.trust_domain())).ok()) {
+    return invalid("trust_domain", "must be a lower-case DNS-like name");
+  }
+  if (config.tls().ca_file().empty()) return required("tls.ca_file");
+  if (config.tls().cert_file().empty()) return required("tls.cert_file");
+  if (config.tls().key_file().empty()) return required("tls.key_file");
+
+  const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  ConnectorOptions options;
+  options.agency_id = config.agency_id();
+  options.listen_address = config.listen_address();
+  options.trust_domain = config.trust_domain();
+  options.tls.ca_file = Resolve(base, config.tls().ca_file());
+  options.tls.cert_file = Resolve(base, config.tls().cert_file());
+  options.tls.key_file = Resolve(base, config.tls().key_file());
+  options.tls.crl_dir = Resolve(base, config.tls().crl_dir());
+  options.data_file = Resolve(base, config.data_file());
+  return options;
+}
+
+}  // namespace tellonce::connectors

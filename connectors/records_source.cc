@@ -1,0 +1,198 @@
+#include "connectors/records_source.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/time_util.h"
+#include "proto/textproto.h"
+
+namespace tellonce::connectors {
+namespace {
+
+using ::tellonce::v1::AgencyRecords;
+using ::tellonce::v1::AttributeType;
+using ::tellonce::v1::AttributeValue;
+using ::tellonce::v1::CitizenRecord;
+
+bool AllDigits(absl::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!absl::ascii_isdigit(c)) return false;
+  }
+  return true;
+}
+
+// -?[0-9]+(\.[0-9]+)?
+bool IsDecimal(absl::string_view s) {
+  if (absl::ConsumePrefix(&s, "-") && s.empty()) return false;
+  const size_t dot = s.find('.');
+  if (dot == absl::string_view::npos) return AllDigits(s);
+  return AllDigits(s.substr(0, dot)) && AllDigits(s.substr(dot + 1));
+}
+
+// YYYY-MM-DD naming a day that exists.
+bool IsDate(absl::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  int year = 0, month = 0, day = 0;
+  if (!AllDigits(s.substr(0, 4)) || !AllDigits(s.substr(5, 2)) || !AllDigits(s.substr(8, 2)) ||
+      !absl::SimpleAtoi(s.substr(0, 4), &year) || !absl::SimpleAtoi(s.substr(5, 2), &month) ||
+      !absl::SimpleAtoi(s.substr(8, 2), &day)) {
+    return false;
+  }
+  const absl::CivilDay civil(year, month, day);  // normalizes 02-30 to 03-02
+  return civil.year() == year && civil.month() == month && civil.day() == day;
+}
+
+// OK when `value` is a well-formed value of `type`, else the reason.
+absl::Status CheckValue(const AttributeValue& value, AttributeType type) {
+  auto want = [&](AttributeValue::ValueCase member) {
+    if (value.value_case() == member) return absl::OkStatus();
+    const std::string member_name =
+        AttributeValue::descriptor()->FindFieldByNumber(member)->name();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "must be a ", member_name, " (", tellonce::v1::AttributeType_Name(type), ")"));
+  };
+  switch (type) {
+    case tellonce::v1::STRING:
+      return want(AttributeValue::kStringValue);
+    case tellonce::v1::INTEGER:
+      return want(AttributeValue::kIntegerValue);
+    case tellonce::v1::BOOLEAN:
+      return want(AttributeValue::kBooleanValue);
+    case tellonce::v1::DECIMAL:
+      if (absl::Status s = want(AttributeValue::kDecimalValue); !s.ok()) return s;
+      if (!IsDecimal(value.decimal_value())) {
+        return absl::InvalidArgumentError("decimal_value: must look like \"1234.56\"");
+      }
+      return absl::OkStatus();
+    case tellonce::v1::DATE:
+      if (absl::Status s = want(AttributeValue::kDateValue); !s.ok()) return s;
+      if (!IsDate(value.date_value())) {
+        return absl::InvalidArgumentError("date_value: must be an existing date, YYYY-MM-DD");
+      }
+      return absl::OkStatus();
+    default:
+      return absl::InvalidArgumentError("attribute type unspecified");
+  }
+}
+
+// 1-based line of records[index] in `text`, or 0 when unknown. Only called on the error
+// path, so the file is parsed a second time with positions rather than every time.
+int RecordLine(const std::string& text, int index) {
+  AgencyRecords ignored;
+  google::protobuf::TextFormat::ParseInfoTree tree;
+  google::protobuf::TextFormat::Parser parser;
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(text, &ignored)) return 0;
+  const google::protobuf::FieldDescriptor* records =
+      AgencyRecords::descriptor()->FindFieldByName("records");
+  const google::protobuf::TextFormat::ParseLocation at = tree.GetLocation(records, index);
+  return at.line < 0 ? 0 : at.line + 1;
+}
+
+bool IsPrintableAscii(absl::string_view s) {
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// OK, or the reason record `r` cannot be served (without the file position).
+absl::Status CheckRecord(const CitizenRecord& r, int index,
+                         const absl::flat_hash_map<std::string, AttributeType>& held,
+                         const absl::flat_hash_map<std::string, int>& seen) {
+  const std::string at = absl::StrCat("records[", index, "]");
+  auto invalid = [&](absl::string_view field, absl::string_view reason) {
+    return absl::InvalidArgumentError(absl::StrCat(at, ".", field, ": ", reason));
+  };
+  if (r.citizen_id().empty()) return invalid("citizen_id", "required");
+  if (r.citizen_id().size() > kMaxCitizenIdBytes) {
+    return invalid("citizen_id", absl::StrCat("longer than ", kMaxCitizenIdBytes, " bytes"));
+  }
+  if (!IsPrintableAscii(r.citizen_id())) return invalid("citizen_id", "must be printable ASCII");
+  if (auto it = seen.find(r.citizen_id()); it != seen.end()) {
+    return invalid("citizen_id", absl::StrCat("repeats records[", it->second, "]"));
+  }
+  for (const auto& [name, value] : r.attributes()) {
+    const std::string field = absl::StrCat("attributes[\"", absl::CEscape(name), "\"]");
+    auto type = held.find(name);
+    if (type == held.end()) return invalid(field, "not an attribute this agency holds");
+    if (absl::Status s = CheckValue(value, type->second); !s.ok()) {
+      return invalid(field, s.message());
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RecordsFileSource>> RecordsFileSource::Load(
+    const std::string& path, std::vector<HeldAttribute> held) {
+  std::unique_ptr<RecordsFileSource> source(new RecordsFileSource());
+  for (size_t i = 0; i < held.size(); ++i) {
+    const HeldAttribute& a = held[i];
+    if (a.name.empty() || a.type == tellonce::v1::ATTRIBUTE_TYPE_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat("held[", i, "]: name and type required"));
+    }
+    if (!source->held_types_.emplace(a.name, a.type).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("held[", i, "]: \"", a.name, "\" is listed twice"));
+    }
+  }
+  source->held_ = std::move(held);
+
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  AgencyRecords records;
+  if (absl::Status s = ParseTextProto(*text, path, &records); !s.ok()) return s;
+
+  absl::flat_hash_map<std::string, int> seen;  // citizen id -> record index
+  for (int i = 0; i < records.records_size(); ++i) {
+    const CitizenRecord& r = records.records(i);
+    if (absl::Status s = CheckRecord(r, i, source->held_types_, seen); !s.ok()) {
+      const int line = RecordLine(*text, i);
+      return absl::InvalidArgumentError(
+          line > 0 ? absl::StrCat(path, ":", line, ": ", s.message())
+                   : absl::StrCat(path, ": ", s.message()));
+    }
+    seen.emplace(r.citizen_id(), i);
+  }
+  for (CitizenRecord& r : *records.mutable_records()) {
+    std::string id = r.citizen_id();
+    source->records_.emplace(std::move(id), std::move(r));
+  }
+  source->loaded_at_ =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+  return source;
+}
+
+absl::StatusOr<tellonce::v1::FetchAttributesResponse> RecordsFileSource::Fetch(
+    const FetchContext& ctx) {
+  auto record = records_.find(ctx.citizen_id);
+  if (record == records_.end()) return absl::NotFoundError("no record of this citizen");
+  tellonce::v1::FetchAttributesResponse response;
+  for (const std::string& name : ctx.attributes) {
+    tellonce::v1::FetchedAttribute* out = response.add_attributes();
+    out->set_name(name);
+    auto value = record->second.attributes().find(name);
+    // Only attributes this agency holds were loaded, so anything else is not found.
+    if (value == record->second.attributes().end()) {
+      out->set_not_found(true);
+    } else {
+      *out->mutable_value() = value->second;
+    }
+  }
+  *response.mutable_as_of() =
+      record->second.has_as_of() ? record->second.as_of() : loaded_at_;
+  return response;
+}
+
+}  // namespace tellonce::connectors

@@ -1,0 +1,368 @@
+#include "connectors/sdk.h"
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "certs/identity.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/auth_context.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/server_context.h"
+#include "proto/textproto.h"
+#include "tellonce/v1/connector.grpc.pb.h"
+
+namespace tellonce::connectors {
+
+AttributeSource::~AttributeSource() = default;
+ConnectorServer::~ConnectorServer() = default;
+
+namespace {
+
+using ::tellonce::v1::FetchAttributesRequest;
+using ::tellonce::v1::FetchAttributesResponse;
+
+absl::Status Invalid(absl::string_view field, absl::string_view reason) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
+}
+
+// ---------------------------------------------------------------------------
+// Request validation
+
+bool IsPrintableAscii(std::string_view s) {
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// No C0 control character and no DEL. Bytes >= 0x80 are fine: protobuf has already
+// checked that proto3 strings are well-formed UTF-8.
+bool HasNoControlCharacters(std::string_view s) {
+  for (char c : s) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7f) return false;
+  }
+  return true;
+}
+
+// [a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+, the directory's attribute names. Hand-written:
+// cheaper than a regex and safe on any input.
+bool IsAttributeName(std::string_view s) {
+  int segments = 0;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = s.find('.', start);
+    const std::string_view segment =
+        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (segment.empty() || !absl::ascii_islower(segment[0])) return false;
+    for (char c : segment) {
+      if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_') return false;
+    }
+    ++segments;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return segments >= 2;
+}
+
+// An optional free-text or id field: bounded, without control characters.
+absl::Status CheckBounded(absl::string_view field, std::string_view value) {
+  if (value.size() > kMaxStringBytes) {
+    return Invalid(field, absl::StrCat("longer than ", kMaxStringBytes, " bytes"));
+  }
+  if (!HasNoControlCharacters(value)) return Invalid(field, "contains control characters");
+  return absl::OkStatus();
+}
+
+absl::Status CheckAttributes(const google::protobuf::RepeatedPtrField<std::string>& names) {
+  if (names.empty()) return Invalid("attributes", "at least one required");
+  if (static_cast<size_t>(names.size()) > kMaxAttributesPerFetch) {
+    return Invalid("attributes", absl::StrCat("more than ", kMaxAttributesPerFetch));
+  }
+  absl::flat_hash_map<absl::string_view, int> seen;
+  for (int i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    const std::string field = absl::StrCat("attributes[", i, "]");
+    if (name.empty()) return Invalid(field, "required");
+    if (name.size() > kMaxStringBytes) {
+      return Invalid(field, absl::StrCat("longer than ", kMaxStringBytes, " bytes"));
+    }
+    // Attribute names are catalogue names, not citizen data, so they may be quoted.
+    if (!IsAttributeName(name)) {
+      return Invalid(field, absl::StrCat("\"", absl::CEscape(name),
+                                         "\" is not a dotted lower-case attribute name"));
+    }
+    auto [it, inserted] = seen.emplace(name, i);
+    if (!inserted) {
+      return Invalid(field, absl::StrCat("\"", name, "\" repeats attributes[", it->second, "]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Status conversion: the one place in connectors/ where absl::Status becomes
+// grpc::Status. Codes map one to one (both follow google.rpc.Code).
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+// ---------------------------------------------------------------------------
+// FetchPool: the threads that call the source.
+
+// A fixed set of threads running queued tasks in order. Thread-safe.
+class FetchPool {
+ public:
+  FetchPool(int threads, size_t max_queued) : max_queued_(max_queued) {
+    threads_.reserve(threads);
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~FetchPool() { Stop(); }
+
+  // Queues `task`. False, without running it, when max_queued tasks are already
+  // waiting or the pool is stopping.
+  bool Submit(std::function<void()> task) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || queue_.size() >= max_queued_) return false;
+    queue_.push_back(std::move(task));
+    return true;
+  }
+
+  // Runs what is queued, then joins the threads. Idempotent.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  void Work() ABSL_LOCKS_EXCLUDED(mu_) {
+    while (true) {
+      std::function<void()> task;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](FetchPool* pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool->mu_) {
+              return pool->stopping_ || !pool->queue_.empty();
+            },
+            this));
+        if (queue_.empty()) return;  // stopping, and nothing left to run
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
+  }
+
+  const size_t max_queued_;
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+// ---------------------------------------------------------------------------
+// ConnectorService
+
+// ConnectorService over gRPC's callback API. Thin: authorizes the caller from its
+// certificate, validates the request, and hands the call to the fetch pool, whose
+// thread calls the source and finishes the call.
+class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::CallbackService {
+ public:
+  // Not owned; both must outlive the service.
+  ConnectorServiceImpl(std::string trust_domain, AttributeSource* source, FetchPool* pool)
+      : trust_domain_(std::move(trust_domain)), source_(source), pool_(pool) {}
+
+  grpc::ServerUnaryReactor* FetchAttributes(grpc::CallbackServerContext* context,
+                                            const FetchAttributesRequest* request,
+                                            FetchAttributesResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    absl::Status admitted = AuthorizeBroker(*context);
+    if (admitted.ok()) admitted = ValidateFetchRequest(*request);
+    if (!admitted.ok()) {
+      reactor->Finish(ToGrpcStatus(admitted));
+      return reactor;
+    }
+    // The context, request and response stay valid until Finish is called.
+    const bool queued = pool_->Submit([this, context, request, response, reactor] {
+      reactor->Finish(ToGrpcStatus(Serve(*context, *request, response)));
+    });
+    if (!queued) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   "connector busy: too many fetches waiting"));
+    }
+    return reactor;
+  }
+
+ private:
+  // OK only for the broker of our trust domain, from the verified peer certificate.
+  absl::Status AuthorizeBroker(const grpc::ServerContextBase& context) const {
+    std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+    if (auth == nullptr) return absl::UnauthenticatedError("no authenticated peer");
+    absl::StatusOr<certs::SpiffeId> peer = certs::PeerIdentity(*auth, trust_domain_);
+    if (!peer.ok()) return peer.status();
+    if (!peer->is_broker) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "ConnectorService serves only the broker, not agency \"", peer->agency_id, "\""));
+    }
+    return absl::OkStatus();
+  }
+
+  // Runs on a fetch thread.
+  absl::Status Serve(const grpc::CallbackServerContext& context,
+                     const FetchAttributesRequest& request, FetchAttributesResponse* response) {
+    if (context.IsCancelled()) return absl::CancelledError("cancelled by the caller");
+    FetchContext ctx;
+    ctx.deadline = absl::FromChrono(context.deadline());
+    if (absl::Now() >= ctx.deadline) {
+      return absl::DeadlineExceededError("deadline passed while waiting for a fetch thread");
+    }
+    ctx.exchange_id = request.exchange_id();
+    ctx.citizen_id = request.citizen_id();
+    ctx.attributes.assign(request.attributes().begin(), request.attributes().end());
+    ctx.consumer = request.consumer();
+    ctx.purpose = request.purpose();
+    ctx.basis = request.basis();
+    absl::StatusOr<FetchAttributesResponse> answer = source_->Fetch(ctx);
+    if (!answer.ok()) return answer.status();
+    *response = *std::move(answer);
+    return absl::OkStatus();
+  }
+
+  const std::string trust_domain_;
+  AttributeSource* const source_;
+  FetchPool* const pool_;
+};
+
+// ---------------------------------------------------------------------------
+// ConnectorServerImpl
+
+class ConnectorServerImpl final : public ConnectorServer {
+ public:
+  explicit ConnectorServerImpl(const ConnectorOptions& options) : options_(options) {}
+  ~ConnectorServerImpl() override { Shutdown(); }
+
+  absl::Status Init(AttributeSource* source);
+
+  int port() const override { return port_; }
+
+  void Shutdown() override {
+    std::call_once(shutdown_once_, [this] {
+      if (server_ != nullptr) {
+        server_->Shutdown(std::chrono::system_clock::now() +
+                          absl::ToChronoSeconds(options_.shutdown_grace));
+        // Returns once every call is finished, which the still running pool ensures.
+        server_->Wait();
+      }
+      if (pool_ != nullptr) pool_->Stop();
+    });
+  }
+
+ private:
+  const ConnectorOptions options_;
+  std::unique_ptr<FetchPool> pool_;
+  std::unique_ptr<ConnectorServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::once_flag shutdown_once_;
+};
+
+// The certificate at `cert_file` must name this agency; a connector presenting another
+// identity would be refused by the broker at every call, so refuse to start instead.
+absl::Status CheckCertificateIdentity(const ConnectorOptions& options) {
+  absl::StatusOr<std::string> pem = ReadFileToString(options.tls.cert_file);
+  if (!pem.ok()) return Invalid("tls.cert_file", pem.status().message());
+  absl::StatusOr<certs::SpiffeId> id = certs::CertificateSpiffeId(*pem);
+  if (!id.ok()) {
+    return Invalid("tls.cert_file",
+                   absl::StrCat(options.tls.cert_file, ": ", id.status().message()));
+  }
+  const std::string want = certs::AgencySpiffeId(options.trust_domain, options.agency_id);
+  if (id->ToString() != want) {
+    return Invalid("tls.cert_file", absl::StrCat(options.tls.cert_file, ": certificate is ",
+                                                 id->ToString(), ", not ", want));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ConnectorServerImpl::Init(AttributeSource* source) {
+  if (source == nullptr) return Invalid("source", "required");
+  if (options_.agency_id.empty()) return Invalid("agency_id", "required");
+  if (options_.listen_address.empty()) return Invalid("listen_address", "required");
+  if (options_.trust_domain.empty()) return Invalid("trust_domain", "required");
+  if (options_.tls.ca_file.empty()) return Invalid("tls.ca_file", "required");
+  if (options_.tls.cert_file.empty()) return Invalid("tls.cert_file", "required");
+  if (options_.tls.key_file.empty()) return Invalid("tls.key_file", "required");
+  if (options_.fetch_threads < 1) return Invalid("fetch_threads", "must be at least 1");
+  if (options_.max_queued_fetches < 1) return Invalid("max_queued_fetches", "must be at least 1");
+
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      certs::MakeServerCredentials(options_.tls);
+  if (!credentials.ok()) return credentials.status();
+  if (absl::Status s = CheckCertificateIdentity(options_); !s.ok()) return s;
+
+  pool_ = std::make_unique<FetchPool>(options_.fetch_threads, options_.max_queued_fetches);
+  service_ = std::make_unique<ConnectorServiceImpl>(options_.trust_domain, source, pool_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen_address, *credentials, &port_);
+  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("listen_address: cannot listen on ", options_.listen_address));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateFetchRequest(const FetchAttributesRequest& request) {
+  const std::string& citizen = request.citizen_id();
+  if (citizen.empty()) return Invalid("citizen_id", "required");
+  if (citizen.size() > kMaxCitizenIdBytes) {
+    return Invalid("citizen_id", absl::StrCat("longer than ", kMaxCitizenIdBytes, " bytes"));
+  }
+  if (!IsPrintableAscii(citizen)) return Invalid("citizen_id", "must be printable ASCII");
+  if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
+  if (absl::Status s = CheckBounded("exchange_id", request.exchange_id()); !s.ok()) return s;
+  if (absl::Status s = CheckBounded("consumer", request.consumer()); !s.ok()) return s;
+  if (absl::Status s = CheckBounded("purpose", request.purpose()); !s.ok()) return s;
+  const tellonce::v1::Basis& basis = request.basis();
+  if (absl::Status s = CheckBounded("basis.consent_id", basis.consent_id()); !s.ok()) return s;
+  if (absl::Status s = CheckBounded("basis.mandate_id", basis.mandate_id()); !s.ok()) return s;
+  if (absl::Status s = CheckBounded("basis.legal_reference", basis.legal_reference()); !s.ok()) {
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ConnectorServer>> ConnectorServer::Start(
+    const ConnectorOptions& options, AttributeSource* source) {
+  auto server = std::make_unique<ConnectorServerImpl>(options);
+  if (absl::Status s = server->Init(source); !s.ok()) return s;
+  return server;
+}
+
+}  // namespace tellonce::connectors
