@@ -41,6 +41,17 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                                         .issuer = certs::BrokerSpiffeId(trust_domain)});
   broker->consent_service_ =
       std::make_unique<ConsentServiceImpl>(broker->directory_.get(), broker->registry_.get());
+  broker->access_log_ = std::make_unique<AccessLog>(broker->db_.get(), broker->queue_.get());
+  broker->connectors_ = std::make_unique<ConnectorPool>(ConnectorPool::Options{.tls = options.tls});
+  broker->exchange_ = std::make_unique<Exchange>(
+      broker->directory_.get(), broker->store_.get(), broker->access_log_.get(),
+      broker->connectors_.get(),
+      ExchangeOptions{.default_deadline = options.exchange_default_deadline,
+                      .max_value_bytes = options.exchange_max_value_bytes,
+                      .max_attributes_per_request = options.exchange_max_attributes,
+                      .max_string_bytes = options.limits.max_string_bytes});
+  broker->exchange_service_ =
+      std::make_unique<ExchangeServiceImpl>(broker->directory_.get(), broker->exchange_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -48,12 +59,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   builder.AddListeningPort(options.listen_address, *credentials, &broker->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   builder.RegisterService(broker->consent_service_.get());
+  builder.RegisterService(broker->exchange_service_.get());
   broker->server_ = builder.BuildAndStart();
   if (broker->server_ == nullptr || broker->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("listen_address: cannot listen on ", options.listen_address));
   }
-  LogInfo(absl::StrCat("serving ConsentService on ", options.listen_address, " (port ",
+  LogInfo(absl::StrCat("serving ConsentService and ExchangeService on ", options.listen_address, " (port ",
                        broker->port_, "), trust domain ", trust_domain, ", data in ",
                        options.data_dir));
   return broker;
@@ -82,6 +94,18 @@ void Broker::Shutdown() {
     server_->Wait();
   }
   server_.reset();
+  if (exchange_ != nullptr) {
+    const ExchangeCounters& c = exchange_->counters();
+    LogInfo(absl::StrCat("exchange: ", c.requests.load(), " requests, ",
+                         c.attributes_delivered.load(), " attributes delivered, ",
+                         c.attributes_refused.load(), " refused, ",
+                         c.provider_answers_rejected.load(), " provider answers rejected, ",
+                         c.provider_calls_failed.load(), " provider calls failed"));
+  }
+  exchange_service_.reset();
+  exchange_.reset();
+  connectors_.reset();
+  access_log_.reset();
   consent_service_.reset();
   registry_.reset();
   store_.reset();

@@ -5,8 +5,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "broker/access_log.h"
 #include "broker/config.h"
+#include "broker/connector_pool.h"
 #include "broker/consent_service.h"
+#include "broker/exchange.h"
+#include "broker/exchange_service.h"
 #include "consent/commit_queue.h"
 #include "consent/consent_store.h"
 #include "consent/database.h"
@@ -17,7 +21,8 @@
 namespace tellonce::broker {
 
 // Design: the running broker process, assembled from its parts in dependency order
-// (directory, TLS, database, commit queue, consent store, registry, gRPC services) and
+// (directory, TLS, database, commit queue, consent store, registry, access log,
+// connector pool, exchange core, gRPC services) and
 // taken apart in reverse. Start fails, without serving anything, on any configuration
 // problem: unreadable or invalid directory, TLS files that do not load, a data
 // directory that cannot be opened, an address that cannot be bound.
@@ -47,6 +52,10 @@ class Broker {
   std::unique_ptr<consent::ConsentStore> store_;
   std::unique_ptr<consent::ConsentRegistry> registry_;
   std::unique_ptr<ConsentServiceImpl> consent_service_;
+  std::unique_ptr<AccessLog> access_log_;
+  std::unique_ptr<ConnectorPool> connectors_;
+  std::unique_ptr<Exchange> exchange_;
+  std::unique_ptr<ExchangeServiceImpl> exchange_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

@@ -67,6 +67,19 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   }
   if (limits.max_string_bytes() != 0) options.limits.max_string_bytes = limits.max_string_bytes();
   if (limits.max_page_size() != 0) options.limits.max_page_size = limits.max_page_size();
+
+  const tellonce::v1::ExchangeLimits& exchange = config.exchange();
+  if (exchange.default_deadline_ms() != 0) {
+    options.exchange_default_deadline = absl::Milliseconds(exchange.default_deadline_ms());
+  }
+  if (exchange.max_value_bytes() != 0) options.exchange_max_value_bytes = exchange.max_value_bytes();
+  if (exchange.max_attributes_per_request() != 0) {
+    if (exchange.max_attributes_per_request() > 1024) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": exchange.max_attributes_per_request: at most 1024"));
+    }
+    options.exchange_max_attributes = exchange.max_attributes_per_request();
+  }
   if (config.shutdown_grace_seconds() != 0) {
     options.shutdown_grace = absl::Seconds(config.shutdown_grace_seconds());
   }

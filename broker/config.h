@@ -28,6 +28,12 @@ struct BrokerOptions {
   absl::Duration shutdown_grace = absl::Seconds(10);
   // RocksDB block cache. Default 64 MiB.
   size_t block_cache_mb = 64;
+  // GetAttributes deadline when the caller sets none. Default 5 s.
+  absl::Duration exchange_default_deadline = absl::Seconds(5);
+  // Largest attribute value accepted from a connector, bytes. Default 4096.
+  uint32_t exchange_max_value_bytes = 4096;
+  // Most attributes in one GetAttributes request. Default 32.
+  uint32_t exchange_max_attributes = 32;
 };
 
 // Reads a text-format tellonce.v1.BrokerConfig, applies defaults, resolves relative

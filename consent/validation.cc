@@ -73,6 +73,8 @@ bool IsPrintableUtf8(std::string_view s) {
   return true;
 }
 
+}  // namespace
+
 // An identifier-like field (request id, agency id, attribute name, purpose code):
 // present, within the length limit, printable ASCII.
 absl::Status CheckToken(std::string_view field, std::string_view value,
@@ -92,6 +94,8 @@ absl::Status CheckCitizen(std::string_view citizen_id, const Directory& director
   }
   return directory.CheckCitizenId(citizen_id);
 }
+
+namespace {
 
 absl::Status CheckConsentIdField(std::string_view field, std::string_view id) {
   if (id.empty()) return Invalid(field, "required");

@@ -45,6 +45,17 @@ absl::Status ValidateGet(const tellonce::v1::GetConsentRequest& request,
 absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
                           const Directory& directory, const RequestLimits& limits);
 
+// An identifier-like field (request id, agency id, attribute name, purpose code):
+// present, within limits.max_string_bytes, printable ASCII. INVALID_ARGUMENT
+// "<field>: <reason>" otherwise.
+absl::Status CheckToken(std::string_view field, std::string_view value,
+                        const RequestLimits& limits);
+
+// A citizen id: within limits.max_string_bytes and valid by the directory's rule.
+// INVALID_ARGUMENT "citizen_id: <reason>" otherwise, never echoing the id.
+absl::Status CheckCitizen(std::string_view citizen_id, const Directory& directory,
+                          const RequestLimits& limits);
+
 // True when `id` has the shape of a broker consent id (26 Crockford base32 chars).
 bool IsConsentId(std::string_view id);
 

@@ -7,6 +7,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
+#include "certs/tls.h"
+#include "grpcpp/create_channel.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"

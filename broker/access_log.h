@@ -1,0 +1,58 @@
+#ifndef TELLONCE_BROKER_ACCESS_LOG_H_
+#define TELLONCE_BROKER_ACCESS_LOG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "consent/commit_queue.h"
+#include "consent/database.h"
+#include "tellonce/v1/exchange.pb.h"
+
+namespace tellonce::broker {
+
+// Design: the access log, one record per decision the broker made about citizen data
+// (allowed or denied), append-only, numbered from 0 without gaps. Appends go through
+// the CommitQueue, so an event is durable (synced WAL, shared with concurrent writers)
+// before the completion runs, and events appended by one call get consecutive
+// indexes. The stored bytes of an event are its deterministic serialization; they are
+// what the transparency log hashes. Never holds attribute values: AccessEvent has no
+// field for one.
+//
+// Storage (see broker/README.md):
+//   kAccessLog  <index, 8 bytes big-endian>              -> AccessEvent (serialized)
+//   kIndexes    "e" \0 <citizen_id> \0 <index, 8 bytes>   -> "" (a citizen's events)
+//   kMeta       "access_log.size"                         -> decimal text
+//
+// Thread-safe.
+class AccessLog {
+ public:
+  // Neither is owned; both must outlive the log.
+  AccessLog(consent::Database* db, consent::CommitQueue* queue) : db_(db), queue_(queue) {}
+
+  using AppendDone = absl::AnyInvocable<void(absl::StatusOr<uint64_t>)>;
+  // Appends `events` in order; `done` receives the index of the first once all are
+  // durable, or the write error (then none is stored). An empty list completes with
+  // the current size. `done` runs on the commit thread and must not block.
+  void Append(std::vector<tellonce::v1::AccessEvent> events, AppendDone done);
+
+  // Number of durable events.
+  absl::StatusOr<uint64_t> Size() const;
+
+  // The stored bytes of event `index`; NOT_FOUND past the end.
+  absl::StatusOr<std::string> ReadBytes(uint64_t index) const;
+  absl::StatusOr<tellonce::v1::AccessEvent> Read(uint64_t index) const;
+
+  // Key of event `index` in kAccessLog.
+  static std::string Key(uint64_t index);
+
+ private:
+  consent::Database* db_;
+  consent::CommitQueue* queue_;
+};
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_ACCESS_LOG_H_

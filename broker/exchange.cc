@@ -1,0 +1,385 @@
+#include "broker/exchange.h"
+
+#include <map>
+#include <memory>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "consent/access_decision.h"
+#include "consent/validation.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/client_context.h"
+#include "proto/attribute_value.h"
+
+namespace tellonce::broker {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using tellonce::v1::AttributeResult;
+using tellonce::v1::ResultCode;
+
+absl::Status Invalid(absl::string_view field, absl::string_view reason) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+// Bytes of the variable-length member of a value (0 for numbers and booleans).
+size_t ValueBytes(const tellonce::v1::AttributeValue& value) {
+  switch (value.value_case()) {
+    case tellonce::v1::AttributeValue::kStringValue:
+      return value.string_value().size();
+    case tellonce::v1::AttributeValue::kDecimalValue:
+      return value.decimal_value().size();
+    case tellonce::v1::AttributeValue::kDateValue:
+      return value.date_value().size();
+    default:
+      return 0;
+  }
+}
+
+// The result code for a failed connector call.
+ResultCode CodeForCallStatus(const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::NOT_FOUND:
+      return tellonce::v1::RESULT_NOT_FOUND;
+    case grpc::StatusCode::UNAVAILABLE:
+      return tellonce::v1::RESULT_PROVIDER_UNAVAILABLE;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return tellonce::v1::RESULT_DEADLINE_EXCEEDED;
+    default:
+      return tellonce::v1::RESULT_PROVIDER_ERROR;
+  }
+}
+
+std::string DetailForCallStatus(const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::NOT_FOUND:
+      return "the provider has no record of this citizen";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "the provider's connector cannot be reached";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "the provider did not answer in time";
+    default:
+      // The connector's own message is not passed on: it is not ours to vouch for.
+      return absl::StrCat("the provider failed (", static_cast<int>(status.error_code()), ")");
+  }
+}
+
+}  // namespace
+
+absl::Status ValidateGetAttributes(const tellonce::v1::GetAttributesRequest& request,
+                                   const consent::Directory& directory,
+                                   const ExchangeOptions& options) {
+  const consent::RequestLimits limits{.max_string_bytes = options.max_string_bytes};
+  if (absl::Status s = consent::CheckToken("request_id", request.request_id(), limits); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = consent::CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) {
+    return s;
+  }
+  if (request.attributes().empty()) return Invalid("attributes", "at least one is required");
+  if (static_cast<uint32_t>(request.attributes_size()) > options.max_attributes_per_request) {
+    return Invalid("attributes",
+                   absl::StrCat("at most ", options.max_attributes_per_request, " per request"));
+  }
+  absl::flat_hash_set<std::string_view> seen;
+  for (int i = 0; i < request.attributes_size(); ++i) {
+    const std::string& name = request.attributes(i);
+    const std::string field = absl::StrCat("attributes[", i, "]");
+    if (absl::Status s = consent::CheckToken(field, name, limits); !s.ok()) return s;
+    if (!seen.insert(name).second) return Invalid(field, "repeated");
+  }
+  if (absl::Status s = consent::CheckToken("purpose", request.purpose(), limits); !s.ok()) {
+    return s;
+  }
+  if (directory.FindPurpose(request.purpose()) == nullptr) {
+    return Invalid("purpose", "not a purpose of the directory");
+  }
+  return absl::OkStatus();
+}
+
+// The state of one GetAttributes call as it moves through the steps.
+struct Exchange::Call {
+  std::string consumer;
+  tellonce::v1::GetAttributesRequest request;
+  std::shared_ptr<const consent::Directory> directory;
+  absl::Time deadline;
+  std::string exchange_id;
+  std::vector<consent::AccessDecision> decisions;
+  Done done;
+
+  absl::Mutex mu;
+  // Steps still outstanding in the current phase.
+  int pending ABSL_GUARDED_BY(mu) = 0;
+  // One per requested attribute, filled as answers arrive.
+  std::vector<AttributeResult> results ABSL_GUARDED_BY(mu);
+};
+
+void Exchange::GetAttributes(const std::string& consumer,
+                             const tellonce::v1::GetAttributesRequest& request,
+                             absl::Time deadline, Done done) {
+  counters_.requests.fetch_add(1, std::memory_order_relaxed);
+  auto call = std::make_shared<Call>();
+  call->directory = directory_->Current();
+  if (absl::Status valid = ValidateGetAttributes(request, *call->directory, options_);
+      !valid.ok()) {
+    done(std::move(valid));
+    return;
+  }
+  const absl::Time now = options_.clock();
+  call->consumer = consumer;
+  call->request = request;
+  call->deadline = deadline == absl::InfiniteFuture() ? now + options_.default_deadline : deadline;
+  call->exchange_id = consent::NewConsentId(now);
+  call->done = std::move(done);
+
+  std::vector<std::string> attributes(request.attributes().begin(), request.attributes().end());
+  absl::StatusOr<std::vector<consent::AccessDecision>> decisions = consent::DecideAccess(
+      *call->directory, *store_, consumer, request.citizen_id(), request.purpose(), attributes,
+      now);
+  if (!decisions.ok()) {
+    call->done(decisions.status());
+    return;
+  }
+  call->decisions = *std::move(decisions);
+  {
+    absl::MutexLock lock(&call->mu);
+    call->results.resize(call->decisions.size());
+    for (size_t i = 0; i < call->decisions.size(); ++i) {
+      const consent::AccessDecision& d = call->decisions[i];
+      AttributeResult& r = call->results[i];
+      r.set_name(d.attribute);
+      r.set_code(d.code);
+      if (d.basis.kind_case() != tellonce::v1::Basis::KIND_NOT_SET) *r.mutable_basis() = d.basis;
+      if (!d.provider.empty()) r.mutable_provenance()->set_provider(d.provider);
+      if (d.code != tellonce::v1::RESULT_OK) r.set_detail(d.detail);
+    }
+  }
+  SpendOneTimeConsents(std::move(call));
+}
+
+void Exchange::SpendOneTimeConsents(std::shared_ptr<Call> call) {
+  std::vector<std::string> to_spend;
+  for (const consent::AccessDecision& d : call->decisions) {
+    if (d.code == tellonce::v1::RESULT_OK && d.spends_one_time_consent &&
+        std::find(to_spend.begin(), to_spend.end(), d.basis.consent_id()) == to_spend.end()) {
+      to_spend.push_back(d.basis.consent_id());
+    }
+  }
+  if (to_spend.empty()) {
+    FetchFromProviders(std::move(call));
+    return;
+  }
+  {
+    absl::MutexLock lock(&call->mu);
+    call->pending = static_cast<int>(to_spend.size());
+  }
+  const absl::Time now = options_.clock();
+  for (const std::string& consent_id : to_spend) {
+    store_->MarkUsed(
+        consent_id, call->consumer, now,
+        [this, call, consent_id](absl::StatusOr<tellonce::v1::Consent> spent) {
+          bool last = false;
+          {
+            absl::MutexLock lock(&call->mu);
+            if (!spent.ok()) {
+              // Spent (or revoked) by someone else in the meantime: this request loses.
+              const bool lost = absl::IsFailedPrecondition(spent.status());
+              for (size_t i = 0; i < call->decisions.size(); ++i) {
+                consent::AccessDecision& d = call->decisions[i];
+                if (!d.spends_one_time_consent || d.basis.consent_id() != consent_id) continue;
+                d.code = lost ? tellonce::v1::RESULT_CONSENT_USED
+                              : tellonce::v1::RESULT_PROVIDER_ERROR;
+                d.detail = lost ? "the one-time consent was used" : "the consent could not be spent";
+                call->results[i].set_code(d.code);
+                call->results[i].set_detail(d.detail);
+              }
+            }
+            last = --call->pending == 0;
+          }
+          if (last) FetchFromProviders(call);
+        });
+  }
+}
+
+void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
+  // Allowed attributes grouped by provider, in first-appearance order.
+  std::vector<std::pair<std::string, std::vector<size_t>>> groups;
+  for (size_t i = 0; i < call->decisions.size(); ++i) {
+    const consent::AccessDecision& d = call->decisions[i];
+    if (d.code != tellonce::v1::RESULT_OK) continue;
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const auto& g) { return g.first == d.provider; });
+    if (it == groups.end()) {
+      groups.push_back({d.provider, {i}});
+    } else {
+      it->second.push_back(i);
+    }
+  }
+  if (groups.empty()) {
+    RecordAndAnswer(std::move(call));
+    return;
+  }
+  {
+    absl::MutexLock lock(&call->mu);
+    call->pending = static_cast<int>(groups.size());
+  }
+
+  // Leave the broker time to record and answer before the caller gives up.
+  const absl::Time now = options_.clock();
+  const absl::Duration remaining = std::max(call->deadline - now, absl::ZeroDuration());
+  const absl::Time provider_deadline =
+      call->deadline - std::min(absl::Milliseconds(200), remaining / 10);
+
+  for (auto& [provider, indexes] : groups) {
+    struct Fetch {
+      grpc::ClientContext context;
+      tellonce::v1::FetchAttributesRequest request;
+      tellonce::v1::FetchAttributesResponse response;
+      std::vector<size_t> indexes;
+    };
+    auto fetch = std::make_shared<Fetch>();
+    fetch->indexes = indexes;
+    fetch->context.set_deadline(absl::ToChronoTime(provider_deadline));
+    fetch->request.set_exchange_id(call->exchange_id);
+    fetch->request.set_citizen_id(call->request.citizen_id());
+    fetch->request.set_consumer(call->consumer);
+    fetch->request.set_purpose(call->request.purpose());
+    for (size_t i : indexes) fetch->request.add_attributes(call->decisions[i].attribute);
+    // Several bases may be involved; the first is passed on (the access log has all).
+    *fetch->request.mutable_basis() = call->decisions[indexes.front()].basis;
+
+    auto on_answer = [this, call, fetch](grpc::Status status) {
+      const absl::Time as_of_fallback = options_.clock();
+      bool last = false;
+      {
+        absl::MutexLock lock(&call->mu);
+        auto fail_all = [&](ResultCode code, const std::string& detail) {
+          for (size_t i : fetch->indexes) {
+            call->results[i].set_code(code);
+            call->results[i].set_detail(detail);
+            call->results[i].clear_value();
+          }
+        };
+        if (!status.ok()) {
+          counters_.provider_calls_failed.fetch_add(1, std::memory_order_relaxed);
+          fail_all(CodeForCallStatus(status), DetailForCallStatus(status));
+        } else {
+          absl::flat_hash_map<std::string, size_t> asked;
+          for (size_t i : fetch->indexes) asked[call->decisions[i].attribute] = i;
+          absl::flat_hash_set<std::string> answered;
+          bool trustworthy = true;
+          for (const tellonce::v1::FetchedAttribute& a : fetch->response.attributes()) {
+            if (!asked.contains(a.name()) || !answered.insert(a.name()).second) {
+              trustworthy = false;
+              break;
+            }
+          }
+          if (!trustworthy) {
+            counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
+            fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
+                     "the provider answered with attributes that were not asked");
+          } else {
+            const google::protobuf::Timestamp as_of = fetch->response.has_as_of()
+                                                          ? fetch->response.as_of()
+                                                          : ToTimestamp(as_of_fallback);
+            for (size_t i : fetch->indexes) {
+              call->results[i].set_code(tellonce::v1::RESULT_NOT_FOUND);
+              call->results[i].set_detail("the provider has no value of this attribute");
+            }
+            for (tellonce::v1::FetchedAttribute& a : *fetch->response.mutable_attributes()) {
+              AttributeResult& r = call->results[asked[a.name()]];
+              if (a.not_found()) continue;
+              const tellonce::v1::AttributeDef* def = call->directory->FindAttribute(a.name());
+              absl::Status typed = CheckAttributeValue(a.value(), def->type());
+              if (!typed.ok() || ValueBytes(a.value()) > options_.max_value_bytes) {
+                counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
+                r.set_code(tellonce::v1::RESULT_PROVIDER_ERROR);
+                r.set_detail(typed.ok() ? "the provider's value is over the size limit"
+                                        : absl::StrCat("the provider's value ", typed.message()));
+                continue;
+              }
+              r.set_code(tellonce::v1::RESULT_OK);
+              r.clear_detail();
+              *r.mutable_value() = std::move(*a.mutable_value());
+              *r.mutable_provenance()->mutable_as_of() = as_of;
+            }
+          }
+        }
+        last = --call->pending == 0;
+      }
+      if (last) RecordAndAnswer(call);
+    };
+
+    absl::StatusOr<std::shared_ptr<tellonce::v1::ConnectorService::Stub>> stub =
+        connectors_->StubFor(*call->directory, provider);
+    if (!stub.ok()) {
+      on_answer(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no connector"));
+      continue;
+    }
+    // The stub is kept alive by the capture until the callback has run.
+    (*stub)->async()->FetchAttributes(
+        &fetch->context, &fetch->request, &fetch->response,
+        [stub = *stub, on_answer = std::move(on_answer)](grpc::Status status) mutable {
+          on_answer(std::move(status));
+        });
+  }
+}
+
+void Exchange::RecordAndAnswer(std::shared_ptr<Call> call) {
+  const absl::Time now = options_.clock();
+  std::vector<tellonce::v1::AccessEvent> events;
+  tellonce::v1::GetAttributesResponse response;
+  {
+    absl::MutexLock lock(&call->mu);
+    // One event per (provider, basis, code): the attributes that shared a decision.
+    std::map<std::tuple<std::string, std::string, int>, size_t> group_of;
+    for (size_t i = 0; i < call->results.size(); ++i) {
+      const AttributeResult& r = call->results[i];
+      const std::string basis_key = r.basis().SerializeAsString();
+      auto key = std::make_tuple(r.provenance().provider(), basis_key, static_cast<int>(r.code()));
+      auto [it, inserted] = group_of.emplace(key, events.size());
+      if (inserted) {
+        tellonce::v1::AccessEvent& e = events.emplace_back();
+        *e.mutable_at() = ToTimestamp(now);
+        e.set_exchange_id(call->exchange_id);
+        e.set_consumer(call->consumer);
+        e.set_provider(r.provenance().provider());
+        e.set_citizen_id(call->request.citizen_id());
+        e.set_purpose(call->request.purpose());
+        if (r.has_basis()) *e.mutable_basis() = r.basis();
+        e.set_outcome(r.code() == tellonce::v1::RESULT_OK ? tellonce::v1::AccessEvent::ALLOWED
+                                                          : tellonce::v1::AccessEvent::DENIED);
+        e.set_code(r.code());
+      }
+      events[it->second].add_attributes(r.name());
+      if (r.code() == tellonce::v1::RESULT_OK) {
+        counters_.attributes_delivered.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        counters_.attributes_refused.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    response.mutable_results()->Reserve(static_cast<int>(call->results.size()));
+    for (AttributeResult& r : call->results) *response.add_results() = std::move(r);
+    response.set_exchange_id(call->exchange_id);
+  }
+  log_->Append(std::move(events),
+               [call, response = std::move(response)](absl::StatusOr<uint64_t> appended) mutable {
+                 if (!appended.ok()) {
+                   // Unrecorded access is no access: the values are not handed out.
+                   call->done(absl::UnavailableError("the access log could not be written"));
+                   return;
+                 }
+                 call->done(std::move(response));
+               });
+}
+
+}  // namespace tellonce::broker

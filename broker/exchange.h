@@ -1,0 +1,114 @@
+#ifndef TELLONCE_BROKER_EXCHANGE_H_
+#define TELLONCE_BROKER_EXCHANGE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "broker/access_log.h"
+#include "broker/connector_pool.h"
+#include "consent/consent_store.h"
+#include "consent/registry.h"
+#include "tellonce/v1/exchange.pb.h"
+
+namespace tellonce::broker {
+
+// Limits of the exchange flow (BrokerConfig.exchange).
+struct ExchangeOptions {
+  // Deadline of a GetAttributes call whose caller set none. Default 5 s.
+  absl::Duration default_deadline = absl::Seconds(5);
+  // Largest attribute value accepted from a connector (string members), bytes.
+  // Default 4096.
+  uint32_t max_value_bytes = 4096;
+  // Most attributes in one request. Default 32.
+  uint32_t max_attributes_per_request = 32;
+  // Longest request_id and attribute name. Default 256.
+  uint32_t max_string_bytes = 256;
+  // Source of the current time; tests inject a fake clock.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+// What the exchange flow counts, for operators. Monotonic; read with relaxed loads.
+struct ExchangeCounters {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> attributes_delivered{0};
+  std::atomic<uint64_t> attributes_refused{0};
+  // Connector answers (or parts of them) dropped: unasked or repeated attributes,
+  // values of the wrong type or over the size limit.
+  std::atomic<uint64_t> provider_answers_rejected{0};
+  std::atomic<uint64_t> provider_calls_failed{0};
+};
+
+// Checks a GetAttributes request: request_id (1..max_string_bytes, printable ASCII),
+// citizen_id (directory rule), attributes (1..max_attributes_per_request, each
+// non-empty, at most max_string_bytes, no repeats; names outside the catalogue are
+// not an error here but a per-attribute RESULT_UNKNOWN_ATTRIBUTE), purpose (in the
+// directory). INVALID_ARGUMENT "<field>: <reason>", never echoing citizen data.
+absl::Status ValidateGetAttributes(const tellonce::v1::GetAttributesRequest& request,
+                                   const consent::Directory& directory,
+                                   const ExchangeOptions& options);
+
+// Design: the core of the "Pull attributes" flow behind ExchangeService. For one
+// request of an authenticated consumer it
+//   1. validates the request against the current directory;
+//   2. decides each attribute (consent::DecideAccess: standing consent, mandate or
+//      one-time consent, else why not);
+//   3. spends the ONE_TIME consents it relies on (ConsentStore::MarkUsed, durable and
+//      exclusive: of two concurrent requests, one gets the data, the other
+//      RESULT_CONSENT_USED);
+//   4. calls every provider involved concurrently over its pooled channel, with the
+//      caller's deadline less a margin so the answer still arrives in time;
+//   5. checks each answer (only what was asked, each value of its catalogue type and
+//      within max_value_bytes; anything else becomes RESULT_PROVIDER_ERROR and is
+//      counted);
+//   6. appends one access event per (provider, basis, outcome) group, durably, and only
+//      then answers.
+// Nothing blocks a thread while waiting: each step completes on the thread that
+// finished the one before (commit thread or gRPC's). Attribute values pass through
+// memory only; they are never stored or logged. Thread-safe.
+class Exchange {
+ public:
+  // None owned; all must outlive the Exchange.
+  Exchange(const consent::DirectoryHolder* directory, consent::ConsentStore* store,
+           AccessLog* log, ConnectorPool* connectors, ExchangeOptions options)
+      : directory_(directory),
+        store_(store),
+        log_(log),
+        connectors_(connectors),
+        options_(std::move(options)) {}
+
+  using Done = absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::GetAttributesResponse>)>;
+
+  // Runs the flow for `consumer` (already authorized as a consumer). `deadline` is the
+  // caller's (InfiniteFuture when none: default_deadline applies). `done` gets the
+  // response with one result per requested attribute in request order, or
+  // INVALID_ARGUMENT for a malformed request, or the storage error when the decision
+  // or the access log could not be read or written (then no value is returned).
+  void GetAttributes(const std::string& consumer,
+                     const tellonce::v1::GetAttributesRequest& request, absl::Time deadline,
+                     Done done);
+
+  const ExchangeCounters& counters() const { return counters_; }
+
+ private:
+  struct Call;
+  void SpendOneTimeConsents(std::shared_ptr<Call> call);
+  void FetchFromProviders(std::shared_ptr<Call> call);
+  void RecordAndAnswer(std::shared_ptr<Call> call);
+
+  const consent::DirectoryHolder* directory_;
+  consent::ConsentStore* store_;
+  AccessLog* log_;
+  ConnectorPool* connectors_;
+  ExchangeOptions options_;
+  ExchangeCounters counters_;
+};
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_EXCHANGE_H_
