@@ -14,33 +14,41 @@ namespace {
 
 using consent::Family;
 
-constexpr char kSizeKey[] = "access_log.size";
-
-std::string CitizenEventKey(const std::string& citizen_id, uint64_t index) {
-  std::string key("e");
-  key.push_back('\0');
-  key += citizen_id;
-  key.push_back('\0');
-  key += AccessLog::Key(index);
-  return key;
-}
 
 absl::StatusOr<uint64_t> ParseSize(const std::string& text) {
   uint64_t size = 0;
   if (!absl::SimpleAtoi(text, &size)) {
-    return absl::DataLossError(absl::StrCat("metadata ", kSizeKey, " is corrupt"));
+    return absl::DataLossError(absl::StrCat("metadata ", AccessLog::kSizeKey, " is corrupt"));
   }
   return size;
 }
 
 }  // namespace
 
-std::string AccessLog::Key(uint64_t index) {
-  std::string key(8, '\0');
+std::string BigEndian64(uint64_t value) {
+  std::string bytes(8, '\0');
   for (int i = 7; i >= 0; --i) {
-    key[i] = static_cast<char>(index & 0xff);
-    index >>= 8;
+    bytes[i] = static_cast<char>(value & 0xff);
+    value >>= 8;
   }
+  return bytes;
+}
+
+uint64_t FromBigEndian64(std::string_view bytes) {
+  uint64_t value = 0;
+  for (size_t i = 0; i < 8 && i < bytes.size(); ++i) {
+    value = (value << 8) | static_cast<unsigned char>(bytes[i]);
+  }
+  return value;
+}
+
+std::string AccessLog::Key(uint64_t index) { return absl::StrCat("e", BigEndian64(index)); }
+
+std::string AccessLog::CitizenPrefix(const std::string& citizen_id) {
+  std::string key("e");
+  key.push_back('\0');
+  key += citizen_id;
+  key.push_back('\0');
   return key;
 }
 
@@ -50,7 +58,7 @@ void AccessLog::Append(std::vector<tellonce::v1::AccessEvent> events, AppendDone
       [events = std::move(events), first](consent::GroupBatch& batch) -> absl::Status {
         std::string text;
         uint64_t size = 0;
-        absl::Status read = batch.Get(Family::kMeta, kSizeKey, &text);
+        absl::Status read = batch.Get(Family::kMeta, AccessLog::kSizeKey, &text);
         if (read.ok()) {
           absl::StatusOr<uint64_t> parsed = ParseSize(text);
           if (!parsed.ok()) return parsed.status();
@@ -68,25 +76,26 @@ void AccessLog::Append(std::vector<tellonce::v1::AccessEvent> events, AppendDone
           event.SerializeToCodedStream(&out);
           out.Trim();
           batch.Put(Family::kAccessLog, Key(size), bytes);
-          batch.Put(Family::kIndexes, CitizenEventKey(event.citizen_id(), size), "");
+          batch.Put(Family::kIndexes, CitizenPrefix(event.citizen_id()) + BigEndian64(size), "");
           ++size;
         }
-        batch.Put(Family::kMeta, kSizeKey, absl::StrCat(size));
+        batch.Put(Family::kMeta, AccessLog::kSizeKey, absl::StrCat(size));
         return absl::OkStatus();
       },
-      [first, done = std::move(done)](absl::Status status) mutable {
+      [this, first, done = std::move(done)](absl::Status status) mutable {
         if (!status.ok()) {
           done(std::move(status));
-        } else {
-          done(*first);
+          return;
         }
+        if (listener_) listener_();
+        done(*first);
       });
 }
 
 absl::StatusOr<uint64_t> AccessLog::Size() const {
   std::string text;
   rocksdb::Status s =
-      db_->db()->Get(rocksdb::ReadOptions(), db_->family(Family::kMeta), kSizeKey, &text);
+      db_->db()->Get(rocksdb::ReadOptions(), db_->family(Family::kMeta), AccessLog::kSizeKey, &text);
   if (s.IsNotFound()) return 0;
   if (!s.ok()) return consent::FromRocks(s);
   return ParseSize(text);

@@ -2,6 +2,8 @@
 #define TELLONCE_BROKER_ACCESS_LOG_H_
 
 #include <cstdint>
+#include <functional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -22,9 +24,11 @@ namespace tellonce::broker {
 // field for one.
 //
 // Storage (see broker/README.md):
-//   kAccessLog  <index, 8 bytes big-endian>              -> AccessEvent (serialized)
+//   kAccessLog  "e" <index, 8 bytes big-endian>           -> AccessEvent (serialized)
 //   kIndexes    "e" \0 <citizen_id> \0 <index, 8 bytes>   -> "" (a citizen's events)
 //   kMeta       "access_log.size"                         -> decimal text
+// The transparency log (broker/transparency.h) keeps its tree and checkpoints in
+// kAccessLog under other prefixes ("n", "c").
 //
 // Thread-safe.
 class AccessLog {
@@ -45,13 +49,27 @@ class AccessLog {
   absl::StatusOr<std::string> ReadBytes(uint64_t index) const;
   absl::StatusOr<tellonce::v1::AccessEvent> Read(uint64_t index) const;
 
+  // Runs after every successful append, on the commit thread, before the append's
+  // own completion (the transparency log uses it to hash new events). Set before the
+  // first Append; must not block.
+  void set_listener(std::function<void()> listener) { listener_ = std::move(listener); }
+
   // Key of event `index` in kAccessLog.
   static std::string Key(uint64_t index);
+  // Prefix of a citizen's entries in kIndexes; each key continues with the event's
+  // index, 8 bytes big-endian.
+  static std::string CitizenPrefix(const std::string& citizen_id);
+  static constexpr char kSizeKey[] = "access_log.size";
 
  private:
   consent::Database* db_;
   consent::CommitQueue* queue_;
+  std::function<void()> listener_;
 };
+
+// 8 bytes, most significant first, so keys sort by number.
+std::string BigEndian64(uint64_t value);
+uint64_t FromBigEndian64(std::string_view bytes);
 
 }  // namespace tellonce::broker
 

@@ -6,9 +6,9 @@
 
 namespace tellonce::broker {
 
-absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& context,
-                                            const consent::Directory& directory,
-                                            tellonce::v1::Role role, std::string_view service) {
+absl::StatusOr<std::string> AuthenticateAgency(const grpc::ServerContextBase& context,
+                                               const consent::Directory& directory,
+                                               std::string_view service) {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth == nullptr) return absl::UnauthenticatedError("no authenticated peer");
   absl::StatusOr<certs::SpiffeId> id = certs::PeerIdentity(*auth, directory.trust_domain());
@@ -20,12 +20,20 @@ absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& conte
     return absl::PermissionDeniedError(
         absl::StrCat("agency \"", id->agency_id, "\" is not in the directory"));
   }
-  if (!directory.HasRole(id->agency_id, role)) {
+  return id->agency_id;
+}
+
+absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& context,
+                                            const consent::Directory& directory,
+                                            tellonce::v1::Role role, std::string_view service) {
+  absl::StatusOr<std::string> agency = AuthenticateAgency(context, directory, service);
+  if (!agency.ok()) return agency.status();
+  if (!directory.HasRole(*agency, role)) {
     return absl::PermissionDeniedError(absl::StrCat(
         std::string(service), " requires the ",
         absl::AsciiStrToLower(tellonce::v1::Role_Name(role)), " role"));
   }
-  return id->agency_id;
+  return *agency;
 }
 
 }  // namespace tellonce::broker

@@ -17,6 +17,12 @@ namespace tellonce::broker {
 // identity, an agency missing from the directory, or one without the role (the message
 // names the service and the role it requires, e.g. "ConsentService requires the
 // portal role").
+// The calling agency's id from the verified peer certificate, provided the agency is in
+// `directory`, whatever its roles. Same errors as AuthorizeAgency but the role check.
+absl::StatusOr<std::string> AuthenticateAgency(const grpc::ServerContextBase& context,
+                                               const consent::Directory& directory,
+                                               std::string_view service);
+
 absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& context,
                                             const consent::Directory& directory,
                                             tellonce::v1::Role role, std::string_view service);

@@ -35,6 +35,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->db_ = *std::move(db);
   broker->queue_ = std::make_unique<consent::CommitQueue>(broker->db_.get());
   broker->store_ = consent::NewRocksConsentStore(broker->db_.get(), broker->queue_.get());
+  certs::SigningKey checkpoint_key = *signing_key;
   broker->registry_ = std::make_unique<consent::ConsentRegistry>(
       broker->directory_.get(), broker->store_.get(), *std::move(signing_key),
       consent::ConsentRegistry::Options{.limits = options.limits,
@@ -42,6 +43,15 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->consent_service_ =
       std::make_unique<ConsentServiceImpl>(broker->directory_.get(), broker->registry_.get());
   broker->access_log_ = std::make_unique<AccessLog>(broker->db_.get(), broker->queue_.get());
+  absl::StatusOr<std::unique_ptr<TransparencyLog>> transparency = TransparencyLog::Start(
+      broker->db_.get(), broker->access_log_.get(), std::move(checkpoint_key),
+      TransparencyLog::Options{.issuer = certs::BrokerSpiffeId(trust_domain),
+                               .checkpoint_interval = options.checkpoint_interval});
+  if (!transparency.ok()) return transparency.status();
+  broker->transparency_ = *std::move(transparency);
+  broker->access_log_->set_listener([t = broker->transparency_.get()] { t->Notify(); });
+  broker->transparency_service_ = std::make_unique<TransparencyServiceImpl>(
+      broker->directory_.get(), broker->transparency_.get(), options.limits);
   broker->connectors_ = std::make_unique<ConnectorPool>(ConnectorPool::Options{.tls = options.tls});
   broker->exchange_ = std::make_unique<Exchange>(
       broker->directory_.get(), broker->store_.get(), broker->access_log_.get(),
@@ -49,7 +59,11 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       ExchangeOptions{.default_deadline = options.exchange_default_deadline,
                       .max_value_bytes = options.exchange_max_value_bytes,
                       .max_attributes_per_request = options.exchange_max_attributes,
-                      .max_string_bytes = options.limits.max_string_bytes});
+                      .max_string_bytes = options.limits.max_string_bytes,
+                      .record_access = !options.unsafe_disable_access_log});
+  if (options.unsafe_disable_access_log) {
+    LogWarning("unsafe_disable_access_log is set: exchanges are NOT recorded (benchmarks only)");
+  }
   broker->exchange_service_ =
       std::make_unique<ExchangeServiceImpl>(broker->directory_.get(), broker->exchange_.get());
 
@@ -60,12 +74,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   builder.RegisterService(broker->consent_service_.get());
   builder.RegisterService(broker->exchange_service_.get());
+  builder.RegisterService(broker->transparency_service_.get());
   broker->server_ = builder.BuildAndStart();
   if (broker->server_ == nullptr || broker->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("listen_address: cannot listen on ", options.listen_address));
   }
-  LogInfo(absl::StrCat("serving ConsentService and ExchangeService on ", options.listen_address, " (port ",
+  LogInfo(absl::StrCat("serving ConsentService, ExchangeService and TransparencyService on ", options.listen_address, " (port ",
                        broker->port_, "), trust domain ", trust_domain, ", data in ",
                        options.data_dir));
   return broker;
@@ -105,6 +120,9 @@ void Broker::Shutdown() {
   exchange_service_.reset();
   exchange_.reset();
   connectors_.reset();
+  transparency_service_.reset();
+  queue_.reset();  // Commits and completes everything still queued (before the tree stops).
+  transparency_.reset();
   access_log_.reset();
   consent_service_.reset();
   registry_.reset();

@@ -11,6 +11,8 @@
 #include "broker/consent_service.h"
 #include "broker/exchange.h"
 #include "broker/exchange_service.h"
+#include "broker/transparency.h"
+#include "broker/transparency_service.h"
 #include "consent/commit_queue.h"
 #include "consent/consent_store.h"
 #include "consent/database.h"
@@ -53,6 +55,8 @@ class Broker {
   std::unique_ptr<consent::ConsentRegistry> registry_;
   std::unique_ptr<ConsentServiceImpl> consent_service_;
   std::unique_ptr<AccessLog> access_log_;
+  std::unique_ptr<TransparencyLog> transparency_;
+  std::unique_ptr<TransparencyServiceImpl> transparency_service_;
   std::unique_ptr<ConnectorPool> connectors_;
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<ExchangeServiceImpl> exchange_service_;

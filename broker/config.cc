@@ -68,6 +68,10 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   if (limits.max_string_bytes() != 0) options.limits.max_string_bytes = limits.max_string_bytes();
   if (limits.max_page_size() != 0) options.limits.max_page_size = limits.max_page_size();
 
+  if (config.checkpoint_interval_seconds() != 0) {
+    options.checkpoint_interval = absl::Seconds(config.checkpoint_interval_seconds());
+  }
+  options.unsafe_disable_access_log = config.unsafe_disable_access_log();
   const tellonce::v1::ExchangeLimits& exchange = config.exchange();
   if (exchange.default_deadline_ms() != 0) {
     options.exchange_default_deadline = absl::Milliseconds(exchange.default_deadline_ms());

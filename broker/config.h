@@ -34,6 +34,10 @@ struct BrokerOptions {
   uint32_t exchange_max_value_bytes = 4096;
   // Most attributes in one GetAttributes request. Default 32.
   uint32_t exchange_max_attributes = 32;
+  // How often the access log's checkpoint is signed while it grows. Default 10 s.
+  absl::Duration checkpoint_interval = absl::Seconds(10);
+  // Benchmarks only: exchanges are not recorded. Default false.
+  bool unsafe_disable_access_log = false;
 };
 
 // Reads a text-format tellonce.v1.BrokerConfig, applies defaults, resolves relative

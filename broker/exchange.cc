@@ -371,6 +371,10 @@ void Exchange::RecordAndAnswer(std::shared_ptr<Call> call) {
     for (AttributeResult& r : call->results) *response.add_results() = std::move(r);
     response.set_exchange_id(call->exchange_id);
   }
+  if (!options_.record_access) {
+    call->done(std::move(response));
+    return;
+  }
   log_->Append(std::move(events),
                [call, response = std::move(response)](absl::StatusOr<uint64_t> appended) mutable {
                  if (!appended.ok()) {

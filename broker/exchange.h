@@ -29,6 +29,8 @@ struct ExchangeOptions {
   uint32_t max_attributes_per_request = 32;
   // Longest request_id and attribute name. Default 256.
   uint32_t max_string_bytes = 256;
+  // Record access events (always, except in benchmarks that measure the log's cost).
+  bool record_access = true;
   // Source of the current time; tests inject a fake clock.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };

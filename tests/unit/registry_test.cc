@@ -3,10 +3,6 @@
 
 #include "consent/registry.h"
 
-#include <openssl/bio.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -22,6 +18,7 @@
 #include "consent/validation.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_keys.h"
 #include "rocksdb/db.h"
 
 namespace tellonce::consent {
@@ -31,19 +28,7 @@ using tellonce::v1::ConsentEvent;
 
 using ::tellonce::testing::TempDir;
 
-// A fresh P-256 private key as PEM.
-std::string NewP256KeyPem() {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  if (key == nullptr) return "";
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  char* data = nullptr;
-  long size = BIO_get_mem_data(bio, &data);
-  std::string pem(data, static_cast<size_t>(size));
-  BIO_free(bio);
-  EVP_PKEY_free(key);
-  return pem;
-}
+using ::tellonce::testing::NewP256KeyPem;
 
 tellonce::v1::Directory TestDirectory() {
   tellonce::v1::Directory d;

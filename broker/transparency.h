@@ -1,0 +1,139 @@
+#ifndef TELLONCE_BROKER_TRANSPARENCY_H_
+#define TELLONCE_BROKER_TRANSPARENCY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "broker/access_log.h"
+#include "certs/merkle.h"
+#include "certs/signing.h"
+#include "consent/database.h"
+#include "tellonce/v1/transparency.pb.h"
+
+namespace tellonce::broker {
+
+// Design: the access log seen as an append-only Merkle tree (RFC 6962) that anyone
+// holding the broker's certificate can check. Appends stay on the AccessLog's commit
+// path; hashing happens here, on one background thread that follows the log: it reads
+// the events appended since it last ran, hashes them as leaves, and stores every
+// complete subtree it finishes ("n" <level> <index> -> hash), so the root of any size
+// and any proof are O(log n) point reads. Because the tree is a function of the
+// events, it needs no synced write of its own: after a crash the thread starts from
+// the last stored tree size and catches up. A checkpoint (tree size, root, time)
+// is signed with the broker's key every `checkpoint_interval` while the log grows and
+// whenever a fresh one is asked for, written with a synced write, and kept
+// ("c" <size> -> SignedCheckpoint), at most one per size.
+//
+// Thread-safe.
+class TransparencyLog {
+ public:
+  struct Options {
+    // SPIFFE id of the broker, written into checkpoints.
+    std::string issuer;
+    // How often a checkpoint is signed while the log grows. Default 10 s.
+    absl::Duration checkpoint_interval = absl::Seconds(10);
+  };
+
+  // Restores the tree from what is stored and starts the hashing thread. `db` and `log`
+  // are not owned and must outlive the TransparencyLog. Errors: storage errors, a
+  // stored tree that does not match its own checkpoints (DATA_LOSS).
+  static absl::StatusOr<std::unique_ptr<TransparencyLog>> Start(consent::Database* db,
+                                                                AccessLog* log,
+                                                                certs::SigningKey key,
+                                                                Options options);
+  // Stops the thread (events not yet hashed are hashed at the next start).
+  ~TransparencyLog();
+
+  // Wakes the hashing thread: events were appended. Cheap; never blocks for long.
+  void Notify() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The latest signed checkpoint; if none was ever signed, one for the current tree.
+  absl::StatusOr<tellonce::v1::SignedCheckpoint> LatestCheckpoint() ABSL_LOCKS_EXCLUDED(mu_);
+
+  using CheckpointDone = absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::SignedCheckpoint>)>;
+  // A checkpoint covering every event durable when called; `done` runs on the hashing
+  // thread once the tree has caught up (usually within milliseconds) and must not block.
+  void FreshCheckpoint(CheckpointDone done) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Leaves hashed into the tree so far (proofs are available up to this size).
+  uint64_t tree_size() const { return tree_size_.load(std::memory_order_acquire); }
+
+  // The proof that event `index` is in the tree of `tree_size` leaves (0: the latest
+  // checkpoint's size). INVALID_ARGUMENT when index >= tree_size or tree_size is past
+  // the hashed tree.
+  absl::StatusOr<tellonce::v1::GetInclusionProofResponse> InclusionProof(uint64_t index,
+                                                                         uint64_t tree_size);
+  // INVALID_ARGUMENT when old_size > new_size or new_size is past the hashed tree.
+  absl::StatusOr<tellonce::v1::GetConsistencyProofResponse> ConsistencyProof(uint64_t old_size,
+                                                                             uint64_t new_size);
+  // Root of the first `size` leaves (size <= tree_size()).
+  absl::StatusOr<certs::Hash> RootAt(uint64_t size);
+
+  // Events about `citizen_id`, oldest first, optionally only those caused by
+  // `consumer`, within [from, to) (InfinitePast/InfiniteFuture for open ends).
+  // `page_token` is a previous next_page_token or empty; INVALID_ARGUMENT when malformed.
+  absl::StatusOr<tellonce::v1::ListAccessEventsResponse> List(
+      const std::string& citizen_id, const std::optional<std::string>& consumer,
+      absl::Time from, absl::Time to, int page_size, const std::string& page_token);
+
+  // Up to `max_events` hashed events from `start`, with their stored leaf hashes; the
+  // first page (start 0) also carries every checkpoint signed so far.
+  absl::StatusOr<tellonce::v1::ExportAccessLogResponse> Export(uint64_t start,
+                                                               uint32_t max_events);
+
+  // Every stored checkpoint, oldest first.
+  absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> Checkpoints();
+
+  // Storage keys in kAccessLog (see the design comment).
+  static std::string NodeKey(int level, uint64_t index);
+  static std::string CheckpointKey(uint64_t tree_size);
+  static constexpr char kTreeSizeKey[] = "access_log.tree_size";
+
+ private:
+  TransparencyLog(consent::Database* db, AccessLog* log, certs::SigningKey key, Options options)
+      : db_(db), log_(log), key_(std::move(key)), options_(std::move(options)) {}
+
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
+  // Hashes every durable event not yet in the tree. Hashing thread only.
+  absl::Status CatchUp();
+  // Signs and stores a checkpoint for the current tree unless one exists for its
+  // size; returns it. Hashing thread only.
+  absl::StatusOr<tellonce::v1::SignedCheckpoint> Sign();
+  absl::StatusOr<certs::Hash> ReadNode(int level, uint64_t index);
+
+  consent::Database* db_;
+  AccessLog* log_;
+  certs::SigningKey key_;
+  Options options_;
+
+  // Owned by the hashing thread after Start.
+  certs::TreeBuilder builder_;
+  absl::Time last_signed_ = absl::InfinitePast();
+
+  std::atomic<uint64_t> tree_size_{0};
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool notified_ ABSL_GUARDED_BY(mu_) = false;
+  struct Waiter {
+    uint64_t size;
+    CheckpointDone done;
+  };
+  std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  std::optional<tellonce::v1::SignedCheckpoint> latest_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_TRANSPARENCY_H_
