@@ -52,34 +52,43 @@ std::string AccessLog::CitizenPrefix(const std::string& citizen_id) {
   return key;
 }
 
+absl::StatusOr<uint64_t> AccessLog::Stage(consent::GroupBatch& batch,
+                                          const std::vector<tellonce::v1::AccessEvent>& events) {
+  std::string text;
+  uint64_t size = 0;
+  absl::Status read = batch.Get(Family::kMeta, AccessLog::kSizeKey, &text);
+  if (read.ok()) {
+    absl::StatusOr<uint64_t> parsed = ParseSize(text);
+    if (!parsed.ok()) return parsed.status();
+    size = *parsed;
+  } else if (!absl::IsNotFound(read)) {
+    return read;
+  }
+  const uint64_t first = size;
+  std::string bytes;
+  for (const tellonce::v1::AccessEvent& event : events) {
+    bytes.clear();
+    {
+      google::protobuf::io::StringOutputStream stream(&bytes);
+      google::protobuf::io::CodedOutputStream out(&stream);
+      out.SetSerializationDeterministic(true);
+      event.SerializeToCodedStream(&out);
+    }
+    batch.Put(Family::kAccessLog, Key(size), bytes);
+    batch.Put(Family::kIndexes, CitizenPrefix(event.citizen_id()) + BigEndian64(size), "");
+    ++size;
+  }
+  if (!events.empty()) batch.Put(Family::kMeta, AccessLog::kSizeKey, absl::StrCat(size));
+  return first;
+}
+
 void AccessLog::Append(std::vector<tellonce::v1::AccessEvent> events, AppendDone done) {
   auto first = std::make_shared<uint64_t>(0);
   queue_->Submit(
       [events = std::move(events), first](consent::GroupBatch& batch) -> absl::Status {
-        std::string text;
-        uint64_t size = 0;
-        absl::Status read = batch.Get(Family::kMeta, AccessLog::kSizeKey, &text);
-        if (read.ok()) {
-          absl::StatusOr<uint64_t> parsed = ParseSize(text);
-          if (!parsed.ok()) return parsed.status();
-          size = *parsed;
-        } else if (!absl::IsNotFound(read)) {
-          return read;
-        }
-        *first = size;
-        std::string bytes;
-        for (const tellonce::v1::AccessEvent& event : events) {
-          bytes.clear();
-          google::protobuf::io::StringOutputStream stream(&bytes);
-          google::protobuf::io::CodedOutputStream out(&stream);
-          out.SetSerializationDeterministic(true);
-          event.SerializeToCodedStream(&out);
-          out.Trim();
-          batch.Put(Family::kAccessLog, Key(size), bytes);
-          batch.Put(Family::kIndexes, CitizenPrefix(event.citizen_id()) + BigEndian64(size), "");
-          ++size;
-        }
-        batch.Put(Family::kMeta, AccessLog::kSizeKey, absl::StrCat(size));
+        absl::StatusOr<uint64_t> staged = Stage(batch, events);
+        if (!staged.ok()) return staged.status();
+        *first = *staged;
         return absl::OkStatus();
       },
       [this, first, done = std::move(done)](absl::Status status) mutable {
@@ -87,7 +96,7 @@ void AccessLog::Append(std::vector<tellonce::v1::AccessEvent> events, AppendDone
           done(std::move(status));
           return;
         }
-        if (listener_) listener_();
+        NotifyAppended();
         done(*first);
       });
 }

@@ -42,6 +42,16 @@ class AccessLog {
   // the current size. `done` runs on the commit thread and must not block.
   void Append(std::vector<tellonce::v1::AccessEvent> events, AppendDone done);
 
+  // Stages `events` into `batch` (an operation of the same CommitQueue) for writes
+  // that must be atomic with other records, e.g. a notification's outbox entries.
+  // Returns the index of the first. The caller's completion must call
+  // NotifyAppended() once the group is durable.
+  static absl::StatusOr<uint64_t> Stage(consent::GroupBatch& batch,
+                                        const std::vector<tellonce::v1::AccessEvent>& events);
+  void NotifyAppended() {
+    if (listener_) listener_();
+  }
+
   // Number of durable events.
   absl::StatusOr<uint64_t> Size() const;
 

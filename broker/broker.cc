@@ -66,6 +66,18 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   }
   broker->exchange_service_ =
       std::make_unique<ExchangeServiceImpl>(broker->directory_.get(), broker->exchange_.get());
+  absl::StatusOr<std::unique_ptr<Outbox>> outbox =
+      Outbox::Start(broker->db_.get(), broker->directory_.get(), broker->connectors_.get(),
+                    options.dispatch);
+  if (!outbox.ok()) return outbox.status();
+  broker->outbox_ = *std::move(outbox);
+  broker->publisher_ = std::make_unique<ChangePublisher>(
+      broker->directory_.get(), broker->store_.get(), broker->queue_.get(),
+      broker->access_log_.get(), broker->outbox_.get(), options.limits);
+  broker->notification_service_ =
+      std::make_unique<NotificationServiceImpl>(broker->directory_.get(), broker->publisher_.get());
+  broker->delivery_admin_service_ =
+      std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -75,12 +87,14 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   builder.RegisterService(broker->consent_service_.get());
   builder.RegisterService(broker->exchange_service_.get());
   builder.RegisterService(broker->transparency_service_.get());
+  builder.RegisterService(broker->notification_service_.get());
+  builder.RegisterService(broker->delivery_admin_service_.get());
   broker->server_ = builder.BuildAndStart();
   if (broker->server_ == nullptr || broker->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("listen_address: cannot listen on ", options.listen_address));
   }
-  LogInfo(absl::StrCat("serving ConsentService, ExchangeService and TransparencyService on ", options.listen_address, " (port ",
+  LogInfo(absl::StrCat("serving ConsentService, ExchangeService, TransparencyService, NotificationService and DeliveryAdminService on ", options.listen_address, " (port ",
                        broker->port_, "), trust domain ", trust_domain, ", data in ",
                        options.data_dir));
   return broker;
@@ -119,6 +133,11 @@ void Broker::Shutdown() {
   }
   exchange_service_.reset();
   exchange_.reset();
+  notification_service_.reset();
+  delivery_admin_service_.reset();
+  publisher_.reset();
+  queue_.reset();  // Commits and completes everything still queued.
+  outbox_.reset();
   connectors_.reset();
   transparency_service_.reset();
   queue_.reset();  // Commits and completes everything still queued (before the tree stops).

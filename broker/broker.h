@@ -11,6 +11,9 @@
 #include "broker/consent_service.h"
 #include "broker/exchange.h"
 #include "broker/exchange_service.h"
+#include "broker/notification_service.h"
+#include "broker/outbox.h"
+#include "broker/publisher.h"
 #include "broker/transparency.h"
 #include "broker/transparency_service.h"
 #include "consent/commit_queue.h"
@@ -57,6 +60,10 @@ class Broker {
   std::unique_ptr<AccessLog> access_log_;
   std::unique_ptr<TransparencyLog> transparency_;
   std::unique_ptr<TransparencyServiceImpl> transparency_service_;
+  std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<ChangePublisher> publisher_;
+  std::unique_ptr<NotificationServiceImpl> notification_service_;
+  std::unique_ptr<DeliveryAdminServiceImpl> delivery_admin_service_;
   std::unique_ptr<ConnectorPool> connectors_;
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<ExchangeServiceImpl> exchange_service_;

@@ -72,6 +72,23 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     options.checkpoint_interval = absl::Seconds(config.checkpoint_interval_seconds());
   }
   options.unsafe_disable_access_log = config.unsafe_disable_access_log();
+  const tellonce::v1::NotificationDelivery& n = config.notifications();
+  if (n.max_attempts() != 0) options.dispatch.max_attempts = static_cast<int>(n.max_attempts());
+  if (n.max_age_seconds() != 0) options.dispatch.max_age = absl::Seconds(n.max_age_seconds());
+  if (n.initial_backoff_ms() != 0) {
+    options.dispatch.initial_backoff = absl::Milliseconds(n.initial_backoff_ms());
+  }
+  if (n.max_backoff_ms() != 0) options.dispatch.max_backoff = absl::Milliseconds(n.max_backoff_ms());
+  if (n.window() != 0) {
+    if (n.window() > 1024) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": notifications.window: at most 1024"));
+    }
+    options.dispatch.window = static_cast<int>(n.window());
+  }
+  if (options.dispatch.initial_backoff > options.dispatch.max_backoff) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": notifications.initial_backoff_ms: larger than max_backoff_ms"));
+  }
   const tellonce::v1::ExchangeLimits& exchange = config.exchange();
   if (exchange.default_deadline_ms() != 0) {
     options.exchange_default_deadline = absl::Milliseconds(exchange.default_deadline_ms());

@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "broker/outbox.h"
 #include "certs/tls.h"
 #include "consent/validation.h"
 
@@ -36,6 +37,8 @@ struct BrokerOptions {
   uint32_t exchange_max_attributes = 32;
   // How often the access log's checkpoint is signed while it grows. Default 10 s.
   absl::Duration checkpoint_interval = absl::Seconds(10);
+  // Change-notification delivery (see DispatchOptions for the defaults).
+  DispatchOptions dispatch;
   // Benchmarks only: exchanges are not recorded. Default false.
   bool unsafe_disable_access_log = false;
 };

@@ -147,4 +147,38 @@ absl::StatusOr<std::vector<AccessDecision>> DecideAccess(const Directory& direct
   return decisions;
 }
 
+absl::StatusOr<std::optional<tellonce::v1::Basis>> NotificationBasis(
+    const Directory& directory, ConsentStore& store, const std::string& subscriber,
+    const std::string& citizen_id, const std::vector<std::string>& attributes, absl::Time now) {
+  absl::StatusOr<std::vector<Consent>> active = store.FindActive(citizen_id, subscriber, now);
+  if (!active.ok()) return active.status();
+  for (const Consent& c : *active) {
+    if (std::all_of(attributes.begin(), attributes.end(),
+                    [&](const std::string& a) { return Covers(c, a); })) {
+      tellonce::v1::Basis basis;
+      basis.set_consent_id(c.consent_id());
+      return basis;
+    }
+  }
+  const tellonce::v1::Mandate* first = nullptr;
+  for (const std::string& attribute : attributes) {
+    const tellonce::v1::Mandate* found = nullptr;
+    for (const tellonce::v1::Mandate& m : directory.proto().mandates()) {
+      if (m.consumer() == subscriber &&
+          std::find(m.attributes().begin(), m.attributes().end(), attribute) !=
+              m.attributes().end()) {
+        found = &m;
+        break;
+      }
+    }
+    if (found == nullptr) return std::nullopt;
+    if (first == nullptr) first = found;
+  }
+  if (first == nullptr) return std::nullopt;
+  tellonce::v1::Basis basis;
+  basis.set_mandate_id(first->id());
+  basis.set_legal_reference(first->legal_reference());
+  return basis;
+}
+
 }  // namespace tellonce::consent

@@ -1,6 +1,7 @@
 #ifndef TELLONCE_CONSENT_ACCESS_DECISION_H_
 #define TELLONCE_CONSENT_ACCESS_DECISION_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,14 @@ absl::StatusOr<std::vector<AccessDecision>> DecideAccess(const Directory& direct
                                                          const std::string& purpose,
                                                          const std::vector<std::string>& attributes,
                                                          absl::Time now);
+
+// The basis on which `subscriber` may be told that `attributes` of `citizen_id`
+// changed: an ACTIVE consent of the citizen for the subscriber covering every one of
+// them (any purpose or mode; nothing is spent), else a mandate of the subscriber for
+// each (any purpose). std::nullopt when there is none. Errors only from the store.
+absl::StatusOr<std::optional<tellonce::v1::Basis>> NotificationBasis(
+    const Directory& directory, ConsentStore& store, const std::string& subscriber,
+    const std::string& citizen_id, const std::vector<std::string>& attributes, absl::Time now);
 
 }  // namespace tellonce::consent
 

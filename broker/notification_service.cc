@@ -1,0 +1,75 @@
+#include "broker/notification_service.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "broker/authz.h"
+#include "broker/status.h"
+
+namespace tellonce::broker {
+
+grpc::ServerUnaryReactor* NotificationServiceImpl::PublishChange(
+    grpc::CallbackServerContext* context, const tellonce::v1::PublishChangeRequest* request,
+    tellonce::v1::PublishChangeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> provider = AuthorizeAgency(
+      *context, *directory_->Current(), tellonce::v1::PROVIDER, "NotificationService");
+  if (!provider.ok()) {
+    reactor->Finish(ToGrpcStatus(provider.status()));
+    return reactor;
+  }
+  publisher_->Publish(
+      *provider, *request,
+      [reactor, response](absl::StatusOr<tellonce::v1::PublishChangeResponse> result) {
+        if (result.ok()) *response = *std::move(result);
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeliveryAdminServiceImpl::ListDeliveries(
+    grpc::CallbackServerContext* context, const tellonce::v1::ListDeliveriesRequest* request,
+    tellonce::v1::ListDeliveriesResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> admin = AuthorizeAgency(
+      *context, *directory_->Current(), tellonce::v1::ADMIN, "DeliveryAdminService");
+  absl::StatusOr<tellonce::v1::ListDeliveriesResponse> result = admin.status();
+  if (admin.ok()) {
+    if (request->page_size() < 0 || request->page_size() > 500) {
+      result = absl::InvalidArgumentError("page_size: must be between 0 and 500");
+    } else if (request->page_token().size() > 20) {
+      result = absl::InvalidArgumentError("page_token: malformed");
+    } else {
+      result = outbox_->List(request->subscriber(), request->state(), request->page_size(),
+                             request->page_token());
+    }
+  }
+  if (result.ok()) *response = *std::move(result);
+  reactor->Finish(ToGrpcStatus(result.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeliveryAdminServiceImpl::RetryDeliveries(
+    grpc::CallbackServerContext* context, const tellonce::v1::RetryDeliveriesRequest* request,
+    tellonce::v1::RetryDeliveriesResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> admin = AuthorizeAgency(
+      *context, *directory_->Current(), tellonce::v1::ADMIN, "DeliveryAdminService");
+  absl::StatusOr<int> requeued = admin.status();
+  if (admin.ok()) {
+    if (request->delivery_ids_size() > 1000) {
+      requeued = absl::InvalidArgumentError("delivery_ids: at most 1000");
+    } else {
+      requeued = outbox_->Retry(
+          std::vector<std::string>(request->delivery_ids().begin(), request->delivery_ids().end()),
+          request->subscriber());
+    }
+  }
+  if (requeued.ok()) response->set_requeued(*requeued);
+  reactor->Finish(ToGrpcStatus(requeued.status()));
+  return reactor;
+}
+
+}  // namespace tellonce::broker

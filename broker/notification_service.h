@@ -1,0 +1,49 @@
+#ifndef TELLONCE_BROKER_NOTIFICATION_SERVICE_H_
+#define TELLONCE_BROKER_NOTIFICATION_SERVICE_H_
+
+#include "broker/outbox.h"
+#include "broker/publisher.h"
+#include "consent/registry.h"
+#include "tellonce/v1/notification.grpc.pb.h"
+
+namespace tellonce::broker {
+
+// NotificationService over gRPC's callback API: provider role, then ChangePublisher.
+class NotificationServiceImpl final : public tellonce::v1::NotificationService::CallbackService {
+ public:
+  // Not owned; both must outlive the service.
+  NotificationServiceImpl(const consent::DirectoryHolder* directory, ChangePublisher* publisher)
+      : directory_(directory), publisher_(publisher) {}
+
+  grpc::ServerUnaryReactor* PublishChange(grpc::CallbackServerContext* context,
+                                          const tellonce::v1::PublishChangeRequest* request,
+                                          tellonce::v1::PublishChangeResponse* response) override;
+
+ private:
+  const consent::DirectoryHolder* directory_;
+  ChangePublisher* publisher_;
+};
+
+// DeliveryAdminService over gRPC's callback API: admin role, then the Outbox.
+class DeliveryAdminServiceImpl final
+    : public tellonce::v1::DeliveryAdminService::CallbackService {
+ public:
+  // Not owned; both must outlive the service.
+  DeliveryAdminServiceImpl(const consent::DirectoryHolder* directory, Outbox* outbox)
+      : directory_(directory), outbox_(outbox) {}
+
+  grpc::ServerUnaryReactor* ListDeliveries(
+      grpc::CallbackServerContext* context, const tellonce::v1::ListDeliveriesRequest* request,
+      tellonce::v1::ListDeliveriesResponse* response) override;
+  grpc::ServerUnaryReactor* RetryDeliveries(
+      grpc::CallbackServerContext* context, const tellonce::v1::RetryDeliveriesRequest* request,
+      tellonce::v1::RetryDeliveriesResponse* response) override;
+
+ private:
+  const consent::DirectoryHolder* directory_;
+  Outbox* outbox_;
+};
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_NOTIFICATION_SERVICE_H_

@@ -1,0 +1,130 @@
+#ifndef TELLONCE_BROKER_OUTBOX_H_
+#define TELLONCE_BROKER_OUTBOX_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "broker/connector_pool.h"
+#include "consent/commit_queue.h"
+#include "consent/database.h"
+#include "consent/registry.h"
+#include "tellonce/v1/notification.pb.h"
+
+namespace tellonce::broker {
+
+// How the dispatcher retries.
+struct DispatchOptions {
+  // Deliveries in flight per subscriber (never two for one citizen). Default 16.
+  int window = 16;
+  // Back-off after the n-th failure: min(initial * 2^(n-1), max), times a random
+  // factor in [0.5, 1.5). Defaults 200 ms and 60 s.
+  absl::Duration initial_backoff = absl::Milliseconds(200);
+  absl::Duration max_backoff = absl::Seconds(60);
+  // A delivery is parked as DEAD after this many failed attempts, or once it is this
+  // old and has failed at least once. Defaults 20 and 24 h.
+  int max_attempts = 20;
+  absl::Duration max_age = absl::Hours(24);
+  // Deadline of one DeliverChange call. Default 5 s.
+  absl::Duration call_timeout = absl::Seconds(5);
+};
+
+// Design: the notification outbox and its dispatcher. Deliveries are written by the
+// publisher (Stage, inside a CommitQueue operation, atomically with the access events
+// that record them) and handed over with Enqueue once durable. One dispatcher thread
+// sends them to each subscriber's connector (ConnectorService.DeliverChange over the
+// pooled mutual TLS channel): in publication order per (subscriber, citizen), up to
+// `window` in flight per subscriber, so a slow or broken subscriber holds up only its
+// own deliveries. A failure schedules a retry with exponential back-off and jitter; too
+// many failures, or too old, and the delivery is parked as DEAD until an operator
+// re-queues it. An acknowledged delivery is deleted. Retry bookkeeping and deletions are
+// not synced: losing them after a crash means a delivery is sent again, which
+// at-least-once delivery allows. Thread-safe.
+//
+// Storage (family outbox): "d" <sequence, 8 bytes big-endian> -> Delivery; the next
+// sequence in the default family under "outbox.sequence".
+class Outbox {
+ public:
+  // Loads the PENDING deliveries and starts the dispatcher thread. None of the pointers
+  // is owned; all must outlive the Outbox.
+  static absl::StatusOr<std::unique_ptr<Outbox>> Start(consent::Database* db,
+                                                       const consent::DirectoryHolder* directory,
+                                                       ConnectorPool* connectors,
+                                                       DispatchOptions options);
+  // Stops the dispatcher and waits for calls in flight (cancelled) to finish.
+  ~Outbox();
+
+  // Stages one PENDING delivery per subscriber of `event` into `batch`, assigning
+  // sequence numbers; returns the records (to pass to Enqueue once durable).
+  static absl::StatusOr<std::vector<tellonce::v1::Delivery>> Stage(
+      consent::GroupBatch& batch, const tellonce::v1::ChangeEvent& event,
+      const std::vector<std::pair<std::string, tellonce::v1::Basis>>& subscribers,
+      absl::Time now);
+
+  // Hands durable deliveries to the dispatcher. Never blocks for long.
+  void Enqueue(std::vector<tellonce::v1::Delivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Stored deliveries, oldest first, filtered by subscriber (when non-empty) and state
+  // (when not STATE_UNSPECIFIED). `page_token` is a previous next_page_token.
+  absl::StatusOr<tellonce::v1::ListDeliveriesResponse> List(
+      const std::string& subscriber, tellonce::v1::Delivery::State state, int page_size,
+      const std::string& page_token);
+
+  // Re-queues DEAD deliveries (the ids given, or all of `subscriber`, or all) with a
+  // fresh attempt count; returns how many. NOT_FOUND for an id that is not stored;
+  // FAILED_PRECONDITION for one that is not DEAD.
+  absl::StatusOr<int> Retry(const std::vector<std::string>& delivery_ids,
+                            const std::string& subscriber) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Deliveries waiting (not DEAD) in memory; for tests and metrics.
+  size_t pending() ABSL_LOCKS_EXCLUDED(mu_);
+
+  static std::string Key(uint64_t sequence);
+
+ private:
+  Outbox(consent::Database* db, const consent::DirectoryHolder* directory,
+         ConnectorPool* connectors, DispatchOptions options)
+      : db_(db), directory_(directory), connectors_(connectors), options_(options) {}
+
+  struct Subscriber {
+    // Sequence -> delivery, PENDING only.
+    std::map<uint64_t, tellonce::v1::Delivery> pending;
+    absl::flat_hash_set<std::string> citizens_in_flight;
+    int in_flight = 0;
+  };
+
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
+  void Send(tellonce::v1::Delivery delivery);
+  void Finished(tellonce::v1::Delivery delivery, const grpc::Status& status)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Write(const tellonce::v1::Delivery& delivery);
+  void Erase(const tellonce::v1::Delivery& delivery);
+  absl::Duration Backoff(int attempts) ABSL_LOCKS_EXCLUDED(mu_);
+
+  consent::Database* db_;
+  const consent::DirectoryHolder* directory_;
+  ConnectorPool* connectors_;
+  DispatchOptions options_;
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  int calls_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
+  uint64_t random_state_ ABSL_GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
+  std::thread thread_;
+};
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_OUTBOX_H_

@@ -1,0 +1,198 @@
+#include "broker/publisher.h"
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "consent/access_decision.h"
+#include "google/protobuf/util/time_util.h"
+#include "openssl/sha.h"
+
+namespace tellonce::broker {
+namespace {
+
+using consent::Family;
+using google::protobuf::util::TimeUtil;
+
+absl::Status Invalid(absl::string_view field, absl::string_view reason) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
+}
+
+bool IsEventType(const std::string& s) {
+  if (s.empty() || s.size() > 64 || s[0] < 'A' || s[0] > 'Z') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// Key of the idempotency record of (provider, event id) in the indexes family.
+std::string PublishedKey(const std::string& provider, const std::string& event_id) {
+  std::string key("p");
+  key.push_back('\0');
+  key += provider;
+  key.push_back('\0');
+  key += event_id;
+  return key;
+}
+
+std::string Fingerprint(const tellonce::v1::PublishChangeRequest& request) {
+  const std::string bytes = request.SerializeAsString();
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+}
+
+}  // namespace
+
+absl::Status ValidatePublish(const tellonce::v1::PublishChangeRequest& request,
+                             const std::string& provider, const consent::Directory& directory,
+                             const consent::RequestLimits& limits, absl::Time now) {
+  if (absl::Status s = consent::CheckToken("event_id", request.event_id(), limits); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = consent::CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) {
+    return s;
+  }
+  if (!IsEventType(request.event_type())) {
+    return Invalid("event_type", "must match [A-Z][A-Z0-9_]{0,63}");
+  }
+  if (request.attributes().empty()) return Invalid("attributes", "at least one is required");
+  if (static_cast<uint32_t>(request.attributes_size()) > directory.max_attributes_per_consent()) {
+    return Invalid("attributes", absl::StrCat("at most ", directory.max_attributes_per_consent()));
+  }
+  absl::flat_hash_set<std::string> seen;
+  for (int i = 0; i < request.attributes_size(); ++i) {
+    const std::string field = absl::StrCat("attributes[", i, "]");
+    const std::string& name = request.attributes(i);
+    if (absl::Status s = consent::CheckToken(field, name, limits); !s.ok()) return s;
+    const tellonce::v1::AttributeDef* def = directory.FindAttribute(name);
+    if (def == nullptr) return Invalid(field, "not in the attribute catalogue");
+    if (!seen.insert(name).second) return Invalid(field, "repeated");
+    if (def->provider() != provider) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(field, ": ", provider, " is not authoritative for it"));
+    }
+  }
+  if (!request.has_occurred_at()) return Invalid("occurred_at", "required");
+  const google::protobuf::Timestamp& t = request.occurred_at();
+  if (t.seconds() < TimeUtil::kTimestampMinSeconds || t.seconds() > TimeUtil::kTimestampMaxSeconds ||
+      t.nanos() < 0 || t.nanos() > 999'999'999) {
+    return Invalid("occurred_at", "not a valid timestamp");
+  }
+  if (absl::FromUnixSeconds(t.seconds()) > now + absl::Hours(24)) {
+    return Invalid("occurred_at", "more than a day in the future");
+  }
+  return absl::OkStatus();
+}
+
+void ChangePublisher::Publish(const std::string& provider,
+                              const tellonce::v1::PublishChangeRequest& request, Done done) {
+  std::shared_ptr<const consent::Directory> directory = directory_->Current();
+  const absl::Time now = absl::Now();
+  if (absl::Status s = ValidatePublish(request, provider, *directory, limits_, now); !s.ok()) {
+    done(std::move(s));
+    return;
+  }
+  const std::vector<std::string> attributes(request.attributes().begin(),
+                                            request.attributes().end());
+  // Subscribers whose subscription matches the event type or a changed attribute.
+  std::vector<std::string> subscribers;
+  for (const tellonce::v1::Subscription& sub : directory->proto().subscriptions()) {
+    if (sub.agency() == provider ||
+        std::find(subscribers.begin(), subscribers.end(), sub.agency()) != subscribers.end()) {
+      continue;
+    }
+    const bool by_type = std::find(sub.event_types().begin(), sub.event_types().end(),
+                                   request.event_type()) != sub.event_types().end();
+    const bool by_attribute = std::any_of(
+        sub.attributes().begin(), sub.attributes().end(), [&](const std::string& a) {
+          return std::find(attributes.begin(), attributes.end(), a) != attributes.end();
+        });
+    if (by_type || by_attribute) subscribers.push_back(sub.agency());
+  }
+
+  tellonce::v1::ChangeEvent event;
+  event.set_event_id(request.event_id());
+  event.set_provider(provider);
+  event.set_citizen_id(request.citizen_id());
+  event.set_event_type(request.event_type());
+  *event.mutable_attributes() = request.attributes();
+  *event.mutable_occurred_at() = request.occurred_at();
+  *event.mutable_published_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+
+  std::vector<std::pair<std::string, tellonce::v1::Basis>> with_basis;
+  std::vector<tellonce::v1::AccessEvent> events;
+  for (const std::string& subscriber : subscribers) {
+    absl::StatusOr<std::optional<tellonce::v1::Basis>> basis = consent::NotificationBasis(
+        *directory, *store_, subscriber, request.citizen_id(), attributes, now);
+    if (!basis.ok()) {
+      done(basis.status());
+      return;
+    }
+    tellonce::v1::AccessEvent& e = events.emplace_back();
+    *e.mutable_at() = event.published_at();
+    e.set_exchange_id(request.event_id());
+    e.set_consumer(subscriber);
+    e.set_provider(provider);
+    e.set_citizen_id(request.citizen_id());
+    *e.mutable_attributes() = request.attributes();
+    e.set_notified_event_type(request.event_type());
+    if (basis->has_value()) {
+      *e.mutable_basis() = **basis;
+      e.set_outcome(tellonce::v1::AccessEvent::ALLOWED);
+      e.set_code(tellonce::v1::RESULT_OK);
+      with_basis.emplace_back(subscriber, **basis);
+    } else {
+      e.set_outcome(tellonce::v1::AccessEvent::DENIED);
+      e.set_code(tellonce::v1::RESULT_NO_BASIS);
+    }
+  }
+
+  struct Outcome {
+    bool replayed = false;
+    std::vector<tellonce::v1::Delivery> deliveries;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  const std::string key = PublishedKey(provider, request.event_id());
+  const std::string fingerprint = Fingerprint(request);
+  queue_->Submit(
+      [=, events = std::move(events), with_basis = std::move(with_basis)](
+          consent::GroupBatch& batch) -> absl::Status {
+        std::string stored;
+        absl::Status seen = batch.Get(Family::kIndexes, key, &stored);
+        if (seen.ok()) {
+          if (stored != fingerprint) {
+            return Invalid("event_id", "already used for a different change");
+          }
+          outcome->replayed = true;
+          return absl::OkStatus();
+        }
+        if (!absl::IsNotFound(seen)) return seen;
+        absl::StatusOr<std::vector<tellonce::v1::Delivery>> deliveries =
+            Outbox::Stage(batch, event, with_basis, now);
+        if (!deliveries.ok()) return deliveries.status();
+        absl::StatusOr<uint64_t> logged = AccessLog::Stage(batch, events);
+        if (!logged.ok()) return logged.status();
+        batch.Put(Family::kIndexes, key, fingerprint);
+        outcome->deliveries = *std::move(deliveries);
+        return absl::OkStatus();
+      },
+      [this, outcome, done = std::move(done)](absl::Status status) mutable {
+        if (!status.ok()) {
+          done(std::move(status));
+          return;
+        }
+        tellonce::v1::PublishChangeResponse response;
+        response.set_replayed(outcome->replayed);
+        if (!outcome->replayed) {
+          log_->NotifyAppended();
+          outbox_->Enqueue(std::move(outcome->deliveries));
+        }
+        done(std::move(response));
+      });
+}
+
+}  // namespace tellonce::broker
