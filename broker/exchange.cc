@@ -286,7 +286,7 @@ void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
           if (!trustworthy) {
             counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
             fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
-                     "the provider answered with attributes that were not asked");
+                     "the provider answered with attributes it was not asked for, or twice");
           } else {
             const google::protobuf::Timestamp as_of = fetch->response.has_as_of()
                                                           ? fetch->response.as_of()

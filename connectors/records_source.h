@@ -34,7 +34,7 @@ class RecordsFileSource final : public AttributeSource {
   // Errors: INVALID_ARGUMENT "<path>:<line>:<column>: <reason>" for syntax and
   // "<path>:<line>: records[<i>].<field>: <reason>" for content (line of the record);
   // NOT_FOUND and friends, naming the path, when it cannot be read; INVALID_ARGUMENT
-  // "held: ..." for a malformed or repeated held attribute.
+  // "held[<i>]: ..." for a held attribute without name or type, or listed twice.
   static absl::StatusOr<std::unique_ptr<RecordsFileSource>> Load(const std::string& path,
                                                                   std::vector<HeldAttribute> held);
 

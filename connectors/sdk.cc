@@ -232,7 +232,11 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
                      const FetchAttributesRequest& request, FetchAttributesResponse* response) {
     if (context.IsCancelled()) return absl::CancelledError("cancelled by the caller");
     FetchContext ctx;
-    ctx.deadline = absl::FromChrono(context.deadline());
+    // gRPC reports "no deadline" as time_point::max(), which absl::FromChrono would turn
+    // into a finite time in 2262; the contract is InfiniteFuture.
+    if (context.deadline() != std::chrono::system_clock::time_point::max()) {
+      ctx.deadline = absl::FromChrono(context.deadline());
+    }
     if (absl::Now() >= ctx.deadline) {
       return absl::DeadlineExceededError("deadline passed while waiting for a fetch thread");
     }
@@ -325,6 +329,10 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default on Linux, which lets a second process bind the
+  // same port and silently share the broker's connections with the first. One address,
+  // one connector: a port in use must fail start-up.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options_.listen_address, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   builder.RegisterService(service_.get());

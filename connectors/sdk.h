@@ -51,7 +51,8 @@ struct FetchContext {
   std::string consumer;
   std::string purpose;
   tellonce::v1::Basis basis;
-  // When the broker stops waiting. A source that does slow work should give up by then.
+  // When the broker stops waiting (InfiniteFuture when it set no deadline). A source
+  // that does slow work should give up by then.
   absl::Time deadline = absl::InfiniteFuture();
 };
 

@@ -89,10 +89,31 @@ bool WritePortFile(const std::string& path, int port) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// The source of an example agency: its records file, or nothing for a consumer.
+absl::StatusOr<std::unique_ptr<AttributeSource>> ProfileSource(const AgencyProfile& profile,
+                                                               const ConnectorOptions& options,
+                                                               std::string* serves) {
+  if (profile.attributes.empty()) {
+    *serves = "no attributes (consumer)";
+    return std::make_unique<NoRecordsSource>();
+  }
+  if (options.data_file.empty()) return absl::InvalidArgumentError("data_file: required");
+  absl::StatusOr<std::unique_ptr<RecordsFileSource>> records =
+      RecordsFileSource::Load(options.data_file, profile.attributes);
+  if (!records.ok()) {
+    return absl::Status(records.status().code(),
+                        absl::StrCat("data_file: ", records.status().message()));
+  }
+  std::vector<std::string> names;
+  for (const HeldAttribute& a : profile.attributes) names.push_back(a.name);
+  *serves = absl::StrCat(absl::StrJoin(names, ", "), " for ", (*records)->size(), " citizens");
+  return std::unique_ptr<AttributeSource>(*std::move(records));
+}
+
 }  // namespace
 
-int RunAgency(const AgencyProfile& profile, int argc, char** argv) {
-  const std::string& program = profile.program;
+int RunConnector(const std::string& program, const std::string& description,
+                 const SourceFactory& make_source, int argc, char** argv) {
   Flags flags;
   if (!ParseFlags(program, argc, argv, &flags)) return 2;
 
@@ -110,30 +131,16 @@ int RunAgency(const AgencyProfile& profile, int argc, char** argv) {
     return 1;
   }
 
-  std::unique_ptr<AttributeSource> source;
   std::string serves;
-  if (profile.attributes.empty()) {
-    source = std::make_unique<NoRecordsSource>();
-    serves = "no attributes (consumer)";
-  } else {
-    if (options->data_file.empty()) {
-      Log('E', program, absl::StrCat("configuration: ", flags.config, ": data_file: required"));
-      return 1;
-    }
-    absl::StatusOr<std::unique_ptr<RecordsFileSource>> records =
-        RecordsFileSource::Load(options->data_file, profile.attributes);
-    if (!records.ok()) {
-      Log('E', program, absl::StrCat("data_file: ", records.status().message()));
-      return 1;
-    }
-    std::vector<std::string> names;
-    for (const HeldAttribute& a : profile.attributes) names.push_back(a.name);
-    serves = absl::StrCat(absl::StrJoin(names, ", "), " for ", (*records)->size(), " citizens");
-    source = *std::move(records);
+  absl::StatusOr<std::unique_ptr<AttributeSource>> source = make_source(*options, &serves);
+  if (!source.ok()) {
+    Log('E', program,
+        absl::StrCat("configuration: ", flags.config, ": ", source.status().message()));
+    return 1;
   }
 
   absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
-      ConnectorServer::Start(*options, source.get());
+      ConnectorServer::Start(*options, source->get());
   if (!server.ok()) {
     Log('E', program, absl::StrCat("start-up failed: ", server.status().message()));
     return 1;
@@ -143,9 +150,9 @@ int RunAgency(const AgencyProfile& profile, int argc, char** argv) {
     return 1;
   }
   Log('I', program,
-      absl::StrCat(profile.description, " (agency ", options->agency_id,
-                   ") serving ConnectorService on ", options->listen_address, " (port ",
-                   (*server)->port(), "), trust domain ", options->trust_domain, ": ", serves));
+      absl::StrCat(description, " (agency ", options->agency_id, ") serving ConnectorService on ",
+                   options->listen_address, " (port ", (*server)->port(), "), trust domain ",
+                   options->trust_domain, ": ", serves));
 
   int signal = 0;
   while (sigwait(&signals, &signal) != 0) {
@@ -155,6 +162,15 @@ int RunAgency(const AgencyProfile& profile, int argc, char** argv) {
   server->reset();
   Log('I', program, "stopped cleanly");
   return 0;
+}
+
+int RunAgency(const AgencyProfile& profile, int argc, char** argv) {
+  return RunConnector(
+      profile.program, profile.description,
+      [&profile](const ConnectorOptions& options, std::string* serves) {
+        return ProfileSource(profile, options, serves);
+      },
+      argc, argv);
 }
 
 }  // namespace tellonce::connectors::examples
