@@ -4,7 +4,9 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -13,7 +15,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cli/audit.h"
 #include "certs/identity.h"
+#include "certs/merkle.h"
 #include "certs/signing.h"
 #include "certs/tls.h"
 #include "google/protobuf/util/json_util.h"
@@ -22,6 +26,7 @@
 #include "proto/textproto.h"
 #include "tellonce/v1/consent.grpc.pb.h"
 #include "tellonce/v1/exchange.grpc.pb.h"
+#include "tellonce/v1/transparency.grpc.pb.h"
 
 namespace tellonce::cli {
 namespace {
@@ -42,6 +47,20 @@ Commands (run with an agency's certificate; the broker checks its role):
   receipt verify  --receipt FILE --broker-cert FILE
   fetch           --citizen ID --attributes A,B --purpose CODE [--request-id ID]
                   (as a consumer agency: obtain attributes through the broker)
+  access list     --citizen ID [--from RFC3339] [--to RFC3339] [--page-size N]
+                  [--page-token T] [--all]
+                  (a portal sees every access to the citizen's data; a consumer its own)
+  audit checkpoint [--fresh] --out FILE --broker-cert FILE
+                  (fetch the broker's signed checkpoint of the access log, verify, save)
+  audit prove     --index N --checkpoint FILE --broker-cert FILE
+                  (prove that event N is in the log the checkpoint signs)
+  audit prove     --old FILE --new FILE --broker-cert FILE
+                  (prove that the newer checkpoint extends the older one)
+  audit export    --out FILE [--data-dir DIR] [--page-size N]
+                  (the whole access log: online as an admin, or offline from a copy of
+                  the broker's data directory)
+  audit verify    (--data-dir DIR | --log FILE) --checkpoint FILE --broker-cert FILE
+                  (offline: check every event against a signed checkpoint)
 
 Connection flags (defaults from the environment variables in brackets):
   --broker HOST:PORT   broker address [TELLONCE_BROKER], default 127.0.0.1:7443
@@ -119,6 +138,7 @@ absl::Status RequireFlags(const Args& args, std::initializer_list<const char*> n
 struct Connection {
   std::unique_ptr<tellonce::v1::ConsentService::Stub> consents;
   std::unique_ptr<tellonce::v1::ExchangeService::Stub> exchange;
+  std::unique_ptr<tellonce::v1::TransparencyService::Stub> transparency;
   absl::Duration timeout;
 
   void Prepare(grpc::ClientContext* context) const {
@@ -154,7 +174,8 @@ absl::StatusOr<Connection> Connect(const Args& args) {
   std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
       args.Get("broker", "127.0.0.1:7443", "TELLONCE_BROKER"), *creds);
   return Connection{tellonce::v1::ConsentService::NewStub(channel),
-                    tellonce::v1::ExchangeService::NewStub(channel), absl::Seconds(timeout_s)};
+                    tellonce::v1::ExchangeService::NewStub(channel),
+                    tellonce::v1::TransparencyService::NewStub(channel), absl::Seconds(timeout_s)};
 }
 
 void PrintConsent(const tellonce::v1::Consent& c) {
@@ -424,6 +445,433 @@ int Fetch(const Args& args, const Connection& conn) {
   return 0;
 }
 
+// --- Transparency -----------------------------------------------------------------------
+
+// What a refusal code means, in words a citizen understands.
+std::string DescribeCode(tellonce::v1::ResultCode code) {
+  switch (code) {
+    case tellonce::v1::RESULT_OK:
+      return "delivered";
+    case tellonce::v1::RESULT_NO_BASIS:
+      return "refused: no consent or law allows it";
+    case tellonce::v1::RESULT_CONSENT_REVOKED:
+      return "refused: the consent was revoked";
+    case tellonce::v1::RESULT_CONSENT_EXPIRED:
+      return "refused: the consent had expired";
+    case tellonce::v1::RESULT_WRONG_PURPOSE:
+      return "refused: the consent is for another purpose";
+    case tellonce::v1::RESULT_UNKNOWN_ATTRIBUTE:
+      return "refused: no such kind of data";
+    case tellonce::v1::RESULT_PROVIDER_UNAVAILABLE:
+      return "not delivered: the source was unreachable";
+    case tellonce::v1::RESULT_NOT_FOUND:
+      return "not delivered: the source holds no such record";
+    case tellonce::v1::RESULT_DEADLINE_EXCEEDED:
+      return "not delivered: the source answered too late";
+    case tellonce::v1::RESULT_PROVIDER_ERROR:
+      return "not delivered: the source answered wrongly";
+    case tellonce::v1::RESULT_CONSENT_USED:
+      return "refused: the one-time consent was already used";
+    default:
+      return "unknown outcome";
+  }
+}
+
+void PrintAccessEvent(uint64_t index, const tellonce::v1::AccessEvent& e) {
+  const bool allowed = e.outcome() == tellonce::v1::AccessEvent::ALLOWED;
+  std::cout << "event " << index << "  " << FormatTime(e.at()) << "  "
+            << (allowed ? "ALLOWED" : "DENIED") << "\n"
+            << "  consumer    " << e.consumer() << "\n"
+            << "  provider    " << (e.provider().empty() ? "-" : e.provider()) << "\n"
+            << "  attributes  " << absl::StrJoin(e.attributes(), ", ") << "\n"
+            << "  purpose     " << e.purpose() << "\n"
+            << "  basis       " << FormatBasis(e.basis()) << "\n"
+            << "  outcome     " << tellonce::v1::AccessEvent::Outcome_Name(e.outcome()) << ", "
+            << DescribeCode(e.code()) << " (" << tellonce::v1::ResultCode_Name(e.code()) << ")\n"
+            << "  exchange    " << e.exchange_id() << "\n";
+}
+
+int ListAccess(const Args& args, const Connection& conn) {
+  if (absl::Status s = RequireFlags(args, {"citizen"}); !s.ok()) return Fail(s);
+  tellonce::v1::ListAccessEventsRequest request;
+  request.set_citizen_id(args.Get("citizen"));
+  if (args.Has("from")) {
+    absl::StatusOr<absl::Time> t = ParseTimeFlag("from", args.Get("from"));
+    if (!t.ok()) return Fail(t.status());
+    *request.mutable_from() = ToTimestamp(*t);
+  }
+  if (args.Has("to")) {
+    absl::StatusOr<absl::Time> t = ParseTimeFlag("to", args.Get("to"));
+    if (!t.ok()) return Fail(t.status());
+    *request.mutable_to() = ToTimestamp(*t);
+  }
+  int page_size = 0;
+  if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
+    return Fail(absl::InvalidArgumentError("--page-size: must be a number"));
+  }
+  request.set_page_size(page_size);
+  request.set_page_token(args.Get("page-token"));
+  int shown = 0;
+  while (true) {
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    tellonce::v1::ListAccessEventsResponse response;
+    grpc::Status status = conn.transparency->ListAccessEvents(&context, request, &response);
+    if (!status.ok()) {
+      PrintStatusError(status);
+      return 1;
+    }
+    if (args.Has("json")) {
+      PrintJson(response);
+    } else {
+      for (const tellonce::v1::LoggedAccessEvent& e : response.events()) {
+        PrintAccessEvent(e.index(), e.event());
+      }
+    }
+    shown += response.events_size();
+    if (response.next_page_token().empty()) break;
+    if (!args.Has("all")) {
+      if (!args.Has("json")) {
+        std::cout << "next page: --page-token " << response.next_page_token() << "\n";
+      }
+      break;
+    }
+    request.set_page_token(response.next_page_token());
+  }
+  if (!args.Has("json")) std::cout << shown << " access event(s)\n";
+  return 0;
+}
+
+// The broker's public key and SPIFFE id, from --broker-cert.
+struct BrokerKey {
+  certs::VerifyingKey key;
+  std::string issuer;
+};
+
+absl::StatusOr<BrokerKey> LoadBrokerKey(const Args& args) {
+  if (absl::Status s = RequireFlags(args, {"broker-cert"}); !s.ok()) return s;
+  absl::StatusOr<std::string> pem = ReadFileToString(args.Get("broker-cert"));
+  if (!pem.ok()) return pem.status();
+  absl::StatusOr<certs::VerifyingKey> key = certs::VerifyingKey::FromCertificatePem(*pem);
+  if (!key.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--broker-cert: ", key.status().message()));
+  }
+  absl::StatusOr<certs::SpiffeId> id = certs::CertificateSpiffeId(*pem);
+  if (!id.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--broker-cert: ", id.status().message()));
+  }
+  if (!id->is_broker) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--broker-cert: ", id->ToString(), " is not a broker certificate"));
+  }
+  return BrokerKey{*std::move(key), id->ToString()};
+}
+
+// A signed checkpoint saved by `audit checkpoint`, its signature verified.
+struct VerifiedCheckpoint {
+  tellonce::v1::SignedCheckpoint signed_checkpoint;
+  tellonce::v1::Checkpoint checkpoint;
+  TreeHead head;
+};
+
+absl::StatusOr<VerifiedCheckpoint> ReadCheckpointFile(const std::string& flag,
+                                                      const std::string& path,
+                                                      const BrokerKey& broker) {
+  absl::StatusOr<std::string> bytes = ReadFileToString(path);
+  if (!bytes.ok()) return bytes.status();
+  VerifiedCheckpoint v;
+  if (!v.signed_checkpoint.ParseFromString(*bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " ", path, ": not a signed checkpoint"));
+  }
+  absl::StatusOr<tellonce::v1::Checkpoint> checkpoint =
+      VerifyCheckpoint(v.signed_checkpoint, broker.key, broker.issuer);
+  if (!checkpoint.ok()) {
+    return absl::Status(checkpoint.status().code(),
+                        absl::StrCat("--", flag, " ", path, ": ", checkpoint.status().message()));
+  }
+  v.checkpoint = *std::move(checkpoint);
+  absl::StatusOr<TreeHead> head = ToTreeHead(v.checkpoint);
+  if (!head.ok()) return head.status();
+  v.head = *head;
+  return v;
+}
+
+std::string RootHex(const tellonce::v1::Checkpoint& c) {
+  absl::StatusOr<certs::Hash> root = certs::HashFromBytes(c.root_hash());
+  return root.ok() ? certs::HashToHex(*root) : "(malformed)";
+}
+
+// For a check that did not pass: "FAILED: ..." on stdout, exit 1.
+int Failed(const std::string& what) {
+  std::cout << "FAILED: " << what << "\n";
+  return 1;
+}
+
+// A checkpoint file that could not be used: a signature that does not verify is a
+// failed check; anything else (unreadable file, wrong issuer) an error.
+int CheckpointFailure(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnauthenticated) {
+    return Failed(std::string(status.message()));
+  }
+  return Fail(status);
+}
+
+int AuditCheckpoint(const Args& args) {
+  if (absl::Status s = RequireFlags(args, {"out", "broker-cert"}); !s.ok()) return Fail(s);
+  absl::StatusOr<BrokerKey> broker = LoadBrokerKey(args);
+  if (!broker.ok()) return Fail(broker.status());
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  tellonce::v1::GetCheckpointRequest request;
+  request.set_fresh(args.Has("fresh"));
+  grpc::ClientContext context;
+  conn->Prepare(&context);
+  tellonce::v1::GetCheckpointResponse response;
+  grpc::Status status = conn->transparency->GetCheckpoint(&context, request, &response);
+  if (!status.ok()) {
+    PrintStatusError(status);
+    return 1;
+  }
+  absl::StatusOr<tellonce::v1::Checkpoint> checkpoint =
+      VerifyCheckpoint(response.checkpoint(), broker->key, broker->issuer);
+  if (!checkpoint.ok()) return Failed(std::string(checkpoint.status().message()));
+  std::ofstream out(args.Get("out"), std::ios::binary | std::ios::trunc);
+  out << response.checkpoint().SerializeAsString();
+  out.close();
+  if (!out) return Fail(absl::InternalError(absl::StrCat(args.Get("out"), ": cannot write")));
+  if (args.Has("json")) {
+    PrintJson(*checkpoint);
+    return 0;
+  }
+  std::cout << "checkpoint OK: signed by " << checkpoint->issuer() << " at "
+            << FormatTime(checkpoint->signed_at()) << "\n"
+            << "size " << checkpoint->tree_size() << "\n"
+            << "root " << RootHex(*checkpoint) << "\n"
+            << "saved to " << args.Get("out") << "\n";
+  return 0;
+}
+
+int ProveInclusion(const Args& args, const BrokerKey& broker) {
+  if (absl::Status s = RequireFlags(args, {"index", "checkpoint"}); !s.ok()) return Fail(s);
+  uint64_t index = 0;
+  if (!absl::SimpleAtoi(args.Get("index"), &index)) {
+    return Fail(absl::InvalidArgumentError("--index: must be a non-negative number"));
+  }
+  absl::StatusOr<VerifiedCheckpoint> cp =
+      ReadCheckpointFile("checkpoint", args.Get("checkpoint"), broker);
+  if (!cp.ok()) return CheckpointFailure(cp.status());
+  if (index >= cp->head.size) {
+    return Failed(absl::StrCat("index ", index, " is not covered by the checkpoint (size ",
+                               cp->head.size, ")"));
+  }
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  tellonce::v1::GetInclusionProofRequest request;
+  request.set_index(index);
+  request.set_tree_size(cp->head.size);
+  grpc::ClientContext context;
+  conn->Prepare(&context);
+  tellonce::v1::GetInclusionProofResponse response;
+  grpc::Status status = conn->transparency->GetInclusionProof(&context, request, &response);
+  if (!status.ok()) {
+    PrintStatusError(status);
+    return 1;
+  }
+  if (response.index() != index || response.tree_size() != cp->head.size) {
+    return Failed(absl::StrCat("the broker answered for index ", response.index(),
+                               " in a tree of size ", response.tree_size()));
+  }
+  std::vector<certs::Hash> path;
+  for (const std::string& node : response.path()) {
+    absl::StatusOr<certs::Hash> h = certs::HashFromBytes(node);
+    if (!h.ok()) return Failed("the proof holds a node that is not 32 bytes");
+    path.push_back(*h);
+  }
+  absl::Status verified = certs::VerifyInclusion(
+      index, cp->head.size, certs::LeafHash(response.event_bytes()), path, cp->head.root);
+  if (!verified.ok()) {
+    return Failed(absl::StrCat("event ", index, " is not proven in the log of size ", cp->head.size,
+                               ": ", verified.message()));
+  }
+  std::cout << "OK: event " << index << " is in the log of size " << cp->head.size << " signed at "
+            << FormatTime(cp->checkpoint.signed_at()) << " (root "
+            << certs::HashToHex(cp->head.root) << ")\n";
+  tellonce::v1::AccessEvent event;
+  if (event.ParseFromString(response.event_bytes())) {
+    if (args.Has("json")) {
+      PrintJson(event);
+    } else {
+      PrintAccessEvent(index, event);
+    }
+  }
+  return 0;
+}
+
+int ProveConsistency(const Args& args, const BrokerKey& broker) {
+  if (absl::Status s = RequireFlags(args, {"old", "new"}); !s.ok()) return Fail(s);
+  absl::StatusOr<VerifiedCheckpoint> old_cp = ReadCheckpointFile("old", args.Get("old"), broker);
+  if (!old_cp.ok()) return CheckpointFailure(old_cp.status());
+  absl::StatusOr<VerifiedCheckpoint> new_cp = ReadCheckpointFile("new", args.Get("new"), broker);
+  if (!new_cp.ok()) return CheckpointFailure(new_cp.status());
+  const uint64_t old_size = old_cp->head.size;
+  const uint64_t new_size = new_cp->head.size;
+  if (old_size > new_size) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--old has size ", old_size, ", larger than --new (", new_size, "): swap them")));
+  }
+  std::vector<certs::Hash> proof;
+  if (old_size != 0 && old_size != new_size) {
+    absl::StatusOr<Connection> conn = Connect(args);
+    if (!conn.ok()) return Fail(conn.status());
+    tellonce::v1::GetConsistencyProofRequest request;
+    request.set_old_size(old_size);
+    request.set_new_size(new_size);
+    grpc::ClientContext context;
+    conn->Prepare(&context);
+    tellonce::v1::GetConsistencyProofResponse response;
+    grpc::Status status = conn->transparency->GetConsistencyProof(&context, request, &response);
+    if (!status.ok()) {
+      PrintStatusError(status);
+      return 1;
+    }
+    if (response.old_size() != old_size || response.new_size() != new_size) {
+      return Failed(absl::StrCat("the broker answered for sizes ", response.old_size(), " and ",
+                                 response.new_size()));
+    }
+    for (const std::string& node : response.proof()) {
+      absl::StatusOr<certs::Hash> h = certs::HashFromBytes(node);
+      if (!h.ok()) return Failed("the proof holds a node that is not 32 bytes");
+      proof.push_back(*h);
+    }
+  }
+  absl::Status verified =
+      certs::VerifyConsistency(old_size, new_size, old_cp->head.root, new_cp->head.root, proof);
+  if (!verified.ok()) {
+    return Failed(absl::StrCat("the log of size ", new_size, " does not extend the log of size ",
+                               old_size, ": ", verified.message()));
+  }
+  std::cout << "OK: the log of size " << new_size << " (signed at "
+            << FormatTime(new_cp->checkpoint.signed_at()) << ") extends the log of size "
+            << old_size << " (signed at " << FormatTime(old_cp->checkpoint.signed_at()) << ")\n";
+  return 0;
+}
+
+int AuditProve(const Args& args) {
+  absl::StatusOr<BrokerKey> broker = LoadBrokerKey(args);
+  if (!broker.ok()) return Fail(broker.status());
+  if (args.Has("index")) return ProveInclusion(args, *broker);
+  if (args.Has("old") || args.Has("new")) return ProveConsistency(args, *broker);
+  return Fail(absl::InvalidArgumentError("--index, or --old and --new: required"));
+}
+
+int ExportOnline(const Args& args) {
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  uint32_t page_size = 0;
+  if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
+    return Fail(absl::InvalidArgumentError("--page-size: must be a number"));
+  }
+  absl::StatusOr<ExportWriter> writer = ExportWriter::Create(args.Get("out"));
+  if (!writer.ok()) return Fail(writer.status());
+  tellonce::v1::ExportAccessLogRequest request;
+  request.set_max_events(page_size);
+  tellonce::v1::AccessLogExportHeader header;
+  // The first page fixes what the export holds: the events up to its log size that
+  // the broker has hashed (it serves only those; later ones go in the next export).
+  std::optional<uint64_t> log_size;
+  while (!log_size.has_value() || request.start() < *log_size) {
+    grpc::ClientContext context;
+    conn->Prepare(&context);
+    tellonce::v1::ExportAccessLogResponse response;
+    grpc::Status status = conn->transparency->ExportAccessLog(&context, request, &response);
+    if (!status.ok()) {
+      PrintStatusError(status);
+      return 1;
+    }
+    if (!log_size.has_value()) {
+      log_size = response.log_size();
+      *header.mutable_checkpoints() = response.checkpoints();
+    }
+    if (response.events_size() == 0) break;
+    for (const tellonce::v1::ExportedEvent& e : response.events()) {
+      if (e.index() >= *log_size) break;
+      if (absl::Status s = writer->Add(e); !s.ok()) return Fail(s);
+    }
+    const uint64_t next = response.events(response.events_size() - 1).index() + 1;
+    if (next <= request.start()) {
+      return Fail(absl::InternalError("the broker's export does not advance"));
+    }
+    request.set_start(next);
+  }
+  const uint64_t written = writer->count();
+  const int checkpoints = header.checkpoints_size();
+  if (absl::Status s = writer->Finish(std::move(header)); !s.ok()) return Fail(s);
+  std::cout << "exported " << written << " event(s) and " << checkpoints << " checkpoint(s) to "
+            << args.Get("out") << "\n";
+  return 0;
+}
+
+int AuditExport(const Args& args) {
+  if (absl::Status s = RequireFlags(args, {"out"}); !s.ok()) return Fail(s);
+  if (!args.Has("data-dir")) return ExportOnline(args);
+  absl::StatusOr<LogCopy> copy = ReadDataDirectory(args.Get("data-dir"));
+  if (!copy.ok()) return Fail(copy.status());
+  if (absl::Status s = WriteExportFile(args.Get("out"), *copy); !s.ok()) return Fail(s);
+  std::cout << "exported " << copy->events.size() << " event(s) and " << copy->checkpoints.size()
+            << " checkpoint(s) to " << args.Get("out") << "\n";
+  return 0;
+}
+
+int AuditVerify(const Args& args) {
+  if (args.Has("data-dir") == args.Has("log")) {
+    return Fail(absl::InvalidArgumentError("one of --data-dir and --log: required"));
+  }
+  if (absl::Status s = RequireFlags(args, {"checkpoint", "broker-cert"}); !s.ok()) return Fail(s);
+  absl::StatusOr<BrokerKey> broker = LoadBrokerKey(args);
+  if (!broker.ok()) return Fail(broker.status());
+  absl::StatusOr<VerifiedCheckpoint> cp =
+      ReadCheckpointFile("checkpoint", args.Get("checkpoint"), *broker);
+  if (!cp.ok()) return CheckpointFailure(cp.status());
+  absl::StatusOr<LogCopy> copy = args.Has("data-dir") ? ReadDataDirectory(args.Get("data-dir"))
+                                                      : ReadExportFile(args.Get("log"));
+  if (!copy.ok()) return Fail(copy.status());
+
+  std::vector<TreeHead> others;
+  int rejected = 0;
+  for (const tellonce::v1::SignedCheckpoint& c : copy->checkpoints) {
+    absl::StatusOr<tellonce::v1::Checkpoint> parsed =
+        VerifyCheckpoint(c, broker->key, broker->issuer);
+    absl::StatusOr<TreeHead> head =
+        parsed.ok() ? ToTreeHead(*parsed) : absl::StatusOr<TreeHead>(parsed.status());
+    if (head.ok()) {
+      others.push_back(*head);
+    } else {
+      ++rejected;
+    }
+  }
+  LogVerdict verdict = VerifyLog(*copy, cp->head, others);
+  std::cout << verdict.Summary() << "\n";
+  std::cout << "  checkpoint  size " << cp->head.size << ", root "
+            << certs::HashToHex(cp->head.root) << ", signed at "
+            << FormatTime(cp->checkpoint.signed_at()) << "\n"
+            << "  log copy    " << copy->events.size() << " event(s), " << copy->checkpoints.size()
+            << " stored checkpoint(s)";
+  if (copy->claimed_size != copy->events.size()) {
+    std::cout << "; its metadata counts " << copy->claimed_size << " event(s)";
+  }
+  std::cout << "\n";
+  if (verdict.uncovered > 0) {
+    std::cout << "  note        " << verdict.uncovered
+              << " later event(s) are not covered by this checkpoint\n";
+  }
+  if (rejected > 0) {
+    std::cout << "  warning     " << rejected
+              << " stored checkpoint(s) do not verify with the broker certificate\n";
+  }
+  return verdict.ok ? 0 : 1;
+}
+
 }  // namespace
 
 int RunFetchCommand(const Args& args) {
@@ -504,6 +952,23 @@ int RunReceiptCommand(const Args& args) {
             << "  collected   " << body.collection_method() << " at "
             << FormatTime(body.collected_at()) << "\n";
   return 0;
+}
+
+int RunAccessCommand(const Args& args) {
+  if (args.words.size() != 2 || args.words[1] != "list") return Usage();
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  return ListAccess(args, *conn);
+}
+
+int RunAuditCommand(const Args& args) {
+  if (args.words.size() != 2) return Usage();
+  const std::string& verb = args.words[1];
+  if (verb == "checkpoint") return AuditCheckpoint(args);
+  if (verb == "prove") return AuditProve(args);
+  if (verb == "export") return AuditExport(args);
+  if (verb == "verify") return AuditVerify(args);
+  return Usage();
 }
 
 }  // namespace tellonce::cli

@@ -12,6 +12,12 @@ int RunConsentCommand(const Args& args);
 int RunReceiptCommand(const Args& args);
 // `fetch`: exit 0 when every attribute was delivered, 3 when some were refused.
 int RunFetchCommand(const Args& args);
+// `access list`: a citizen's access history.
+int RunAccessCommand(const Args& args);
+// `audit checkpoint|prove|export|verify`: the access log's signed checkpoints and
+// proofs, online, and offline verification of a copy (cli/audit.h). A check that does
+// not pass prints "FAILED: ..." and exits 1.
+int RunAuditCommand(const Args& args);
 
 // Prints the usage text to stderr and returns 2.
 int Usage();

@@ -6,7 +6,7 @@
 
 int main(int argc, char** argv) {
   absl::StatusOr<tellonce::cli::Args> args =
-      tellonce::cli::ParseArgs(argc, argv, {"json", "all", "help"});
+      tellonce::cli::ParseArgs(argc, argv, {"json", "all", "help", "fresh"});
   if (!args.ok()) {
     std::cerr << "error: " << args.status().message() << "\n";
     return tellonce::cli::Usage();
@@ -16,5 +16,7 @@ int main(int argc, char** argv) {
   if (group == "consent") return tellonce::cli::RunConsentCommand(*args);
   if (group == "receipt") return tellonce::cli::RunReceiptCommand(*args);
   if (group == "fetch") return tellonce::cli::RunFetchCommand(*args);
+  if (group == "access") return tellonce::cli::RunAccessCommand(*args);
+  if (group == "audit") return tellonce::cli::RunAuditCommand(*args);
   return tellonce::cli::Usage();
 }
