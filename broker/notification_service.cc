@@ -35,17 +35,18 @@ grpc::ServerUnaryReactor* DeliveryAdminServiceImpl::ListDeliveries(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<std::string> admin = AuthorizeAgency(
       *context, *directory_->Current(), tellonce::v1::ADMIN, "DeliveryAdminService");
-  absl::StatusOr<tellonce::v1::ListDeliveriesResponse> result = admin.status();
-  if (admin.ok()) {
+  auto run = [&]() -> absl::StatusOr<tellonce::v1::ListDeliveriesResponse> {
+    if (!admin.ok()) return admin.status();
     if (request->page_size() < 0 || request->page_size() > 500) {
-      result = absl::InvalidArgumentError("page_size: must be between 0 and 500");
-    } else if (request->page_token().size() > 20) {
-      result = absl::InvalidArgumentError("page_token: malformed");
-    } else {
-      result = outbox_->List(request->subscriber(), request->state(), request->page_size(),
-                             request->page_token());
+      return absl::InvalidArgumentError("page_size: must be between 0 and 500");
     }
-  }
+    if (request->page_token().size() > 20) {
+      return absl::InvalidArgumentError("page_token: malformed");
+    }
+    return outbox_->List(request->subscriber(), request->state(), request->page_size(),
+                         request->page_token());
+  };
+  absl::StatusOr<tellonce::v1::ListDeliveriesResponse> result = run();
   if (result.ok()) *response = *std::move(result);
   reactor->Finish(ToGrpcStatus(result.status()));
   return reactor;
@@ -57,16 +58,16 @@ grpc::ServerUnaryReactor* DeliveryAdminServiceImpl::RetryDeliveries(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<std::string> admin = AuthorizeAgency(
       *context, *directory_->Current(), tellonce::v1::ADMIN, "DeliveryAdminService");
-  absl::StatusOr<int> requeued = admin.status();
-  if (admin.ok()) {
+  auto run = [&]() -> absl::StatusOr<int> {
+    if (!admin.ok()) return admin.status();
     if (request->delivery_ids_size() > 1000) {
-      requeued = absl::InvalidArgumentError("delivery_ids: at most 1000");
-    } else {
-      requeued = outbox_->Retry(
-          std::vector<std::string>(request->delivery_ids().begin(), request->delivery_ids().end()),
-          request->subscriber());
+      return absl::InvalidArgumentError("delivery_ids: at most 1000");
     }
-  }
+    return outbox_->Retry(
+        std::vector<std::string>(request->delivery_ids().begin(), request->delivery_ids().end()),
+        request->subscriber());
+  };
+  absl::StatusOr<int> requeued = run();
   if (requeued.ok()) response->set_requeued(*requeued);
   reactor->Finish(ToGrpcStatus(requeued.status()));
   return reactor;

@@ -26,6 +26,7 @@
 #include "proto/textproto.h"
 #include "tellonce/v1/consent.grpc.pb.h"
 #include "tellonce/v1/exchange.grpc.pb.h"
+#include "tellonce/v1/notification.grpc.pb.h"
 #include "tellonce/v1/transparency.grpc.pb.h"
 
 namespace tellonce::cli {
@@ -61,6 +62,13 @@ Commands (run with an agency's certificate; the broker checks its role):
                   the broker's data directory)
   audit verify    (--data-dir DIR | --log FILE) --checkpoint FILE --broker-cert FILE
                   (offline: check every event against a signed checkpoint)
+  publish         --citizen ID --event-type TYPE --attributes A,B --event-id ID
+                  [--occurred-at RFC3339]
+                  (as the authoritative provider: report a change once)
+  deliveries list [--subscriber AGENCY] [--state pending|dead] [--page-size N]
+                  [--page-token T] [--all]
+  deliveries retry (--id DELIVERY[,DELIVERY...] | --subscriber AGENCY | --all)
+                  (as an operator: see and re-queue change notifications)
 
 Connection flags (defaults from the environment variables in brackets):
   --broker HOST:PORT   broker address [TELLONCE_BROKER], default 127.0.0.1:7443
@@ -139,6 +147,8 @@ struct Connection {
   std::unique_ptr<tellonce::v1::ConsentService::Stub> consents;
   std::unique_ptr<tellonce::v1::ExchangeService::Stub> exchange;
   std::unique_ptr<tellonce::v1::TransparencyService::Stub> transparency;
+  std::unique_ptr<tellonce::v1::NotificationService::Stub> notifications;
+  std::unique_ptr<tellonce::v1::DeliveryAdminService::Stub> deliveries;
   absl::Duration timeout;
 
   void Prepare(grpc::ClientContext* context) const {
@@ -149,7 +159,8 @@ struct Connection {
 absl::StatusOr<Connection> Connect(const Args& args) {
   certs::TlsPaths tls{.ca_file = args.Get("ca", "", "TELLONCE_CA"),
                       .cert_file = args.Get("cert", "", "TELLONCE_CERT"),
-                      .key_file = args.Get("key", "", "TELLONCE_KEY")};
+                      .key_file = args.Get("key", "", "TELLONCE_KEY"),
+                      .crl_dir = ""};
   if (tls.ca_file.empty() || tls.cert_file.empty() || tls.key_file.empty()) {
     return absl::InvalidArgumentError(
         "--ca, --cert and --key are required (or TELLONCE_CA, TELLONCE_CERT, TELLONCE_KEY)");
@@ -175,7 +186,9 @@ absl::StatusOr<Connection> Connect(const Args& args) {
       args.Get("broker", "127.0.0.1:7443", "TELLONCE_BROKER"), *creds);
   return Connection{tellonce::v1::ConsentService::NewStub(channel),
                     tellonce::v1::ExchangeService::NewStub(channel),
-                    tellonce::v1::TransparencyService::NewStub(channel), absl::Seconds(timeout_s)};
+                    tellonce::v1::TransparencyService::NewStub(channel),
+                    tellonce::v1::NotificationService::NewStub(channel),
+                    tellonce::v1::DeliveryAdminService::NewStub(channel), absl::Seconds(timeout_s)};
 }
 
 void PrintConsent(const tellonce::v1::Consent& c) {
@@ -874,6 +887,119 @@ int AuditVerify(const Args& args) {
 
 }  // namespace
 
+int Publish(const Args& args, const Connection& conn) {
+  if (absl::Status s = RequireFlags(args, {"citizen", "event-type", "attributes", "event-id"});
+      !s.ok()) {
+    return Fail(s);
+  }
+  tellonce::v1::PublishChangeRequest request;
+  request.set_event_id(args.Get("event-id"));
+  request.set_citizen_id(args.Get("citizen"));
+  request.set_event_type(args.Get("event-type"));
+  for (absl::string_view a : absl::StrSplit(args.Get("attributes"), ',', absl::SkipEmpty())) {
+    request.add_attributes(std::string(a));
+  }
+  absl::Time occurred = absl::Now();
+  if (args.Has("occurred-at")) {
+    absl::StatusOr<absl::Time> t = ParseTimeFlag("occurred-at", args.Get("occurred-at"));
+    if (!t.ok()) return Fail(t.status());
+    occurred = *t;
+  }
+  *request.mutable_occurred_at() = ToTimestamp(occurred);
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  tellonce::v1::PublishChangeResponse response;
+  grpc::Status status = conn.notifications->PublishChange(&context, request, &response);
+  if (!status.ok()) {
+    PrintStatusError(status);
+    return 1;
+  }
+  std::cout << "change " << request.event_id() << " "
+            << (response.replayed() ? "was already published: nothing new queued"
+                                    : "published: every subscriber with a basis will be told")
+            << "\n";
+  return 0;
+}
+
+void PrintDelivery(const tellonce::v1::Delivery& d) {
+  const tellonce::v1::ChangeEvent& e = d.event();
+  std::cout << "delivery " << d.delivery_id() << "  " << tellonce::v1::Delivery::State_Name(d.state())
+            << "  to " << d.subscriber() << "\n"
+            << "  event       " << e.event_type() << " " << e.event_id() << " from " << e.provider()
+            << " (" << absl::StrJoin(e.attributes(), ", ") << ")\n"
+            << "  citizen     " << e.citizen_id() << "\n"
+            << "  attempts    " << d.attempts() << ", next at " << FormatTime(d.next_attempt_at())
+            << "\n";
+  if (!d.last_error().empty()) std::cout << "  last error  " << d.last_error() << "\n";
+}
+
+int ListDeliveries(const Args& args, const Connection& conn) {
+  tellonce::v1::ListDeliveriesRequest request;
+  request.set_subscriber(args.Get("subscriber"));
+  const std::string state = args.Get("state");
+  if (state == "pending") {
+    request.set_state(tellonce::v1::Delivery::PENDING);
+  } else if (state == "dead") {
+    request.set_state(tellonce::v1::Delivery::DEAD);
+  } else if (!state.empty()) {
+    return Fail(absl::InvalidArgumentError("--state: pending or dead"));
+  }
+  int page_size = 0;
+  if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
+    return Fail(absl::InvalidArgumentError("--page-size: not a number"));
+  }
+  request.set_page_size(page_size);
+  request.set_page_token(args.Get("page-token"));
+  int shown = 0;
+  while (true) {
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    tellonce::v1::ListDeliveriesResponse response;
+    grpc::Status status = conn.deliveries->ListDeliveries(&context, request, &response);
+    if (!status.ok()) {
+      PrintStatusError(status);
+      return 1;
+    }
+    if (args.Has("json")) {
+      PrintJson(response);
+    } else {
+      for (const tellonce::v1::Delivery& d : response.deliveries()) PrintDelivery(d);
+    }
+    shown += response.deliveries_size();
+    if (response.next_page_token().empty() || !args.Has("all")) {
+      if (!response.next_page_token().empty()) {
+        std::cout << "next page: --page-token " << response.next_page_token() << "\n";
+      }
+      break;
+    }
+    request.set_page_token(response.next_page_token());
+  }
+  if (!args.Has("json")) std::cout << shown << " delivery(ies) owed\n";
+  return 0;
+}
+
+int RetryDeliveries(const Args& args, const Connection& conn) {
+  tellonce::v1::RetryDeliveriesRequest request;
+  for (absl::string_view id : absl::StrSplit(args.Get("id"), ',', absl::SkipEmpty())) {
+    request.add_delivery_ids(std::string(id));
+  }
+  request.set_subscriber(args.Get("subscriber"));
+  if (request.delivery_ids().empty() && request.subscriber().empty() && !args.Has("all")) {
+    return Fail(absl::InvalidArgumentError(
+        "--id, --subscriber or --all: say which dead deliveries to re-queue"));
+  }
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  tellonce::v1::RetryDeliveriesResponse response;
+  grpc::Status status = conn.deliveries->RetryDeliveries(&context, request, &response);
+  if (!status.ok()) {
+    PrintStatusError(status);
+    return 1;
+  }
+  std::cout << response.requeued() << " dead delivery(ies) re-queued\n";
+  return 0;
+}
+
 int RunFetchCommand(const Args& args) {
   if (args.words.size() != 1) return Usage();
   absl::StatusOr<Connection> conn = Connect(args);
@@ -952,6 +1078,22 @@ int RunReceiptCommand(const Args& args) {
             << "  collected   " << body.collection_method() << " at "
             << FormatTime(body.collected_at()) << "\n";
   return 0;
+}
+
+int RunPublishCommand(const Args& args) {
+  if (args.words.size() != 1) return Usage();
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  return Publish(args, *conn);
+}
+
+int RunDeliveriesCommand(const Args& args) {
+  if (args.words.size() != 2) return Usage();
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  if (args.words[1] == "list") return ListDeliveries(args, *conn);
+  if (args.words[1] == "retry") return RetryDeliveries(args, *conn);
+  return Usage();
 }
 
 int RunAccessCommand(const Args& args) {

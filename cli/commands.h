@@ -19,6 +19,11 @@ int RunAccessCommand(const Args& args);
 // not pass prints "FAILED: ..." and exits 1.
 int RunAuditCommand(const Args& args);
 
+// `publish`: a provider reports a change (NotificationService).
+int RunPublishCommand(const Args& args);
+// `deliveries list|retry`: an operator's view of the notification outbox.
+int RunDeliveriesCommand(const Args& args);
+
 // Prints the usage text to stderr and returns 2.
 int Usage();
 

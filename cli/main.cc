@@ -18,5 +18,7 @@ int main(int argc, char** argv) {
   if (group == "fetch") return tellonce::cli::RunFetchCommand(*args);
   if (group == "access") return tellonce::cli::RunAccessCommand(*args);
   if (group == "audit") return tellonce::cli::RunAuditCommand(*args);
+  if (group == "publish") return tellonce::cli::RunPublishCommand(*args);
+  if (group == "deliveries") return tellonce::cli::RunDeliveriesCommand(*args);
   return tellonce::cli::Usage();
 }

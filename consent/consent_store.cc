@@ -5,7 +5,7 @@
 //   kConsents  <consent_id>                               -> StoredConsent (serialized)
 //   kIndexes   "c" \0 <citizen_id> \0 <consent_id>        -> "" (every consent of a citizen)
 //   kIndexes   "a" \0 <citizen_id> \0 <consumer> \0 <consent_id>
-//                                                         -> "" (stored status ACTIVE only)
+//                                                -> Consent without receipt (ACTIVE only)
 //   kIndexes   "r" \0 <portal> \0 <request_id>            -> <consent_id> (idempotency)
 //
 // Consent ids start with a millisecond timestamp, so within one citizen (and one
@@ -134,7 +134,11 @@ void StageNewRecord(GroupBatch& batch, const StoredConsent& record) {
   batch.Put(Family::kConsents, consent.consent_id(), record.SerializeAsString());
   batch.Put(Family::kIndexes, CitizenKey(consent.citizen_id(), consent.consent_id()), "");
   if (consent.status() == tellonce::v1::ACTIVE) {
-    batch.Put(Family::kIndexes, ActiveKey(consent), "");
+    // The entry carries the consent itself (not the receipt), so an access decision is
+    // one short prefix scan with no record reads. It lives exactly as long as the
+    // stored status is ACTIVE, which is all the decision needs; expiry is applied on
+    // read.
+    batch.Put(Family::kIndexes, ActiveKey(consent), consent.SerializeAsString());
   }
   batch.Put(Family::kIndexes, RequestKey(consent.portal(), consent.request_id()),
             consent.consent_id());
@@ -423,16 +427,27 @@ absl::StatusOr<std::vector<Consent>> RocksConsentStore::FindActive(const std::st
 
   std::vector<Consent> active;
   for (it->Seek(prefix); it->Valid(); it->Next()) {
-    const std::string consent_id = it->key().ToString().substr(prefix.size());
-    // Read without a snapshot: a record can only have moved on (revoked, used) since
-    // the index entry was seen, and the status check below excludes that.
-    absl::StatusOr<StoredConsent> record = ReadDurable(consent_id);
-    if (absl::IsNotFound(record.status())) {
-      return absl::DataLossError(
-          absl::StrCat("access index points to missing consent ", consent_id));
+    Consent entry;
+    Consent* consent = &entry;
+    StoredConsent record;
+    if (!it->value().empty()) {
+      if (!entry.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("an access index entry is corrupt");
+      }
+    } else {
+      // Written before entries carried the consent: read the record. Without a
+      // snapshot: a record can only have moved on (revoked, used) since the index entry
+      // was seen, and the status check below excludes that.
+      const std::string consent_id = it->key().ToString().substr(prefix.size());
+      absl::StatusOr<StoredConsent> read = ReadDurable(consent_id);
+      if (absl::IsNotFound(read.status())) {
+        return absl::DataLossError(
+            absl::StrCat("access index points to missing consent ", consent_id));
+      }
+      if (!read.ok()) return read.status();
+      record = *std::move(read);
+      consent = record.mutable_consent();
     }
-    if (!record.ok()) return record.status();
-    Consent* consent = record->mutable_consent();
     if (EffectiveStatus(*consent, now) != tellonce::v1::ACTIVE) continue;
     if (consent->has_valid_from() && FromTimestamp(consent->valid_from()) > now) continue;
     active.push_back(std::move(*consent));

@@ -112,5 +112,50 @@ TEST_F(CliTest, MissingFlagIsAUsageError) {
   EXPECT_TRUE(absl::StrContains(out, "--consumer: required")) << out;
 }
 
+TEST_F(CliTest, PublishThenOperatorSeesTheOwedDeliveryAndOnlyDeadOnesRequeue) {
+  const std::string citizen = CitizenId(7);
+  std::string out;
+  ASSERT_EQ(Cli("portal",
+                {"consent", "grant", "--citizen", citizen, "--consumer", "tax", "--attributes",
+                 "person.address", "--purpose", "TAX_DEDUCTION_CHECK", "--expires-in", "30d"},
+                &out),
+            0)
+      << out;
+  // The bank is not authoritative for addresses; a consumer may not publish at all.
+  EXPECT_EQ(Cli("bank", {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED",
+                         "--attributes", "person.address", "--event-id", "b-1"},
+                &out),
+            1);
+  EXPECT_TRUE(absl::StrContains(out, "PERMISSION_DENIED")) << out;
+  EXPECT_EQ(Cli("tax", {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED",
+                        "--attributes", "person.address", "--event-id", "t-1"},
+                &out),
+            1);
+  ASSERT_EQ(Cli("registry", {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED",
+                             "--attributes", "person.address", "--event-id", "r-1"},
+                &out),
+            0)
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "published")) << out;
+  ASSERT_EQ(Cli("registry", {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED",
+                             "--attributes", "person.address", "--event-id", "r-1",
+                             "--occurred-at", "2026-01-01T00:00:00Z"},
+                &out),
+            1)
+      << "same event id, different content: " << out;
+  EXPECT_TRUE(absl::StrContains(out, "event_id: already used")) << out;
+
+  // The sample directory's tax connector is not running: the delivery stays owed.
+  ASSERT_EQ(Cli("ops", {"deliveries", "list", "--subscriber", "tax"}, &out), 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "PENDING  to tax")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "ADDRESS_CHANGED r-1 from registry")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "1 delivery(ies) owed")) << out;
+  EXPECT_EQ(Cli("ops", {"deliveries", "retry", "--id", "0"}, &out), 1) << out;
+  EXPECT_TRUE(absl::StrContains(out, "not dead")) << out;
+  EXPECT_EQ(Cli("tax", {"deliveries", "list"}, &out), 1) << out;
+  EXPECT_TRUE(absl::StrContains(out, "PERMISSION_DENIED")) << out;
+  EXPECT_EQ(Cli("ops", {"deliveries", "retry"}, &out), 2) << out;
+}
+
 }  // namespace
 }  // namespace tellonce::testing

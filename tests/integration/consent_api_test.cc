@@ -227,7 +227,7 @@ TEST_F(ConsentApiTest, CertificateFromAnotherCaIsRefused) {
   // A portal certificate with the right SPIFFE id, but issued by another CA.
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = certs::MakeChannelCredentials(
       {.ca_file = pki_->ca(), .cert_file = foreign_pki_->cert("portal"),
-       .key_file = foreign_pki_->key("portal")},
+       .key_file = foreign_pki_->key("portal"), .crl_dir = ""},
       "spiffe://tellonce.local/broker");
   ASSERT_TRUE(creds.ok()) << creds.status();
   auto stub = ConsentService::NewStub(grpc::CreateChannel(broker_->address(), *creds));

@@ -306,7 +306,7 @@ TEST_F(ExchangeTest, ConnectorSlowerThanTheDeadlineIsReportedPerAttribute) {
 
 TEST_F(ExchangeTest, ConsumerCertificateCallingAConnectorDirectlyIsRefused) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = certs::MakeChannelCredentials(
-      {.ca_file = pki_->ca(), .cert_file = pki_->cert("tax"), .key_file = pki_->key("tax")},
+      {.ca_file = pki_->ca(), .cert_file = pki_->cert("tax"), .key_file = pki_->key("tax"), .crl_dir = ""},
       "spiffe://tellonce.local/agency/bank");
   ASSERT_TRUE(creds.ok());
   auto stub = tellonce::v1::ConnectorService::NewStub(grpc::CreateChannel(bank_->address(), *creds));

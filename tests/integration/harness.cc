@@ -262,7 +262,7 @@ std::shared_ptr<grpc::Channel> AgencyChannel(const Pki& pki, const std::string& 
                       : absl::StatusOr<certs::SpiffeId>(broker_pem.status());
   if (!broker_id.ok()) std::abort();
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = certs::MakeChannelCredentials(
-      {.ca_file = pki.ca(), .cert_file = pki.cert(agency), .key_file = pki.key(agency)},
+      {.ca_file = pki.ca(), .cert_file = pki.cert(agency), .key_file = pki.key(agency), .crl_dir = ""},
       broker_id->ToString());
   if (!creds.ok()) std::abort();
   grpc::ChannelArguments args;
