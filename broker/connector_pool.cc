@@ -25,8 +25,11 @@ absl::StatusOr<std::shared_ptr<tellonce::v1::ConnectorService::Stub>> ConnectorP
   grpc::ChannelArguments args;
   const int backoff_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.max_reconnect_backoff));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(100, backoff_ms));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(100, backoff_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
+  // gRPC uses the "minimum reconnect back-off" as the minimum time a connection
+  // attempt (TCP and TLS handshake) may take; too small and a slow handshake under load
+  // is abandoned and retried forever. A refused connection still fails at once.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
   // Notice a connector that vanished without closing its connections.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);

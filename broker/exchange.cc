@@ -257,7 +257,7 @@ void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
     // Several bases may be involved; the first is passed on (the access log has all).
     *fetch->request.mutable_basis() = call->decisions[indexes.front()].basis;
 
-    auto on_answer = [this, call, fetch](grpc::Status status) {
+    auto on_answer = [this, call, fetch](grpc::Status status) mutable {
       const absl::Time as_of_fallback = options_.clock();
       bool last = false;
       {
@@ -316,6 +316,9 @@ void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
         }
         last = --call->pending == 0;
       }
+      // The call's context goes now, on this thread, before the exchange can complete
+      // and the broker shut down (and its channels with it).
+      fetch.reset();
       if (last) RecordAndAnswer(call);
     };
 
@@ -325,10 +328,12 @@ void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
       on_answer(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no connector"));
       continue;
     }
-    // The stub is kept alive by the capture until the callback has run.
+    // The channel belongs to the ConnectorPool, which outlives the Exchange; the callback
+    // must not hold it (gRPC 1.51 cannot drop a channel's last reference on its own
+    // callback thread).
     (*stub)->async()->FetchAttributes(
         &fetch->context, &fetch->request, &fetch->response,
-        [stub = *stub, on_answer = std::move(on_answer)](grpc::Status status) mutable {
+        [on_answer = std::move(on_answer)](grpc::Status status) mutable {
           on_answer(std::move(status));
         });
   }

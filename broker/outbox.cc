@@ -91,8 +91,10 @@ Outbox::~Outbox() {
     stop_ = true;
   }
   if (thread_.joinable()) thread_.join();
-  // Calls in flight end by their deadline at the latest; their completions touch this.
+  // Calls in flight are cancelled (their deliveries stay owed); their completions touch
+  // this object, so wait for them.
   absl::MutexLock lock(&mu_);
+  for (grpc::ClientContext* context : contexts_) context->TryCancel();
   mu_.Await(absl::Condition(
       +[](int* calls) { return *calls == 0; }, &calls_in_flight_));
 }
@@ -200,11 +202,28 @@ void Outbox::Send(Delivery delivery) {
   auto call = std::make_shared<Call>();
   call->request = ToRequest(delivery);
   call->delivery = std::move(delivery);
-  call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
-  (*stub)->async()->DeliverChange(&call->context, &call->request, &call->response,
-                                  [this, call, stub = *stub](grpc::Status status) {
-                                    Finished(std::move(call->delivery), status);
-                                  });
+  // The callback holds only the call: the channel belongs to the ConnectorPool, which
+  // outlives the Outbox. Dropping a channel's last reference on gRPC's callback thread
+  // is not supported by gRPC 1.51.
+  {
+    absl::MutexLock lock(&mu_);
+    contexts_.insert(&call->context);
+  }
+  Call* raw = call.get();
+  raw->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
+  (*stub)->async()->DeliverChange(
+      &raw->context, &raw->request, &raw->response,
+      [this, call = std::move(call)](grpc::Status status) mutable {
+        Delivery delivery = std::move(call->delivery);
+        {
+          absl::MutexLock lock(&mu_);
+          contexts_.erase(&call->context);
+        }
+        // Release the call here, while the Outbox (and so the pool's channel) surely
+        // lives: Finished is what lets the destructor go on.
+        call.reset();
+        Finished(std::move(delivery), status);
+      });
 }
 
 absl::Duration Outbox::Backoff(int attempts) {

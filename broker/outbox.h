@@ -19,6 +19,7 @@
 #include "consent/commit_queue.h"
 #include "consent/database.h"
 #include "consent/registry.h"
+#include "grpcpp/client_context.h"
 #include "tellonce/v1/notification.pb.h"
 
 namespace tellonce::broker {
@@ -120,6 +121,8 @@ class Outbox {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   int calls_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Contexts of the DeliverChange calls in flight, to cancel them on shutdown.
+  absl::flat_hash_set<grpc::ClientContext*> contexts_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
   uint64_t random_state_ ABSL_GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
   std::thread thread_;

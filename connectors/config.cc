@@ -68,6 +68,10 @@ absl::StatusOr<ConnectorOptions> LoadConnectorConfig(const std::string& path) {
   if (config.tls().ca_file().empty()) return required("tls.ca_file");
   if (config.tls().cert_file().empty()) return required("tls.cert_file");
   if (config.tls().key_file().empty()) return required("tls.key_file");
+  if (!config.broker_address().empty() && !IsHostPort(config.broker_address())) {
+    return invalid("broker_address", absl::StrCat("must be host:port, got \"",
+                                                  absl::CEscape(config.broker_address()), "\""));
+  }
 
   const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
   ConnectorOptions options;
@@ -79,6 +83,9 @@ absl::StatusOr<ConnectorOptions> LoadConnectorConfig(const std::string& path) {
   options.tls.key_file = Resolve(base, config.tls().key_file());
   options.tls.crl_dir = Resolve(base, config.tls().crl_dir());
   options.data_file = Resolve(base, config.data_file());
+  options.broker_address = config.broker_address();
+  options.seen_events_file = Resolve(base, config.seen_events_file());
+  if (config.max_seen_events() != 0) options.max_seen_events = config.max_seen_events();
   return options;
 }
 

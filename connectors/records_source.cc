@@ -1,13 +1,17 @@
 #include "connectors/records_source.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/text_format.h"
@@ -98,9 +102,8 @@ absl::StatusOr<std::unique_ptr<RecordsFileSource>> RecordsFileSource::Load(
     const CitizenRecord& r = records.records(i);
     if (absl::Status s = CheckRecord(r, i, source->held_types_, seen); !s.ok()) {
       const int line = RecordLine(*text, i);
-      return absl::InvalidArgumentError(
-          line > 0 ? absl::StrCat(path, ":", line, ": ", s.message())
-                   : absl::StrCat(path, ": ", s.message()));
+      return absl::InvalidArgumentError(line > 0 ? absl::StrCat(path, ":", line, ": ", s.message())
+                                                 : absl::StrCat(path, ": ", s.message()));
     }
     seen.emplace(r.citizen_id(), i);
   }
@@ -129,9 +132,67 @@ absl::StatusOr<tellonce::v1::FetchAttributesResponse> RecordsFileSource::Fetch(
       *out->mutable_value() = value->second;
     }
   }
-  *response.mutable_as_of() =
-      record->second.has_as_of() ? record->second.as_of() : loaded_at_;
+  *response.mutable_as_of() = record->second.has_as_of() ? record->second.as_of() : loaded_at_;
   return response;
+}
+
+absl::StatusOr<LiveRecordsFileSource::FileIdentity> LiveRecordsFileSource::Identify(
+    const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    const int error = errno;
+    const std::string message = absl::StrCat(path, ": ", std::strerror(error));
+    return error == ENOENT ? absl::NotFoundError(message) : absl::InternalError(message);
+  }
+  return FileIdentity{
+      .device = st.st_dev,
+      .inode = st.st_ino,
+      .size = st.st_size,
+      .mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+absl::StatusOr<std::unique_ptr<LiveRecordsFileSource>> LiveRecordsFileSource::Load(
+    const std::string& path, std::vector<HeldAttribute> held, ReloadObserver on_reload) {
+  // The identity before the read: a change during the read is caught by the next fetch.
+  absl::StatusOr<FileIdentity> identity = Identify(path);
+  if (!identity.ok()) return identity.status();
+  absl::StatusOr<std::unique_ptr<RecordsFileSource>> first = RecordsFileSource::Load(path, held);
+  if (!first.ok()) return first.status();
+  std::unique_ptr<LiveRecordsFileSource> source(
+      new LiveRecordsFileSource(path, std::move(held), std::move(on_reload)));
+  absl::MutexLock lock(&source->mu_);
+  source->current_ = std::shared_ptr<RecordsFileSource>(*std::move(first));
+  source->tried_ = *identity;
+  return source;
+}
+
+std::shared_ptr<RecordsFileSource> LiveRecordsFileSource::Current() {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<FileIdentity> identity = Identify(path_);
+  if (!identity.ok()) {
+    // Gone or unreadable: keep serving, and say so once.
+    if (tried_ != FileIdentity{}) {
+      tried_ = FileIdentity{};
+      if (on_reload_) on_reload_(identity.status(), current_->size());
+    }
+    return current_;
+  }
+  if (*identity == tried_) return current_;
+  tried_ = *identity;
+  absl::StatusOr<std::unique_ptr<RecordsFileSource>> loaded = RecordsFileSource::Load(path_, held_);
+  if (loaded.ok()) current_ = std::shared_ptr<RecordsFileSource>(*std::move(loaded));
+  if (on_reload_) on_reload_(loaded.status(), current_->size());
+  return current_;
+}
+
+absl::StatusOr<tellonce::v1::FetchAttributesResponse> LiveRecordsFileSource::Fetch(
+    const FetchContext& ctx) {
+  return Current()->Fetch(ctx);
+}
+
+size_t LiveRecordsFileSource::size() {
+  absl::MutexLock lock(&mu_);
+  return current_->size();
 }
 
 }  // namespace tellonce::connectors

@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "certs/identity.h"
+#include "connectors/seen_events.h"
+#include "google/protobuf/util/time_util.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/server.h"
@@ -26,10 +28,13 @@
 namespace tellonce::connectors {
 
 AttributeSource::~AttributeSource() = default;
+ChangeHandler::~ChangeHandler() = default;
 ConnectorServer::~ConnectorServer() = default;
 
 namespace {
 
+using ::tellonce::v1::DeliverChangeRequest;
+using ::tellonce::v1::DeliverChangeResponse;
 using ::tellonce::v1::FetchAttributesRequest;
 using ::tellonce::v1::FetchAttributesResponse;
 
@@ -112,27 +117,78 @@ absl::Status CheckAttributes(const google::protobuf::RepeatedPtrField<std::strin
   return absl::OkStatus();
 }
 
+// [a-z0-9][a-z0-9-]{0,62}: an agency id, as in the directory and its certificates.
+bool IsAgencyId(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto lower_alnum = [](char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c); };
+  if (!lower_alnum(s[0])) return false;
+  for (char c : s) {
+    if (!lower_alnum(c) && c != '-') return false;
+  }
+  return true;
+}
+
+// [A-Z][A-Z0-9_]{0,63}: an event type, as the broker accepts it.
+bool IsEventType(std::string_view s) {
+  if (s.empty() || s.size() > 64 || !absl::ascii_isupper(s[0])) return false;
+  for (char c : s) {
+    if (!absl::ascii_isupper(c) && !absl::ascii_isdigit(c) && c != '_') return false;
+  }
+  return true;
+}
+
+absl::Status CheckCitizenId(const std::string& citizen) {
+  if (citizen.empty()) return Invalid("citizen_id", "required");
+  if (citizen.size() > kMaxCitizenIdBytes) {
+    return Invalid("citizen_id", absl::StrCat("longer than ", kMaxCitizenIdBytes, " bytes"));
+  }
+  if (!IsPrintableAscii(citizen)) return Invalid("citizen_id", "must be printable ASCII");
+  return absl::OkStatus();
+}
+
+absl::Status CheckBasis(const tellonce::v1::Basis& basis) {
+  if (absl::Status s = CheckBounded("basis.consent_id", basis.consent_id()); !s.ok()) return s;
+  if (absl::Status s = CheckBounded("basis.mandate_id", basis.mandate_id()); !s.ok()) return s;
+  return CheckBounded("basis.legal_reference", basis.legal_reference());
+}
+
+// An optional timestamp: unset, or within protobuf's range with valid nanos.
+absl::Status CheckTimestamp(absl::string_view field, bool present,
+                            const google::protobuf::Timestamp& t) {
+  using google::protobuf::util::TimeUtil;
+  if (!present) return absl::OkStatus();
+  if (t.seconds() < TimeUtil::kTimestampMinSeconds ||
+      t.seconds() > TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 || t.nanos() > 999'999'999) {
+    return Invalid(field, "not a valid timestamp");
+  }
+  return absl::OkStatus();
+}
+
+absl::Time TimeOf(bool present, const google::protobuf::Timestamp& t) {
+  if (!present) return absl::InfinitePast();
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
 // ---------------------------------------------------------------------------
 // Status conversion: the one place in connectors/ where absl::Status becomes
 // grpc::Status. Codes map one to one (both follow google.rpc.Code).
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 // ---------------------------------------------------------------------------
-// FetchPool: the threads that call the source.
+// WorkerPool: the threads that call the agency's code.
 
 // A fixed set of threads running queued tasks in order. Thread-safe.
-class FetchPool {
+class WorkerPool {
  public:
-  FetchPool(int threads, size_t max_queued) : max_queued_(max_queued) {
+  WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued) {
     threads_.reserve(threads);
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
   }
-  ~FetchPool() { Stop(); }
+  ~WorkerPool() { Stop(); }
 
   // Queues `task`. False, without running it, when max_queued tasks are already
   // waiting or the pool is stopping.
@@ -161,7 +217,7 @@ class FetchPool {
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
-            +[](FetchPool* pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool->mu_) {
+            +[](WorkerPool* pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool->mu_) {
               return pool->stopping_ || !pool->queue_.empty();
             },
             this));
@@ -184,31 +240,65 @@ class FetchPool {
 // ConnectorService
 
 // ConnectorService over gRPC's callback API. Thin: authorizes the caller from its
-// certificate, validates the request, and hands the call to the fetch pool, whose
-// thread calls the source and finishes the call.
+// certificate, validates the request, and hands the call to a pool (fetch threads for
+// fetches, change threads for change deliveries), whose thread calls the agency's code
+// and finishes the call.
 class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::CallbackService {
  public:
-  // Not owned; both must outlive the service.
-  ConnectorServiceImpl(std::string trust_domain, AttributeSource* source, FetchPool* pool)
-      : trust_domain_(std::move(trust_domain)), source_(source), pool_(pool) {}
+  // Not owned; all must outlive the service. `source` or `handler` may be null (not
+  // served); their pools and `seen` are then null too.
+  ConnectorServiceImpl(std::string trust_domain, AttributeSource* source, WorkerPool* fetch_pool,
+                       ChangeHandler* handler, WorkerPool* change_pool, SeenEvents* seen)
+      : trust_domain_(std::move(trust_domain)),
+        source_(source),
+        fetch_pool_(fetch_pool),
+        handler_(handler),
+        change_pool_(change_pool),
+        seen_(seen) {}
 
   grpc::ServerUnaryReactor* FetchAttributes(grpc::CallbackServerContext* context,
                                             const FetchAttributesRequest* request,
                                             FetchAttributesResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     absl::Status admitted = AuthorizeBroker(*context);
+    if (admitted.ok() && source_ == nullptr) {
+      admitted = absl::UnimplementedError("this agency provides no attributes");
+    }
     if (admitted.ok()) admitted = ValidateFetchRequest(*request);
     if (!admitted.ok()) {
       reactor->Finish(ToGrpcStatus(admitted));
       return reactor;
     }
     // The context, request and response stay valid until Finish is called.
-    const bool queued = pool_->Submit([this, context, request, response, reactor] {
+    const bool queued = fetch_pool_->Submit([this, context, request, response, reactor] {
       reactor->Finish(ToGrpcStatus(Serve(*context, *request, response)));
     });
     if (!queued) {
       reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                    "connector busy: too many fetches waiting"));
+    }
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* DeliverChange(grpc::CallbackServerContext* context,
+                                          const DeliverChangeRequest* request,
+                                          DeliverChangeResponse* /*response*/) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    absl::Status admitted = AuthorizeBroker(*context);
+    if (admitted.ok() && handler_ == nullptr) {
+      admitted = absl::UnimplementedError("this agency takes no change notifications");
+    }
+    if (admitted.ok()) admitted = ValidateChangeRequest(*request);
+    if (!admitted.ok()) {
+      reactor->Finish(ToGrpcStatus(admitted));
+      return reactor;
+    }
+    const bool queued = change_pool_->Submit([this, context, request, reactor] {
+      reactor->Finish(ToGrpcStatus(ServeChange(*context, *request)));
+    });
+    if (!queued) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   "connector busy: too many change deliveries waiting"));
     }
     return reactor;
   }
@@ -227,16 +317,22 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
     return absl::OkStatus();
   }
 
+  // The caller's deadline. gRPC reports "no deadline" as time_point::max(), which
+  // absl::FromChrono would turn into a finite time in 2262; the contract is
+  // InfiniteFuture.
+  static absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+    if (context.deadline() == std::chrono::system_clock::time_point::max()) {
+      return absl::InfiniteFuture();
+    }
+    return absl::FromChrono(context.deadline());
+  }
+
   // Runs on a fetch thread.
   absl::Status Serve(const grpc::CallbackServerContext& context,
                      const FetchAttributesRequest& request, FetchAttributesResponse* response) {
     if (context.IsCancelled()) return absl::CancelledError("cancelled by the caller");
     FetchContext ctx;
-    // gRPC reports "no deadline" as time_point::max(), which absl::FromChrono would turn
-    // into a finite time in 2262; the contract is InfiniteFuture.
-    if (context.deadline() != std::chrono::system_clock::time_point::max()) {
-      ctx.deadline = absl::FromChrono(context.deadline());
-    }
+    ctx.deadline = DeadlineOf(context);
     if (absl::Now() >= ctx.deadline) {
       return absl::DeadlineExceededError("deadline passed while waiting for a fetch thread");
     }
@@ -252,9 +348,44 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
     return absl::OkStatus();
   }
 
+  // Runs on a change thread: claims the event, calls the handler for a new one, and
+  // records it once handled. A cancelled call still runs a claimed handler to its end,
+  // so its outcome is recorded for the broker's retry.
+  absl::Status ServeChange(const grpc::CallbackServerContext& context,
+                           const DeliverChangeRequest& request) {
+    if (context.IsCancelled()) return absl::CancelledError("cancelled by the caller");
+    absl::StatusOr<SeenEvents::Claim> claim = seen_->Begin(request.provider(), request.event_id());
+    if (!claim.ok()) return claim.status();
+    switch (*claim) {
+      case SeenEvents::Claim::kSeen:
+        return absl::OkStatus();  // a duplicate: acknowledged, the agency saw it already
+      case SeenEvents::Claim::kInProgress:
+        return absl::AbortedError("this event is being handled; retry later");
+      case SeenEvents::Claim::kNew:
+        break;
+    }
+    ChangeContext ctx;
+    ctx.event_id = request.event_id();
+    ctx.provider = request.provider();
+    ctx.citizen_id = request.citizen_id();
+    ctx.event_type = request.event_type();
+    ctx.attributes.assign(request.attributes().begin(), request.attributes().end());
+    ctx.occurred_at = TimeOf(request.has_occurred_at(), request.occurred_at());
+    ctx.published_at = TimeOf(request.has_published_at(), request.published_at());
+    ctx.delivery_id = request.delivery_id();
+    ctx.basis = request.basis();
+    ctx.deadline = DeadlineOf(context);
+    const absl::Status handled = handler_->OnChange(ctx);
+    const absl::Status recorded = seen_->Finish(ctx.provider, ctx.event_id, handled.ok());
+    return handled.ok() ? recorded : handled;
+  }
+
   const std::string trust_domain_;
   AttributeSource* const source_;
-  FetchPool* const pool_;
+  WorkerPool* const fetch_pool_;
+  ChangeHandler* const handler_;
+  WorkerPool* const change_pool_;
+  SeenEvents* const seen_;
 };
 
 // ---------------------------------------------------------------------------
@@ -265,7 +396,7 @@ class ConnectorServerImpl final : public ConnectorServer {
   explicit ConnectorServerImpl(const ConnectorOptions& options) : options_(options) {}
   ~ConnectorServerImpl() override { Shutdown(); }
 
-  absl::Status Init(AttributeSource* source);
+  absl::Status Init(AttributeSource* source, ChangeHandler* handler);
 
   int port() const override { return port_; }
 
@@ -277,13 +408,16 @@ class ConnectorServerImpl final : public ConnectorServer {
         // Returns once every call is finished, which the still running pool ensures.
         server_->Wait();
       }
-      if (pool_ != nullptr) pool_->Stop();
+      if (fetch_pool_ != nullptr) fetch_pool_->Stop();
+      if (change_pool_ != nullptr) change_pool_->Stop();
     });
   }
 
  private:
   const ConnectorOptions options_;
-  std::unique_ptr<FetchPool> pool_;
+  std::unique_ptr<WorkerPool> fetch_pool_;
+  std::unique_ptr<WorkerPool> change_pool_;
+  std::unique_ptr<SeenEvents> seen_;
   std::unique_ptr<ConnectorServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
@@ -308,8 +442,10 @@ absl::Status CheckCertificateIdentity(const ConnectorOptions& options) {
   return absl::OkStatus();
 }
 
-absl::Status ConnectorServerImpl::Init(AttributeSource* source) {
-  if (source == nullptr) return Invalid("source", "required");
+absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* handler) {
+  if (source == nullptr && handler == nullptr) {
+    return Invalid("source", "a source or a change handler is required");
+  }
   if (options_.agency_id.empty()) return Invalid("agency_id", "required");
   if (options_.listen_address.empty()) return Invalid("listen_address", "required");
   if (options_.trust_domain.empty()) return Invalid("trust_domain", "required");
@@ -318,14 +454,32 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source) {
   if (options_.tls.key_file.empty()) return Invalid("tls.key_file", "required");
   if (options_.fetch_threads < 1) return Invalid("fetch_threads", "must be at least 1");
   if (options_.max_queued_fetches < 1) return Invalid("max_queued_fetches", "must be at least 1");
+  if (handler != nullptr) {
+    if (options_.change_threads < 1) return Invalid("change_threads", "must be at least 1");
+    if (options_.max_queued_changes < 1) {
+      return Invalid("max_queued_changes", "must be at least 1");
+    }
+    if (options_.max_seen_events < 1) return Invalid("max_seen_events", "must be at least 1");
+  }
 
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       certs::MakeServerCredentials(options_.tls);
   if (!credentials.ok()) return credentials.status();
   if (absl::Status s = CheckCertificateIdentity(options_); !s.ok()) return s;
 
-  pool_ = std::make_unique<FetchPool>(options_.fetch_threads, options_.max_queued_fetches);
-  service_ = std::make_unique<ConnectorServiceImpl>(options_.trust_domain, source, pool_.get());
+  if (source != nullptr) {
+    fetch_pool_ = std::make_unique<WorkerPool>(options_.fetch_threads, options_.max_queued_fetches);
+  }
+  if (handler != nullptr) {
+    absl::StatusOr<std::unique_ptr<SeenEvents>> seen =
+        SeenEvents::Open(options_.seen_events_file, options_.max_seen_events);
+    if (!seen.ok()) return seen.status();
+    seen_ = *std::move(seen);
+    change_pool_ =
+        std::make_unique<WorkerPool>(options_.change_threads, options_.max_queued_changes);
+  }
+  service_ = std::make_unique<ConnectorServiceImpl>(
+      options_.trust_domain, source, fetch_pool_.get(), handler, change_pool_.get(), seen_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -347,29 +501,55 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source) {
 }  // namespace
 
 absl::Status ValidateFetchRequest(const FetchAttributesRequest& request) {
-  const std::string& citizen = request.citizen_id();
-  if (citizen.empty()) return Invalid("citizen_id", "required");
-  if (citizen.size() > kMaxCitizenIdBytes) {
-    return Invalid("citizen_id", absl::StrCat("longer than ", kMaxCitizenIdBytes, " bytes"));
-  }
-  if (!IsPrintableAscii(citizen)) return Invalid("citizen_id", "must be printable ASCII");
+  if (absl::Status s = CheckCitizenId(request.citizen_id()); !s.ok()) return s;
   if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
   if (absl::Status s = CheckBounded("exchange_id", request.exchange_id()); !s.ok()) return s;
   if (absl::Status s = CheckBounded("consumer", request.consumer()); !s.ok()) return s;
   if (absl::Status s = CheckBounded("purpose", request.purpose()); !s.ok()) return s;
-  const tellonce::v1::Basis& basis = request.basis();
-  if (absl::Status s = CheckBounded("basis.consent_id", basis.consent_id()); !s.ok()) return s;
-  if (absl::Status s = CheckBounded("basis.mandate_id", basis.mandate_id()); !s.ok()) return s;
-  if (absl::Status s = CheckBounded("basis.legal_reference", basis.legal_reference()); !s.ok()) {
+  return CheckBasis(request.basis());
+}
+
+absl::Status ValidateChangeRequest(const DeliverChangeRequest& request) {
+  const std::string& event_id = request.event_id();
+  if (event_id.empty()) return Invalid("event_id", "required");
+  if (event_id.size() > kMaxStringBytes) {
+    return Invalid("event_id", absl::StrCat("longer than ", kMaxStringBytes, " bytes"));
+  }
+  if (!IsPrintableAscii(event_id)) return Invalid("event_id", "must be printable ASCII");
+  if (request.provider().empty()) return Invalid("provider", "required");
+  if (!IsAgencyId(request.provider())) {
+    return Invalid("provider", "must match [a-z0-9][a-z0-9-]{0,62}");
+  }
+  if (absl::Status s = CheckCitizenId(request.citizen_id()); !s.ok()) return s;
+  if (request.event_type().empty()) return Invalid("event_type", "required");
+  if (!IsEventType(request.event_type())) {
+    return Invalid("event_type", "must match [A-Z][A-Z0-9_]{0,63}");
+  }
+  if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
+  if (absl::Status s =
+          CheckTimestamp("occurred_at", request.has_occurred_at(), request.occurred_at());
+      !s.ok()) {
     return s;
   }
-  return absl::OkStatus();
+  if (absl::Status s =
+          CheckTimestamp("published_at", request.has_published_at(), request.published_at());
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckBounded("delivery_id", request.delivery_id()); !s.ok()) return s;
+  return CheckBasis(request.basis());
 }
 
 absl::StatusOr<std::unique_ptr<ConnectorServer>> ConnectorServer::Start(
     const ConnectorOptions& options, AttributeSource* source) {
+  if (source == nullptr) return Invalid("source", "required");
+  return Start(options, source, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<ConnectorServer>> ConnectorServer::Start(
+    const ConnectorOptions& options, AttributeSource* source, ChangeHandler* handler) {
   auto server = std::make_unique<ConnectorServerImpl>(options);
-  if (absl::Status s = server->Init(source); !s.ok()) return s;
+  if (absl::Status s = server->Init(source, handler); !s.ok()) return s;
   return server;
 }
 

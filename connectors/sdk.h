@@ -3,16 +3,23 @@
 
 // The connector SDK: what an agency links to answer the broker.
 //
-// An agency implements AttributeSource over its own systems and hands it to
+// A provider implements AttributeSource over its own systems; a subscriber to change
+// notifications implements ChangeHandler; an agency may do both. It hands them to
 // ConnectorServer::Start. The server does everything else: mutual TLS with the
 // federation certificates, refusing every caller but the broker, validating requests,
-// running the source off gRPC's threads, health checks, graceful shutdown.
+// running the agency's code off gRPC's threads, dropping duplicate change deliveries,
+// health checks, graceful shutdown.
 //
 //   class Registry final : public connectors::AttributeSource {
 //     absl::StatusOr<v1::FetchAttributesResponse> Fetch(const FetchContext& ctx) override;
 //   };
+//   class TaxOffice final : public connectors::ChangeHandler {
+//     absl::Status OnChange(const ChangeContext& ctx) override;
+//   };
 //   Registry registry;
 //   auto server = connectors::ConnectorServer::Start(options, &registry);
+//   TaxOffice tax;
+//   auto server = connectors::ConnectorServer::Start(options, /*source=*/nullptr, &tax);
 
 #include <cstddef>
 #include <cstdint>
@@ -75,25 +82,66 @@ struct FetchContext {
 class AttributeSource {
  public:
   virtual ~AttributeSource();
-  virtual absl::StatusOr<tellonce::v1::FetchAttributesResponse> Fetch(
-      const FetchContext& ctx) = 0;
+  virtual absl::StatusOr<tellonce::v1::FetchAttributesResponse> Fetch(const FetchContext& ctx) = 0;
 };
 
-// Change notifications ("tell us once", issue 5) are not served yet. The intended
-// shape, so that an agency's code written today keeps compiling: a second, optional
-// interface beside AttributeSource,
+// One validated DeliverChange call, as the handler sees it: a change reported by its
+// authoritative provider, which the broker has decided this agency may know of. It says
+// what changed, never the new values: a handler that wants them pulls them through the
+// broker's ExchangeService like any other fetch.
+struct ChangeContext {
+  // The provider's id for the event, unique per provider: printable ASCII, at most
+  // kMaxStringBytes. (provider, event_id) identifies the event.
+  std::string event_id;
+  // The agency that reported the change, e.g. "registry".
+  std::string provider;
+  // Non-empty printable ASCII, at most kMaxCitizenIdBytes.
+  std::string citizen_id;
+  // What happened, e.g. "ADDRESS_CHANGED" ([A-Z][A-Z0-9_]*).
+  std::string event_type;
+  // The changed attributes: 1..kMaxAttributesPerFetch, well-formed, no duplicates.
+  std::vector<std::string> attributes;
+  // When it happened (the provider's word) and when the broker accepted it;
+  // InfinitePast when the broker sent none.
+  absl::Time occurred_at = absl::InfinitePast();
+  absl::Time published_at = absl::InfinitePast();
+  // The broker's id for this delivery; a redelivery carries the same one.
+  std::string delivery_id;
+  // Why this agency may know of the change: its consent, or a mandate.
+  tellonce::v1::Basis basis;
+  // When the broker stops waiting (InfiniteFuture when it set no deadline). A handler
+  // that outlives it is not lost: the broker redelivers, the server answers a copy that
+  // arrives while the handler still runs with ABORTED (retry later) and one after it
+  // returned OK with OK, without calling it again (see ChangeHandler).
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+// What a subscribing agency implements: its reaction to change notifications ("tell us
+// once", DESIGN.md flow 3).
 //
-//   class ChangeHandler {
-//    public:
-//     virtual ~ChangeHandler();
-//     // The broker delivers one change event (event type, citizen, attribute names,
-//     // never values); OK acknowledges it, any error makes the broker retry later.
-//     virtual absl::Status DeliverChange(const ChangeContext& ctx) = 0;
-//   };
+// Contract of OnChange:
+//  - OK acknowledges the event: the broker will not send it again, and the server
+//    remembers (provider, event_id) so that a copy still arriving (delivery is at least
+//    once) is acknowledged without calling the handler again.
+//  - Any error is passed to the broker, which retries later with back-off (and parks the
+//    delivery as dead after too many attempts). The event is not remembered, so the
+//    retry calls the handler again. UNAVAILABLE is the usual answer for "not now".
+//  - Its message must not hold citizen data.
+// The server calls OnChange at most once at a time per event, and never again for an
+// event it acknowledged, within the last ConnectorOptions::max_seen_events events (and
+// across restarts when seen_events_file is set). The one gap: a process that dies
+// after OnChange returned OK and before the event was recorded calls it again for the
+// redelivery, so a handler with effects outside this process should make them
+// idempotent by (provider, event_id) if even that must not happen.
 //
-// served by a new RPC on ConnectorService with the same broker-only authorization and
-// request validation, and passed to an overload Start(options, source, changes).
-// tellonce-tax, a consumer, will then implement ChangeHandler instead of holding records.
+// Thread safety: called concurrently from the server's change threads for different
+// events, so it must be thread-safe. It may block (a call to the broker), ideally not
+// past ctx.deadline.
+class ChangeHandler {
+ public:
+  virtual ~ChangeHandler();
+  virtual absl::Status OnChange(const ChangeContext& ctx) = 0;
+};
 
 // How a connector serves. LoadConnectorConfig fills it from a ConnectorConfig file.
 struct ConnectorOptions {
@@ -112,11 +160,26 @@ struct ConnectorOptions {
   // The agency's records (text-format tellonce.v1.AgencyRecords) for RecordsFileSource.
   // Not used by ConnectorServer; empty when the configuration names none.
   std::string data_file;
+  // host:port of the broker, for the agency's own calls to it (publishing a change,
+  // pulling a changed value). Not used by ConnectorServer; empty when not configured.
+  std::string broker_address;
   // Threads that run AttributeSource::Fetch. Default 4.
   int fetch_threads = 4;
   // Fetches waiting for a thread beyond which new calls fail with RESOURCE_EXHAUSTED.
   // Default 1024.
   size_t max_queued_fetches = 1024;
+  // Threads that run ChangeHandler::OnChange, apart from the fetch threads so that a
+  // handler that calls the broker never waits for a fetch of this same agency. Default 2.
+  int change_threads = 2;
+  // Deliveries waiting for a change thread beyond which new ones fail with
+  // RESOURCE_EXHAUSTED (the broker retries them). Default 1024.
+  size_t max_queued_changes = 1024;
+  // File remembering handled change events across restarts (see ConnectorConfig
+  // seen_events_file). Empty (default): in memory only.
+  std::string seen_events_file;
+  // How many handled events are remembered to drop duplicates: the newest ones. Default
+  // 100000.
+  size_t max_seen_events = 100'000;
   // How long Shutdown lets in-flight calls finish before cancelling them. Default 5 s.
   absl::Duration shutdown_grace = absl::Seconds(5);
 };
@@ -129,13 +192,26 @@ struct ConnectorOptions {
 // citizen id. Thread-safe.
 absl::Status ValidateFetchRequest(const tellonce::v1::FetchAttributesRequest& request);
 
+// Checks a DeliverChange request the way the server does before calling the handler:
+// event_id required, printable ASCII, at most kMaxStringBytes; provider required, an
+// agency id ([a-z0-9][a-z0-9-]{0,62}); citizen_id and attributes as for a fetch;
+// event_type required, [A-Z][A-Z0-9_]{0,63}; occurred_at and published_at, when set,
+// valid timestamps; delivery_id and the basis strings at most kMaxStringBytes without
+// control characters. INVALID_ARGUMENT "<field>: <reason>" for the first problem, never
+// quoting the citizen id. Thread-safe.
+absl::Status ValidateChangeRequest(const tellonce::v1::DeliverChangeRequest& request);
+
 // Design: a gRPC server (callback API) for tellonce.v1.ConnectorService plus the
-// standard grpc.health.v1.Health service, over mutual TLS. Each FetchAttributes call
-// is authorized from the verified peer certificate (only the broker of the trust
-// domain; any agency certificate gets PERMISSION_DENIED), validated, and then queued
-// to a small pool of fetch threads that call the source and finish the call, so a
-// source that blocks never stalls gRPC's own threads. The implementation lives in
-// sdk.cc.
+// standard grpc.health.v1.Health service, over mutual TLS. Each call is authorized from
+// the verified peer certificate (only the broker of the trust domain; any agency
+// certificate gets PERMISSION_DENIED), validated, and then queued to a small pool of
+// threads that call the agency's code and finish the call, so code that blocks never
+// stalls gRPC's own threads: FetchAttributes to the fetch threads and the source,
+// DeliverChange to the change threads and the handler. DeliverChange goes through a
+// record of the events already handled (SeenEvents, seen_events.h), keyed by (provider,
+// event_id): a duplicate is acknowledged without calling the handler, a copy arriving
+// while the handler still runs is answered ABORTED (the broker retries), and an event is
+// recorded only once the handler returned OK. The implementation lives in sdk.cc.
 class ConnectorServer {
  public:
   // Starts serving. `source` is not owned and must outlive the server. Fails, without
@@ -145,6 +221,16 @@ class ConnectorServer {
   static absl::StatusOr<std::unique_ptr<ConnectorServer>> Start(const ConnectorOptions& options,
                                                                 AttributeSource* source);
 
+  // Starts serving fetches from `source` and change deliveries to `handler`. Either may
+  // be null, not both (INVALID_ARGUMENT): without a source FetchAttributes answers
+  // UNIMPLEMENTED, without a handler DeliverChange does (after authorization, so an
+  // agency still gets PERMISSION_DENIED). Neither is owned; both must outlive the
+  // server. Fails like the overload above, and also when seen_events_file cannot be
+  // read or written ("seen_events_file: ...") or max_seen_events is 0.
+  static absl::StatusOr<std::unique_ptr<ConnectorServer>> Start(const ConnectorOptions& options,
+                                                                AttributeSource* source,
+                                                                ChangeHandler* handler);
+
   // Shuts down (see Shutdown).
   virtual ~ConnectorServer();
 
@@ -152,9 +238,9 @@ class ConnectorServer {
   virtual int port() const = 0;
 
   // Stops accepting calls, lets in-flight calls finish for up to
-  // options.shutdown_grace (then cancels them), and stops the fetch threads. Returns
-  // when no call is left and the source is no longer called. Idempotent and
-  // thread-safe; must not be called from within Fetch.
+  // options.shutdown_grace (then cancels them), and stops the fetch and change threads.
+  // Returns when no call is left and neither the source nor the handler is called any
+  // more. Idempotent and thread-safe; must not be called from within Fetch or OnChange.
   virtual void Shutdown() = 0;
 
  protected:

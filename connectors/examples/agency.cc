@@ -12,19 +12,43 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "certs/identity.h"
+#include "certs/tls.h"
 #include "connectors/config.h"
 #include "connectors/sdk.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/support/channel_arguments.h"
 
 namespace tellonce::connectors::examples {
-namespace {
 
-// "<RFC 3339 UTC time> <level> <program>: <text>" on stderr, one write per line.
-void Log(char level, const std::string& program, absl::string_view text) {
-  std::string line = absl::StrCat(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ",
-      std::string(1, level), " ", program, ": ", text, "\n");
+void LogLine(char level, const std::string& program, absl::string_view text) {
+  std::string line =
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ",
+                   std::string(1, level), " ", program, ": ", text, "\n");
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> BrokerChannel(const ConnectorOptions& options) {
+  if (options.broker_address.empty()) {
+    return absl::InvalidArgumentError("broker_address: required");
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      certs::MakeChannelCredentials(options.tls, certs::BrokerSpiffeId(options.trust_domain));
+  if (!credentials.ok()) return credentials.status();
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS stays at its default: gRPC takes it as the minimum
+  // connect timeout, and a short one abandons TLS handshakes a busy broker is slow to
+  // finish.
+  return grpc::CreateCustomChannel(options.broker_address, *credentials, args);
+}
+
+namespace {
+
+void Log(char level, const std::string& program, absl::string_view text) {
+  LogLine(level, program, text);
 }
 
 struct Flags {
@@ -69,15 +93,6 @@ bool ParseFlags(const std::string& program, int argc, char** argv, Flags* flags)
   return true;
 }
 
-// A consumer-only agency holds no citizen data, so every fetch is NOT_FOUND. Change
-// notifications (issue 5) are what such a connector will be for.
-class NoRecordsSource final : public AttributeSource {
- public:
-  absl::StatusOr<tellonce::v1::FetchAttributesResponse> Fetch(const FetchContext&) override {
-    return absl::NotFoundError("this agency provides no attributes");
-  }
-};
-
 // Writes the port atomically (write, then rename), so a reader never sees half a file.
 bool WritePortFile(const std::string& path, int port) {
   const std::string tmp = path + ".tmp";
@@ -89,7 +104,16 @@ bool WritePortFile(const std::string& path, int port) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-// The source of an example agency: its records file, or nothing for a consumer.
+// A consumer-only agency holds no citizen data, so every fetch is NOT_FOUND.
+class NoRecordsSource final : public AttributeSource {
+ public:
+  absl::StatusOr<tellonce::v1::FetchAttributesResponse> Fetch(const FetchContext&) override {
+    return absl::NotFoundError("this agency provides no attributes");
+  }
+};
+
+// The source of an example agency: its records file, followed while serving, or
+// nothing for a consumer.
 absl::StatusOr<std::unique_ptr<AttributeSource>> ProfileSource(const AgencyProfile& profile,
                                                                const ConnectorOptions& options,
                                                                std::string* serves) {
@@ -98,8 +122,21 @@ absl::StatusOr<std::unique_ptr<AttributeSource>> ProfileSource(const AgencyProfi
     return std::make_unique<NoRecordsSource>();
   }
   if (options.data_file.empty()) return absl::InvalidArgumentError("data_file: required");
-  absl::StatusOr<std::unique_ptr<RecordsFileSource>> records =
-      RecordsFileSource::Load(options.data_file, profile.attributes);
+  const std::string program = profile.program;
+  const std::string path = options.data_file;
+  absl::StatusOr<std::unique_ptr<LiveRecordsFileSource>> records = LiveRecordsFileSource::Load(
+      options.data_file, profile.attributes,
+      [program, path](const absl::Status& status, size_t citizens) {
+        if (status.ok()) {
+          Log('I', program,
+              absl::StrCat("data_file ", path, " changed: now serving ", citizens, " citizens"));
+        } else {
+          Log('W', program,
+              absl::StrCat("data_file changed but cannot be loaded, still serving the previous "
+                           "version: ",
+                           status.message()));
+        }
+      });
   if (!records.ok()) {
     return absl::Status(records.status().code(),
                         absl::StrCat("data_file: ", records.status().message()));
@@ -112,8 +149,8 @@ absl::StatusOr<std::unique_ptr<AttributeSource>> ProfileSource(const AgencyProfi
 
 }  // namespace
 
-int RunConnector(const std::string& program, const std::string& description,
-                 const SourceFactory& make_source, int argc, char** argv) {
+int RunConnectorParts(const std::string& program, const std::string& description,
+                      const PartsFactory& make_parts, int argc, char** argv) {
   Flags flags;
   if (!ParseFlags(program, argc, argv, &flags)) return 2;
 
@@ -131,16 +168,15 @@ int RunConnector(const std::string& program, const std::string& description,
     return 1;
   }
 
-  std::string serves;
-  absl::StatusOr<std::unique_ptr<AttributeSource>> source = make_source(*options, &serves);
-  if (!source.ok()) {
+  absl::StatusOr<ConnectorParts> parts = make_parts(*options);
+  if (!parts.ok()) {
     Log('E', program,
-        absl::StrCat("configuration: ", flags.config, ": ", source.status().message()));
+        absl::StrCat("configuration: ", flags.config, ": ", parts.status().message()));
     return 1;
   }
 
   absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
-      ConnectorServer::Start(*options, source->get());
+      ConnectorServer::Start(*options, parts->source.get(), parts->handler.get());
   if (!server.ok()) {
     Log('E', program, absl::StrCat("start-up failed: ", server.status().message()));
     return 1;
@@ -152,7 +188,7 @@ int RunConnector(const std::string& program, const std::string& description,
   Log('I', program,
       absl::StrCat(description, " (agency ", options->agency_id, ") serving ConnectorService on ",
                    options->listen_address, " (port ", (*server)->port(), "), trust domain ",
-                   options->trust_domain, ": ", serves));
+                   options->trust_domain, ": ", parts->serves));
 
   int signal = 0;
   while (sigwait(&signals, &signal) != 0) {
@@ -162,6 +198,22 @@ int RunConnector(const std::string& program, const std::string& description,
   server->reset();
   Log('I', program, "stopped cleanly");
   return 0;
+}
+
+int RunConnector(const std::string& program, const std::string& description,
+                 const SourceFactory& make_source, int argc, char** argv) {
+  return RunConnectorParts(
+      program, description,
+      [&make_source](const ConnectorOptions& options) -> absl::StatusOr<ConnectorParts> {
+        ConnectorParts parts;
+        absl::StatusOr<std::unique_ptr<AttributeSource>> source =
+            make_source(options, &parts.serves);
+        if (!source.ok()) return source.status();
+        if (*source == nullptr) return absl::InvalidArgumentError("no source to serve");
+        parts.source = *std::move(source);
+        return parts;
+      },
+      argc, argv);
 }
 
 int RunAgency(const AgencyProfile& profile, int argc, char** argv) {
