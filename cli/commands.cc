@@ -239,6 +239,47 @@ std::string RandomRequestId() {
   return absl::StrCat("cli-", absl::ToUnixNanos(now), "-", getpid());
 }
 
+// Runs a paged List call: one page, or every page with --all (from --page-token, with
+// --page-size), printing each page's items with `print` or the page as JSON (--json),
+// then "<n> <noun>". Returns the exit code: 0, 1 when the broker refused, 2 for a bad
+// --page-size.
+template <typename Response, typename Request, typename Call, typename Print>
+int ListPages(const Args& args, const Connection& conn, Request request, Call call,
+              Print print, const char* noun) {
+  int page_size = 0;
+  if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
+    return Fail(absl::InvalidArgumentError("--page-size: must be a number"));
+  }
+  request.set_page_size(page_size);
+  request.set_page_token(args.Get("page-token"));
+  int shown = 0;
+  while (true) {
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    Response response;
+    grpc::Status status = call(&context, request, &response);
+    if (!status.ok()) {
+      PrintStatusError(status);
+      return 1;
+    }
+    if (args.Has("json")) {
+      PrintJson(response);
+    } else {
+      shown += print(response);
+    }
+    if (response.next_page_token().empty()) break;
+    if (!args.Has("all")) {
+      if (!args.Has("json")) {
+        std::cout << "next page: --page-token " << response.next_page_token() << "\n";
+      }
+      break;
+    }
+    request.set_page_token(response.next_page_token());
+  }
+  if (!args.Has("json")) std::cout << shown << " " << noun << "\n";
+  return 0;
+}
+
 int Grant(const Args& args, const Connection& conn) {
   if (absl::Status s = RequireFlags(args, {"citizen", "consumer", "attributes", "purpose"});
       !s.ok()) {
@@ -363,37 +404,16 @@ int List(const Args& args, const Connection& conn) {
     }
     request.set_status(status);
   }
-  int page_size = 0;
-  if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
-    return Fail(absl::InvalidArgumentError("--page-size: must be a number"));
-  }
-  request.set_page_size(page_size);
-  request.set_page_token(args.Get("page-token"));
-  int shown = 0;
-  while (true) {
-    grpc::ClientContext context;
-    conn.Prepare(&context);
-    tellonce::v1::ListConsentsResponse response;
-    grpc::Status status = conn.consents->ListConsents(&context, request, &response);
-    if (!status.ok()) {
-      PrintStatusError(status);
-      return 1;
-    }
-    if (args.Has("json")) {
-      PrintJson(response);
-    } else {
-      for (const tellonce::v1::Consent& c : response.consents()) PrintConsent(c);
-    }
-    shown += response.consents_size();
-    if (response.next_page_token().empty()) break;
-    if (!args.Has("all")) {
-      if (!args.Has("json")) std::cout << "next page: --page-token " << response.next_page_token() << "\n";
-      break;
-    }
-    request.set_page_token(response.next_page_token());
-  }
-  if (!args.Has("json")) std::cout << shown << " consent(s)\n";
-  return 0;
+  return ListPages<tellonce::v1::ListConsentsResponse>(
+      args, conn, request,
+      [&](grpc::ClientContext* context, const auto& r, auto* response) {
+        return conn.consents->ListConsents(context, r, response);
+      },
+      [](const tellonce::v1::ListConsentsResponse& response) {
+        for (const tellonce::v1::Consent& c : response.consents()) PrintConsent(c);
+        return response.consents_size();
+      },
+      "consent(s)");
 }
 
 std::string FormatValue(const tellonce::v1::AttributeValue& v) {
@@ -518,41 +538,18 @@ int ListAccess(const Args& args, const Connection& conn) {
     if (!t.ok()) return Fail(t.status());
     *request.mutable_to() = ToTimestamp(*t);
   }
-  int page_size = 0;
-  if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
-    return Fail(absl::InvalidArgumentError("--page-size: must be a number"));
-  }
-  request.set_page_size(page_size);
-  request.set_page_token(args.Get("page-token"));
-  int shown = 0;
-  while (true) {
-    grpc::ClientContext context;
-    conn.Prepare(&context);
-    tellonce::v1::ListAccessEventsResponse response;
-    grpc::Status status = conn.transparency->ListAccessEvents(&context, request, &response);
-    if (!status.ok()) {
-      PrintStatusError(status);
-      return 1;
-    }
-    if (args.Has("json")) {
-      PrintJson(response);
-    } else {
-      for (const tellonce::v1::LoggedAccessEvent& e : response.events()) {
-        PrintAccessEvent(e.index(), e.event());
-      }
-    }
-    shown += response.events_size();
-    if (response.next_page_token().empty()) break;
-    if (!args.Has("all")) {
-      if (!args.Has("json")) {
-        std::cout << "next page: --page-token " << response.next_page_token() << "\n";
-      }
-      break;
-    }
-    request.set_page_token(response.next_page_token());
-  }
-  if (!args.Has("json")) std::cout << shown << " access event(s)\n";
-  return 0;
+  return ListPages<tellonce::v1::ListAccessEventsResponse>(
+      args, conn, request,
+      [&](grpc::ClientContext* context, const auto& r, auto* response) {
+        return conn.transparency->ListAccessEvents(context, r, response);
+      },
+      [](const tellonce::v1::ListAccessEventsResponse& response) {
+        for (const tellonce::v1::LoggedAccessEvent& e : response.events()) {
+          PrintAccessEvent(e.index(), e.event());
+        }
+        return response.events_size();
+      },
+      "access event(s)");
 }
 
 // The broker's public key and SPIFFE id, from --broker-cert.
@@ -944,38 +941,16 @@ int ListDeliveries(const Args& args, const Connection& conn) {
   } else if (!state.empty()) {
     return Fail(absl::InvalidArgumentError("--state: pending or dead"));
   }
-  int page_size = 0;
-  if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
-    return Fail(absl::InvalidArgumentError("--page-size: not a number"));
-  }
-  request.set_page_size(page_size);
-  request.set_page_token(args.Get("page-token"));
-  int shown = 0;
-  while (true) {
-    grpc::ClientContext context;
-    conn.Prepare(&context);
-    tellonce::v1::ListDeliveriesResponse response;
-    grpc::Status status = conn.deliveries->ListDeliveries(&context, request, &response);
-    if (!status.ok()) {
-      PrintStatusError(status);
-      return 1;
-    }
-    if (args.Has("json")) {
-      PrintJson(response);
-    } else {
-      for (const tellonce::v1::Delivery& d : response.deliveries()) PrintDelivery(d);
-    }
-    shown += response.deliveries_size();
-    if (response.next_page_token().empty() || !args.Has("all")) {
-      if (!response.next_page_token().empty()) {
-        std::cout << "next page: --page-token " << response.next_page_token() << "\n";
-      }
-      break;
-    }
-    request.set_page_token(response.next_page_token());
-  }
-  if (!args.Has("json")) std::cout << shown << " delivery(ies) owed\n";
-  return 0;
+  return ListPages<tellonce::v1::ListDeliveriesResponse>(
+      args, conn, request,
+      [&](grpc::ClientContext* context, const auto& r, auto* response) {
+        return conn.deliveries->ListDeliveries(context, r, response);
+      },
+      [](const tellonce::v1::ListDeliveriesResponse& response) {
+        for (const tellonce::v1::Delivery& d : response.deliveries()) PrintDelivery(d);
+        return response.deliveries_size();
+      },
+      "delivery(ies) owed");
 }
 
 int RetryDeliveries(const Args& args, const Connection& conn) {
