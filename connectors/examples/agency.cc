@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -153,6 +154,9 @@ int RunConnectorParts(const std::string& program, const std::string& description
                       const PartsFactory& make_parts, int argc, char** argv) {
   Flags flags;
   if (!ParseFlags(program, argc, argv, &flags)) return 2;
+  // Debian's abseil keeps a lock graph on every Mutex acquisition (deadlock detection);
+  // the SDK's lock order is fixed, so skip it, as the broker does.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Block the signals before any thread starts, so every thread inherits the mask and
   // only the sigwait below receives them.
