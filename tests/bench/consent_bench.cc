@@ -17,9 +17,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -39,13 +37,15 @@
 #include "consent/consent_store.h"
 #include "consent/database.h"
 #include "rocksdb/db.h"
+#include "tests/bench/benchmark_main.h"
+#include "tests/bench/latency.h"
+#include "tests/bench/synthetic.h"
 
 namespace {
 
 using tellonce::consent::CommitQueue;
 using tellonce::consent::ConsentStore;
 using tellonce::consent::Database;
-using tellonce::consent::Family;
 using tellonce::v1::Consent;
 using tellonce::v1::StoredConsent;
 
@@ -59,50 +59,15 @@ int64_t ConsentCount() {
   return n;
 }
 
-std::string CitizenId(int64_t i) { return absl::StrFormat("%011d", i); }
+using tellonce::bench::CitizenId;
 std::string Consumer(int64_t i) { return absl::StrCat("agency-", i % kConsumers); }
-
-void SetTime(absl::Time t, google::protobuf::Timestamp* ts) {
-  ts->set_seconds(absl::ToUnixSeconds(t));
-  ts->set_nanos(0);
-}
 
 // A record shaped like what the registry stores, with a receipt of realistic size.
 StoredConsent MakeRecord(const std::string& citizen, const std::string& consumer,
                          const std::string& request_id, absl::Time now) {
-  StoredConsent record;
-  Consent& c = *record.mutable_consent();
-  c.set_consent_id(tellonce::consent::NewConsentId(now));
-  c.set_citizen_id(citizen);
-  c.set_consumer(consumer);
-  c.add_attributes("person.address");
-  c.add_attributes("tax.annual_income");
-  c.set_purpose("TAX_DEDUCTION_CHECK");
-  SetTime(now - absl::Hours(24), c.mutable_valid_from());
-  SetTime(now + absl::Hours(24 * 365), c.mutable_expires_at());
-  c.set_mode(tellonce::v1::UNTIL_EXPIRY);
-  c.set_portal("portal");
-  SetTime(now, c.mutable_captured_at());
-  c.set_status(tellonce::v1::ACTIVE);
-  tellonce::v1::ConsentEvent* e = c.add_events();
-  e->set_kind(tellonce::v1::ConsentEvent::GRANTED);
-  SetTime(now, e->mutable_at());
-  e->set_actor("portal");
-  c.set_request_id(request_id);
-  record.mutable_receipt()->set_body(std::string(330, 'b'));
-  record.mutable_receipt()->set_signature(std::string(71, 's'));
-  record.mutable_receipt()->set_signature_algorithm("ecdsa-p256-sha256");
-  record.set_request_fingerprint(std::string(32, 'f'));
-  return record;
-}
-
-std::string MakeTempDir(const std::string& name) {
-  std::string pattern = (std::filesystem::temp_directory_path() / (name + ".XXXXXX")).string();
-  if (mkdtemp(pattern.data()) == nullptr) {
-    std::perror("mkdtemp");
-    std::exit(1);
-  }
-  return pattern;
+  return tellonce::bench::MakeConsentRecord(
+      citizen, {.consumer = consumer, .attributes = {"person.address", "tax.annual_income"}},
+      request_id, now);
 }
 
 // An open store over a database directory.
@@ -140,42 +105,14 @@ std::once_flag g_lookup_once, g_grant_once;
 // without syncing, then flushes and compacts so lookups read SST files with filters.
 void Preload(StoreEnv& env, int64_t n) {
   const absl::Time now = absl::Now();
-  std::mutex mu;
-  std::condition_variable cv;
-  int64_t in_flight = 0;
-  std::atomic<int64_t> failed{0};
-  constexpr int64_t kWindow = 8192;
   const auto start = std::chrono::steady_clock::now();
-  for (int64_t k = 0; k < n; ++k) {
+  absl::Status loaded = tellonce::bench::BulkGrant(*env.store, *env.db, n, [&](int64_t k) {
     const int64_t citizen = k / 2;
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return in_flight < kWindow; });
-      ++in_flight;
-    }
-    env.store->Grant(
-        MakeRecord(CitizenId(citizen), Consumer(citizen + k % 2), absl::StrCat("load-", k), now),
-        [&](absl::StatusOr<ConsentStore::GrantOutcome> r) {
-          if (!r.ok()) ++failed;
-          std::lock_guard<std::mutex> lock(mu);
-          --in_flight;
-          cv.notify_one();
-        });
-  }
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return in_flight == 0; });
-  }
-  if (failed > 0) {
-    std::fprintf(stderr, "preload: %lld grants failed\n", static_cast<long long>(failed.load()));
+    return MakeRecord(CitizenId(citizen), Consumer(citizen + k % 2), absl::StrCat("load-", k), now);
+  });
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "preload: %s\n", loaded.ToString().c_str());
     std::exit(1);
-  }
-  rocksdb::FlushOptions flush;
-  flush.wait = true;
-  for (Family f : {Family::kConsents, Family::kIndexes}) {
-    env.db->db()->Flush(flush, env.db->family(f)).PermitUncheckedError();
-    rocksdb::CompactRangeOptions compact;
-    env.db->db()->CompactRange(compact, env.db->family(f), nullptr, nullptr).PermitUncheckedError();
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -202,8 +139,8 @@ StoreEnv& LookupEnv() {
         std::ofstream(marker) << n << "\n";
       }
     } else {
-      g_lookup = std::make_unique<StoreEnv>(MakeTempDir("consent_bench_lookup"), true,
-                                            CommitQueue::Options{.sync = false});
+      g_lookup = std::make_unique<StoreEnv>(tellonce::bench::MakeTempDir("consent_bench_lookup"),
+                                            true, CommitQueue::Options{.sync = false});
       Preload(*g_lookup, n);
     }
   });
@@ -212,18 +149,13 @@ StoreEnv& LookupEnv() {
 
 StoreEnv& GrantEnv() {
   std::call_once(g_grant_once, [] {
-    g_grant = std::make_unique<StoreEnv>(MakeTempDir("consent_bench_grant"), true,
+    g_grant = std::make_unique<StoreEnv>(tellonce::bench::MakeTempDir("consent_bench_grant"), true,
                                          CommitQueue::Options{.sync = true});
   });
   return *g_grant;
 }
 
-double Percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  size_t k = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
+using tellonce::bench::Percentile;
 
 void BM_FindActive(benchmark::State& state) {
   StoreEnv& env = LookupEnv();
@@ -292,11 +224,8 @@ BENCHMARK(BM_DurableGrant)->Threads(1)->Threads(16)->Threads(64)->UseRealTime();
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  g_lookup.reset();
-  g_grant.reset();
-  return 0;
+  return tellonce::bench::RunBenchmarks(argc, argv, [] {
+    g_lookup.reset();
+    g_grant.reset();
+  });
 }
