@@ -62,7 +62,9 @@ class ExchangeTest : public ::testing::Test {
     for (ServerProcess* p : {static_cast<ServerProcess*>(registry_),
                              static_cast<ServerProcess*>(bank_)}) {
       p->Resume();
-      if (!p->running()) ASSERT_TRUE(p->Start().ok()) << p->log();
+      if (!p->running()) {
+        ASSERT_TRUE(p->Start().ok()) << p->log();
+      }
     }
   }
 
