@@ -8,14 +8,6 @@
 namespace tellonce::broker {
 namespace {
 
-// Finishes `reactor` with `result`, moving the value into `response` on success.
-template <typename Response>
-void FinishWith(grpc::ServerUnaryReactor* reactor, Response* response,
-                absl::StatusOr<Response> result) {
-  if (result.ok()) *response = *std::move(result);
-  reactor->Finish(ToGrpcStatus(result.status()));
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> ConsentServiceImpl::AuthorizePortal(

@@ -12,24 +12,15 @@
 #include "absl/synchronization/mutex.h"
 #include "consent/access_decision.h"
 #include "consent/validation.h"
-#include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
 #include "proto/attribute_value.h"
+#include "proto/time.h"
 
 namespace tellonce::broker {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using tellonce::v1::AttributeResult;
 using tellonce::v1::ResultCode;
-
-absl::Status Invalid(absl::string_view field, absl::string_view reason) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
 
 // Bytes of the variable-length member of a value (0 for numbers and booleans).
 size_t ValueBytes(const tellonce::v1::AttributeValue& value) {
@@ -85,23 +76,24 @@ absl::Status ValidateGetAttributes(const tellonce::v1::GetAttributesRequest& req
   if (absl::Status s = consent::CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) {
     return s;
   }
-  if (request.attributes().empty()) return Invalid("attributes", "at least one is required");
+  if (request.attributes().empty())
+    return consent::InvalidField("attributes", "at least one is required");
   if (static_cast<uint32_t>(request.attributes_size()) > options.max_attributes_per_request) {
-    return Invalid("attributes",
-                   absl::StrCat("at most ", options.max_attributes_per_request, " per request"));
+    return consent::InvalidField(
+        "attributes", absl::StrCat("at most ", options.max_attributes_per_request, " per request"));
   }
   absl::flat_hash_set<std::string_view> seen;
   for (int i = 0; i < request.attributes_size(); ++i) {
     const std::string& name = request.attributes(i);
     const std::string field = absl::StrCat("attributes[", i, "]");
     if (absl::Status s = consent::CheckToken(field, name, limits); !s.ok()) return s;
-    if (!seen.insert(name).second) return Invalid(field, "repeated");
+    if (!seen.insert(name).second) return consent::InvalidField(field, "repeated");
   }
   if (absl::Status s = consent::CheckToken("purpose", request.purpose(), limits); !s.ok()) {
     return s;
   }
   if (directory.FindPurpose(request.purpose()) == nullptr) {
-    return Invalid("purpose", "not a purpose of the directory");
+    return consent::InvalidField("purpose", "not a purpose of the directory");
   }
   return absl::OkStatus();
 }
@@ -124,8 +116,8 @@ struct Exchange::Call {
 };
 
 void Exchange::GetAttributes(const std::string& consumer,
-                             const tellonce::v1::GetAttributesRequest& request,
-                             absl::Time deadline, Done done) {
+                             const tellonce::v1::GetAttributesRequest& request, absl::Time deadline,
+                             Done done) {
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
   auto call = std::make_shared<Call>();
   call->directory = directory_->Current();
@@ -142,9 +134,9 @@ void Exchange::GetAttributes(const std::string& consumer,
   call->done = std::move(done);
 
   std::vector<std::string> attributes(request.attributes().begin(), request.attributes().end());
-  absl::StatusOr<std::vector<consent::AccessDecision>> decisions = consent::DecideAccess(
-      *call->directory, *store_, consumer, request.citizen_id(), request.purpose(), attributes,
-      now);
+  absl::StatusOr<std::vector<consent::AccessDecision>> decisions =
+      consent::DecideAccess(*call->directory, *store_, consumer, request.citizen_id(),
+                            request.purpose(), attributes, now);
   if (!decisions.ok()) {
     call->done(decisions.status());
     return;
@@ -184,29 +176,31 @@ void Exchange::SpendOneTimeConsents(std::shared_ptr<Call> call) {
   }
   const absl::Time now = options_.clock();
   for (const std::string& consent_id : to_spend) {
-    store_->MarkUsed(
-        consent_id, call->consumer, now,
-        [this, call, consent_id](absl::StatusOr<tellonce::v1::Consent> spent) {
-          bool last = false;
-          {
-            absl::MutexLock lock(&call->mu);
-            if (!spent.ok()) {
-              // Spent (or revoked) by someone else in the meantime: this request loses.
-              const bool lost = absl::IsFailedPrecondition(spent.status());
-              for (size_t i = 0; i < call->decisions.size(); ++i) {
-                consent::AccessDecision& d = call->decisions[i];
-                if (!d.spends_one_time_consent || d.basis.consent_id() != consent_id) continue;
-                d.code = lost ? tellonce::v1::RESULT_CONSENT_USED
-                              : tellonce::v1::RESULT_PROVIDER_ERROR;
-                d.detail = lost ? "the one-time consent was used" : "the consent could not be spent";
-                call->results[i].set_code(d.code);
-                call->results[i].set_detail(d.detail);
-              }
-            }
-            last = --call->pending == 0;
-          }
-          if (last) FetchFromProviders(call);
-        });
+    store_->MarkUsed(consent_id, call->consumer, now,
+                     [this, call, consent_id](absl::StatusOr<tellonce::v1::Consent> spent) {
+                       bool last = false;
+                       {
+                         absl::MutexLock lock(&call->mu);
+                         if (!spent.ok()) {
+                           // Spent (or revoked) by someone else in the meantime: this request
+                           // loses.
+                           const bool lost = absl::IsFailedPrecondition(spent.status());
+                           for (size_t i = 0; i < call->decisions.size(); ++i) {
+                             consent::AccessDecision& d = call->decisions[i];
+                             if (!d.spends_one_time_consent || d.basis.consent_id() != consent_id)
+                               continue;
+                             d.code = lost ? tellonce::v1::RESULT_CONSENT_USED
+                                           : tellonce::v1::RESULT_PROVIDER_ERROR;
+                             d.detail = lost ? "the one-time consent was used"
+                                             : "the consent could not be spent";
+                             call->results[i].set_code(d.code);
+                             call->results[i].set_detail(d.detail);
+                           }
+                         }
+                         last = --call->pending == 0;
+                       }
+                       if (last) FetchFromProviders(call);
+                     });
   }
 }
 
@@ -288,9 +282,8 @@ void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
             fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
                      "the provider answered with attributes it was not asked for, or twice");
           } else {
-            const google::protobuf::Timestamp as_of = fetch->response.has_as_of()
-                                                          ? fetch->response.as_of()
-                                                          : ToTimestamp(as_of_fallback);
+            const google::protobuf::Timestamp as_of =
+                fetch->response.has_as_of() ? fetch->response.as_of() : ToProtoTime(as_of_fallback);
             for (size_t i : fetch->indexes) {
               call->results[i].set_code(tellonce::v1::RESULT_NOT_FOUND);
               call->results[i].set_detail("the provider has no value of this attribute");
@@ -354,7 +347,7 @@ void Exchange::RecordAndAnswer(std::shared_ptr<Call> call) {
       auto [it, inserted] = group_of.emplace(key, events.size());
       if (inserted) {
         tellonce::v1::AccessEvent& e = events.emplace_back();
-        *e.mutable_at() = ToTimestamp(now);
+        *e.mutable_at() = ToProtoTime(now);
         e.set_exchange_id(call->exchange_id);
         e.set_consumer(call->consumer);
         e.set_provider(r.provenance().provider());

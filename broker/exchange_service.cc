@@ -25,8 +25,7 @@ grpc::ServerUnaryReactor* ExchangeServiceImpl::GetAttributes(
   exchange_->GetAttributes(
       *consumer, *request, deadline,
       [reactor, response](absl::StatusOr<tellonce::v1::GetAttributesResponse> result) {
-        if (result.ok()) *response = *std::move(result);
-        reactor->Finish(ToGrpcStatus(result.status()));
+        FinishWith(reactor, response, std::move(result));
       });
   return reactor;
 }

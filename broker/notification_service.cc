@@ -23,8 +23,7 @@ grpc::ServerUnaryReactor* NotificationServiceImpl::PublishChange(
   publisher_->Publish(
       *provider, *request,
       [reactor, response](absl::StatusOr<tellonce::v1::PublishChangeResponse> result) {
-        if (result.ok()) *response = *std::move(result);
-        reactor->Finish(ToGrpcStatus(result.status()));
+        FinishWith(reactor, response, std::move(result));
       });
   return reactor;
 }
@@ -33,8 +32,8 @@ grpc::ServerUnaryReactor* DeliveryAdminServiceImpl::ListDeliveries(
     grpc::CallbackServerContext* context, const tellonce::v1::ListDeliveriesRequest* request,
     tellonce::v1::ListDeliveriesResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::string> admin = AuthorizeAgency(
-      *context, *directory_->Current(), tellonce::v1::ADMIN, "DeliveryAdminService");
+  absl::StatusOr<std::string> admin = AuthorizeAgency(*context, *directory_->Current(),
+                                                      tellonce::v1::ADMIN, "DeliveryAdminService");
   auto run = [&]() -> absl::StatusOr<tellonce::v1::ListDeliveriesResponse> {
     if (!admin.ok()) return admin.status();
     if (request->page_size() < 0 || request->page_size() > 500) {
@@ -46,9 +45,7 @@ grpc::ServerUnaryReactor* DeliveryAdminServiceImpl::ListDeliveries(
     return outbox_->List(request->subscriber(), request->state(), request->page_size(),
                          request->page_token());
   };
-  absl::StatusOr<tellonce::v1::ListDeliveriesResponse> result = run();
-  if (result.ok()) *response = *std::move(result);
-  reactor->Finish(ToGrpcStatus(result.status()));
+  FinishWith(reactor, response, run());
   return reactor;
 }
 
@@ -56,8 +53,8 @@ grpc::ServerUnaryReactor* DeliveryAdminServiceImpl::RetryDeliveries(
     grpc::CallbackServerContext* context, const tellonce::v1::RetryDeliveriesRequest* request,
     tellonce::v1::RetryDeliveriesResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::string> admin = AuthorizeAgency(
-      *context, *directory_->Current(), tellonce::v1::ADMIN, "DeliveryAdminService");
+  absl::StatusOr<std::string> admin = AuthorizeAgency(*context, *directory_->Current(),
+                                                      tellonce::v1::ADMIN, "DeliveryAdminService");
   auto run = [&]() -> absl::StatusOr<int> {
     if (!admin.ok()) return admin.status();
     if (request->delivery_ids_size() > 1000) {

@@ -7,15 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "broker/access_log.h"
 #include "broker/log.h"
-#include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
+#include "proto/time.h"
 #include "rocksdb/db.h"
 
 namespace tellonce::broker {
 namespace {
 
 using consent::Family;
-using google::protobuf::util::TimeUtil;
 using tellonce::v1::Delivery;
 
 constexpr char kSequenceKey[] = "outbox.sequence";
@@ -23,14 +22,6 @@ constexpr char kSequenceKey[] = "outbox.sequence";
 constexpr int kScanLimit = 4096;
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 500;
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
-}
 
 uint64_t SequenceOf(const Delivery& d) {
   uint64_t sequence = 0;
@@ -120,8 +111,8 @@ absl::StatusOr<std::vector<Delivery>> Outbox::Stage(
     *d.mutable_event() = event;
     *d.mutable_basis() = basis;
     d.set_state(Delivery::PENDING);
-    *d.mutable_created_at() = ToTimestamp(now);
-    *d.mutable_next_attempt_at() = ToTimestamp(now);
+    *d.mutable_created_at() = ToProtoTime(now);
+    *d.mutable_next_attempt_at() = ToProtoTime(now);
     batch.Put(Family::kOutbox, Key(sequence), d.SerializeAsString());
     ++sequence;
   }
@@ -168,7 +159,7 @@ void Outbox::Run() {
           const std::string& citizen = d.event().citizen_id();
           // Only the oldest delivery of a citizen may go; later ones wait for it.
           if (!seen.insert(citizen).second || s.citizens_in_flight.contains(citizen)) continue;
-          const absl::Time due = ToTime(d.next_attempt_at());
+          const absl::Time due = FromProtoTime(d.next_attempt_at());
           if (due > now) {
             next_due = std::min(next_due, due);
             continue;
@@ -211,19 +202,19 @@ void Outbox::Send(Delivery delivery) {
   }
   Call* raw = call.get();
   raw->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
-  (*stub)->async()->DeliverChange(
-      &raw->context, &raw->request, &raw->response,
-      [this, call = std::move(call)](grpc::Status status) mutable {
-        Delivery delivery = std::move(call->delivery);
-        {
-          absl::MutexLock lock(&mu_);
-          contexts_.erase(&call->context);
-        }
-        // Release the call here, while the Outbox (and so the pool's channel) surely
-        // lives: Finished is what lets the destructor go on.
-        call.reset();
-        Finished(std::move(delivery), status);
-      });
+  (*stub)->async()->DeliverChange(&raw->context, &raw->request, &raw->response,
+                                  [this, call = std::move(call)](grpc::Status status) mutable {
+                                    Delivery delivery = std::move(call->delivery);
+                                    {
+                                      absl::MutexLock lock(&mu_);
+                                      contexts_.erase(&call->context);
+                                    }
+                                    // Release the call here, while the Outbox (and so the pool's
+                                    // channel) surely lives: Finished is what lets the destructor
+                                    // go on.
+                                    call.reset();
+                                    Finished(std::move(delivery), status);
+                                  });
 }
 
 absl::Duration Outbox::Backoff(int attempts) {
@@ -251,17 +242,16 @@ void Outbox::Finished(Delivery delivery, const grpc::Status& status) {
     Erase(delivery);
   } else {
     delivery.set_attempts(delivery.attempts() + 1);
-    delivery.set_last_error(
-        absl::StrCat("gRPC status ", static_cast<int>(status.error_code()), ": ",
-                     status.error_message().substr(0, 200)));
+    delivery.set_last_error(absl::StrCat("gRPC status ", static_cast<int>(status.error_code()),
+                                         ": ", status.error_message().substr(0, 200)));
     if (delivery.attempts() >= options_.max_attempts ||
-        now - ToTime(delivery.created_at()) >= options_.max_age) {
+        now - FromProtoTime(delivery.created_at()) >= options_.max_age) {
       delivery.set_state(Delivery::DEAD);
       LogWarning(absl::StrCat("outbox: delivery ", delivery.delivery_id(), " to ",
-                              delivery.subscriber(), " parked as dead after ",
-                              delivery.attempts(), " attempts"));
+                              delivery.subscriber(), " parked as dead after ", delivery.attempts(),
+                              " attempts"));
     } else {
-      *delivery.mutable_next_attempt_at() = ToTimestamp(now + Backoff(delivery.attempts()));
+      *delivery.mutable_next_attempt_at() = ToProtoTime(now + Backoff(delivery.attempts()));
       keep = true;
     }
     Write(delivery);
@@ -291,9 +281,10 @@ void Outbox::Erase(const Delivery& delivery) {
   if (!s.ok()) LogWarning(absl::StrCat("outbox: cannot remove a delivery: ", s.ToString()));
 }
 
-absl::StatusOr<tellonce::v1::ListDeliveriesResponse> Outbox::List(
-    const std::string& subscriber, Delivery::State state, int page_size,
-    const std::string& page_token) {
+absl::StatusOr<tellonce::v1::ListDeliveriesResponse> Outbox::List(const std::string& subscriber,
+                                                                  Delivery::State state,
+                                                                  int page_size,
+                                                                  const std::string& page_token) {
   if (page_size <= 0) page_size = kDefaultPageSize;
   page_size = std::min(page_size, kMaxPageSize);
   uint64_t after = 0;
@@ -331,8 +322,8 @@ absl::StatusOr<int> Outbox::Retry(const std::vector<std::string>& delivery_ids,
     d.set_state(Delivery::PENDING);
     d.set_attempts(0);
     // A re-queued delivery gets a fresh lifetime too.
-    *d.mutable_created_at() = ToTimestamp(absl::Now());
-    *d.mutable_next_attempt_at() = ToTimestamp(absl::Now());
+    *d.mutable_created_at() = ToProtoTime(absl::Now());
+    *d.mutable_next_attempt_at() = ToProtoTime(absl::Now());
     revived.push_back(std::move(d));
   };
   if (!delivery_ids.empty()) {

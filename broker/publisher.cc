@@ -8,18 +8,13 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "consent/access_decision.h"
-#include "google/protobuf/util/time_util.h"
 #include "openssl/sha.h"
+#include "proto/time.h"
 
 namespace tellonce::broker {
 namespace {
 
 using consent::Family;
-using google::protobuf::util::TimeUtil;
-
-absl::Status Invalid(absl::string_view field, absl::string_view reason) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
-}
 
 bool IsEventType(const std::string& s) {
   if (s.empty() || s.size() > 64 || s[0] < 'A' || s[0] > 'Z') return false;
@@ -57,11 +52,13 @@ absl::Status ValidatePublish(const tellonce::v1::PublishChangeRequest& request,
     return s;
   }
   if (!IsEventType(request.event_type())) {
-    return Invalid("event_type", "must match [A-Z][A-Z0-9_]{0,63}");
+    return consent::InvalidField("event_type", "must match [A-Z][A-Z0-9_]{0,63}");
   }
-  if (request.attributes().empty()) return Invalid("attributes", "at least one is required");
+  if (request.attributes().empty())
+    return consent::InvalidField("attributes", "at least one is required");
   if (static_cast<uint32_t>(request.attributes_size()) > directory.max_attributes_per_consent()) {
-    return Invalid("attributes", absl::StrCat("at most ", directory.max_attributes_per_consent()));
+    return consent::InvalidField("attributes",
+                                 absl::StrCat("at most ", directory.max_attributes_per_consent()));
   }
   absl::flat_hash_set<std::string> seen;
   for (int i = 0; i < request.attributes_size(); ++i) {
@@ -69,21 +66,20 @@ absl::Status ValidatePublish(const tellonce::v1::PublishChangeRequest& request,
     const std::string& name = request.attributes(i);
     if (absl::Status s = consent::CheckToken(field, name, limits); !s.ok()) return s;
     const tellonce::v1::AttributeDef* def = directory.FindAttribute(name);
-    if (def == nullptr) return Invalid(field, "not in the attribute catalogue");
-    if (!seen.insert(name).second) return Invalid(field, "repeated");
+    if (def == nullptr) return consent::InvalidField(field, "not in the attribute catalogue");
+    if (!seen.insert(name).second) return consent::InvalidField(field, "repeated");
     if (def->provider() != provider) {
       return absl::PermissionDeniedError(
           absl::StrCat(field, ": ", provider, " is not authoritative for it"));
     }
   }
-  if (!request.has_occurred_at()) return Invalid("occurred_at", "required");
+  if (!request.has_occurred_at()) return consent::InvalidField("occurred_at", "required");
   const google::protobuf::Timestamp& t = request.occurred_at();
-  if (t.seconds() < TimeUtil::kTimestampMinSeconds || t.seconds() > TimeUtil::kTimestampMaxSeconds ||
-      t.nanos() < 0 || t.nanos() > 999'999'999) {
-    return Invalid("occurred_at", "not a valid timestamp");
+  if (!IsValidProtoTime(t)) {
+    return consent::InvalidField("occurred_at", "not a valid timestamp");
   }
   if (absl::FromUnixSeconds(t.seconds()) > now + absl::Hours(24)) {
-    return Invalid("occurred_at", "more than a day in the future");
+    return consent::InvalidField("occurred_at", "more than a day in the future");
   }
   return absl::OkStatus();
 }
@@ -107,8 +103,8 @@ void ChangePublisher::Publish(const std::string& provider,
     }
     const bool by_type = std::find(sub.event_types().begin(), sub.event_types().end(),
                                    request.event_type()) != sub.event_types().end();
-    const bool by_attribute = std::any_of(
-        sub.attributes().begin(), sub.attributes().end(), [&](const std::string& a) {
+    const bool by_attribute =
+        std::any_of(sub.attributes().begin(), sub.attributes().end(), [&](const std::string& a) {
           return std::find(attributes.begin(), attributes.end(), a) != attributes.end();
         });
     if (by_type || by_attribute) subscribers.push_back(sub.agency());
@@ -121,7 +117,7 @@ void ChangePublisher::Publish(const std::string& provider,
   event.set_event_type(request.event_type());
   *event.mutable_attributes() = request.attributes();
   *event.mutable_occurred_at() = request.occurred_at();
-  *event.mutable_published_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+  *event.mutable_published_at() = ToProtoTime(now);
 
   std::vector<std::pair<std::string, tellonce::v1::Basis>> with_basis;
   std::vector<tellonce::v1::AccessEvent> events;
@@ -159,13 +155,13 @@ void ChangePublisher::Publish(const std::string& provider,
   const std::string key = PublishedKey(provider, request.event_id());
   const std::string fingerprint = Fingerprint(request);
   queue_->Submit(
-      [=, events = std::move(events), with_basis = std::move(with_basis)](
-          consent::GroupBatch& batch) -> absl::Status {
+      [=, events = std::move(events),
+       with_basis = std::move(with_basis)](consent::GroupBatch& batch) -> absl::Status {
         std::string stored;
         absl::Status seen = batch.Get(Family::kIndexes, key, &stored);
         if (seen.ok()) {
           if (stored != fingerprint) {
-            return Invalid("event_id", "already used for a different change");
+            return consent::InvalidField("event_id", "already used for a different change");
           }
           outcome->replayed = true;
           return absl::OkStatus();

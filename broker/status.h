@@ -2,6 +2,8 @@
 #define TELLONCE_BROKER_STATUS_H_
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/status.h"
 
 namespace tellonce::broker {
@@ -10,6 +12,15 @@ namespace tellonce::broker {
 // follow google.rpc.Code); the message is passed through, so it must already be fit
 // for a client (field and reason, no citizen data).
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// Finishes a unary callback reactor with `result`: the value moved into `response` and
+// OK, or the error converted by ToGrpcStatus.
+template <typename Response>
+void FinishWith(grpc::ServerUnaryReactor* reactor, Response* response,
+                absl::StatusOr<Response> result) {
+  if (result.ok()) *response = *std::move(result);
+  reactor->Finish(ToGrpcStatus(result.status()));
+}
 
 }  // namespace tellonce::broker
 

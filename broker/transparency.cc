@@ -7,7 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "broker/log.h"
-#include "google/protobuf/util/time_util.h"
+#include "consent/database.h"
+#include "proto/time.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 
@@ -15,7 +16,6 @@ namespace tellonce::broker {
 namespace {
 
 using consent::Family;
-using google::protobuf::util::TimeUtil;
 
 // How long the hashing thread lets appended events gather before it hashes them, when
 // no fresh checkpoint is waiting.
@@ -29,17 +29,6 @@ constexpr uint32_t kMaxExportSize = 10000;
 
 std::string HashBytes(const certs::Hash& h) {
   return std::string(reinterpret_cast<const char*>(h.data()), h.size());
-}
-
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
-}
-
-// The exclusive end of a key prefix (all bytes 0xff are not expected here).
-std::string PrefixEnd(std::string prefix) {
-  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
-  if (!prefix.empty()) prefix.back() = static_cast<char>(prefix.back() + 1);
-  return prefix;
 }
 
 }  // namespace
@@ -58,7 +47,8 @@ absl::StatusOr<std::unique_ptr<TransparencyLog>> TransparencyLog::Start(consent:
                                                                         AccessLog* log,
                                                                         certs::SigningKey key,
                                                                         Options options) {
-  std::unique_ptr<TransparencyLog> t(new TransparencyLog(db, log, std::move(key), std::move(options)));
+  std::unique_ptr<TransparencyLog> t(
+      new TransparencyLog(db, log, std::move(key), std::move(options)));
   std::string text;
   uint64_t size = 0;
   rocksdb::Status s =
@@ -81,13 +71,14 @@ absl::StatusOr<std::unique_ptr<TransparencyLog>> TransparencyLog::Start(consent:
   if (!checkpoints.ok()) return checkpoints.status();
   for (auto it = checkpoints->rbegin(); it != checkpoints->rend(); ++it) {
     tellonce::v1::Checkpoint body;
-    if (!body.ParseFromString(it->body())) return absl::DataLossError("a stored checkpoint is corrupt");
+    if (!body.ParseFromString(it->body()))
+      return absl::DataLossError("a stored checkpoint is corrupt");
     if (body.tree_size() > size) continue;
     absl::StatusOr<certs::Hash> root = t->RootAt(body.tree_size());
     if (!root.ok()) return root.status();
     if (HashBytes(*root) != body.root_hash()) {
-      return absl::DataLossError(absl::StrCat(
-          "access log tree does not match the checkpoint of size ", body.tree_size()));
+      return absl::DataLossError(
+          absl::StrCat("access log tree does not match the checkpoint of size ", body.tree_size()));
     }
     break;
   }
@@ -161,9 +152,8 @@ void TransparencyLog::Run() {
         // New events but nobody waiting for them: let more arrive, so one pass hashes a
         // batch instead of waking for every exchange (on a 2-core machine the wake-ups
         // cost more than the hashing).
-        auto urgent = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stop_ || !waiters_.empty();
-        };
+        auto urgent = [this]()
+                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !waiters_.empty(); };
         mu_.AwaitWithTimeout(absl::Condition(&urgent), kBatchDelay);
         if (stop_) return;
       }
@@ -264,7 +254,7 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::Sign() {
   body.set_tree_size(size);
   body.set_root_hash(HashBytes(builder_.Root()));
   const absl::Time now = absl::Now();
-  *body.mutable_signed_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+  *body.mutable_signed_at() = ToProtoTime(now);
   tellonce::v1::SignedCheckpoint checkpoint;
   checkpoint.set_body(body.SerializeAsString());
   absl::StatusOr<std::string> signature = key_.Sign(checkpoint.body());
@@ -351,7 +341,7 @@ absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyLog::List(
     return absl::InvalidArgumentError("page_token: malformed");
   }
   const std::string prefix = AccessLog::CitizenPrefix(citizen_id);
-  const std::string end = PrefixEnd(prefix);
+  const std::string end = consent::PrefixEnd(prefix);
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions read_options;
   read_options.iterate_upper_bound = &upper;
@@ -370,7 +360,7 @@ absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyLog::List(
     ++scanned;
     absl::StatusOr<tellonce::v1::AccessEvent> event = log_->Read(index);
     if (!event.ok()) return event.status();
-    const absl::Time at = ToTime(event->at());
+    const absl::Time at = FromProtoTime(event->at());
     if (at >= from && at < to && (!consumer.has_value() || event->consumer() == *consumer)) {
       tellonce::v1::LoggedAccessEvent* logged = response.add_events();
       logged->set_index(index);
@@ -388,7 +378,7 @@ absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyLog::List(
 
 absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> TransparencyLog::Checkpoints() {
   const std::string prefix = "c";
-  const std::string end = PrefixEnd(prefix);
+  const std::string end = consent::PrefixEnd(prefix);
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions read_options;
   read_options.iterate_upper_bound = &upper;
@@ -405,8 +395,8 @@ absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> TransparencyLog::Che
   return checkpoints;
 }
 
-absl::StatusOr<tellonce::v1::ExportAccessLogResponse> TransparencyLog::Export(
-    uint64_t start, uint32_t max_events) {
+absl::StatusOr<tellonce::v1::ExportAccessLogResponse> TransparencyLog::Export(uint64_t start,
+                                                                              uint32_t max_events) {
   if (max_events == 0) max_events = kDefaultExportSize;
   max_events = std::min(max_events, kMaxExportSize);
   const uint64_t size = tree_size();

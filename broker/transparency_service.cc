@@ -6,31 +6,20 @@
 #include "absl/strings/str_cat.h"
 #include "broker/authz.h"
 #include "broker/status.h"
-#include "google/protobuf/util/time_util.h"
+#include "proto/time.h"
 
 namespace tellonce::broker {
 namespace {
 
-using google::protobuf::util::TimeUtil;
-
 constexpr char kService[] = "TransparencyService";
-
-template <typename Response>
-void FinishWith(grpc::ServerUnaryReactor* reactor, Response* response,
-                absl::StatusOr<Response> result) {
-  if (result.ok()) *response = *std::move(result);
-  reactor->Finish(ToGrpcStatus(result.status()));
-}
 
 absl::StatusOr<absl::Time> TimeField(const google::protobuf::Timestamp& t, bool set,
                                      absl::Time unset, const char* field) {
   if (!set) return unset;
-  // The range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31, nanos < 1e9.
-  if (t.seconds() < TimeUtil::kTimestampMinSeconds || t.seconds() > TimeUtil::kTimestampMaxSeconds ||
-      t.nanos() < 0 || t.nanos() > 999'999'999) {
+  if (!IsValidProtoTime(t)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid timestamp"));
   }
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
+  return FromProtoTime(t);
 }
 
 }  // namespace
@@ -147,8 +136,8 @@ grpc::ServerUnaryReactor* TransparencyServiceImpl::ExportAccessLog(
     grpc::CallbackServerContext* context, const tellonce::v1::ExportAccessLogRequest* request,
     tellonce::v1::ExportAccessLogResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::string> admin = AuthorizeAgency(*context, *directory_->Current(),
-                                                      tellonce::v1::ADMIN, "ExportAccessLog");
+  absl::StatusOr<std::string> admin =
+      AuthorizeAgency(*context, *directory_->Current(), tellonce::v1::ADMIN, "ExportAccessLog");
   if (!admin.ok()) {
     reactor->Finish(ToGrpcStatus(admin.status()));
     return reactor;

@@ -79,13 +79,6 @@ std::string RequestKey(const std::string& portal, const std::string& request_id)
   return absl::StrCat("r", Nul(), portal, Nul(), request_id);
 }
 
-// The smallest key greater than every key starting with `prefix` (prefix is non-empty
-// and ends in NUL, so incrementing the last byte cannot overflow).
-std::string PrefixEnd(std::string prefix) {
-  prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
-  return prefix;
-}
-
 bool HasNul(const std::string& s) { return s.find(kSep) != std::string::npos; }
 
 absl::Status CheckKeyComponent(const std::string& value, const char* field) {

@@ -93,6 +93,11 @@ absl::Status WithPath(const std::string& path, const absl::Status& status) {
 
 }  // namespace
 
+std::string PrefixEnd(std::string prefix) {
+  prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
 absl::Status FromRocks(const rocksdb::Status& status) {
   if (status.ok()) return absl::OkStatus();
   const std::string message = absl::StrCat("rocksdb: ", status.ToString());

@@ -20,6 +20,11 @@ enum class Family {
 };
 inline constexpr int kFamilyCount = 5;
 
+// The smallest key greater than every key that starts with `prefix`, for
+// ReadOptions::iterate_upper_bound. `prefix` must be non-empty and must not end in 0xff
+// (every prefix in the broker's key layouts ends in NUL or a letter).
+std::string PrefixEnd(std::string prefix);
+
 // Converts a RocksDB status to the one error type used inside tellonce. The only place
 // where that conversion happens.
 absl::Status FromRocks(const rocksdb::Status& status);

@@ -25,6 +25,14 @@ absl::Status Invalid(std::string_view field, std::string_view reason) {
   return absl::InvalidArgumentError(absl::StrCat(AsAbsl(field), ": ", AsAbsl(reason)));
 }
 
+}  // namespace
+
+absl::Status InvalidField(std::string_view field, std::string_view reason) {
+  return Invalid(field, reason);
+}
+
+namespace {
+
 std::string Quoted(std::string_view s) { return absl::StrCat("\"", AsAbsl(s), "\""); }
 
 bool IsPrintableAscii(std::string_view s) {

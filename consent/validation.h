@@ -45,6 +45,9 @@ absl::Status ValidateGet(const tellonce::v1::GetConsentRequest& request,
 absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
                           const Directory& directory, const RequestLimits& limits);
 
+// INVALID_ARGUMENT "<field>: <reason>", the form of every field error tellonce returns.
+absl::Status InvalidField(std::string_view field, std::string_view reason);
+
 // An identifier-like field (request id, agency id, attribute name, purpose code):
 // present, within limits.max_string_bytes, printable ASCII. INVALID_ARGUMENT
 // "<field>: <reason>" otherwise.
