@@ -52,7 +52,10 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->access_log_->set_listener([t = broker->transparency_.get()] { t->Notify(); });
   broker->transparency_service_ = std::make_unique<TransparencyServiceImpl>(
       broker->directory_.get(), broker->transparency_.get(), options.limits);
-  broker->connectors_ = std::make_unique<ConnectorPool>(ConnectorPool::Options{.tls = options.tls});
+  broker->connectors_ = std::make_unique<ConnectorPool>(
+      ConnectorPool::Options{.tls = options.tls,
+                             .max_fetches_per_batch = options.max_fetches_per_batch,
+                             .batches_in_flight = options.connector_batches_in_flight});
   broker->exchange_ = std::make_unique<Exchange>(
       broker->directory_.get(), broker->store_.get(), broker->access_log_.get(),
       broker->connectors_.get(),
@@ -131,7 +134,9 @@ void Broker::Shutdown() {
                          c.attributes_delivered.load(), " attributes delivered, ",
                          c.attributes_refused.load(), " refused, ",
                          c.provider_answers_rejected.load(), " provider answers rejected, ",
-                         c.provider_calls_failed.load(), " provider calls failed"));
+                         c.provider_calls_failed.load(), " provider calls failed; ",
+                         connectors_->counters().fetches.load(), " fetches in ",
+                         connectors_->counters().calls.load(), " connector calls"));
   }
   exchange_service_.reset();
   exchange_.reset();

@@ -101,6 +101,20 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     }
     options.exchange_max_attributes = exchange.max_attributes_per_request();
   }
+  if (exchange.max_fetches_per_batch() != 0) {
+    if (exchange.max_fetches_per_batch() > 256) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": exchange.max_fetches_per_batch: at most 256"));
+    }
+    options.max_fetches_per_batch = exchange.max_fetches_per_batch();
+  }
+  if (exchange.connector_batches_in_flight() != 0) {
+    if (exchange.connector_batches_in_flight() > 1024) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": exchange.connector_batches_in_flight: at most 1024"));
+    }
+    options.connector_batches_in_flight = exchange.connector_batches_in_flight();
+  }
   if (config.shutdown_grace_seconds() != 0) {
     options.shutdown_grace = absl::Seconds(config.shutdown_grace_seconds());
   }

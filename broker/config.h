@@ -35,6 +35,9 @@ struct BrokerOptions {
   uint32_t exchange_max_value_bytes = 4096;
   // Most attributes in one GetAttributes request. Default 32.
   uint32_t exchange_max_attributes = 32;
+  // Batching of fetches per connector (ConnectorPool::Options). Defaults 64 and 2.
+  uint32_t max_fetches_per_batch = 64;
+  uint32_t connector_batches_in_flight = 2;
   // How often the access log's checkpoint is signed while it grows. Default 10 s.
   absl::Duration checkpoint_interval = absl::Seconds(10);
   // Change-notification delivery (see DispatchOptions for the defaults).

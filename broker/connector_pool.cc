@@ -1,13 +1,39 @@
 #include "broker/connector_pool.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "certs/identity.h"
+#include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace tellonce::broker {
+namespace {
 
-absl::StatusOr<std::shared_ptr<tellonce::v1::ConnectorService::Stub>> ConnectorPool::StubFor(
+// A fetch joins a batch whose deadline is at most this much earlier than its own: it
+// may be given up this much sooner than it had to be, never later.
+constexpr absl::Duration kDeadlineSlack = absl::Milliseconds(50);
+// Serialized requests per batch call; the SDK's connectors accept 64 KiB.
+constexpr size_t kMaxBatchBytes = 48 * 1024;
+// Largest answer accepted from a connector: a full batch of large values fits.
+constexpr int kMaxAnswerBytes = 16 << 20;
+
+grpc::Status OutcomeStatus(const tellonce::v1::FetchOutcome& outcome) {
+  const int code = outcome.code();
+  if (code < 0 || code > grpc::StatusCode::UNAUTHENTICATED) {
+    return grpc::Status(grpc::StatusCode::UNKNOWN,
+                        absl::StrCat("the connector answered status code ", code));
+  }
+  return grpc::Status(static_cast<grpc::StatusCode>(code), outcome.message());
+}
+
+}  // namespace
+
+ConnectorPool::~ConnectorPool() = default;
+
+absl::StatusOr<ConnectorPool::Connector*> ConnectorPool::ConnectorFor(
     const consent::Directory& directory, const std::string& agency_id) {
   const tellonce::v1::Agency* agency = directory.FindAgency(agency_id);
   if (agency == nullptr || agency->connector_endpoint().empty()) {
@@ -16,7 +42,7 @@ absl::StatusOr<std::shared_ptr<tellonce::v1::ConnectorService::Stub>> ConnectorP
   const std::string& endpoint = agency->connector_endpoint();
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(agency_id);
-  if (it != entries_.end() && it->second.endpoint == endpoint) return it->second.stub;
+  if (it != entries_.end() && it->second->endpoint == endpoint) return it->second.get();
 
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       certs::MakeChannelCredentials(options_.tls,
@@ -35,11 +61,201 @@ absl::StatusOr<std::shared_ptr<tellonce::v1::ConnectorService::Stub>> ConnectorP
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   // A channel of its own per connector, not shared through gRPC's global pool.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto stub = std::shared_ptr<tellonce::v1::ConnectorService::Stub>(
+  args.SetMaxReceiveMessageSize(kMaxAnswerBytes);
+  auto connector = std::make_unique<Connector>();
+  connector->endpoint = endpoint;
+  connector->stub = std::shared_ptr<tellonce::v1::ConnectorService::Stub>(
       tellonce::v1::ConnectorService::NewStub(
           grpc::CreateCustomChannel(endpoint, *credentials, args)));
-  entries_[agency_id] = Entry{endpoint, stub};
-  return stub;
+  Connector* made = connector.get();
+  if (it == entries_.end()) {
+    entries_.emplace(agency_id, std::move(connector));
+  } else {
+    retired_.push_back(std::move(it->second));
+    it->second = std::move(connector);
+  }
+  return made;
+}
+
+absl::StatusOr<std::shared_ptr<tellonce::v1::ConnectorService::Stub>> ConnectorPool::StubFor(
+    const consent::Directory& directory, const std::string& agency_id) {
+  absl::StatusOr<Connector*> connector = ConnectorFor(directory, agency_id);
+  if (!connector.ok()) return connector.status();
+  return (*connector)->stub;
+}
+
+void ConnectorPool::Fetch(const consent::Directory& directory, const std::string& agency_id,
+                          tellonce::v1::FetchAttributesRequest request, absl::Time deadline,
+                          FetchDone done) {
+  counters_.fetches.fetch_add(1, std::memory_order_relaxed);
+  absl::StatusOr<Connector*> connector = ConnectorFor(directory, agency_id);
+  if (!connector.ok()) {
+    done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no connector"), {});
+    return;
+  }
+  Connector& c = **connector;
+  if (options_.max_fetches_per_batch <= 1) {
+    Batch single{.deadline = deadline, .fetches = {}};
+    single.fetches.push_back(Pending{std::move(request), deadline, std::move(done)});
+    SendSingly(c, std::move(single));
+    return;
+  }
+  std::vector<Batch> batches;
+  std::vector<Pending> expired;
+  {
+    absl::MutexLock lock(&c.mu);
+    c.queue.push_back(Pending{std::move(request), deadline, std::move(done)});
+    TakeSendable(c, absl::Now(), batches, expired);
+  }
+  for (Pending& p : expired) {
+    p.done(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline passed while waiting"), {});
+  }
+  for (Batch& b : batches) Send(c, std::move(b));
+}
+
+void ConnectorPool::TakeSendable(Connector& c, absl::Time now, std::vector<Batch>& batches,
+                                 std::vector<Pending>& expired) {
+  c.mu.AssertHeld();
+  for (auto it = c.queue.begin(); it != c.queue.end();) {
+    if (it->deadline <= now) {
+      expired.push_back(std::move(*it));
+      it = c.queue.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  while (!c.queue.empty()) {
+    // The fetch that seeds the next batch: the oldest while a slot is free, else one
+    // that would end before every batch in flight (it must not wait for them).
+    size_t seed = 0;
+    if (c.in_flight.size() >= options_.batches_in_flight) {
+      const absl::Time first_end = *std::min_element(c.in_flight.begin(), c.in_flight.end());
+      while (seed < c.queue.size() && c.queue[seed].deadline >= first_end) ++seed;
+      if (seed == c.queue.size()) break;
+    }
+    Batch batch{.deadline = c.queue[seed].deadline, .fetches = {}};
+    size_t bytes = 0;
+    std::deque<Pending> rest;
+    for (size_t i = 0; i < c.queue.size(); ++i) {
+      Pending& p = c.queue[i];
+      const bool joins =
+          i == seed ||
+          (i > seed && batch.fetches.size() < options_.max_fetches_per_batch &&
+           p.deadline >= batch.deadline && p.deadline - batch.deadline <= kDeadlineSlack &&
+           bytes + p.request.ByteSizeLong() <= kMaxBatchBytes);
+      if (joins) {
+        bytes += p.request.ByteSizeLong();
+        batch.fetches.push_back(std::move(p));
+      } else {
+        rest.push_back(std::move(p));
+      }
+    }
+    c.queue.swap(rest);
+    c.in_flight.push_back(batch.deadline);
+    batches.push_back(std::move(batch));
+  }
+}
+
+void ConnectorPool::Release(Connector& c, absl::Time deadline) {
+  std::vector<Batch> batches;
+  std::vector<Pending> expired;
+  {
+    absl::MutexLock lock(&c.mu);
+    auto it = std::find(c.in_flight.begin(), c.in_flight.end(), deadline);
+    if (it != c.in_flight.end()) c.in_flight.erase(it);
+    TakeSendable(c, absl::Now(), batches, expired);
+  }
+  for (Pending& p : expired) {
+    p.done(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline passed while waiting"), {});
+  }
+  for (Batch& b : batches) Send(c, std::move(b));
+}
+
+void ConnectorPool::Send(Connector& c, Batch batch) {
+  if (c.batch_unsupported.load(std::memory_order_relaxed)) {
+    SendSingly(c, std::move(batch), /*holds_slot=*/true);
+    return;
+  }
+  struct BatchCall {
+    grpc::ClientContext context;
+    tellonce::v1::FetchAttributesBatchRequest request;
+    tellonce::v1::FetchAttributesBatchResponse response;
+    Batch batch;
+  };
+  auto call = std::make_unique<BatchCall>();
+  call->context.set_deadline(absl::ToChronoTime(batch.deadline));
+  call->request.mutable_requests()->Reserve(static_cast<int>(batch.fetches.size()));
+  for (Pending& p : batch.fetches) *call->request.add_requests() = std::move(p.request);
+  call->batch = std::move(batch);
+  counters_.calls.fetch_add(1, std::memory_order_relaxed);
+  BatchCall* raw = call.release();
+  // The callback holds neither the stub nor the channel: the pool owns them (gRPC 1.51
+  // cannot drop a channel's last reference on its own callback thread).
+  c.stub->async()->FetchAttributesBatch(
+      &raw->context, &raw->request, &raw->response, [this, &c, raw](grpc::Status status) {
+        std::unique_ptr<BatchCall> call(raw);
+        Batch batch = std::move(call->batch);
+        if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+          // Not a connector of this SDK: one call per fetch, now and from now on.
+          c.batch_unsupported.store(true, std::memory_order_relaxed);
+          for (size_t i = 0; i < batch.fetches.size(); ++i) {
+            batch.fetches[i].request = std::move(*call->request.mutable_requests(static_cast<int>(i)));
+          }
+          call.reset();
+          SendSingly(c, std::move(batch), /*holds_slot=*/true);
+          return;
+        }
+        tellonce::v1::FetchAttributesBatchResponse response = std::move(call->response);
+        // The call's context goes now, on this thread, before the fetches complete and
+        // the broker can shut down (and its channels with it).
+        call.reset();
+        // What waited goes out before these answers are handled.
+        Release(c, batch.deadline);
+        const size_t n = batch.fetches.size();
+        if (status.ok() && static_cast<size_t>(response.outcomes_size()) != n) {
+          status = grpc::Status(grpc::StatusCode::INTERNAL,
+                                absl::StrCat("the connector answered ", response.outcomes_size(),
+                                             " outcomes to ", n, " requests"));
+        }
+        for (size_t i = 0; i < n; ++i) {
+          if (!status.ok()) {
+            batch.fetches[i].done(status, {});
+            continue;
+          }
+          tellonce::v1::FetchOutcome& outcome = *response.mutable_outcomes(static_cast<int>(i));
+          batch.fetches[i].done(OutcomeStatus(outcome), std::move(*outcome.mutable_response()));
+        }
+      });
+}
+
+void ConnectorPool::SendSingly(Connector& c, Batch batch, bool holds_slot) {
+  struct Single {
+    grpc::ClientContext context;
+    tellonce::v1::FetchAttributesRequest request;
+    tellonce::v1::FetchAttributesResponse response;
+    FetchDone done;
+  };
+  // The batch's slot is freed when its last call ends.
+  auto remaining = std::make_shared<std::atomic<size_t>>(batch.fetches.size());
+  const absl::Time slot_deadline = batch.deadline;
+  for (Pending& p : batch.fetches) {
+    auto single = std::make_unique<Single>();
+    single->context.set_deadline(absl::ToChronoTime(p.deadline));
+    single->request = std::move(p.request);
+    single->done = std::move(p.done);
+    counters_.calls.fetch_add(1, std::memory_order_relaxed);
+    Single* raw = single.release();
+    c.stub->async()->FetchAttributes(
+        &raw->context, &raw->request, &raw->response,
+        [this, &c, raw, remaining, holds_slot, slot_deadline](grpc::Status status) {
+          std::unique_ptr<Single> call(raw);
+          FetchDone done = std::move(call->done);
+          tellonce::v1::FetchAttributesResponse response = std::move(call->response);
+          call.reset();
+          if (holds_slot && remaining->fetch_sub(1) == 1) Release(c, slot_deadline);
+          done(status, std::move(response));
+        });
+  }
 }
 
 }  // namespace tellonce::broker

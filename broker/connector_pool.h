@@ -1,16 +1,23 @@
 #ifndef TELLONCE_BROKER_CONNECTOR_POOL_H_
 #define TELLONCE_BROKER_CONNECTOR_POOL_H_
 
+#include <atomic>
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "certs/tls.h"
 #include "consent/directory.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/support/status.h"
 #include "tellonce/v1/connector.grpc.pb.h"
 
 namespace tellonce::broker {
@@ -23,7 +30,18 @@ namespace tellonce::broker {
 // back-off (at most `max_reconnect_backoff`), and calls on them are fail-fast: while a
 // connector is down, a call fails at once with UNAVAILABLE instead of waiting for its
 // deadline. When a reloaded directory moves an agency to another endpoint, the next
-// call gets a new channel. Thread-safe.
+// call gets a new channel.
+//
+// Fetches are batched per connector, without ever waiting for a timer: a fetch goes
+// out at once while fewer than `batches_in_flight` batch calls to its connector are
+// in flight; otherwise it waits, and when a batch call returns, everything waiting
+// goes out together in one FetchAttributesBatch call. Under light load every fetch is
+// a batch of one (no added latency); under heavy load one call carries many fetches,
+// which costs the broker and the connector a fraction of a call each. A fetch never
+// waits past its deadline for a slot: if it would end before every batch in flight,
+// it goes out at once on its own. A connector that answers UNIMPLEMENTED to the batch
+// call (not built with this SDK) gets one FetchAttributes call per fetch from then
+// on. Thread-safe.
 class ConnectorPool {
  public:
   struct Options {
@@ -31,8 +49,23 @@ class ConnectorPool {
     certs::TlsPaths tls;
     // Longest wait between reconnection attempts to a connector that is down.
     absl::Duration max_reconnect_backoff = absl::Seconds(1);
+    // Most fetches in one batch call; 1 turns batching off (one FetchAttributes call
+    // per fetch, all sent at once).
+    uint32_t max_fetches_per_batch = 64;
+    // Batch calls in flight per connector before fetches wait to be batched.
+    uint32_t batches_in_flight = 2;
   };
+
+  // What the pool counts, for operators and benchmarks. Monotonic.
+  struct Counters {
+    std::atomic<uint64_t> fetches{0};
+    // Calls made: batch calls plus single FetchAttributes calls.
+    std::atomic<uint64_t> calls{0};
+  };
+
   explicit ConnectorPool(Options options) : options_(std::move(options)) {}
+  // Every fetch must have completed (the broker stops its server first).
+  ~ConnectorPool();
 
   // The stub for `agency_id`'s connector as `directory` describes it. NOT_FOUND when
   // the agency is unknown or has no connector_endpoint; the credential error when the
@@ -40,15 +73,64 @@ class ConnectorPool {
   absl::StatusOr<std::shared_ptr<tellonce::v1::ConnectorService::Stub>> StubFor(
       const consent::Directory& directory, const std::string& agency_id) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Gets `done` called exactly once with the connector's answer to `request`, or the
+  // error FetchAttributes would have failed with (UNAVAILABLE when the agency has no
+  // connector or cannot be reached, DEADLINE_EXCEEDED at `deadline`, the connector's
+  // own error for this request). `done` runs on a gRPC thread, or on the caller's when
+  // the fetch fails at once; it must not block. Thread-safe.
+  using FetchDone =
+      absl::AnyInvocable<void(const grpc::Status&, tellonce::v1::FetchAttributesResponse)>;
+  void Fetch(const consent::Directory& directory, const std::string& agency_id,
+             tellonce::v1::FetchAttributesRequest request, absl::Time deadline, FetchDone done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  const Counters& counters() const { return counters_; }
+
  private:
-  struct Entry {
+  struct Pending {
+    tellonce::v1::FetchAttributesRequest request;
+    absl::Time deadline;
+    FetchDone done;
+  };
+  struct Batch {
+    // The earliest deadline of its fetches: the batch call's.
+    absl::Time deadline;
+    std::vector<Pending> fetches;
+  };
+  struct Connector {
     std::string endpoint;
     std::shared_ptr<tellonce::v1::ConnectorService::Stub> stub;
+    // Set once the connector answered UNIMPLEMENTED to a batch call.
+    std::atomic<bool> batch_unsupported{false};
+
+    absl::Mutex mu;
+    // Fetches waiting for a batch slot, oldest first.
+    std::deque<Pending> queue ABSL_GUARDED_BY(mu);
+    // The deadline of each batch call in flight.
+    std::vector<absl::Time> in_flight ABSL_GUARDED_BY(mu);
   };
 
+  // The connector for `agency_id`, made or replaced as for StubFor.
+  absl::StatusOr<Connector*> ConnectorFor(const consent::Directory& directory,
+                                          const std::string& agency_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes from `c`'s queue what may go out now, as batches (each counted in flight)
+  // and the fetches whose deadline has passed.
+  void TakeSendable(Connector& c, absl::Time now, std::vector<Batch>& batches,
+                    std::vector<Pending>& expired);
+  void Send(Connector& c, Batch batch);
+  // One FetchAttributes call per fetch of `batch`; when `holds_slot`, the batch was
+  // counted in flight and its slot is freed after the last call.
+  void SendSingly(Connector& c, Batch batch, bool holds_slot = false);
+  // A batch call of `c` ended: frees its slot and sends what may go out now.
+  void Release(Connector& c, absl::Time deadline);
+
   Options options_;
+  Counters counters_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<Connector>> entries_ ABSL_GUARDED_BY(mu_);
+  // Connectors replaced after an endpoint change: kept until the pool goes, so calls
+  // still in flight on them never drop a channel's last reference on a gRPC thread.
+  std::vector<std::unique_ptr<Connector>> retired_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tellonce::broker

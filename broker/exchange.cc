@@ -12,7 +12,6 @@
 #include "absl/synchronization/mutex.h"
 #include "consent/access_decision.h"
 #include "consent/validation.h"
-#include "grpcpp/client_context.h"
 #include "proto/attribute_value.h"
 #include "proto/time.h"
 
@@ -234,102 +233,76 @@ void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
       call->deadline - std::min(absl::Milliseconds(200), remaining / 10);
 
   for (auto& [provider, indexes] : groups) {
-    struct Fetch {
-      grpc::ClientContext context;
-      tellonce::v1::FetchAttributesRequest request;
-      tellonce::v1::FetchAttributesResponse response;
-      std::vector<size_t> indexes;
-    };
-    auto fetch = std::make_shared<Fetch>();
-    fetch->indexes = indexes;
-    fetch->context.set_deadline(absl::ToChronoTime(provider_deadline));
-    fetch->request.set_exchange_id(call->exchange_id);
-    fetch->request.set_citizen_id(call->request.citizen_id());
-    fetch->request.set_consumer(call->consumer);
-    fetch->request.set_purpose(call->request.purpose());
-    for (size_t i : indexes) fetch->request.add_attributes(call->decisions[i].attribute);
+    tellonce::v1::FetchAttributesRequest request;
+    request.set_exchange_id(call->exchange_id);
+    request.set_citizen_id(call->request.citizen_id());
+    request.set_consumer(call->consumer);
+    request.set_purpose(call->request.purpose());
+    for (size_t i : indexes) request.add_attributes(call->decisions[i].attribute);
     // Several bases may be involved; the first is passed on (the access log has all).
-    *fetch->request.mutable_basis() = call->decisions[indexes.front()].basis;
+    *request.mutable_basis() = call->decisions[indexes.front()].basis;
 
-    auto on_answer = [this, call, fetch](grpc::Status status) mutable {
-      const absl::Time as_of_fallback = options_.clock();
-      bool last = false;
-      {
-        absl::MutexLock lock(&call->mu);
-        auto fail_all = [&](ResultCode code, const std::string& detail) {
-          for (size_t i : fetch->indexes) {
-            call->results[i].set_code(code);
-            call->results[i].set_detail(detail);
-            call->results[i].clear_value();
-          }
-        };
-        if (!status.ok()) {
-          counters_.provider_calls_failed.fetch_add(1, std::memory_order_relaxed);
-          fail_all(CodeForCallStatus(status), DetailForCallStatus(status));
-        } else {
-          absl::flat_hash_map<std::string, size_t> asked;
-          for (size_t i : fetch->indexes) asked[call->decisions[i].attribute] = i;
-          absl::flat_hash_set<std::string> answered;
-          bool trustworthy = true;
-          for (const tellonce::v1::FetchedAttribute& a : fetch->response.attributes()) {
-            if (!asked.contains(a.name()) || !answered.insert(a.name()).second) {
-              trustworthy = false;
-              break;
-            }
-          }
-          if (!trustworthy) {
-            counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
-            fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
-                     "the provider answered with attributes it was not asked for, or twice");
-          } else {
-            const google::protobuf::Timestamp as_of =
-                fetch->response.has_as_of() ? fetch->response.as_of() : ToProtoTime(as_of_fallback);
-            for (size_t i : fetch->indexes) {
-              call->results[i].set_code(tellonce::v1::RESULT_NOT_FOUND);
-              call->results[i].set_detail("the provider has no value of this attribute");
-            }
-            for (tellonce::v1::FetchedAttribute& a : *fetch->response.mutable_attributes()) {
-              AttributeResult& r = call->results[asked[a.name()]];
-              if (a.not_found()) continue;
-              const tellonce::v1::AttributeDef* def = call->directory->FindAttribute(a.name());
-              absl::Status typed = CheckAttributeValue(a.value(), def->type());
-              if (!typed.ok() || ValueBytes(a.value()) > options_.max_value_bytes) {
-                counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
-                r.set_code(tellonce::v1::RESULT_PROVIDER_ERROR);
-                r.set_detail(typed.ok() ? "the provider's value is over the size limit"
-                                        : absl::StrCat("the provider's value ", typed.message()));
-                continue;
-              }
-              r.set_code(tellonce::v1::RESULT_OK);
-              r.clear_detail();
-              *r.mutable_value() = std::move(*a.mutable_value());
-              *r.mutable_provenance()->mutable_as_of() = as_of;
-            }
-          }
-        }
-        last = --call->pending == 0;
-      }
-      // The call's context goes now, on this thread, before the exchange can complete
-      // and the broker shut down (and its channels with it).
-      fetch.reset();
-      if (last) RecordAndAnswer(call);
-    };
-
-    absl::StatusOr<std::shared_ptr<tellonce::v1::ConnectorService::Stub>> stub =
-        connectors_->StubFor(*call->directory, provider);
-    if (!stub.ok()) {
-      on_answer(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no connector"));
-      continue;
-    }
-    // The channel belongs to the ConnectorPool, which outlives the Exchange; the callback
-    // must not hold it (gRPC 1.51 cannot drop a channel's last reference on its own
-    // callback thread).
-    (*stub)->async()->FetchAttributes(
-        &fetch->context, &fetch->request, &fetch->response,
-        [on_answer = std::move(on_answer)](grpc::Status status) mutable {
-          on_answer(std::move(status));
+    connectors_->Fetch(
+        *call->directory, provider, std::move(request), provider_deadline,
+        [this, call, indexes = std::move(indexes)](
+            const grpc::Status& status, tellonce::v1::FetchAttributesResponse response) {
+          if (TakeAnswer(*call, indexes, status, std::move(response))) RecordAndAnswer(call);
         });
   }
+}
+
+bool Exchange::TakeAnswer(Call& call, const std::vector<size_t>& indexes,
+                          const grpc::Status& status,
+                          tellonce::v1::FetchAttributesResponse response) {
+  const absl::Time as_of_fallback = options_.clock();
+  absl::MutexLock lock(&call.mu);
+  auto fail_all = [&](ResultCode code, const std::string& detail) {
+    for (size_t i : indexes) {
+      call.results[i].set_code(code);
+      call.results[i].set_detail(detail);
+      call.results[i].clear_value();
+    }
+  };
+  if (!status.ok()) {
+    counters_.provider_calls_failed.fetch_add(1, std::memory_order_relaxed);
+    fail_all(CodeForCallStatus(status), DetailForCallStatus(status));
+    return --call.pending == 0;
+  }
+  absl::flat_hash_map<std::string, size_t> asked;
+  for (size_t i : indexes) asked[call.decisions[i].attribute] = i;
+  absl::flat_hash_set<std::string> answered;
+  for (const tellonce::v1::FetchedAttribute& a : response.attributes()) {
+    if (!asked.contains(a.name()) || !answered.insert(a.name()).second) {
+      counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
+      fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
+               "the provider answered with attributes it was not asked for, or twice");
+      return --call.pending == 0;
+    }
+  }
+  const google::protobuf::Timestamp as_of =
+      response.has_as_of() ? response.as_of() : ToProtoTime(as_of_fallback);
+  for (size_t i : indexes) {
+    call.results[i].set_code(tellonce::v1::RESULT_NOT_FOUND);
+    call.results[i].set_detail("the provider has no value of this attribute");
+  }
+  for (tellonce::v1::FetchedAttribute& a : *response.mutable_attributes()) {
+    AttributeResult& r = call.results[asked[a.name()]];
+    if (a.not_found()) continue;
+    const tellonce::v1::AttributeDef* def = call.directory->FindAttribute(a.name());
+    absl::Status typed = CheckAttributeValue(a.value(), def->type());
+    if (!typed.ok() || ValueBytes(a.value()) > options_.max_value_bytes) {
+      counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
+      r.set_code(tellonce::v1::RESULT_PROVIDER_ERROR);
+      r.set_detail(typed.ok() ? "the provider's value is over the size limit"
+                              : absl::StrCat("the provider's value ", typed.message()));
+      continue;
+    }
+    r.set_code(tellonce::v1::RESULT_OK);
+    r.clear_detail();
+    *r.mutable_value() = std::move(*a.mutable_value());
+    *r.mutable_provenance()->mutable_as_of() = as_of;
+  }
+  return --call.pending == 0;
 }
 
 void Exchange::RecordAndAnswer(std::shared_ptr<Call> call) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -14,6 +15,7 @@
 #include "broker/connector_pool.h"
 #include "consent/consent_store.h"
 #include "consent/registry.h"
+#include "grpcpp/support/status.h"
 #include "tellonce/v1/exchange.pb.h"
 
 namespace tellonce::broker {
@@ -101,6 +103,10 @@ class Exchange {
   struct Call;
   void SpendOneTimeConsents(std::shared_ptr<Call> call);
   void FetchFromProviders(std::shared_ptr<Call> call);
+  // Takes a provider's answer for the attributes at `indexes` into call.results; true
+  // when it was the last answer the call waited for.
+  bool TakeAnswer(Call& call, const std::vector<size_t>& indexes, const grpc::Status& status,
+                  tellonce::v1::FetchAttributesResponse response);
   void RecordAndAnswer(std::shared_ptr<Call> call);
 
   const consent::DirectoryHolder* directory_;

@@ -35,6 +35,8 @@ namespace {
 
 using ::tellonce::v1::DeliverChangeRequest;
 using ::tellonce::v1::DeliverChangeResponse;
+using ::tellonce::v1::FetchAttributesBatchRequest;
+using ::tellonce::v1::FetchAttributesBatchResponse;
 using ::tellonce::v1::FetchAttributesRequest;
 using ::tellonce::v1::FetchAttributesResponse;
 
@@ -190,6 +192,8 @@ class WorkerPool {
   }
   ~WorkerPool() { Stop(); }
 
+  size_t threads() const { return threads_.size(); }
+
   // Queues `task`. False, without running it, when max_queued tasks are already
   // waiting or the pool is stopping.
   bool Submit(std::function<void()> task) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -276,6 +280,77 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
     if (!queued) {
       reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                    "connector busy: too many fetches waiting"));
+    }
+    return reactor;
+  }
+
+  // Several fetches in one call: each is authorized with the call, validated and
+  // answered on its own (its outcome), the fetch threads sharing the batch out.
+  grpc::ServerUnaryReactor* FetchAttributesBatch(
+      grpc::CallbackServerContext* context, const FetchAttributesBatchRequest* batch,
+      FetchAttributesBatchResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    absl::Status admitted = AuthorizeBroker(*context);
+    if (admitted.ok() && batch->requests().empty()) {
+      admitted = Invalid("requests", "at least one required");
+    }
+    if (admitted.ok() && static_cast<size_t>(batch->requests_size()) > kMaxFetchesPerBatch) {
+      admitted = Invalid("requests", absl::StrCat("more than ", kMaxFetchesPerBatch));
+    }
+    if (!admitted.ok()) {
+      reactor->Finish(ToGrpcStatus(admitted));
+      return reactor;
+    }
+    const int n = batch->requests_size();
+    // Outcomes exist before any thread writes one: threads fill disjoint elements.
+    for (int i = 0; i < n; ++i) response->add_outcomes();
+    std::vector<int> valid;
+    valid.reserve(n);
+    for (int i = 0; i < n; ++i) {
+      absl::Status checked = source_ == nullptr
+                                 ? absl::UnimplementedError("this agency provides no attributes")
+                                 : ValidateFetchRequest(batch->requests(i));
+      if (checked.ok()) {
+        valid.push_back(i);
+        continue;
+      }
+      tellonce::v1::FetchOutcome* outcome = response->mutable_outcomes(i);
+      outcome->set_code(static_cast<int>(checked.code()));
+      outcome->set_message(absl::IsInvalidArgument(checked)
+                               ? absl::StrCat("requests[", i, "].", checked.message())
+                               : std::string(checked.message()));
+    }
+    if (valid.empty()) {
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    }
+    // As many shares as fetch threads (a slow source still works in parallel), each
+    // run in order by one thread; the last share to end finishes the call.
+    const size_t shares = std::min(valid.size(), fetch_pool_->threads());
+    auto left = std::make_shared<std::atomic<size_t>>(shares);
+    auto indexes = std::make_shared<const std::vector<int>>(std::move(valid));
+    for (size_t share = 0; share < shares; ++share) {
+      auto run = [this, context, batch, response, reactor, left, indexes, share, shares] {
+        for (size_t k = share; k < indexes->size(); k += shares) {
+          const int i = (*indexes)[k];
+          tellonce::v1::FetchOutcome* outcome = response->mutable_outcomes(i);
+          absl::Status served = Serve(*context, batch->requests(i), outcome->mutable_response());
+          if (!served.ok()) {
+            outcome->clear_response();
+            outcome->set_code(static_cast<int>(served.code()));
+            outcome->set_message(std::string(served.message()));
+          }
+        }
+        if (left->fetch_sub(1) == 1) reactor->Finish(grpc::Status::OK);
+      };
+      if (!fetch_pool_->Submit(run)) {
+        for (size_t k = share; k < indexes->size(); k += shares) {
+          tellonce::v1::FetchOutcome* outcome = response->mutable_outcomes((*indexes)[k]);
+          outcome->set_code(grpc::StatusCode::RESOURCE_EXHAUSTED);
+          outcome->set_message("connector busy: too many fetches waiting");
+        }
+        if (left->fetch_sub(1) == 1) reactor->Finish(grpc::Status::OK);
+      }
     }
     return reactor;
   }

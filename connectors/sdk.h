@@ -38,6 +38,8 @@ namespace tellonce::connectors {
 // Request limits, checked before a source sees a request.
 inline constexpr size_t kMaxCitizenIdBytes = 64;
 inline constexpr size_t kMaxAttributesPerFetch = 64;
+// Most fetches in one FetchAttributesBatch call.
+inline constexpr size_t kMaxFetchesPerBatch = 256;
 // Every other string of a request (exchange id, consumer, purpose, basis, names).
 inline constexpr size_t kMaxStringBytes = 256;
 // Largest request the server accepts; a bigger one fails with RESOURCE_EXHAUSTED.
@@ -207,9 +209,12 @@ absl::Status ValidateChangeRequest(const tellonce::v1::DeliverChangeRequest& req
 // certificate gets PERMISSION_DENIED), validated, and then queued to a small pool of
 // threads that call the agency's code and finish the call, so code that blocks never
 // stalls gRPC's own threads: FetchAttributes to the fetch threads and the source,
-// DeliverChange to the change threads and the handler. DeliverChange goes through a
-// record of the events already handled (SeenEvents, seen_events.h), keyed by (provider,
-// event_id): a duplicate is acknowledged without calling the handler, a copy arriving
+// DeliverChange to the change threads and the handler. FetchAttributesBatch (the
+// broker gathers the fetches waiting for this connector into one call) is authorized
+// once, each request validated and answered on its own outcome, and the requests shared
+// out over the fetch threads, so the source sees the same calls either way.
+// DeliverChange goes through a record of the events already handled (SeenEvents,
+// seen_events.h), keyed by (provider, event_id): a duplicate is acknowledged without calling the handler, a copy arriving
 // while the handler still runs is answered ABORTED (the broker retries), and an event is
 // recorded only once the handler returned OK. The implementation lives in sdk.cc.
 class ConnectorServer {

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -650,6 +651,98 @@ TEST_F(ConnectorServerTest, ServesTheBrokerTheValues) {
   EXPECT_EQ(response.attributes(0).value().decimal_value(), "1234.56");
   EXPECT_EQ(response.attributes(1).value().string_value(), "EE924265564639800631");
   EXPECT_EQ(response.as_of().seconds(), 1738281600);
+}
+
+grpc::Status CallBatch(const std::shared_ptr<grpc::Channel>& channel,
+                       const tellonce::v1::FetchAttributesBatchRequest& request,
+                       tellonce::v1::FetchAttributesBatchResponse* response) {
+  auto stub = tellonce::v1::ConnectorService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  return stub->FetchAttributesBatch(&context, request, response);
+}
+
+TEST_F(ConnectorServerTest, ABatchAnswersEachRequestWithItsOwnOutcome) {
+  absl::StatusOr<std::unique_ptr<RecordsFileSource>> source =
+      RecordsFileSource::Load(records_, BankAttributes());
+  ASSERT_TRUE(source.ok()) << source.status();
+  absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
+      ConnectorServer::Start(BankOptions(), source->get());
+  ASSERT_TRUE(server.ok()) << server.status();
+
+  tellonce::v1::FetchAttributesBatchRequest batch;
+  for (int i = 0; i < 10; ++i) *batch.add_requests() = GoodRequest();
+  batch.mutable_requests(3)->set_citizen_id("00000000000");  // not a customer
+  batch.mutable_requests(7)->set_attributes(0, "Not A Name");
+  tellonce::v1::FetchAttributesBatchResponse response;
+  grpc::Status status = CallBatch(BrokerChannel((*server)->port()), batch, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.outcomes_size(), 10);
+  for (int i = 0; i < 10; ++i) {
+    const tellonce::v1::FetchOutcome& o = response.outcomes(i);
+    if (i == 3) {
+      EXPECT_EQ(o.code(), grpc::StatusCode::NOT_FOUND);
+      EXPECT_EQ(o.message().find("00000000000"), std::string::npos) << o.message();
+    } else if (i == 7) {
+      EXPECT_EQ(o.code(), grpc::StatusCode::INVALID_ARGUMENT);
+      EXPECT_TRUE(absl::StartsWith(o.message(), "requests[7].attributes[0]: ")) << o.message();
+      EXPECT_EQ(o.response().attributes_size(), 0);
+    } else {
+      EXPECT_EQ(o.code(), 0) << i << ": " << o.message();
+      ASSERT_EQ(o.response().attributes_size(), 2) << i;
+      EXPECT_EQ(o.response().attributes(0).value().decimal_value(), "1234.56");
+    }
+  }
+}
+
+TEST_F(ConnectorServerTest, RefusesAnEmptyOrOversizedBatchAndAgencyCallers) {
+  absl::StatusOr<std::unique_ptr<RecordsFileSource>> source =
+      RecordsFileSource::Load(records_, BankAttributes());
+  ASSERT_TRUE(source.ok()) << source.status();
+  absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
+      ConnectorServer::Start(BankOptions(), source->get());
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto broker = BrokerChannel((*server)->port());
+
+  tellonce::v1::FetchAttributesBatchRequest empty;
+  tellonce::v1::FetchAttributesBatchResponse response;
+  grpc::Status status = CallBatch(broker, empty, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "requests: ")) << status.error_message();
+
+  tellonce::v1::FetchAttributesBatchRequest oversized;
+  FetchAttributesRequest small;
+  small.set_citizen_id("1");
+  small.add_attributes("bank.iban");
+  for (size_t i = 0; i <= kMaxFetchesPerBatch; ++i) *oversized.add_requests() = small;
+  status = CallBatch(broker, oversized, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "requests: more than"))
+      << status.error_message();
+
+  tellonce::v1::FetchAttributesBatchRequest one;
+  *one.add_requests() = GoodRequest();
+  status = CallBatch(ChannelAs("agencies/tax.pem", "agencies/tax.key", (*server)->port()), one,
+                     &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(ConnectorServerTest, ABatchToAConnectorWithoutSourceIsUnimplementedPerRequest) {
+  class Handler final : public ChangeHandler {
+    absl::Status OnChange(const ChangeContext&) override { return absl::OkStatus(); }
+  } handler;
+  absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
+      ConnectorServer::Start(BankOptions(), nullptr, &handler);
+  ASSERT_TRUE(server.ok()) << server.status();
+  tellonce::v1::FetchAttributesBatchRequest batch;
+  *batch.add_requests() = GoodRequest();
+  *batch.add_requests() = GoodRequest();
+  tellonce::v1::FetchAttributesBatchResponse response;
+  grpc::Status status = CallBatch(BrokerChannel((*server)->port()), batch, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.outcomes_size(), 2);
+  EXPECT_EQ(response.outcomes(0).code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(response.outcomes(1).code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST_F(ConnectorServerTest, RefusesAnAgencyCertificateWithPermissionDenied) {
