@@ -5,7 +5,8 @@
 //   kConsents  <consent_id>                               -> StoredConsent (serialized)
 //   kIndexes   "c" \0 <citizen_id> \0 <consent_id>        -> "" (every consent of a citizen)
 //   kIndexes   "a" \0 <citizen_id> \0 <consumer> \0 <consent_id>
-//                                                -> Consent without receipt (ACTIVE only)
+//                                 -> Consent, decision fields only (ACTIVE only; see
+//                                    ActiveEntryValue)
 //   kIndexes   "r" \0 <portal> \0 <request_id>            -> <consent_id> (idempotency)
 //
 // Consent ids start with a millisecond timestamp, so within one citizen (and one
@@ -121,17 +122,35 @@ absl::Status ReadRecord(GroupBatch& batch, const std::string& consent_id, Stored
   return ParseRecord(bytes, consent_id, record);
 }
 
+// The value of an "a" entry: `consent` reduced to the fields an access decision reads
+// (consent id, attributes, purpose, validity, mode, status). Citizen and consumer are
+// in the key; events, portal, request id and capture time stay in the record only.
+// About half the bytes of the whole consent: nearly twice as many entries fit the block
+// cache, a cache miss decompresses fewer blocks, and a lookup parses less. The consent
+// id is kept although the key ends with it, because builds from before this layout
+// return the parsed value as the consent, and they must keep reading these entries.
+std::string ActiveEntryValue(const Consent& consent) {
+  Consent entry;
+  entry.set_consent_id(consent.consent_id());
+  *entry.mutable_attributes() = consent.attributes();
+  entry.set_purpose(consent.purpose());
+  if (consent.has_valid_from()) *entry.mutable_valid_from() = consent.valid_from();
+  if (consent.has_expires_at()) *entry.mutable_expires_at() = consent.expires_at();
+  entry.set_mode(consent.mode());
+  entry.set_status(consent.status());
+  return entry.SerializeAsString();
+}
+
 // Writes a record and its index entries (used by Grant).
 void StageNewRecord(GroupBatch& batch, const StoredConsent& record) {
   const Consent& consent = record.consent();
   batch.Put(Family::kConsents, consent.consent_id(), record.SerializeAsString());
   batch.Put(Family::kIndexes, CitizenKey(consent.citizen_id(), consent.consent_id()), "");
   if (consent.status() == tellonce::v1::ACTIVE) {
-    // The entry carries the consent itself (not the receipt), so an access decision is
-    // one short prefix scan with no record reads. It lives exactly as long as the
-    // stored status is ACTIVE, which is all the decision needs; expiry is applied on
-    // read.
-    batch.Put(Family::kIndexes, ActiveKey(consent), consent.SerializeAsString());
+    // The entry carries what the decision reads, so an access decision is one short
+    // prefix scan with no record reads. It lives exactly as long as the stored status
+    // is ACTIVE, which is all the decision needs; expiry is applied on read.
+    batch.Put(Family::kIndexes, ActiveKey(consent), ActiveEntryValue(consent));
   }
   batch.Put(Family::kIndexes, RequestKey(consent.portal(), consent.request_id()),
             consent.consent_id());
@@ -415,6 +434,10 @@ absl::StatusOr<std::vector<Consent>> RocksConsentStore::FindActive(const std::st
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions read_options;
   read_options.iterate_upper_bound = &upper;
+  // Skips setting up range-tombstone iterators for every file (5% of a lookup). Safe
+  // because nothing writes range deletions: every write goes through GroupBatch, which
+  // has Put and Delete only.
+  read_options.ignore_range_deletions = true;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->db()->NewIterator(read_options, db_->family(Family::kIndexes)));
 
@@ -424,9 +447,13 @@ absl::StatusOr<std::vector<Consent>> RocksConsentStore::FindActive(const std::st
     Consent* consent = &entry;
     StoredConsent record;
     if (!it->value().empty()) {
+      // Decision fields only (ActiveEntryValue), or the whole consent in entries written
+      // before that; the key supplies citizen and consumer either way.
       if (!entry.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
         return absl::DataLossError("an access index entry is corrupt");
       }
+      entry.set_citizen_id(citizen_id);
+      entry.set_consumer(consumer);
     } else {
       // Written before entries carried the consent: read the record. Without a
       // snapshot: a record can only have moved on (revoked, used) since the index entry

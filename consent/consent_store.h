@@ -74,7 +74,10 @@ class ConsentStore {
                                     const std::string& page_token, absl::Time now) = 0;
 
   // The consents of `citizen_id` for `consumer` that are ACTIVE at `now` (and already
-  // valid: valid_from <= now), oldest first. A short prefix scan on the index.
+  // valid: valid_from <= now), oldest first. A short prefix scan on the index. Each
+  // consent has what an access decision reads: consent_id, citizen_id, consumer,
+  // attributes, purpose, valid_from, expires_at, mode and status; other fields (events,
+  // portal, request_id, captured_at) may be missing: Get has the whole record.
   virtual absl::StatusOr<std::vector<tellonce::v1::Consent>> FindActive(
       const std::string& citizen_id, const std::string& consumer, absl::Time now) = 0;
 };

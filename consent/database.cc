@@ -79,6 +79,14 @@ rocksdb::ColumnFamilyOptions FamilyOptions(Family family,
   table.partition_filters = true;
   table.metadata_block_size = 4096;
   if (family == Family::kIndexes) {
+    // Access decisions read single entries at random citizens, from a family larger
+    // than the block cache, so most lookups miss the cache and read, checksum and
+    // decompress a whole data block for one entry. Smaller blocks halve that work per
+    // miss (the index grows to about 3 MB per million consents), and LZ4 decompresses
+    // faster than the default Snappy at a similar size on disk. Compression is recorded
+    // per block, so files written with Snappy and 4 KiB blocks stay readable.
+    table.block_size = 2048;
+    options.compression = rocksdb::kLZ4Compression;
     options.prefix_extractor = std::make_shared<IndexPrefix>();
     options.memtable_prefix_bloom_size_ratio = 0.05;
     options.memtable_whole_key_filtering = true;

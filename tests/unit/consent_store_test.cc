@@ -409,6 +409,62 @@ TEST_F(ConsentStoreTest, FindActiveReturnsOnlyValidActiveConsentsOfThatConsumer)
   EXPECT_TRUE(none->empty());
 }
 
+TEST_F(ConsentStoreTest, AccessIndexEntryHoldsOnlyWhatADecisionReads) {
+  Consent granted = MustGrant({.request_id = "slim", .mode = tellonce::v1::ONE_TIME});
+  const std::string nul(1, '\0');
+  const std::string key =
+      absl::StrCat("a", nul, "39001010001", nul, "tax", nul, granted.consent_id());
+  std::string value;
+  ASSERT_TRUE(db_->db()->Get({}, db_->family(Family::kIndexes), key, &value).ok());
+  Consent entry;
+  ASSERT_TRUE(entry.ParseFromString(value));
+  // The consent id stays in the value: builds from before this layout return the value
+  // as the consent.
+  Consent expected;
+  expected.set_consent_id(granted.consent_id());
+  *expected.mutable_attributes() = granted.attributes();
+  expected.set_purpose(granted.purpose());
+  *expected.mutable_valid_from() = granted.valid_from();
+  *expected.mutable_expires_at() = granted.expires_at();
+  expected.set_mode(tellonce::v1::ONE_TIME);
+  expected.set_status(tellonce::v1::ACTIVE);
+  EXPECT_EQ(entry.SerializeAsString(), expected.SerializeAsString());
+
+  // FindActive adds citizen and consumer from the key.
+  absl::StatusOr<std::vector<Consent>> active =
+      store_->FindActive("39001010001", "tax", kT0 + absl::Minutes(1));
+  ASSERT_TRUE(active.ok()) << active.status();
+  ASSERT_EQ(active->size(), 1u);
+  expected.set_citizen_id("39001010001");
+  expected.set_consumer("tax");
+  EXPECT_EQ((*active)[0].SerializeAsString(), expected.SerializeAsString());
+}
+
+TEST_F(ConsentStoreTest, FindActiveReadsAccessIndexEntriesOfOlderBuilds) {
+  const absl::Time now = kT0 + absl::Minutes(5);
+  Consent whole = MustGrant({.request_id = "whole"});
+  Consent empty = MustGrant({.request_id = "empty", .captured = kT0 + absl::Seconds(1)});
+  Consent revoked = MustGrant({.request_id = "revoked", .captured = kT0 + absl::Seconds(2)});
+  ASSERT_TRUE(Revoke(revoked.consent_id(), "39001010001", now).ok());
+  // Entries as older builds wrote them: the whole consent, or an empty value (the
+  // record is read instead, and decides: the revoked consent's entry is put back here
+  // only to show that).
+  const std::string nul(1, '\0');
+  auto key = [&](const Consent& c) {
+    return absl::StrCat("a", nul, "39001010001", nul, "tax", nul, c.consent_id());
+  };
+  rocksdb::ColumnFamilyHandle* indexes = db_->family(Family::kIndexes);
+  ASSERT_TRUE(db_->db()->Put({}, indexes, key(whole), whole.SerializeAsString()).ok());
+  ASSERT_TRUE(db_->db()->Put({}, indexes, key(empty), "").ok());
+  ASSERT_TRUE(db_->db()->Put({}, indexes, key(revoked), "").ok());
+
+  absl::StatusOr<std::vector<Consent>> active = store_->FindActive("39001010001", "tax", now);
+  ASSERT_TRUE(active.ok()) << active.status();
+  ASSERT_EQ(active->size(), 2u);
+  EXPECT_EQ((*active)[0].SerializeAsString(), whole.SerializeAsString());
+  EXPECT_EQ((*active)[1].SerializeAsString(), empty.SerializeAsString());
+}
+
 TEST_F(ConsentStoreTest, IndexEntriesMatchRecordsAfterGrantRevokeAndUse) {
   const absl::Time now = kT0 + absl::Minutes(5);
   std::vector<Consent> consents;
