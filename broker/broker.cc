@@ -33,7 +33,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       consent::Database::Open({.path = options.data_dir, .block_cache_mb = options.block_cache_mb});
   if (!db.ok()) return db.status();
   broker->db_ = *std::move(db);
-  broker->queue_ = std::make_unique<consent::CommitQueue>(broker->db_.get());
+  broker->queue_ = std::make_unique<consent::CommitQueue>(
+      broker->db_.get(), consent::CommitQueue::Options{.gather = options.group_commit_wait});
   broker->store_ = consent::NewRocksConsentStore(broker->db_.get(), broker->queue_.get());
   certs::SigningKey checkpoint_key = *signing_key;
   broker->registry_ = std::make_unique<consent::ConsentRegistry>(

@@ -68,6 +68,12 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   if (limits.max_string_bytes() != 0) options.limits.max_string_bytes = limits.max_string_bytes();
   if (limits.max_page_size() != 0) options.limits.max_page_size = limits.max_page_size();
 
+  if (config.group_commit_wait_us() > 10000) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": group_commit_wait_us: at most 10000"));
+  }
+  if (config.group_commit_wait_us() != 0) {
+    options.group_commit_wait = absl::Microseconds(config.group_commit_wait_us());
+  }
   if (config.checkpoint_interval_seconds() != 0) {
     options.checkpoint_interval = absl::Seconds(config.checkpoint_interval_seconds());
   }

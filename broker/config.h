@@ -42,6 +42,9 @@ struct BrokerOptions {
   absl::Duration checkpoint_interval = absl::Seconds(10);
   // Change-notification delivery (see DispatchOptions for the defaults).
   DispatchOptions dispatch;
+  // CommitQueue::Options::gather: how long a durable write may wait for concurrent
+  // ones to share its WAL sync. Default 250 µs.
+  absl::Duration group_commit_wait = absl::Microseconds(250);
   // Benchmarks only: exchanges are not recorded. Default false.
   bool unsafe_disable_access_log = false;
 };

@@ -58,6 +58,7 @@ absl::Status CommitQueue::Run(Operation op) {
 void CommitQueue::CommitLoop() {
   std::vector<Pending> group;
   std::vector<absl::Status> results;
+  size_t last_group = 0;  // operations in the previous group
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
 
@@ -68,7 +69,14 @@ void CommitQueue::CommitLoop() {
                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stopping, and everything submitted is done
+      if (options_.gather > absl::ZeroDuration() && last_group > 1) {
+        auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || queue_.size() >= options_.max_group;
+        };
+        mu_.AwaitWithTimeout(absl::Condition(&full), options_.gather);
+      }
       size_t n = std::min(queue_.size(), options_.max_group);
+      last_group = n;
       for (size_t i = 0; i < n; ++i) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();

@@ -59,6 +59,21 @@ class IndexPrefix final : public rocksdb::SliceTransform {
   }
 };
 
+// Insert hints for the access log family, whose keys arrive in order within each kind:
+// events "e" + index, checkpoints "c" + size, tree nodes "n" + level + index. The hint
+// (the last insert position per prefix) turns most memtable inserts from a search of
+// the whole skip list into a step from the previous key.
+class AccessLogHintPrefix final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "tellonce.AccessLogHintPrefix.v1"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key[0] == 'n' ? 2 : 1);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return !key.empty() && (key[0] != 'n' || key.size() >= 2);
+  }
+};
+
 rocksdb::ColumnFamilyOptions FamilyOptions(Family family,
                                            const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions options;
@@ -90,6 +105,9 @@ rocksdb::ColumnFamilyOptions FamilyOptions(Family family,
     options.prefix_extractor = std::make_shared<IndexPrefix>();
     options.memtable_prefix_bloom_size_ratio = 0.05;
     options.memtable_whole_key_filtering = true;
+  }
+  if (family == Family::kAccessLog) {
+    options.memtable_insert_with_hint_prefix_extractor = std::make_shared<AccessLogHintPrefix>();
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return options;

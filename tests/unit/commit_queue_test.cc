@@ -15,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "consent/database.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
 
@@ -269,6 +270,78 @@ TEST_F(CommitQueueTest, DestructionDrainsQueuedOperationsThenRefusesNewOnes) {
     EXPECT_TRUE(Read(absl::StrCat("d", i)).ok()) << i;
   }
   EXPECT_EQ(refused_from_completion.load(), 1);
+}
+
+// Records, in order, when each operation ran in a group and when it completed.
+class Trace {
+ public:
+  CommitQueue::Operation Op(int i) {
+    return [this, i](GroupBatch&) {
+      Add(absl::StrCat("run", i));
+      return absl::OkStatus();
+    };
+  }
+  CommitQueue::Completion Done(int i, absl::Notification* all_done = nullptr, int last = -1) {
+    return [this, i, all_done, last](absl::Status) {
+      Add(absl::StrCat("done", i));
+      if (i == last) all_done->Notify();
+    };
+  }
+  std::vector<std::string> Get() {
+    absl::MutexLock lock(&mu_);
+    return entries_;
+  }
+
+ private:
+  void Add(std::string entry) {
+    absl::MutexLock lock(&mu_);
+    entries_.push_back(std::move(entry));
+  }
+  absl::Mutex mu_;
+  std::vector<std::string> entries_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(CommitQueueTest, ALoneOperationIsNotHeldForOthers) {
+  CommitQueue queue(db_.get(), {.gather = absl::Seconds(30)});
+  absl::Notification done;
+  const absl::Time start = absl::Now();
+  queue.Submit([](GroupBatch& batch) {
+    batch.Put(Family::kOutbox, "k", "v");
+    return absl::OkStatus();
+  }, [&](absl::Status status) {
+    EXPECT_TRUE(status.ok()) << status;
+    done.Notify();
+  });
+  // Far less than the 30 s it could have waited.
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+TEST_F(CommitQueueTest, AfterAGroupOfSeveralTheNextWaitsForMoreUpToMaxGroup) {
+  CommitQueue queue(db_.get(), {.max_group = 4, .gather = absl::Seconds(30)});
+  // A group of two (both queued behind a blocked commit thread)...
+  absl::Notification release;
+  BlockCommitThread(queue, release);
+  Trace first;
+  absl::Notification first_done;
+  queue.Submit(first.Op(0), first.Done(0));
+  queue.Submit(first.Op(1), first.Done(1, &first_done, 1));
+  release.Notify();
+  ASSERT_TRUE(first_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+
+  // ...so four operations submitted one by one go in one group: the commit thread
+  // waits for them instead of writing the first alone, and stops waiting at max_group.
+  Trace next;
+  absl::Notification next_done;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 4; ++i) {
+    queue.Submit(next.Op(i), next.Done(i, &next_done, 3));
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(next_done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+  EXPECT_THAT(next.Get(), ::testing::ElementsAre("run0", "run1", "run2", "run3", "done0", "done1",
+                                                 "done2", "done3"));
 }
 
 }  // namespace
