@@ -40,6 +40,9 @@ using ::tellonce::v1::FetchAttributesBatchResponse;
 using ::tellonce::v1::FetchAttributesRequest;
 using ::tellonce::v1::FetchAttributesResponse;
 
+// Fewest fetches of a batch handed to one fetch thread (see FetchAttributesBatch).
+constexpr size_t kFetchesPerShare = 4;
+
 absl::Status Invalid(absl::string_view field, absl::string_view reason) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
 }
@@ -324,9 +327,11 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
       reactor->Finish(grpc::Status::OK);
       return reactor;
     }
-    // As many shares as fetch threads (a slow source still works in parallel), each
-    // run in order by one thread; the last share to end finishes the call.
-    const size_t shares = std::min(valid.size(), fetch_pool_->threads());
+    // Shares of at least kFetchesPerShare run in order by one fetch thread each, up to
+    // one per thread: a slow source still works in parallel on a large batch, and a
+    // small batch costs a single hand-off. The last share to end finishes the call.
+    const size_t shares =
+        std::min((valid.size() + kFetchesPerShare - 1) / kFetchesPerShare, fetch_pool_->threads());
     auto left = std::make_shared<std::atomic<size_t>>(shares);
     auto indexes = std::make_shared<const std::vector<int>>(std::move(valid));
     for (size_t share = 0; share < shares; ++share) {
