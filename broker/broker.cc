@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                       .max_value_bytes = options.exchange_max_value_bytes,
                       .max_attributes_per_request = options.exchange_max_attributes,
                       .max_string_bytes = options.limits.max_string_bytes,
+                      .max_in_flight = options.exchange_max_in_flight,
                       .record_access = !options.unsafe_disable_access_log});
   if (options.unsafe_disable_access_log) {
     LogWarning("unsafe_disable_access_log is set: exchanges are NOT recorded (benchmarks only)");
@@ -135,7 +136,8 @@ void Broker::Shutdown() {
                          c.attributes_delivered.load(), " attributes delivered, ",
                          c.attributes_refused.load(), " refused, ",
                          c.provider_answers_rejected.load(), " provider answers rejected, ",
-                         c.provider_calls_failed.load(), " provider calls failed; ",
+                         c.provider_calls_failed.load(), " provider calls failed, ",
+                         c.refused_busy.load(), " refused as busy; ",
                          connectors_->counters().fetches.load(), " fetches in ",
                          connectors_->counters().calls.load(), " connector calls"));
   }

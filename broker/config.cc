@@ -114,6 +114,7 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     }
     options.max_fetches_per_batch = exchange.max_fetches_per_batch();
   }
+  if (exchange.max_in_flight() != 0) options.exchange_max_in_flight = exchange.max_in_flight();
   if (exchange.connector_batches_in_flight() != 0) {
     if (exchange.connector_batches_in_flight() > 1024) {
       return absl::InvalidArgumentError(

@@ -38,6 +38,8 @@ struct BrokerOptions {
   // Batching of fetches per connector (ConnectorPool::Options). Defaults 64 and 2.
   uint32_t max_fetches_per_batch = 64;
   uint32_t connector_batches_in_flight = 2;
+  // GetAttributes calls in progress at once (ExchangeOptions::max_in_flight).
+  uint32_t exchange_max_in_flight = 2048;
   // How often the access log's checkpoint is signed while it grows. Default 10 s.
   absl::Duration checkpoint_interval = absl::Seconds(10);
   // Change-notification delivery (see DispatchOptions for the defaults).

@@ -118,6 +118,19 @@ void Exchange::GetAttributes(const std::string& consumer,
                              const tellonce::v1::GetAttributesRequest& request, absl::Time deadline,
                              Done done) {
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
+  if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= options_.max_in_flight) {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    counters_.refused_busy.fetch_add(1, std::memory_order_relaxed);
+    done(absl::ResourceExhaustedError(absl::StrCat("broker busy: ", options_.max_in_flight,
+                                                   " exchanges in progress; retry later")));
+    return;
+  }
+  // Every path below ends in exactly one call of `done`, which frees the slot first.
+  done = [this, done = std::move(done)](
+             absl::StatusOr<tellonce::v1::GetAttributesResponse> result) mutable {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    done(std::move(result));
+  };
   auto call = std::make_shared<Call>();
   call->directory = directory_->Current();
   if (absl::Status valid = ValidateGetAttributes(request, *call->directory, options_);

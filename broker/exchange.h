@@ -31,6 +31,9 @@ struct ExchangeOptions {
   uint32_t max_attributes_per_request = 32;
   // Longest request_id and attribute name. Default 256.
   uint32_t max_string_bytes = 256;
+  // GetAttributes calls in progress at once; beyond it RESOURCE_EXHAUSTED at once.
+  // Default 2048.
+  uint32_t max_in_flight = 2048;
   // Record access events (always, except in benchmarks that measure the log's cost).
   bool record_access = true;
   // Source of the current time; tests inject a fake clock.
@@ -46,6 +49,8 @@ struct ExchangeCounters {
   // values of the wrong type or over the size limit.
   std::atomic<uint64_t> provider_answers_rejected{0};
   std::atomic<uint64_t> provider_calls_failed{0};
+  // Calls refused because max_in_flight were in progress.
+  std::atomic<uint64_t> refused_busy{0};
 };
 
 // Checks a GetAttributes request: request_id (1..max_string_bytes, printable ASCII),
@@ -91,7 +96,8 @@ class Exchange {
   // Runs the flow for `consumer` (already authorized as a consumer). `deadline` is the
   // caller's (InfiniteFuture when none: default_deadline applies). `done` gets the
   // response with one result per requested attribute in request order, or
-  // INVALID_ARGUMENT for a malformed request, or the storage error when the decision
+  // INVALID_ARGUMENT for a malformed request, or RESOURCE_EXHAUSTED when
+  // max_in_flight calls are already in progress, or the storage error when the decision
   // or the access log could not be read or written (then no value is returned).
   void GetAttributes(const std::string& consumer,
                      const tellonce::v1::GetAttributesRequest& request, absl::Time deadline,
@@ -115,6 +121,7 @@ class Exchange {
   ConnectorPool* connectors_;
   ExchangeOptions options_;
   ExchangeCounters counters_;
+  std::atomic<uint32_t> in_flight_{0};
 };
 
 }  // namespace tellonce::broker

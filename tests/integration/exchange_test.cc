@@ -10,6 +10,7 @@
 #include "certs/tls.h"
 #include "grpcpp/create_channel.h"
 #include "google/protobuf/util/time_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/agency_records.pb.h"
@@ -304,6 +305,52 @@ TEST_F(ExchangeTest, ConnectorSlowerThanTheDeadlineIsReportedPerAttribute) {
   EXPECT_FALSE(response.results(0).has_value());
   // The fast provider's answer is not lost to the slow one.
   EXPECT_EQ(response.results(1).code(), tellonce::v1::RESULT_OK) << response.results(1).detail();
+}
+
+TEST_F(ExchangeTest, CallsBeyondMaxInFlightAreRefusedAtOnceAsBusy) {
+  // A broker of its own that takes two exchanges at a time; both wait on a paused
+  // registry (person.name under the tax office's mandate needs no consent).
+  BrokerProcess small(dir_->path() + "/small-broker", *pki_, dir_->path() + "/directory.textproto",
+                      "exchange { max_in_flight: 2 }");
+  ASSERT_TRUE(small.Start().ok()) << small.log();
+  auto stub = tellonce::v1::ExchangeService::NewStub(AgencyChannel(*pki_, "tax", small.address()));
+  auto call = [&](GetAttributesResponse* response, absl::Duration deadline) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    tellonce::v1::GetAttributesRequest r;
+    r.set_request_id("busy");
+    r.set_citizen_id(kCitizen);
+    r.add_attributes("person.name");
+    r.set_purpose("TAX_ASSESSMENT");
+    return stub->GetAttributes(&context, r, response);
+  };
+  registry_->Pause();
+  GetAttributesResponse first, second;
+  grpc::Status first_status, second_status;
+  std::thread a([&] { first_status = call(&first, absl::Seconds(20)); });
+  std::thread b([&] { second_status = call(&second, absl::Seconds(20)); });
+  absl::SleepFor(absl::Milliseconds(500));  // both reach the paused registry
+
+  GetAttributesResponse third;
+  const absl::Time start = absl::Now();
+  grpc::Status busy = call(&third, absl::Seconds(20));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(busy.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << busy.error_message();
+  EXPECT_THAT(busy.error_message(), ::testing::HasSubstr("broker busy"));
+
+  registry_->Resume();
+  a.join();
+  b.join();
+  for (auto [status, response] : {std::pair{&first_status, &first}, {&second_status, &second}}) {
+    ASSERT_TRUE(status->ok()) << status->error_message();
+    ASSERT_EQ(response->results_size(), 1);
+    EXPECT_EQ(response->results(0).code(), tellonce::v1::RESULT_OK) << response->results(0).detail();
+  }
+  // The slots are free again.
+  GetAttributesResponse fourth;
+  grpc::Status again = call(&fourth, absl::Seconds(10));
+  ASSERT_TRUE(again.ok()) << again.error_message();
+  EXPECT_EQ(fourth.results(0).code(), tellonce::v1::RESULT_OK);
 }
 
 TEST_F(ExchangeTest, ConsumerCertificateCallingAConnectorDirectlyIsRefused) {
