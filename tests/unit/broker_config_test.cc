@@ -1,0 +1,106 @@
+// The broker's configuration file: defaults, the exchange and commit settings, and
+// refusals naming the file and the field.
+
+#include "broker/config.h"
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
+
+namespace tellonce::broker {
+namespace {
+
+using ::tellonce::testing::TempDir;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr char kMinimal[] = R"txt(
+tls { ca_file: "pki/ca.pem" cert_file: "pki/broker.pem" key_file: "pki/broker.key" }
+data_dir: "data"
+directory_file: "directory.textproto"
+)txt";
+
+class BrokerConfigTest : public ::testing::Test {
+ protected:
+  // Writes kMinimal plus `extra` as broker.textproto; returns its path.
+  std::string Write(const std::string& extra) {
+    const std::string path = dir_.path() + "/broker.textproto";
+    std::ofstream(path) << kMinimal << extra << "\n";
+    return path;
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(BrokerConfigTest, AMinimalFileGetsTheDocumentedDefaults) {
+  absl::StatusOr<BrokerOptions> options = LoadBrokerConfig(Write(""));
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->data_dir, dir_.path() + "/data");
+  EXPECT_EQ(options->tls.ca_file, dir_.path() + "/pki/ca.pem");
+  EXPECT_EQ(options->exchange_max_attributes, 32u);
+  EXPECT_EQ(options->max_fetches_per_batch, 64u);
+  EXPECT_EQ(options->connector_batches_in_flight, 2u);
+  EXPECT_EQ(options->exchange_max_in_flight, 2048u);
+  EXPECT_EQ(options->group_commit_wait, absl::Microseconds(250));
+}
+
+TEST_F(BrokerConfigTest, ReadsTheExchangeAndCommitSettings) {
+  absl::StatusOr<BrokerOptions> options = LoadBrokerConfig(Write(R"txt(
+exchange {
+  max_fetches_per_batch: 1
+  connector_batches_in_flight: 8
+  max_in_flight: 100
+  default_deadline_ms: 1500
+}
+group_commit_wait_us: 1000
+)txt"));
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->max_fetches_per_batch, 1u);
+  EXPECT_EQ(options->connector_batches_in_flight, 8u);
+  EXPECT_EQ(options->exchange_max_in_flight, 100u);
+  EXPECT_EQ(options->exchange_default_deadline, absl::Milliseconds(1500));
+  EXPECT_EQ(options->group_commit_wait, absl::Milliseconds(1));
+}
+
+TEST_F(BrokerConfigTest, RefusesOutOfRangeSettingsNamingFileAndField) {
+  const struct {
+    std::string text;
+    std::string field;
+  } cases[] = {
+      {"exchange { max_fetches_per_batch: 257 }", "exchange.max_fetches_per_batch: at most 256"},
+      {"exchange { connector_batches_in_flight: 1025 }",
+       "exchange.connector_batches_in_flight: at most 1024"},
+      {"exchange { max_attributes_per_request: 1025 }",
+       "exchange.max_attributes_per_request: at most 1024"},
+      {"group_commit_wait_us: 10001", "group_commit_wait_us: at most 10000"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = Write(c.text);
+    absl::StatusOr<BrokerOptions> options = LoadBrokerConfig(path);
+    ASSERT_FALSE(options.ok()) << c.text;
+    EXPECT_EQ(options.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_EQ(options.status().message(), absl::StrCat(path, ": ", c.field)) << c.text;
+  }
+}
+
+TEST_F(BrokerConfigTest, RefusesUnknownFieldsAndMissingRequiredOnes) {
+  absl::StatusOr<BrokerOptions> unknown = LoadBrokerConfig(Write("exchange { batch_size: 4 }"));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_THAT(std::string(unknown.status().message()),
+              StartsWith(dir_.path() + "/broker.textproto:"));
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("batch_size"));
+
+  const std::string path = dir_.path() + "/no-data-dir.textproto";
+  std::ofstream(path) << R"txt(tls { ca_file: "a" cert_file: "b" key_file: "c" }
+directory_file: "d")txt";
+  absl::StatusOr<BrokerOptions> missing = LoadBrokerConfig(path);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(), absl::StrCat(path, ": data_dir: required"));
+}
+
+}  // namespace
+}  // namespace tellonce::broker
