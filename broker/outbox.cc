@@ -10,6 +10,7 @@
 #include "grpcpp/client_context.h"
 #include "proto/time.h"
 #include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
 
 namespace tellonce::broker {
 namespace {
@@ -357,7 +358,17 @@ absl::StatusOr<int> Outbox::Retry(const std::vector<std::string>& delivery_ids,
       token = page->next_page_token();
     } while (!token.empty());
   }
-  for (const Delivery& d : revived) Write(d);
+  // One synced write: once the operator is told they are re-queued, they are, even
+  // across a crash; if the write fails nothing is re-queued and the operator is told.
+  rocksdb::WriteBatch batch;
+  for (const Delivery& d : revived) {
+    batch.Put(db_->family(Family::kOutbox), Key(SequenceOf(d)), d.SerializeAsString());
+  }
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  if (rocksdb::Status s = db_->db()->Write(synced, &batch); !s.ok()) {
+    return consent::FromRocks(s);
+  }
   const int count = static_cast<int>(revived.size());
   Enqueue(std::move(revived));
   return count;

@@ -50,7 +50,7 @@ struct DispatchOptions {
 // many failures, or too old, and the delivery is parked as DEAD until an operator
 // re-queues it. An acknowledged delivery is deleted. Retry bookkeeping and deletions are
 // not synced: losing them after a crash means a delivery is sent again, which
-// at-least-once delivery allows. Thread-safe.
+// at-least-once delivery allows. An operator's re-queue (Retry) is synced. Thread-safe.
 //
 // Storage (family outbox): "d" <sequence, 8 bytes big-endian> -> Delivery; the next
 // sequence in the default family under "outbox.sequence".
@@ -82,8 +82,9 @@ class Outbox {
       const std::string& page_token);
 
   // Re-queues DEAD deliveries (the ids given, or all of `subscriber`, or all) with a
-  // fresh attempt count; returns how many. NOT_FOUND for an id that is not stored;
-  // FAILED_PRECONDITION for one that is not DEAD.
+  // fresh attempt count, in one synced write; returns how many. NOT_FOUND for an id
+  // that is not stored; FAILED_PRECONDITION for one that is not DEAD; the storage error
+  // when the write fails (then nothing is re-queued).
   absl::StatusOr<int> Retry(const std::vector<std::string>& delivery_ids,
                             const std::string& subscriber) ABSL_LOCKS_EXCLUDED(mu_);
 
