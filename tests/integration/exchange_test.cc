@@ -9,20 +9,17 @@
 #include "absl/time/clock.h"
 #include "certs/tls.h"
 #include "grpcpp/create_channel.h"
-#include "google/protobuf/util/time_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/agency_records.pb.h"
 #include "tellonce/v1/connector.grpc.pb.h"
-#include "tellonce/v1/consent.grpc.pb.h"
 #include "tellonce/v1/exchange.grpc.pb.h"
 #include "tests/integration/harness.h"
 
 namespace tellonce::testing {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using tellonce::v1::AttributeResult;
 using tellonce::v1::GetAttributesResponse;
 
@@ -73,52 +70,24 @@ class ExchangeTest : public ::testing::Test {
                              std::vector<std::string> attributes, const std::string& purpose,
                              tellonce::v1::ConsentMode mode = tellonce::v1::UNTIL_EXPIRY,
                              absl::Duration lifetime = absl::Hours(24)) {
-    static std::atomic<int> n{0};
-    tellonce::v1::GrantConsentRequest r;
-    r.set_request_id("exchange-test-" + std::to_string(n++));
-    r.set_citizen_id(citizen);
-    r.set_consumer(consumer);
-    for (const std::string& a : attributes) r.add_attributes(a);
-    r.set_purpose(purpose);
-    *r.mutable_expires_at() =
-        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now() + lifetime));
-    r.set_mode(mode);
-    auto stub = tellonce::v1::ConsentService::NewStub(
-        AgencyChannel(*pki_, "portal", broker_->address()));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    tellonce::v1::GrantConsentResponse response;
-    grpc::Status status = stub->GrantConsent(&context, r, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.consent().consent_id();
+    absl::StatusOr<std::string> id =
+        GrantConsent(*pki_, broker_->address(),
+                     {.citizen = citizen, .consumer = consumer, .attributes = std::move(attributes),
+                      .purpose = purpose, .mode = mode, .lifetime = lifetime, .request_id = ""});
+    EXPECT_TRUE(id.ok()) << id.status();
+    return id.ok() ? *id : "";
   }
 
   static void Revoke(const std::string& citizen, const std::string& consent_id) {
-    auto stub = tellonce::v1::ConsentService::NewStub(
-        AgencyChannel(*pki_, "portal", broker_->address()));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    tellonce::v1::RevokeConsentRequest r;
-    r.set_citizen_id(citizen);
-    r.set_consent_id(consent_id);
-    tellonce::v1::RevokeConsentResponse response;
-    ASSERT_TRUE(stub->RevokeConsent(&context, r, &response).ok());
+    ASSERT_TRUE(RevokeConsent(*pki_, broker_->address(), citizen, consent_id).ok());
   }
 
   static grpc::Status Fetch(const std::string& consumer, const std::string& citizen,
                             std::vector<std::string> attributes, const std::string& purpose,
                             GetAttributesResponse* response,
                             absl::Duration deadline = absl::Seconds(10)) {
-    auto stub = tellonce::v1::ExchangeService::NewStub(
-        AgencyChannel(*pki_, consumer, broker_->address()));
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-    tellonce::v1::GetAttributesRequest r;
-    r.set_request_id("fetch");
-    r.set_citizen_id(citizen);
-    for (const std::string& a : attributes) r.add_attributes(a);
-    r.set_purpose(purpose);
-    return stub->GetAttributes(&context, r, response);
+    return GetAttributes(*pki_, broker_->address(), consumer, citizen, attributes, purpose,
+                         response, deadline);
   }
 
   // The sample data's value of `attribute` for `citizen`, from the agency's data file.
@@ -313,16 +282,9 @@ TEST_F(ExchangeTest, CallsBeyondMaxInFlightAreRefusedAtOnceAsBusy) {
   BrokerProcess small(dir_->path() + "/small-broker", *pki_, dir_->path() + "/directory.textproto",
                       "exchange { max_in_flight: 2 }");
   ASSERT_TRUE(small.Start().ok()) << small.log();
-  auto stub = tellonce::v1::ExchangeService::NewStub(AgencyChannel(*pki_, "tax", small.address()));
   auto call = [&](GetAttributesResponse* response, absl::Duration deadline) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-    tellonce::v1::GetAttributesRequest r;
-    r.set_request_id("busy");
-    r.set_citizen_id(kCitizen);
-    r.add_attributes("person.name");
-    r.set_purpose("TAX_ASSESSMENT");
-    return stub->GetAttributes(&context, r, response);
+    return GetAttributes(*pki_, small.address(), "tax", kCitizen, {"person.name"}, "TAX_ASSESSMENT",
+                         response, deadline, "busy");
   };
   registry_->Pause();
   GetAttributesResponse first, second;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -19,7 +20,11 @@
 #include "certs/identity.h"
 #include "certs/tls.h"
 #include "consent/directory.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
+#include "tellonce/v1/consent.grpc.pb.h"
+#include "tellonce/v1/exchange.grpc.pb.h"
 #include "proto/textproto.h"
 
 namespace tellonce::testing {
@@ -270,6 +275,58 @@ std::shared_ptr<grpc::Channel> AgencyChannel(const Pki& pki, const std::string& 
   // another identity.
   args.SetInt("grpc.use_local_subchannel_pool", 1);
   return grpc::CreateCustomChannel(address, *creds, args);
+}
+
+absl::StatusOr<std::string> GrantConsent(const Pki& pki, const std::string& address,
+                                         const ConsentTerms& terms) {
+  static std::atomic<int> n{0};
+  tellonce::v1::GrantConsentRequest r;
+  r.set_request_id(terms.request_id.empty() ? absl::StrCat("harness-grant-", n++)
+                                            : terms.request_id);
+  r.set_citizen_id(terms.citizen);
+  r.set_consumer(terms.consumer);
+  for (const std::string& a : terms.attributes) r.add_attributes(a);
+  r.set_purpose(terms.purpose);
+  *r.mutable_expires_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(absl::Now() + terms.lifetime));
+  r.set_mode(terms.mode);
+  auto stub = tellonce::v1::ConsentService::NewStub(AgencyChannel(pki, "portal", address));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  tellonce::v1::GrantConsentResponse response;
+  grpc::Status status = stub->GrantConsent(&context, r, &response);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
+  return response.consent().consent_id();
+}
+
+grpc::Status RevokeConsent(const Pki& pki, const std::string& address, const std::string& citizen,
+                           const std::string& consent_id) {
+  auto stub = tellonce::v1::ConsentService::NewStub(AgencyChannel(pki, "portal", address));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  tellonce::v1::RevokeConsentRequest r;
+  r.set_citizen_id(citizen);
+  r.set_consent_id(consent_id);
+  tellonce::v1::RevokeConsentResponse response;
+  return stub->RevokeConsent(&context, r, &response);
+}
+
+grpc::Status GetAttributes(const Pki& pki, const std::string& address, const std::string& consumer,
+                           const std::string& citizen, const std::vector<std::string>& attributes,
+                           const std::string& purpose, tellonce::v1::GetAttributesResponse* response,
+                           absl::Duration deadline, const std::string& request_id) {
+  auto stub = tellonce::v1::ExchangeService::NewStub(AgencyChannel(pki, consumer, address));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  tellonce::v1::GetAttributesRequest r;
+  r.set_request_id(request_id);
+  r.set_citizen_id(citizen);
+  for (const std::string& a : attributes) r.add_attributes(a);
+  r.set_purpose(purpose);
+  return stub->GetAttributes(&context, r, response);
 }
 
 }  // namespace tellonce::testing

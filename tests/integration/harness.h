@@ -13,7 +13,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/support/status.h"
+#include "tellonce/v1/consent.pb.h"
+#include "tellonce/v1/exchange.pb.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::testing {
@@ -109,6 +113,31 @@ absl::Status WriteDirectoryWithPorts(const std::string& path,
 // verifying the broker's SPIFFE id.
 std::shared_ptr<grpc::Channel> AgencyChannel(const Pki& pki, const std::string& agency,
                                              const std::string& address);
+
+// A consent as a portal records it in tests.
+struct ConsentTerms {
+  std::string citizen;
+  std::string consumer;
+  std::vector<std::string> attributes;
+  std::string purpose;
+  tellonce::v1::ConsentMode mode = tellonce::v1::UNTIL_EXPIRY;
+  absl::Duration lifetime = absl::Hours(24);
+  // Empty: a request id of its own for each grant.
+  std::string request_id;
+};
+
+// Grants `terms` through the broker at `address`, as the portal; the consent id.
+absl::StatusOr<std::string> GrantConsent(const Pki& pki, const std::string& address,
+                                         const ConsentTerms& terms);
+// Revokes a consent through the broker at `address`, as the portal.
+grpc::Status RevokeConsent(const Pki& pki, const std::string& address, const std::string& citizen,
+                           const std::string& consent_id);
+// ExchangeService.GetAttributes at `address` as `consumer`.
+grpc::Status GetAttributes(const Pki& pki, const std::string& address, const std::string& consumer,
+                           const std::string& citizen, const std::vector<std::string>& attributes,
+                           const std::string& purpose, tellonce::v1::GetAttributesResponse* response,
+                           absl::Duration deadline = absl::Seconds(10),
+                           const std::string& request_id = "fetch");
 
 // Paths of the built binaries.
 std::string BrokerBinary();

@@ -221,36 +221,17 @@ class NotificationTest : public ::testing::Test {
   static std::string Consent(const std::string& citizen, const std::string& consumer,
                              BrokerProcess* broker = nullptr) {
     if (broker == nullptr) broker = broker_;
-    static std::atomic<int> n{0};
-    tellonce::v1::GrantConsentRequest r;
-    r.set_request_id(absl::StrCat("notification-test-", n++));
-    r.set_citizen_id(citizen);
-    r.set_consumer(consumer);
-    r.add_attributes("person.address");
-    r.set_purpose("TAX_ASSESSMENT");
-    *r.mutable_expires_at() =
-        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now() + absl::Hours(24)));
-    r.set_mode(tellonce::v1::UNTIL_EXPIRY);
-    auto stub =
-        tellonce::v1::ConsentService::NewStub(AgencyChannel(*pki_, "portal", broker->address()));
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    tellonce::v1::GrantConsentResponse response;
-    grpc::Status status = stub->GrantConsent(&context, r, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.consent().consent_id();
+    absl::StatusOr<std::string> id = GrantConsent(
+        *pki_, broker->address(),
+        {.citizen = citizen, .consumer = consumer, .attributes = {"person.address"},
+         .purpose = "TAX_ASSESSMENT", .mode = tellonce::v1::UNTIL_EXPIRY,
+         .lifetime = absl::Hours(24), .request_id = ""});
+    EXPECT_TRUE(id.ok()) << id.status();
+    return id.ok() ? *id : "";
   }
 
   static void Revoke(const std::string& citizen, const std::string& consent_id) {
-    auto stub =
-        tellonce::v1::ConsentService::NewStub(AgencyChannel(*pki_, "portal", broker_->address()));
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    tellonce::v1::RevokeConsentRequest r;
-    r.set_citizen_id(citizen);
-    r.set_consent_id(consent_id);
-    tellonce::v1::RevokeConsentResponse response;
-    grpc::Status status = stub->RevokeConsent(&context, r, &response);
+    grpc::Status status = RevokeConsent(*pki_, broker_->address(), citizen, consent_id);
     ASSERT_TRUE(status.ok()) << status.error_message();
   }
 

@@ -14,18 +14,15 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "certs/tls.h"
-#include "google/protobuf/util/time_util.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "tellonce/v1/connector.grpc.pb.h"
-#include "tellonce/v1/consent.grpc.pb.h"
 #include "tellonce/v1/exchange.grpc.pb.h"
 #include "tests/integration/harness.h"
 
 namespace tellonce::testing {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using tellonce::v1::GetAttributesResponse;
 
 constexpr char kCitizen[] = "37605030299";
@@ -53,7 +50,7 @@ class ProviderFaultTest : public ::testing::Test {
     ASSERT_TRUE(WriteDirectoryWithPorts(directory, {{"bank", bank_->port()}}).ok());
     broker_ = new BrokerProcess(dir_->path() + "/broker", *pki_, directory);
     ASSERT_TRUE(broker_->Start().ok()) << broker_->log();
-    GrantConsent();
+    GrantTheConsent();
   }
 
   static void TearDownTestSuite() {
@@ -87,23 +84,13 @@ class ProviderFaultTest : public ::testing::Test {
   }
 
   // The citizen, through the portal, lets the tax office obtain kAsked for kPurpose.
-  static void GrantConsent() {
-    tellonce::v1::GrantConsentRequest r;
-    r.set_request_id("provider-fault-test");
-    r.set_citizen_id(kCitizen);
-    r.set_consumer(kConsumer);
-    r.add_attributes(kAsked);
-    r.set_purpose(kPurpose);
-    *r.mutable_expires_at() =
-        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now() + absl::Hours(24)));
-    r.set_mode(tellonce::v1::UNTIL_EXPIRY);
-    auto stub =
-        tellonce::v1::ConsentService::NewStub(AgencyChannel(*pki_, "portal", broker_->address()));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    tellonce::v1::GrantConsentResponse response;
-    grpc::Status status = stub->GrantConsent(&context, r, &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
+  static void GrantTheConsent() {
+    absl::StatusOr<std::string> id = GrantConsent(
+        *pki_, broker_->address(),
+        {.citizen = kCitizen, .consumer = kConsumer, .attributes = {kAsked}, .purpose = kPurpose,
+         .mode = tellonce::v1::UNTIL_EXPIRY, .lifetime = absl::Hours(24),
+         .request_id = "provider-fault-test"});
+    ASSERT_TRUE(id.ok()) << id.status();
   }
 
   // The tax office asks for kAsked. The connector has just been restarted and the

@@ -19,10 +19,8 @@
 #include "absl/time/clock.h"
 #include "certs/merkle.h"
 #include "consent/database.h"
-#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
-#include "tellonce/v1/consent.grpc.pb.h"
 #include "tellonce/v1/exchange.grpc.pb.h"
 #include "tellonce/v1/transparency.grpc.pb.h"
 #include "tests/integration/harness.h"
@@ -30,7 +28,6 @@
 namespace tellonce::testing {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using tellonce::v1::AccessEvent;
 using tellonce::v1::GetAttributesResponse;
 using tellonce::v1::LoggedAccessEvent;
@@ -74,39 +71,20 @@ class TransparencyTest : public ::testing::Test {
 
   std::string Consent(const std::string& citizen, const std::string& consumer,
                       std::vector<std::string> attributes, const std::string& purpose) {
-    static std::atomic<int> n{0};
-    tellonce::v1::GrantConsentRequest r;
-    r.set_request_id("transparency-test-" + std::to_string(n++));
-    r.set_citizen_id(citizen);
-    r.set_consumer(consumer);
-    for (const std::string& a : attributes) r.add_attributes(a);
-    r.set_purpose(purpose);
-    *r.mutable_expires_at() =
-        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now() + absl::Hours(24)));
-    r.set_mode(tellonce::v1::UNTIL_EXPIRY);
-    auto stub =
-        tellonce::v1::ConsentService::NewStub(AgencyChannel(*pki_, "portal", broker_->address()));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    tellonce::v1::GrantConsentResponse response;
-    grpc::Status status = stub->GrantConsent(&context, r, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.consent().consent_id();
+    absl::StatusOr<std::string> id =
+        GrantConsent(*pki_, broker_->address(),
+                     {.citizen = citizen, .consumer = consumer, .attributes = std::move(attributes),
+                      .purpose = purpose, .mode = tellonce::v1::UNTIL_EXPIRY,
+                      .lifetime = absl::Hours(24), .request_id = ""});
+    EXPECT_TRUE(id.ok()) << id.status();
+    return id.ok() ? *id : "";
   }
 
   grpc::Status Fetch(const std::string& consumer, const std::string& citizen,
                      std::vector<std::string> attributes, const std::string& purpose,
                      GetAttributesResponse* response, absl::Duration deadline = absl::Seconds(10)) {
-    auto stub =
-        tellonce::v1::ExchangeService::NewStub(AgencyChannel(*pki_, consumer, broker_->address()));
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-    tellonce::v1::GetAttributesRequest r;
-    r.set_request_id("fetch");
-    r.set_citizen_id(citizen);
-    for (const std::string& a : attributes) r.add_attributes(a);
-    r.set_purpose(purpose);
-    return stub->GetAttributes(&context, r, response);
+    return GetAttributes(*pki_, broker_->address(), consumer, citizen, attributes, purpose,
+                         response, deadline);
   }
 
   // Fetch that must succeed; returns the exchange id.

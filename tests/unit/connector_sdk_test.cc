@@ -627,24 +627,34 @@ class ConnectorServerTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_NE(dir_, nullptr); }
 
+  // Serves the test's bank records (records_) as the bank's connector, in bank_.
+  void ServeBankRecords() {
+    absl::StatusOr<std::unique_ptr<RecordsFileSource>> source =
+        RecordsFileSource::Load(records_, BankAttributes());
+    ASSERT_TRUE(source.ok()) << source.status();
+    bank_source_ = *std::move(source);
+    absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
+        ConnectorServer::Start(BankOptions(), bank_source_.get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    bank_ = *std::move(server);
+  }
+
   static TempDir* dir_;
   static std::string records_;
+  // Set by ServeBankRecords; the server goes first.
+  std::unique_ptr<RecordsFileSource> bank_source_;
+  std::unique_ptr<ConnectorServer> bank_;
 };
 
 TempDir* ConnectorServerTest::dir_ = nullptr;
 std::string ConnectorServerTest::records_;
 
 TEST_F(ConnectorServerTest, ServesTheBrokerTheValues) {
-  absl::StatusOr<std::unique_ptr<RecordsFileSource>> source =
-      RecordsFileSource::Load(records_, BankAttributes());
-  ASSERT_TRUE(source.ok()) << source.status();
-  absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
-      ConnectorServer::Start(BankOptions(), source->get());
-  ASSERT_TRUE(server.ok()) << server.status();
-  ASSERT_GT((*server)->port(), 0);
+  ASSERT_NO_FATAL_FAILURE(ServeBankRecords());
+  ASSERT_GT(bank_->port(), 0);
 
   FetchAttributesResponse response;
-  grpc::Status status = Call(BrokerChannel((*server)->port()), GoodRequest(), &response);
+  grpc::Status status = Call(BrokerChannel(bank_->port()), GoodRequest(), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(response.attributes_size(), 2);
   EXPECT_EQ(response.attributes(0).name(), "bank.interest_paid");
@@ -663,19 +673,14 @@ grpc::Status CallBatch(const std::shared_ptr<grpc::Channel>& channel,
 }
 
 TEST_F(ConnectorServerTest, ABatchAnswersEachRequestWithItsOwnOutcome) {
-  absl::StatusOr<std::unique_ptr<RecordsFileSource>> source =
-      RecordsFileSource::Load(records_, BankAttributes());
-  ASSERT_TRUE(source.ok()) << source.status();
-  absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
-      ConnectorServer::Start(BankOptions(), source->get());
-  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_NO_FATAL_FAILURE(ServeBankRecords());
 
   tellonce::v1::FetchAttributesBatchRequest batch;
   for (int i = 0; i < 10; ++i) *batch.add_requests() = GoodRequest();
   batch.mutable_requests(3)->set_citizen_id("00000000000");  // not a customer
   batch.mutable_requests(7)->set_attributes(0, "Not A Name");
   tellonce::v1::FetchAttributesBatchResponse response;
-  grpc::Status status = CallBatch(BrokerChannel((*server)->port()), batch, &response);
+  grpc::Status status = CallBatch(BrokerChannel(bank_->port()), batch, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(response.outcomes_size(), 10);
   for (int i = 0; i < 10; ++i) {
@@ -696,13 +701,8 @@ TEST_F(ConnectorServerTest, ABatchAnswersEachRequestWithItsOwnOutcome) {
 }
 
 TEST_F(ConnectorServerTest, RefusesAnEmptyOrOversizedBatchAndAgencyCallers) {
-  absl::StatusOr<std::unique_ptr<RecordsFileSource>> source =
-      RecordsFileSource::Load(records_, BankAttributes());
-  ASSERT_TRUE(source.ok()) << source.status();
-  absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
-      ConnectorServer::Start(BankOptions(), source->get());
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto broker = BrokerChannel((*server)->port());
+  ASSERT_NO_FATAL_FAILURE(ServeBankRecords());
+  auto broker = BrokerChannel(bank_->port());
 
   tellonce::v1::FetchAttributesBatchRequest empty;
   tellonce::v1::FetchAttributesBatchResponse response;
@@ -722,7 +722,7 @@ TEST_F(ConnectorServerTest, RefusesAnEmptyOrOversizedBatchAndAgencyCallers) {
 
   tellonce::v1::FetchAttributesBatchRequest one;
   *one.add_requests() = GoodRequest();
-  status = CallBatch(ChannelAs("agencies/tax.pem", "agencies/tax.key", (*server)->port()), one,
+  status = CallBatch(ChannelAs("agencies/tax.pem", "agencies/tax.key", bank_->port()), one,
                      &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
@@ -746,17 +746,12 @@ TEST_F(ConnectorServerTest, ABatchToAConnectorWithoutSourceIsUnimplementedPerReq
 }
 
 TEST_F(ConnectorServerTest, RefusesAnAgencyCertificateWithPermissionDenied) {
-  absl::StatusOr<std::unique_ptr<RecordsFileSource>> source =
-      RecordsFileSource::Load(records_, BankAttributes());
-  ASSERT_TRUE(source.ok()) << source.status();
-  absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
-      ConnectorServer::Start(BankOptions(), source->get());
-  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_NO_FATAL_FAILURE(ServeBankRecords());
   for (const std::string agency : {"tax", "bank"}) {
     SCOPED_TRACE(agency);
     FetchAttributesResponse response;
     grpc::Status status = Call(
-        ChannelAs("agencies/" + agency + ".pem", "agencies/" + agency + ".key", (*server)->port()),
+        ChannelAs("agencies/" + agency + ".pem", "agencies/" + agency + ".key", bank_->port()),
         GoodRequest(), &response);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
     EXPECT_THAT(status.error_message(), HasSubstr(agency));
@@ -765,13 +760,8 @@ TEST_F(ConnectorServerTest, RefusesAnAgencyCertificateWithPermissionDenied) {
 }
 
 TEST_F(ConnectorServerTest, MapsBadRequestsAndUnknownCitizensToTheirCodes) {
-  absl::StatusOr<std::unique_ptr<RecordsFileSource>> source =
-      RecordsFileSource::Load(records_, BankAttributes());
-  ASSERT_TRUE(source.ok()) << source.status();
-  absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
-      ConnectorServer::Start(BankOptions(), source->get());
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto channel = BrokerChannel((*server)->port());
+  ASSERT_NO_FATAL_FAILURE(ServeBankRecords());
+  auto channel = BrokerChannel(bank_->port());
 
   FetchAttributesRequest bad = GoodRequest();
   bad.add_attributes("bank.interest_paid");
