@@ -107,10 +107,7 @@ void ConnectorPool::Fetch(const consent::Directory& directory, const std::string
     c.queue.push_back(Pending{std::move(request), deadline, std::move(done)});
     TakeSendable(c, absl::Now(), batches, expired);
   }
-  for (Pending& p : expired) {
-    p.done(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline passed while waiting"), {});
-  }
-  for (Batch& b : batches) Send(c, std::move(b));
+  SendAndExpire(c, std::move(batches), std::move(expired));
 }
 
 void ConnectorPool::TakeSendable(Connector& c, absl::Time now, std::vector<Batch>& batches,
@@ -138,13 +135,14 @@ void ConnectorPool::TakeSendable(Connector& c, absl::Time now, std::vector<Batch
     std::deque<Pending> rest;
     for (size_t i = 0; i < c.queue.size(); ++i) {
       Pending& p = c.queue[i];
+      const size_t size = p.request.ByteSizeLong();
       const bool joins =
           i == seed ||
           (i > seed && batch.fetches.size() < options_.max_fetches_per_batch &&
            p.deadline >= batch.deadline && p.deadline - batch.deadline <= kDeadlineSlack &&
-           bytes + p.request.ByteSizeLong() <= kMaxBatchBytes);
+           bytes + size <= kMaxBatchBytes);
       if (joins) {
-        bytes += p.request.ByteSizeLong();
+        bytes += size;
         batch.fetches.push_back(std::move(p));
       } else {
         rest.push_back(std::move(p));
@@ -165,6 +163,11 @@ void ConnectorPool::Release(Connector& c, absl::Time deadline) {
     if (it != c.in_flight.end()) c.in_flight.erase(it);
     TakeSendable(c, absl::Now(), batches, expired);
   }
+  SendAndExpire(c, std::move(batches), std::move(expired));
+}
+
+void ConnectorPool::SendAndExpire(Connector& c, std::vector<Batch> batches,
+                                  std::vector<Pending> expired) {
   for (Pending& p : expired) {
     p.done(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline passed while waiting"), {});
   }

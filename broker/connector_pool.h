@@ -117,6 +117,8 @@ class ConnectorPool {
   // and the fetches whose deadline has passed.
   void TakeSendable(Connector& c, absl::Time now, std::vector<Batch>& batches,
                     std::vector<Pending>& expired);
+  // Completes `expired` with DEADLINE_EXCEEDED and sends `batches`, outside c.mu.
+  void SendAndExpire(Connector& c, std::vector<Batch> batches, std::vector<Pending> expired);
   void Send(Connector& c, Batch batch);
   // One FetchAttributes call per fetch of `batch`; when `holds_slot`, the batch was
   // counted in flight and its slot is freed after the last call.

@@ -116,7 +116,8 @@ struct Exchange::Call {
 
 void Exchange::GetAttributes(const std::string& consumer,
                              const tellonce::v1::GetAttributesRequest& request, absl::Time deadline,
-                             Done done) {
+                             Done done,
+                             std::shared_ptr<const consent::Directory> directory) {
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
   if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= options_.max_in_flight) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
@@ -132,7 +133,7 @@ void Exchange::GetAttributes(const std::string& consumer,
     done(std::move(result));
   };
   auto call = std::make_shared<Call>();
-  call->directory = directory_->Current();
+  call->directory = directory != nullptr ? std::move(directory) : directory_->Current();
   if (absl::Status valid = ValidateGetAttributes(request, *call->directory, options_);
       !valid.ok()) {
     done(std::move(valid));

@@ -99,9 +99,11 @@ class Exchange {
   // INVALID_ARGUMENT for a malformed request, or RESOURCE_EXHAUSTED when
   // max_in_flight calls are already in progress, or the storage error when the decision
   // or the access log could not be read or written (then no value is returned).
+  // `directory` is the snapshot the caller authorized `consumer` against (null: the
+  // current one), so that one request sees one directory throughout.
   void GetAttributes(const std::string& consumer,
                      const tellonce::v1::GetAttributesRequest& request, absl::Time deadline,
-                     Done done);
+                     Done done, std::shared_ptr<const consent::Directory> directory = nullptr);
 
   const ExchangeCounters& counters() const { return counters_; }
 

@@ -12,8 +12,9 @@ grpc::ServerUnaryReactor* ExchangeServiceImpl::GetAttributes(
     grpc::CallbackServerContext* context, const tellonce::v1::GetAttributesRequest* request,
     tellonce::v1::GetAttributesResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::string> consumer = AuthorizeAgency(
-      *context, *directory_->Current(), tellonce::v1::CONSUMER, "ExchangeService");
+  std::shared_ptr<const consent::Directory> directory = directory_->Current();
+  absl::StatusOr<std::string> consumer =
+      AuthorizeAgency(*context, *directory, tellonce::v1::CONSUMER, "ExchangeService");
   if (!consumer.ok()) {
     reactor->Finish(ToGrpcStatus(consumer.status()));
     return reactor;
@@ -26,7 +27,8 @@ grpc::ServerUnaryReactor* ExchangeServiceImpl::GetAttributes(
       *consumer, *request, deadline,
       [reactor, response](absl::StatusOr<tellonce::v1::GetAttributesResponse> result) {
         FinishWith(reactor, response, std::move(result));
-      });
+      },
+      std::move(directory));
   return reactor;
 }
 
