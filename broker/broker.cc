@@ -141,6 +141,11 @@ void Broker::Shutdown() {
                          connectors_->counters().fetches.load(), " fetches in ",
                          connectors_->counters().calls.load(), " connector calls"));
   }
+  if (queue_ != nullptr) {
+    const consent::CommitQueue::Counters& c = queue_->counters();
+    LogInfo(absl::StrCat("commit queue: ", c.operations.load(), " operations in ",
+                         c.groups.load(), " groups, ", c.writes.load(), " writes"));
+  }
   exchange_service_.reset();
   exchange_.reset();
   notification_service_.reset();

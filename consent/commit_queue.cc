@@ -83,6 +83,9 @@ void CommitQueue::CommitLoop() {
       }
     }
 
+    counters_.groups.fetch_add(1, std::memory_order_relaxed);
+    counters_.operations.fetch_add(group.size(), std::memory_order_relaxed);
+
     // Run the operations in order; each one's writes are undone on its own failure.
     GroupBatch batch(db_);
     results.assign(group.size(), absl::OkStatus());
@@ -110,6 +113,7 @@ void CommitQueue::CommitLoop() {
     // One write (one WAL sync) for the whole group. An empty batch (only reads, or only
     // failures) needs no write: what was read was already durable.
     if (broken.ok() && any_ok && batch.batch_.GetWriteBatch()->Count() > 0) {
+      counters_.writes.fetch_add(1, std::memory_order_relaxed);
       absl::Status written =
           FromRocks(db_->db()->Write(write_options, batch.batch_.GetWriteBatch()));
       if (!written.ok()) {

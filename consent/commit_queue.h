@@ -1,6 +1,8 @@
 #ifndef TELLONCE_CONSENT_COMMIT_QUEUE_H_
 #define TELLONCE_CONSENT_COMMIT_QUEUE_H_
 
+#include <atomic>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -76,6 +78,14 @@ class CommitQueue {
   // Submit and wait for the completion. Not to be called from a completion.
   absl::Status Run(Operation op) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // What the commit thread has done so far (for logs and benchmarks).
+  struct Counters {
+    std::atomic<uint64_t> operations{0};  // operations run
+    std::atomic<uint64_t> groups{0};      // groups taken from the queue
+    std::atomic<uint64_t> writes{0};      // RocksDB writes (WAL syncs when sync is on)
+  };
+  const Counters& counters() const { return counters_; }
+
  private:
   struct Pending {
     Operation op;
@@ -88,6 +98,7 @@ class CommitQueue {
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  Counters counters_;
   std::thread thread_;
 };
 

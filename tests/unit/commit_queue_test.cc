@@ -315,6 +315,9 @@ TEST_F(CommitQueueTest, ALoneOperationIsNotHeldForOthers) {
   // Far less than the 30 s it could have waited.
   EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(queue.counters().operations.load(), 1u);
+  EXPECT_EQ(queue.counters().groups.load(), 1u);
+  EXPECT_EQ(queue.counters().writes.load(), 1u);
 }
 
 TEST_F(CommitQueueTest, AfterAGroupOfSeveralTheNextWaitsForMoreUpToMaxGroup) {
@@ -333,6 +336,7 @@ TEST_F(CommitQueueTest, AfterAGroupOfSeveralTheNextWaitsForMoreUpToMaxGroup) {
   // waits for them instead of writing the first alone, and stops waiting at max_group.
   Trace next;
   absl::Notification next_done;
+  const uint64_t groups_before = queue.counters().groups.load();
   const absl::Time start = absl::Now();
   for (int i = 0; i < 4; ++i) {
     queue.Submit(next.Op(i), next.Done(i, &next_done, 3));
@@ -342,6 +346,9 @@ TEST_F(CommitQueueTest, AfterAGroupOfSeveralTheNextWaitsForMoreUpToMaxGroup) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(20));
   EXPECT_THAT(next.Get(), ::testing::ElementsAre("run0", "run1", "run2", "run3", "done0", "done1",
                                                  "done2", "done3"));
+  EXPECT_EQ(queue.counters().groups.load() - groups_before, 1u);
+  // Operations that stage nothing need no write.
+  EXPECT_EQ(queue.counters().writes.load(), 0u);
 }
 
 }  // namespace
