@@ -26,6 +26,7 @@ void GroupBatch::Delete(Family family, const std::string& key) {
 
 CommitQueue::CommitQueue(Database* db, Options options) : db_(db), options_(options) {
   options_.max_group = std::max<size_t>(options_.max_group, 1);
+  if (options_.completion_thread) completion_thread_ = std::thread([this] { CompletionLoop(); });
   thread_ = std::thread([this] { CommitLoop(); });
 }
 
@@ -35,6 +36,37 @@ CommitQueue::~CommitQueue() {
     stopping_ = true;
   }
   thread_.join();  // CommitLoop returns once the queue is empty
+  if (completion_thread_.joinable()) {
+    {
+      absl::MutexLock lock(&completion_mu_);
+      commit_loop_done_ = true;
+    }
+    completion_thread_.join();  // CompletionLoop returns once every group is completed
+  }
+}
+
+void CommitQueue::Complete(Committed& committed) {
+  // Completions run without any lock, each exactly once.
+  for (size_t i = 0; i < committed.group.size(); ++i) {
+    committed.group[i].done(std::move(committed.results[i]));
+  }
+}
+
+void CommitQueue::CompletionLoop() {
+  for (;;) {
+    Committed committed;
+    {
+      absl::MutexLock lock(&completion_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(completion_mu_) {
+        return commit_loop_done_ || !committed_.empty();
+      };
+      completion_mu_.Await(absl::Condition(&ready));
+      if (committed_.empty()) return;  // the commit loop is done and so is everything
+      committed = std::move(committed_.front());
+      committed_.pop_front();
+    }
+    Complete(committed);
+  }
 }
 
 void CommitQueue::Submit(Operation op, Completion done) {
@@ -123,11 +155,14 @@ void CommitQueue::CommitLoop() {
       }
     }
 
-    // Completions run without the lock, each exactly once.
-    for (size_t i = 0; i < group.size(); ++i) {
-      group[i].done(std::move(results[i]));
-    }
+    Committed committed{std::move(group), std::move(results)};
     group.clear();
+    if (completion_thread_.joinable()) {
+      absl::MutexLock lock(&completion_mu_);
+      committed_.push_back(std::move(committed));
+    } else {
+      Complete(committed);
+    }
   }
 }
 

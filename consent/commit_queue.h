@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -43,7 +44,8 @@ class GroupBatch {
 // the completions. Because operations run one at a time on that thread, a
 // read-modify-write (revoke, spending a one-time consent, an idempotency check) needs
 // no other lock. Operations must be quick and must not block; completions run on the
-// commit thread and must not block either (hand off, e.g. gRPC reactor Finish).
+// commit thread (or on a completion thread of their own, Options::completion_thread)
+// and must not block either (hand off, e.g. gRPC reactor Finish).
 class CommitQueue {
  public:
   // Stages writes; a non-OK return discards what this operation staged and is passed
@@ -64,6 +66,12 @@ class CommitQueue {
     // sync then covers more of them, which costs less CPU per operation, for a little
     // latency under load. A lone operation is never held. Default 0 (write at once).
     absl::Duration gather = absl::ZeroDuration();
+    // Run completions on a thread of their own instead of the commit thread: the next
+    // group's write and sync then overlap the previous group's completions (replies
+    // sent to gRPC cost more than the write). Completions still run one at a time, in
+    // submission order, each after its group is durable; a later group may already be
+    // durable when they run. Default false.
+    bool completion_thread = false;
   };
 
   // Starts the commit thread. `db` must outlive the queue.
@@ -91,7 +99,16 @@ class CommitQueue {
     Operation op;
     Completion done;
   };
+  // A group's completions and what each receives.
+  struct Committed {
+    std::vector<Pending> group;
+    std::vector<absl::Status> results;
+  };
   void CommitLoop();
+  // Runs the completions of `committed`, in order.
+  static void Complete(Committed& committed);
+  // The completion thread (Options::completion_thread).
+  void CompletionLoop();
 
   Database* db_;
   Options options_;
@@ -99,6 +116,12 @@ class CommitQueue {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   Counters counters_;
+
+  absl::Mutex completion_mu_;
+  std::deque<Committed> committed_ ABSL_GUARDED_BY(completion_mu_);
+  bool commit_loop_done_ ABSL_GUARDED_BY(completion_mu_) = false;
+  std::thread completion_thread_;
+
   std::thread thread_;
 };
 

@@ -305,13 +305,15 @@ TEST_F(CommitQueueTest, ALoneOperationIsNotHeldForOthers) {
   CommitQueue queue(db_.get(), {.gather = absl::Seconds(30)});
   absl::Notification done;
   const absl::Time start = absl::Now();
-  queue.Submit([](GroupBatch& batch) {
-    batch.Put(Family::kOutbox, "k", "v");
-    return absl::OkStatus();
-  }, [&](absl::Status status) {
-    EXPECT_TRUE(status.ok()) << status;
-    done.Notify();
-  });
+  queue.Submit(
+      [](GroupBatch& batch) {
+        batch.Put(Family::kOutbox, "k", "v");
+        return absl::OkStatus();
+      },
+      [&](absl::Status status) {
+        EXPECT_TRUE(status.ok()) << status;
+        done.Notify();
+      });
   // Far less than the 30 s it could have waited.
   EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
@@ -349,6 +351,69 @@ TEST_F(CommitQueueTest, AfterAGroupOfSeveralTheNextWaitsForMoreUpToMaxGroup) {
   EXPECT_EQ(queue.counters().groups.load() - groups_before, 1u);
   // Operations that stage nothing need no write.
   EXPECT_EQ(queue.counters().writes.load(), 0u);
+}
+
+TEST_F(CommitQueueTest, WithACompletionThreadTheNextGroupCommitsWhileCompletionsRun) {
+  CommitQueue queue(db_.get(), {.completion_thread = true});
+  absl::Notification first_completing;
+  absl::Notification release_first;
+  absl::Notification second_ran;
+  queue.Submit(
+      [&](GroupBatch& batch) {
+        batch.Put(Family::kOutbox, "first", "1");
+        return absl::OkStatus();
+      },
+      [&](absl::Status status) {
+        EXPECT_TRUE(status.ok()) << status;
+        // Durable before its completion runs.
+        EXPECT_TRUE(Read("first").ok());
+        first_completing.Notify();
+        release_first.WaitForNotification();
+      });
+  EXPECT_TRUE(first_completing.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  absl::Notification second_done;
+  queue.Submit(
+      [&](GroupBatch& batch) {
+        batch.Put(Family::kOutbox, "second", "2");
+        second_ran.Notify();
+        return absl::OkStatus();
+      },
+      [&](absl::Status status) {
+        EXPECT_TRUE(status.ok()) << status;
+        second_done.Notify();
+      });
+  // The first completion is still running, yet the second group commits...
+  EXPECT_TRUE(second_ran.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // ...and its completion waits its turn behind the first.
+  EXPECT_FALSE(second_done.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
+  release_first.Notify();  // on every path, or the queue's destructor would wait forever
+  EXPECT_TRUE(second_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(Read("second").ok());
+}
+
+TEST_F(CommitQueueTest, WithACompletionThreadEveryCompletionRunsOnceInOrderBeforeDestruction) {
+  constexpr int kOps = 200;
+  std::vector<int> order;
+  absl::Mutex mu;
+  {
+    CommitQueue queue(db_.get(), {.max_group = 7, .completion_thread = true});
+    for (int i = 0; i < kOps; ++i) {
+      queue.Submit(
+          [i](GroupBatch& batch) {
+            batch.Put(Family::kOutbox, absl::StrCat("o", i), "x");
+            return absl::OkStatus();
+          },
+          [&, i](absl::Status status) {
+            EXPECT_TRUE(status.ok()) << status;
+            absl::MutexLock lock(&mu);
+            order.push_back(i);
+          });
+    }
+  }  // the destructor drains both threads
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(order.size(), static_cast<size_t>(kOps));
+  for (int i = 0; i < kOps; ++i) EXPECT_EQ(order[i], i);
+  for (int i = 0; i < kOps; ++i) EXPECT_TRUE(Read(absl::StrCat("o", i)).ok()) << i;
 }
 
 }  // namespace
