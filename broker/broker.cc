@@ -155,17 +155,17 @@ void Broker::Shutdown() {
   notification_service_.reset();
   delivery_admin_service_.reset();
   publisher_.reset();
-  queue_.reset();  // Commits and completes everything still queued.
+  // Commits and completes everything still queued, while the outbox, the access log
+  // and the transparency log that completions call into are still there.
+  queue_.reset();
   outbox_.reset();
   connectors_.reset();
   transparency_service_.reset();
-  queue_.reset();  // Commits and completes everything still queued (before the tree stops).
   transparency_.reset();
   access_log_.reset();
   consent_service_.reset();
   registry_.reset();
   store_.reset();
-  queue_.reset();  // Commits and completes everything still queued.
   db_.reset();
 }
 
