@@ -41,6 +41,7 @@
 #include "proto/textproto.h"
 #include "tellonce/v1/agency_records.pb.h"
 #include "tellonce/v1/connector.grpc.pb.h"
+#include "tests/testing/loopback_connector.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::connectors {
@@ -336,16 +337,7 @@ class ChangeServerTest : public ::testing::Test {
   static std::string Pki(const std::string& file) { return dir_->path() + "/pki/" + file; }
 
   static ConnectorOptions TaxOptions() {
-    ConnectorOptions options;
-    options.agency_id = "tax";
-    options.listen_address = "127.0.0.1:0";
-    options.trust_domain = "tellonce.local";
-    options.tls = {.ca_file = Pki("ca.pem"),
-                   .cert_file = Pki("agencies/tax.pem"),
-                   .key_file = Pki("agencies/tax.key"),
-                   .crl_dir = Pki("crl")};
-    options.shutdown_grace = absl::Seconds(2);
-    return options;
+    return ::tellonce::testing::LoopbackConnectorOptions(dir_->path() + "/pki", "tax", Pki("crl"));
   }
 
   static std::shared_ptr<grpc::Channel> ChannelAs(const std::string& cert, const std::string& key,
@@ -695,8 +687,8 @@ TEST(RecordMoveTest, RefusesAnUnknownCitizenAndABadAddressLeavingTheFileAlone) {
       examples::RecordMove(path, "38001010000", "Somewhere 1", absl::Now());
   EXPECT_TRUE(absl::IsNotFound(unknown.status())) << unknown.status();
   EXPECT_THAT(std::string(unknown.status().message()), Not(HasSubstr("38001010000")));
-  for (const std::string& bad : {std::string(""), std::string("Line 1\nLine 2"), std::string("\xC3"),
-                                std::string(2000, 'a')}) {
+  for (const std::string& bad : {std::string(""), std::string("Line 1\nLine 2"),
+                                 std::string("\xC3"), std::string(2000, 'a')}) {
     absl::StatusOr<examples::RecordedMove> r =
         examples::RecordMove(path, kCitizen, bad, absl::Now());
     EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();

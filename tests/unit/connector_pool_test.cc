@@ -21,11 +21,15 @@
 #include "consent/directory.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "tests/testing/loopback_connector.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::broker {
 namespace {
 
+using ::tellonce::testing::AgencyTls;
+using ::tellonce::testing::BrokerTls;
+using ::tellonce::testing::LoopbackConnectorOptions;
 using ::tellonce::testing::TempDir;
 using ::tellonce::v1::FetchAttributesRequest;
 using ::tellonce::v1::FetchAttributesResponse;
@@ -128,7 +132,7 @@ class ConnectorPoolTest : public ::testing::Test {
     delete dir_;
     dir_ = nullptr;
   }
-  static std::string Pki(const std::string& file) { return dir_->path() + "/pki/" + file; }
+  static std::string PkiDir() { return dir_->path() + "/pki"; }
 
   ~ConnectorPoolTest() override {
     if (source_ != nullptr) source_->Release();
@@ -142,17 +146,8 @@ class ConnectorPoolTest : public ::testing::Test {
     return *source_;
   }
   void StartBankWith(connectors::AttributeSource* source) {
-    connectors::ConnectorOptions options;
-    options.agency_id = "bank";
-    options.listen_address = "127.0.0.1:0";
-    options.trust_domain = "tellonce.local";
-    options.tls = {.ca_file = Pki("ca.pem"),
-                   .cert_file = Pki("agencies/bank.pem"),
-                   .key_file = Pki("agencies/bank.key"),
-                   .crl_dir = ""};
-    options.shutdown_grace = absl::Seconds(2);
     absl::StatusOr<std::unique_ptr<connectors::ConnectorServer>> server =
-        connectors::ConnectorServer::Start(options, source);
+        connectors::ConnectorServer::Start(LoopbackConnectorOptions(PkiDir(), "bank"), source);
     ASSERT_TRUE(server.ok()) << server.status();
     bank_ = *std::move(server);
     PointBankAt(absl::StrCat("127.0.0.1:", bank_->port()));
@@ -174,10 +169,7 @@ class ConnectorPoolTest : public ::testing::Test {
 
   std::unique_ptr<ConnectorPool> MakePool(uint32_t max_per_batch, uint32_t in_flight) {
     return std::make_unique<ConnectorPool>(
-        ConnectorPool::Options{.tls = {.ca_file = Pki("ca.pem"),
-                                       .cert_file = Pki("broker.pem"),
-                                       .key_file = Pki("broker.key"),
-                                       .crl_dir = ""},
+        ConnectorPool::Options{.tls = BrokerTls(PkiDir()),
                                .max_fetches_per_batch = max_per_batch,
                                .batches_in_flight = in_flight});
   }
@@ -308,10 +300,7 @@ TEST_F(ConnectorPoolTest, WithoutBatchingEveryFetchIsACall) {
 
 TEST_F(ConnectorPoolTest, AConnectorWithoutTheBatchCallGetsOneCallPerFetch) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      certs::MakeServerCredentials({.ca_file = Pki("ca.pem"),
-                                    .cert_file = Pki("agencies/bank.pem"),
-                                    .key_file = Pki("agencies/bank.key"),
-                                    .crl_dir = ""});
+      certs::MakeServerCredentials(AgencyTls(PkiDir(), "bank"));
   ASSERT_TRUE(credentials.ok()) << credentials.status();
   UnaryOnlyService service;
   int port = 0;

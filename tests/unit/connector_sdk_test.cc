@@ -33,6 +33,7 @@
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "tellonce/v1/connector.grpc.pb.h"
+#include "tests/testing/loopback_connector.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::connectors {
@@ -588,16 +589,7 @@ class ConnectorServerTest : public ::testing::Test {
   static std::string Pki(const std::string& file) { return dir_->path() + "/pki/" + file; }
 
   static ConnectorOptions BankOptions() {
-    ConnectorOptions options;
-    options.agency_id = "bank";
-    options.listen_address = "127.0.0.1:0";
-    options.trust_domain = "tellonce.local";
-    options.tls = {.ca_file = Pki("ca.pem"),
-                   .cert_file = Pki("agencies/bank.pem"),
-                   .key_file = Pki("agencies/bank.key"),
-                   .crl_dir = Pki("crl")};
-    options.shutdown_grace = absl::Seconds(2);
-    return options;
+    return ::tellonce::testing::LoopbackConnectorOptions(dir_->path() + "/pki", "bank", Pki("crl"));
   }
 
   // A channel to `port` presenting `cert`/`key` (paths under the PKI), expecting the
@@ -722,8 +714,8 @@ TEST_F(ConnectorServerTest, RefusesAnEmptyOrOversizedBatchAndAgencyCallers) {
 
   tellonce::v1::FetchAttributesBatchRequest one;
   *one.add_requests() = GoodRequest();
-  status = CallBatch(ChannelAs("agencies/tax.pem", "agencies/tax.key", bank_->port()), one,
-                     &response);
+  status =
+      CallBatch(ChannelAs("agencies/tax.pem", "agencies/tax.key", bank_->port()), one, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
@@ -750,9 +742,9 @@ TEST_F(ConnectorServerTest, RefusesAnAgencyCertificateWithPermissionDenied) {
   for (const std::string agency : {"tax", "bank"}) {
     SCOPED_TRACE(agency);
     FetchAttributesResponse response;
-    grpc::Status status = Call(
-        ChannelAs("agencies/" + agency + ".pem", "agencies/" + agency + ".key", bank_->port()),
-        GoodRequest(), &response);
+    grpc::Status status =
+        Call(ChannelAs("agencies/" + agency + ".pem", "agencies/" + agency + ".key", bank_->port()),
+             GoodRequest(), &response);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
     EXPECT_THAT(status.error_message(), HasSubstr(agency));
     EXPECT_EQ(response.attributes_size(), 0);
