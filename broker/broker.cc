@@ -1,7 +1,7 @@
 #include "broker/broker.h"
 
 #include "absl/strings/str_cat.h"
-#include "broker/log.h"
+#include "ops/log.h"
 #include "certs/identity.h"
 #include "certs/signing.h"
 #include "certs/tls.h"
@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                       .max_in_flight = options.exchange_max_in_flight,
                       .record_access = !options.unsafe_disable_access_log});
   if (options.unsafe_disable_access_log) {
-    LogWarning("unsafe_disable_access_log is set: exchanges are NOT recorded (benchmarks only)");
+    ops::LogWarning("unsafe_disable_access_log is set: exchanges are NOT recorded (benchmarks only)");
   }
   broker->exchange_service_ =
       std::make_unique<ExchangeServiceImpl>(broker->directory_.get(), broker->exchange_.get());
@@ -104,7 +104,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
     return absl::UnavailableError(
         absl::StrCat("listen_address: cannot listen on ", options.listen_address));
   }
-  LogInfo(
+  ops::LogInfo(
       absl::StrCat("serving ConsentService, ExchangeService, TransparencyService, "
                    "NotificationService and DeliveryAdminService on ",
                    options.listen_address, " (port ", broker->port_, "), trust domain ",
@@ -137,7 +137,7 @@ void Broker::Shutdown() {
   server_.reset();
   if (exchange_ != nullptr) {
     const ExchangeCounters& c = exchange_->counters();
-    LogInfo(absl::StrCat(
+    ops::LogInfo(absl::StrCat(
         "exchange: ", c.requests.load(), " requests, ", c.attributes_delivered.load(),
         " attributes delivered, ", c.attributes_refused.load(), " refused, ",
         c.provider_answers_rejected.load(), " provider answers rejected, ",
@@ -147,7 +147,7 @@ void Broker::Shutdown() {
   }
   if (queue_ != nullptr) {
     const consent::CommitQueue::Counters& c = queue_->counters();
-    LogInfo(absl::StrCat("commit queue: ", c.operations.load(), " operations in ", c.groups.load(),
+    ops::LogInfo(absl::StrCat("commit queue: ", c.operations.load(), " operations in ", c.groups.load(),
                          " groups, ", c.writes.load(), " writes"));
   }
   exchange_service_.reset();

@@ -18,13 +18,14 @@ std::string Resolve(const std::filesystem::path& base, const std::string& path) 
   return (base / p).lexically_normal().string();
 }
 
-absl::Status CheckHostPort(const std::string& source, const std::string& address) {
+absl::Status CheckHostPort(const std::string& source, const std::string& address,
+                           absl::string_view field = "listen_address") {
   size_t colon = address.rfind(':');
   int port = -1;
   if (colon == std::string::npos || colon == 0 ||
       !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
-        absl::StrCat(source, ": listen_address: must be host:port, got \"", address, "\""));
+        absl::StrCat(source, ": ", field, ": must be host:port, got \"", address, "\""));
   }
   return absl::OkStatus();
 }
@@ -126,6 +127,18 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     options.shutdown_grace = absl::Seconds(config.shutdown_grace_seconds());
   }
   if (config.block_cache_mb() != 0) options.block_cache_mb = config.block_cache_mb();
+
+  options.log = ops::LogOptionsFromConfig(config.log(), "tellonce-broker");
+  if (config.admin().listen_address() == "off") {
+    options.admin_address.clear();
+  } else if (!config.admin().listen_address().empty()) {
+    options.admin_address = config.admin().listen_address();
+    if (absl::Status s = CheckHostPort(path, options.admin_address, "admin.listen_address");
+        !s.ok()) {
+      return s;
+    }
+  }
+  options.rpc_metrics = !config.admin().unsafe_disable_rpc_metrics();
   return options;
 }
 

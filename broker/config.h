@@ -9,6 +9,7 @@
 #include "broker/outbox.h"
 #include "certs/tls.h"
 #include "consent/validation.h"
+#include "ops/log.h"
 
 namespace tellonce::broker {
 
@@ -49,6 +50,14 @@ struct BrokerOptions {
   absl::Duration group_commit_wait = absl::Microseconds(250);
   // Benchmarks only: exchanges are not recorded. Default false.
   bool unsafe_disable_access_log = false;
+  // Log format and level (program "tellonce-broker"). Default text at INFO.
+  ops::LogOptions log;
+  // host:port of the admin listener (/metrics, /healthz, /readyz); empty: none.
+  // Default "127.0.0.1:7444".
+  std::string admin_address = "127.0.0.1:7444";
+  // Count RPCs by method and code, with their latency. Default true (off only to
+  // measure what it costs).
+  bool rpc_metrics = true;
 };
 
 // Reads a text-format tellonce.v1.BrokerConfig, applies defaults, resolves relative

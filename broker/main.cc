@@ -16,7 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "broker/broker.h"
 #include "broker/config.h"
-#include "broker/log.h"
+#include "ops/log.h"
+#include "ops/version.h"
 
 namespace {
 
@@ -64,10 +65,11 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  using tellonce::broker::LogError;
-  using tellonce::broker::LogInfo;
+  using tellonce::ops::LogError;
+  using tellonce::ops::LogInfo;
   Flags flags;
   if (!ParseFlags(argc, argv, &flags)) return 2;
+  tellonce::ops::ConfigureLogging({.program = "tellonce-broker"});
   // Debian's abseil is built with Mutex deadlock detection on, which keeps a lock graph
   // on every acquisition; the broker's lock order is fixed by design, so skip it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -87,6 +89,7 @@ int main(int argc, char** argv) {
     LogError(absl::StrCat("configuration: ", options.status().message()));
     return 1;
   }
+  tellonce::ops::ConfigureLogging(options->log);
   if (flags.check) {
     // Start on a free loopback port to exercise every check, then stop at once.
     options->listen_address = "127.0.0.1:0";

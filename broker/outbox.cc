@@ -6,7 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "broker/access_log.h"
-#include "broker/log.h"
+#include "ops/log.h"
 #include "grpcpp/client_context.h"
 #include "proto/time.h"
 #include "rocksdb/db.h"
@@ -72,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Start(consent::Database* db,
     }
   }
   if (!it->status().ok()) return consent::FromRocks(it->status());
-  if (loaded > 0) LogInfo(absl::StrCat("outbox: ", loaded, " deliveries still owed"));
+  if (loaded > 0) ops::LogInfo(absl::StrCat("outbox: ", loaded, " deliveries still owed"));
   outbox->thread_ = std::thread([raw = outbox.get()] { raw->Run(); });
   return outbox;
 }
@@ -248,7 +248,7 @@ void Outbox::Finished(Delivery delivery, const grpc::Status& status) {
     if (delivery.attempts() >= options_.max_attempts ||
         now - FromProtoTime(delivery.created_at()) >= options_.max_age) {
       delivery.set_state(Delivery::DEAD);
-      LogWarning(absl::StrCat("outbox: delivery ", delivery.delivery_id(), " to ",
+      ops::LogWarning(absl::StrCat("outbox: delivery ", delivery.delivery_id(), " to ",
                               delivery.subscriber(), " parked as dead after ", delivery.attempts(),
                               " attempts"));
     } else {
@@ -273,13 +273,13 @@ void Outbox::Finished(Delivery delivery, const grpc::Status& status) {
 void Outbox::Write(const Delivery& delivery) {
   rocksdb::Status s = db_->db()->Put(rocksdb::WriteOptions(), db_->family(Family::kOutbox),
                                      Key(SequenceOf(delivery)), delivery.SerializeAsString());
-  if (!s.ok()) LogWarning(absl::StrCat("outbox: cannot record a retry: ", s.ToString()));
+  if (!s.ok()) ops::LogWarning(absl::StrCat("outbox: cannot record a retry: ", s.ToString()));
 }
 
 void Outbox::Erase(const Delivery& delivery) {
   rocksdb::Status s = db_->db()->Delete(rocksdb::WriteOptions(), db_->family(Family::kOutbox),
                                         Key(SequenceOf(delivery)));
-  if (!s.ok()) LogWarning(absl::StrCat("outbox: cannot remove a delivery: ", s.ToString()));
+  if (!s.ok()) ops::LogWarning(absl::StrCat("outbox: cannot remove a delivery: ", s.ToString()));
 }
 
 absl::StatusOr<tellonce::v1::ListDeliveriesResponse> Outbox::List(const std::string& subscriber,

@@ -6,7 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "broker/log.h"
+#include "ops/log.h"
 #include "consent/database.h"
 #include "proto/time.h"
 #include "rocksdb/db.h"
@@ -161,7 +161,7 @@ void TransparencyLog::Run() {
     }
     absl::Status caught_up = CatchUp();
     if (!caught_up.ok()) {
-      LogWarning(absl::StrCat("access log hashing failed, will retry: ", caught_up.ToString()));
+      ops::LogWarning(absl::StrCat("access log hashing failed, will retry: ", caught_up.ToString()));
     }
     const bool due = absl::Now() - last_signed_ >= options_.checkpoint_interval;
     std::vector<Waiter> ready;
@@ -180,7 +180,7 @@ void TransparencyLog::Run() {
     if (!sign) continue;
     absl::StatusOr<tellonce::v1::SignedCheckpoint> checkpoint = Sign();
     if (!checkpoint.ok()) {
-      LogWarning(absl::StrCat("signing a checkpoint failed: ", checkpoint.status().ToString()));
+      ops::LogWarning(absl::StrCat("signing a checkpoint failed: ", checkpoint.status().ToString()));
     }
     for (Waiter& w : ready) w.done(checkpoint);
   }
