@@ -5,6 +5,8 @@
 #include "certs/identity.h"
 #include "certs/signing.h"
 #include "certs/tls.h"
+#include "ops/version.h"
+#include "proto/time.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -36,9 +38,23 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->db_ = *std::move(db);
   // Replies to gRPC go from the completion thread, so the next group's write and WAL
   // sync do not wait for them (tests/bench/README.md: +4% exchanges/s).
+  ops::MetricsRegistry& metrics = *broker->metrics_;
   broker->queue_ = std::make_unique<consent::CommitQueue>(
-      broker->db_.get(), consent::CommitQueue::Options{.gather = options.group_commit_wait,
-                                                       .completion_thread = true});
+      broker->db_.get(),
+      consent::CommitQueue::Options{
+          .gather = options.group_commit_wait,
+          .completion_thread = true,
+          .group_operations =
+              &metrics
+                   .AddHistogram("tellonce_commit_group_operations",
+                                 "Operations committed together in one group (one write).", {},
+                                 {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
+                   .Get(),
+          .write_seconds = &metrics
+                                .AddHistogram("tellonce_commit_write_duration_seconds",
+                                              "Time of one group's write, WAL sync included.",
+                                              {}, ops::LatencyBuckets())
+                                .Get()});
   broker->store_ = consent::NewRocksConsentStore(broker->db_.get(), broker->queue_.get());
   certs::SigningKey checkpoint_key = *signing_key;
   broker->registry_ = std::make_unique<consent::ConsentRegistry>(
@@ -60,7 +76,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->connectors_ = std::make_unique<ConnectorPool>(
       ConnectorPool::Options{.tls = options.tls,
                              .max_fetches_per_batch = options.max_fetches_per_batch,
-                             .batches_in_flight = options.connector_batches_in_flight});
+                             .batches_in_flight = options.connector_batches_in_flight,
+                             .metrics = &metrics});
   broker->exchange_ = std::make_unique<Exchange>(
       broker->directory_.get(), broker->store_.get(), broker->access_log_.get(),
       broker->connectors_.get(),
@@ -87,6 +104,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->delivery_admin_service_ =
       std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get());
 
+  ops::Family<ops::Counter>& reloads = metrics.AddCounter(
+      "tellonce_directory_reloads_total", "Directory reloads (SIGHUP), by result.", {"result"});
+  broker->directory_reloads_ok_ = &reloads.With({"ok"});
+  broker->directory_reloads_failed_ = &reloads.With({"refused"});
+  broker->AddCollectors();
+  metrics.AddProcessCollector();
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -99,6 +123,17 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   builder.RegisterService(broker->transparency_service_.get());
   builder.RegisterService(broker->notification_service_.get());
   builder.RegisterService(broker->delivery_admin_service_.get());
+  if (options.rpc_metrics) {
+    broker->rpc_metrics_ = std::make_unique<ops::RpcMetrics>(
+        &metrics, std::vector<std::string>{tellonce::v1::ConsentService::service_full_name(),
+                                           tellonce::v1::ExchangeService::service_full_name(),
+                                           tellonce::v1::TransparencyService::service_full_name(),
+                                           tellonce::v1::NotificationService::service_full_name(),
+                                           tellonce::v1::DeliveryAdminService::service_full_name()});
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(broker->rpc_metrics_->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   broker->server_ = builder.BuildAndStart();
   if (broker->server_ == nullptr || broker->port_ == 0) {
     return absl::UnavailableError(
@@ -117,18 +152,99 @@ Broker::~Broker() { Shutdown(); }
 absl::Status Broker::ReloadDirectory() {
   absl::StatusOr<std::shared_ptr<const consent::Directory>> next =
       consent::Directory::LoadFile(options_.directory_file);
-  if (!next.ok()) return next.status();
-  if ((*next)->trust_domain() != directory_->Current()->trust_domain()) {
-    return absl::FailedPreconditionError(
+  absl::Status result = next.status();
+  if (result.ok() && (*next)->trust_domain() != directory_->Current()->trust_domain()) {
+    result = absl::FailedPreconditionError(
         absl::StrCat(options_.directory_file, ": trust_domain: cannot change while running"));
   }
-  directory_->Replace(*std::move(next));
-  return absl::OkStatus();
+  if (result.ok()) directory_->Replace(*std::move(next));
+  (result.ok() ? directory_reloads_ok_ : directory_reloads_failed_)->Add();
+  absl::MutexLock lock(&mu_);
+  directory_error_ = result;
+  return result;
+}
+
+std::vector<std::string> Broker::NotReadyReasons() const {
+  std::vector<std::string> reasons;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!directory_error_.ok()) {
+      reasons.push_back(absl::StrCat("directory: the file on disk was refused, the previous "
+                                     "directory is still in force: ",
+                                     directory_error_.message()));
+    }
+  }
+  if (db_ == nullptr) {
+    reasons.push_back("database: closed");
+  } else if (absl::Status health = db_->Health(); !health.ok()) {
+    reasons.push_back(std::string(health.message()));
+  }
+  return reasons;
+}
+
+void Broker::AddCollectors() {
+  metrics_->AddCollector([this](ops::MetricsWriter& w) {
+    w.Family("tellonce_build_info", "Always 1; the version of this build as a label.", "gauge");
+    w.Sample("tellonce_build_info", {{"version", ops::kVersion}}, 1.0);
+    w.Gauge("tellonce_ready", "1 when /readyz answers 200, else 0.",
+            NotReadyReasons().empty() ? 1.0 : 0.0);
+
+    const ExchangeCounters& e = exchange_->counters();
+    w.Family("tellonce_exchange_attribute_results_total",
+             "Attributes answered to consumers, by result code.", "counter");
+    for (size_t code = 1; code < e.results.size(); ++code) {
+      if (!tellonce::v1::ResultCode_IsValid(static_cast<int>(code))) continue;
+      w.Sample("tellonce_exchange_attribute_results_total",
+               {{"result", tellonce::v1::ResultCode_Name(static_cast<tellonce::v1::ResultCode>(code))}},
+               e.results[code].load(std::memory_order_relaxed));
+    }
+    w.Counter("tellonce_exchange_refused_busy_total",
+              "GetAttributes calls refused because exchange.max_in_flight were in progress.",
+              e.refused_busy.load(std::memory_order_relaxed));
+    w.Counter("tellonce_exchange_provider_answers_rejected_total",
+              "Provider answers (or parts) dropped: unasked, repeated, wrong type, too large.",
+              e.provider_answers_rejected.load(std::memory_order_relaxed));
+    w.Counter("tellonce_connector_fetches_total",
+              "Attribute fetches sent to connectors (several may share one call).",
+              connectors_->counters().fetches.load(std::memory_order_relaxed));
+
+    const consent::CommitQueue::Counters& q = queue_->counters();
+    w.Counter("tellonce_commit_operations_total", "Durable operations committed.",
+              q.operations.load(std::memory_order_relaxed));
+    w.Counter("tellonce_commit_groups_total", "Groups of operations taken by the commit thread.",
+              q.groups.load(std::memory_order_relaxed));
+    w.Counter("tellonce_commit_writes_total", "Database writes (one WAL sync each).",
+              q.writes.load(std::memory_order_relaxed));
+
+    const std::vector<Outbox::Depth> depths = outbox_->Depths();
+    w.Family("tellonce_outbox_deliveries", "Change deliveries stored, by subscriber and state.",
+             "gauge");
+    for (const Outbox::Depth& d : depths) {
+      w.Sample("tellonce_outbox_deliveries", {{"subscriber", d.subscriber}, {"state", "pending"}},
+               static_cast<uint64_t>(d.pending));
+      w.Sample("tellonce_outbox_deliveries", {{"subscriber", d.subscriber}, {"state", "dead"}},
+               static_cast<uint64_t>(d.dead));
+    }
+
+    w.Gauge("tellonce_access_log_leaves", "Access events hashed into the transparency tree.",
+            static_cast<double>(transparency_->tree_size()));
+    if (std::optional<tellonce::v1::Checkpoint> last = transparency_->LastSigned()) {
+      w.Gauge("tellonce_access_log_checkpoint_leaves", "Tree size of the last signed checkpoint.",
+              static_cast<double>(last->tree_size()));
+      w.Gauge("tellonce_access_log_checkpoint_age_seconds",
+              "Seconds since the last signed checkpoint.",
+              absl::ToDoubleSeconds(absl::Now() - FromProtoTime(last->signed_at())));
+    }
+    w.Gauge("tellonce_uptime_seconds", "Seconds since the broker started.",
+            absl::ToDoubleSeconds(absl::Now() - started_));
+  });
 }
 
 void Broker::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // The admin listener's collectors read the parts taken apart below.
+  admin_.reset();
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       absl::ToChronoSeconds(options_.shutdown_grace));

@@ -2,6 +2,8 @@
 #define TELLONCE_BROKER_BROKER_H_
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -22,6 +24,9 @@
 #include "consent/directory.h"
 #include "consent/registry.h"
 #include "grpcpp/server.h"
+#include "ops/admin_server.h"
+#include "ops/metrics.h"
+#include "ops/rpc_metrics.h"
 
 namespace tellonce::broker {
 
@@ -38,10 +43,22 @@ class Broker {
 
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
+  // The admin listener's port; 0 when it is off.
+  int admin_port() const { return admin_ == nullptr ? 0 : admin_->port(); }
 
-  // Re-reads the directory file. On error the current directory stays in force and
-  // the error is returned. Thread-safe.
-  absl::Status ReloadDirectory();
+  // Why the broker should not get traffic now (empty when ready): a directory file
+  // that failed to load, a database in a failed state. What /readyz reports.
+  // Thread-safe.
+  std::vector<std::string> NotReadyReasons() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The metrics /metrics serves.
+  const ops::MetricsRegistry& metrics() const { return *metrics_; }
+
+  // Re-reads the directory file. On error the current directory stays in force, the
+  // error is returned, and the broker reports itself not ready until a reload succeeds
+  // (the file on disk is not the policy in force: a removed mandate or role would
+  // still be honoured). Thread-safe.
+  absl::Status ReloadDirectory() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stops accepting calls, lets in-flight calls finish for up to the grace period,
   // commits everything queued and closes the database. Idempotent.
@@ -50,7 +67,18 @@ class Broker {
  private:
   explicit Broker(BrokerOptions options) : options_(std::move(options)) {}
 
+  // Gauges and counters read at scrape time from the parts that keep them.
+  void AddCollectors();
+
   BrokerOptions options_;
+  const absl::Time started_ = absl::Now();
+  std::unique_ptr<ops::MetricsRegistry> metrics_ = std::make_unique<ops::MetricsRegistry>();
+  std::unique_ptr<ops::RpcMetrics> rpc_metrics_;
+  mutable absl::Mutex mu_;
+  // The last directory reload's error; OK after a successful one.
+  absl::Status directory_error_ ABSL_GUARDED_BY(mu_);
+  ops::Counter* directory_reloads_ok_ = nullptr;
+  ops::Counter* directory_reloads_failed_ = nullptr;
   std::unique_ptr<consent::DirectoryHolder> directory_;
   std::unique_ptr<consent::Database> db_;
   std::unique_ptr<consent::CommitQueue> queue_;
@@ -68,6 +96,7 @@ class Broker {
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<ExchangeServiceImpl> exchange_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ops::AdminServer> admin_;
   int port_ = 0;
   bool shut_down_ = false;
 };

@@ -8,6 +8,8 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "ops/log.h"
+#include "ops/rpc_metrics.h"
 
 namespace tellonce::broker {
 namespace {
@@ -31,7 +33,41 @@ grpc::Status OutcomeStatus(const tellonce::v1::FetchOutcome& outcome) {
 
 }  // namespace
 
+ConnectorPool::ConnectorPool(Options options) : options_(std::move(options)) {
+  if (options_.metrics != nullptr) {
+    calls_family_ = &options_.metrics->AddCounter(
+        "tellonce_connector_calls_total",
+        "Calls to agency connectors (fetches, batches of fetches), by provider and status code.",
+        {"provider", "code"});
+    call_seconds_family_ = &options_.metrics->AddHistogram(
+        "tellonce_connector_call_duration_seconds",
+        "Latency of calls to agency connectors, by provider.", {"provider"},
+        ops::LatencyBuckets());
+  }
+}
+
 ConnectorPool::~ConnectorPool() = default;
+
+void ConnectorPool::CallEnded(Connector& c, const grpc::Status& status, absl::Time started) {
+  const int code = static_cast<int>(status.error_code());
+  if (c.call_seconds != nullptr) {
+    c.calls_by_code[code >= 0 && code < 17 ? code : 2]->Add();
+    c.call_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - started));
+  }
+  // UNAVAILABLE is the transport's word for "cannot reach it"; any answer at all means
+  // the connector is there.
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    if (!c.down.exchange(true, std::memory_order_relaxed)) {
+      ops::LogWarning("connector unreachable; calls to it fail until it is back",
+                      {{"provider", c.agency_id},
+                       {"endpoint", c.endpoint},
+                       {"error", status.error_message().substr(0, 200)}});
+    }
+  } else if (c.down.load(std::memory_order_relaxed) &&
+             c.down.exchange(false, std::memory_order_relaxed)) {
+    ops::LogInfo("connector reachable again", {{"provider", c.agency_id}, {"endpoint", c.endpoint}});
+  }
+}
 
 absl::StatusOr<ConnectorPool::Connector*> ConnectorPool::ConnectorFor(
     const consent::Directory& directory, const std::string& agency_id) {
@@ -63,7 +99,14 @@ absl::StatusOr<ConnectorPool::Connector*> ConnectorPool::ConnectorFor(
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxReceiveMessageSize(kMaxAnswerBytes);
   auto connector = std::make_unique<Connector>();
+  connector->agency_id = agency_id;
   connector->endpoint = endpoint;
+  if (calls_family_ != nullptr) {
+    for (int code = 0; code < 17; ++code) {
+      connector->calls_by_code[code] = &calls_family_->With({agency_id, ops::StatusCodeName(code)});
+    }
+    connector->call_seconds = &call_seconds_family_->With({agency_id});
+  }
   connector->stub = std::shared_ptr<tellonce::v1::ConnectorService::Stub>(
       tellonce::v1::ConnectorService::NewStub(
           grpc::CreateCustomChannel(endpoint, *credentials, args)));
@@ -184,6 +227,7 @@ void ConnectorPool::Send(Connector& c, Batch batch) {
     tellonce::v1::FetchAttributesBatchRequest request;
     tellonce::v1::FetchAttributesBatchResponse response;
     Batch batch;
+    absl::Time started = absl::Now();
   };
   auto call = std::make_unique<BatchCall>();
   call->context.set_deadline(absl::ToChronoTime(batch.deadline));
@@ -197,6 +241,7 @@ void ConnectorPool::Send(Connector& c, Batch batch) {
   c.stub->async()->FetchAttributesBatch(
       &raw->context, &raw->request, &raw->response, [this, &c, raw](grpc::Status status) {
         std::unique_ptr<BatchCall> call(raw);
+        CallEnded(c, status, call->started);
         Batch batch = std::move(call->batch);
         if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
           // Not a connector of this SDK: one call per fetch, now and from now on.
@@ -237,6 +282,7 @@ void ConnectorPool::SendSingly(Connector& c, Batch batch, bool holds_slot) {
     tellonce::v1::FetchAttributesRequest request;
     tellonce::v1::FetchAttributesResponse response;
     FetchDone done;
+    absl::Time started = absl::Now();
   };
   // The batch's slot is freed when its last call ends.
   auto remaining = std::make_shared<std::atomic<size_t>>(batch.fetches.size());
@@ -252,6 +298,7 @@ void ConnectorPool::SendSingly(Connector& c, Batch batch, bool holds_slot) {
         &raw->context, &raw->request, &raw->response,
         [this, &c, raw, remaining, holds_slot, slot_deadline](grpc::Status status) {
           std::unique_ptr<Single> call(raw);
+          CallEnded(c, status, call->started);
           FetchDone done = std::move(call->done);
           tellonce::v1::FetchAttributesResponse response = std::move(call->response);
           call.reset();

@@ -1,6 +1,7 @@
 #ifndef TELLONCE_BROKER_CONNECTOR_POOL_H_
 #define TELLONCE_BROKER_CONNECTOR_POOL_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "certs/tls.h"
 #include "consent/directory.h"
+#include "ops/metrics.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/support/status.h"
 #include "tellonce/v1/connector.grpc.pb.h"
@@ -54,6 +56,9 @@ class ConnectorPool {
     uint32_t max_fetches_per_batch = 64;
     // Batch calls in flight per connector before fetches wait to be batched.
     uint32_t batches_in_flight = 2;
+    // Where to count connector calls by provider and outcome, with their latency
+    // (not owned; must outlive the pool). Null: not counted.
+    ops::MetricsRegistry* metrics = nullptr;
   };
 
   // What the pool counts, for operators and benchmarks. Monotonic.
@@ -63,7 +68,7 @@ class ConnectorPool {
     std::atomic<uint64_t> calls{0};
   };
 
-  explicit ConnectorPool(Options options) : options_(std::move(options)) {}
+  explicit ConnectorPool(Options options);
   // Every fetch must have completed (the broker stops its server first).
   ~ConnectorPool();
 
@@ -98,10 +103,17 @@ class ConnectorPool {
     std::vector<Pending> fetches;
   };
   struct Connector {
+    std::string agency_id;
     std::string endpoint;
     std::shared_ptr<tellonce::v1::ConnectorService::Stub> stub;
     // Set once the connector answered UNIMPLEMENTED to a batch call.
     std::atomic<bool> batch_unsupported{false};
+    // Set while the connector is unreachable: the outage is logged once, when it
+    // begins, and its end once.
+    std::atomic<bool> down{false};
+    // Calls by status code, and their latency; null without metrics.
+    std::array<ops::Counter*, 17> calls_by_code{};
+    ops::Histogram* call_seconds = nullptr;
 
     absl::Mutex mu;
     // Fetches waiting for a batch slot, oldest first.
@@ -125,9 +137,14 @@ class ConnectorPool {
   void SendSingly(Connector& c, Batch batch, bool holds_slot = false);
   // A batch call of `c` ended: frees its slot and sends what may go out now.
   void Release(Connector& c, absl::Time deadline);
+  // Counts one call to connector `c` that ended with `status` after `started`, and
+  // logs an outage's start and end.
+  void CallEnded(Connector& c, const grpc::Status& status, absl::Time started);
 
   Options options_;
   Counters counters_;
+  ops::Family<ops::Counter>* calls_family_ = nullptr;
+  ops::Family<ops::Histogram>* call_seconds_family_ = nullptr;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Connector>> entries_ ABSL_GUARDED_BY(mu_);
   // Connectors replaced after an endpoint change: kept until the pool goes, so calls

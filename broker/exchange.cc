@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "consent/access_decision.h"
 #include "consent/validation.h"
+#include "ops/log.h"
 #include "proto/attribute_value.h"
 #include "proto/time.h"
 
@@ -95,6 +96,17 @@ absl::Status ValidateGetAttributes(const tellonce::v1::GetAttributesRequest& req
     return consent::InvalidField("purpose", "not a purpose of the directory");
   }
   return absl::OkStatus();
+}
+
+// Refusals are logged at WARN, at most one line per kind per interval (with a count of
+// the lines held back): the access log has every one of them, the log is for operators.
+static ops::LogThrottle& RefusalLog() {
+  static ops::LogThrottle* throttle = new ops::LogThrottle(absl::Seconds(10));
+  return *throttle;
+}
+static ops::LogThrottle& RejectedAnswerLog() {
+  static ops::LogThrottle* throttle = new ops::LogThrottle(absl::Seconds(10));
+  return *throttle;
 }
 
 // The state of one GetAttributes call as it moves through the steps.
@@ -288,6 +300,11 @@ bool Exchange::TakeAnswer(Call& call, const std::vector<size_t>& indexes,
   for (const tellonce::v1::FetchedAttribute& a : response.attributes()) {
     if (!asked.contains(a.name()) || !answered.insert(a.name()).second) {
       counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
+      RejectedAnswerLog().Log(ops::LogLevel::kWarning, "provider answer rejected",
+                              {{"provider", call.decisions[indexes.front()].provider},
+                               {"consumer", call.consumer},
+                               {"exchange_id", call.exchange_id},
+                               {"reason", "unasked or repeated attribute"}});
       fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
                "the provider answered with attributes it was not asked for, or twice");
       return --call.pending == 0;
@@ -306,6 +323,13 @@ bool Exchange::TakeAnswer(Call& call, const std::vector<size_t>& indexes,
     absl::Status typed = CheckAttributeValue(a.value(), def->type());
     if (!typed.ok() || ValueBytes(a.value()) > options_.max_value_bytes) {
       counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
+      RejectedAnswerLog().Log(ops::LogLevel::kWarning, "provider answer rejected",
+                              {{"provider", call.decisions[asked[a.name()]].provider},
+                               {"consumer", call.consumer},
+                               {"exchange_id", call.exchange_id},
+                               {"attribute", a.name()},
+                               {"reason", typed.ok() ? "value over the size limit"
+                                                     : "value of the wrong type"}});
       r.set_code(tellonce::v1::RESULT_PROVIDER_ERROR);
       r.set_detail(typed.ok() ? "the provider's value is over the size limit"
                               : absl::StrCat("the provider's value ", typed.message()));
@@ -325,6 +349,8 @@ void Exchange::RecordAndAnswer(std::shared_ptr<Call> call) {
   tellonce::v1::GetAttributesResponse response;
   {
     absl::MutexLock lock(&call->mu);
+    std::string refused_codes;
+    size_t refused = 0;
     // One event per (provider, basis, code): the attributes that shared a decision.
     std::map<std::tuple<std::string, std::string, int>, size_t> group_of;
     for (size_t i = 0; i < call->results.size(); ++i) {
@@ -346,11 +372,26 @@ void Exchange::RecordAndAnswer(std::shared_ptr<Call> call) {
         e.set_code(r.code());
       }
       events[it->second].add_attributes(r.name());
+      const size_t code = static_cast<size_t>(r.code());
+      counters_.results[code < counters_.results.size() ? code : 0].fetch_add(
+          1, std::memory_order_relaxed);
       if (r.code() == tellonce::v1::RESULT_OK) {
         counters_.attributes_delivered.fetch_add(1, std::memory_order_relaxed);
       } else {
         counters_.attributes_refused.fetch_add(1, std::memory_order_relaxed);
+        if (!refused_codes.empty()) refused_codes.push_back(',');
+        refused_codes.append(tellonce::v1::ResultCode_Name(r.code()));
+        ++refused;
       }
+    }
+    if (refused > 0) {
+      RefusalLog().Log(ops::LogLevel::kWarning, "exchange refused attributes",
+                       {{"consumer", call->consumer},
+                        {"exchange_id", call->exchange_id},
+                        {"request_id", call->request.request_id()},
+                        {"purpose", call->request.purpose()},
+                        {"refused", absl::StrCat(refused, " of ", call->results.size())},
+                        {"results", refused_codes}});
     }
     response.mutable_results()->Reserve(static_cast<int>(call->results.size()));
     for (AttributeResult& r : call->results) *response.add_results() = std::move(r);

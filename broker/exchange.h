@@ -1,6 +1,7 @@
 #ifndef TELLONCE_BROKER_EXCHANGE_H_
 #define TELLONCE_BROKER_EXCHANGE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -51,6 +52,8 @@ struct ExchangeCounters {
   std::atomic<uint64_t> provider_calls_failed{0};
   // Calls refused because max_in_flight were in progress.
   std::atomic<uint64_t> refused_busy{0};
+  // Attribute results answered, indexed by tellonce.v1.ResultCode.
+  std::array<std::atomic<uint64_t>, 16> results{};
 };
 
 // Checks a GetAttributes request: request_id (1..max_string_bytes, printable ASCII),

@@ -22,14 +22,16 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: tellonce-broker --config FILE [--check] [--port-file FILE]\n"
+    "usage: tellonce-broker --config FILE [--check] [--port-file FILE] [--admin-port-file FILE]\n"
     "  --config FILE     broker configuration (text-format tellonce.v1.BrokerConfig)\n"
     "  --check           validate the configuration, directory and TLS files, then exit\n"
-    "  --port-file FILE  write the bound port to FILE once serving (for port 0)\n";
+    "  --port-file FILE  write the bound port to FILE once serving (for port 0)\n"
+    "  --admin-port-file FILE  write the admin listener's bound port to FILE once serving\n";
 
 struct Flags {
   std::string config;
   std::string port_file;
+  std::string admin_port_file;
   bool check = false;
 };
 
@@ -45,6 +47,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       if (!value(&flags->config)) return false;
     } else if (arg == "--port-file") {
       if (!value(&flags->port_file)) return false;
+    } else if (arg == "--admin-port-file") {
+      if (!value(&flags->admin_port_file)) return false;
     } else if (arg == "--check") {
       flags->check = true;
     } else if (arg == "--help" || arg == "-h") {
@@ -93,6 +97,7 @@ int main(int argc, char** argv) {
   if (flags.check) {
     // Start on a free loopback port to exercise every check, then stop at once.
     options->listen_address = "127.0.0.1:0";
+    if (!options->admin_address.empty()) options->admin_address = "127.0.0.1:0";
   }
   absl::StatusOr<std::unique_ptr<tellonce::broker::Broker>> broker =
       tellonce::broker::Broker::Start(*options);
@@ -105,11 +110,16 @@ int main(int argc, char** argv) {
     std::printf("configuration OK\n");
     return 0;
   }
-  if (!flags.port_file.empty()) {
-    std::string tmp = flags.port_file + ".tmp";
-    std::ofstream(tmp) << (*broker)->port() << "\n";
-    std::rename(tmp.c_str(), flags.port_file.c_str());
-  }
+  // Written atomically (a reader never sees half a file): the admin port first, so a
+  // test that waits for the gRPC port finds both.
+  auto write_port = [](const std::string& path, int port) {
+    if (path.empty()) return;
+    const std::string tmp = path + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), path.c_str());
+  };
+  write_port(flags.admin_port_file, (*broker)->admin_port());
+  write_port(flags.port_file, (*broker)->port());
 
   while (true) {
     int signal = 0;

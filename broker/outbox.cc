@@ -65,6 +65,7 @@ absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Start(consent::Database* db,
       if (!d.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
         return absl::DataLossError("a stored delivery is corrupt");
       }
+      if (d.state() == Delivery::DEAD) ++outbox->subscribers_[d.subscriber()].dead;
       if (d.state() != Delivery::PENDING) continue;
       const uint64_t sequence = SequenceOf(d);
       outbox->subscribers_[d.subscriber()].pending.emplace(sequence, std::move(d));
@@ -135,6 +136,20 @@ size_t Outbox::pending() {
   size_t n = 0;
   for (const auto& [name, s] : subscribers_) n += s.pending.size();
   return n;
+}
+
+std::vector<Outbox::Depth> Outbox::Depths() {
+  std::vector<Depth> depths;
+  {
+    absl::MutexLock lock(&mu_);
+    depths.reserve(subscribers_.size());
+    for (const auto& [name, s] : subscribers_) {
+      depths.push_back({.subscriber = name, .pending = s.pending.size(), .dead = s.dead});
+    }
+  }
+  std::sort(depths.begin(), depths.end(),
+            [](const Depth& a, const Depth& b) { return a.subscriber < b.subscriber; });
+  return depths;
 }
 
 void Outbox::Run() {
@@ -248,9 +263,11 @@ void Outbox::Finished(Delivery delivery, const grpc::Status& status) {
     if (delivery.attempts() >= options_.max_attempts ||
         now - FromProtoTime(delivery.created_at()) >= options_.max_age) {
       delivery.set_state(Delivery::DEAD);
-      ops::LogWarning(absl::StrCat("outbox: delivery ", delivery.delivery_id(), " to ",
-                              delivery.subscriber(), " parked as dead after ", delivery.attempts(),
-                              " attempts"));
+      ops::LogWarning("outbox: delivery parked as dead",
+                      {{"subscriber", delivery.subscriber()},
+                       {"delivery_id", delivery.delivery_id()},
+                       {"event_id", delivery.event().event_id()},
+                       {"attempts", absl::StrCat(delivery.attempts())}});
     } else {
       *delivery.mutable_next_attempt_at() = ToProtoTime(now + Backoff(delivery.attempts()));
       keep = true;
@@ -261,6 +278,7 @@ void Outbox::Finished(Delivery delivery, const grpc::Status& status) {
   Subscriber& s = subscribers_[delivery.subscriber()];
   s.citizens_in_flight.erase(delivery.event().citizen_id());
   --s.in_flight;
+  if (delivery.state() == Delivery::DEAD) ++s.dead;
   if (keep) {
     s.pending[sequence] = std::move(delivery);
   } else {
@@ -370,6 +388,13 @@ absl::StatusOr<int> Outbox::Retry(const std::vector<std::string>& delivery_ids,
     return consent::FromRocks(s);
   }
   const int count = static_cast<int>(revived.size());
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Delivery& d : revived) {
+      size_t& dead = subscribers_[d.subscriber()].dead;
+      if (dead > 0) --dead;
+    }
+  }
   Enqueue(std::move(revived));
   return count;
 }

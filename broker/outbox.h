@@ -91,6 +91,16 @@ class Outbox {
   // Deliveries waiting (not DEAD) in memory; for tests and metrics.
   size_t pending() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Deliveries owed (PENDING) and parked (DEAD) for one subscriber.
+  struct Depth {
+    std::string subscriber;
+    size_t pending = 0;
+    size_t dead = 0;
+  };
+  // Every subscriber that has or had deliveries since start, by id. For metrics and
+  // the admin status; takes the lock once.
+  std::vector<Depth> Depths() ABSL_LOCKS_EXCLUDED(mu_);
+
   static std::string Key(uint64_t sequence);
 
  private:
@@ -103,6 +113,8 @@ class Outbox {
     std::map<uint64_t, tellonce::v1::Delivery> pending;
     absl::flat_hash_set<std::string> citizens_in_flight;
     int in_flight = 0;
+    // DEAD deliveries stored (counted at start, kept up to date since).
+    size_t dead = 0;
   };
 
   void Run() ABSL_LOCKS_EXCLUDED(mu_);

@@ -86,6 +86,16 @@ absl::StatusOr<ConnectorOptions> LoadConnectorConfig(const std::string& path) {
   options.broker_address = config.broker_address();
   options.seen_events_file = Resolve(base, config.seen_events_file());
   if (config.max_seen_events() != 0) options.max_seen_events = config.max_seen_events();
+  options.log = ops::LogOptionsFromConfig(config.log(), options.log.program);
+  if (!config.admin().listen_address().empty() && config.admin().listen_address() != "off") {
+    if (!IsHostPort(config.admin().listen_address())) {
+      return invalid("admin.listen_address",
+                     absl::StrCat("must be host:port, got \"",
+                                  absl::CEscape(config.admin().listen_address()), "\""));
+    }
+    options.admin_address = config.admin().listen_address();
+  }
+  options.rpc_metrics = !config.admin().unsafe_disable_rpc_metrics();
   return options;
 }
 

@@ -1,5 +1,6 @@
 #include "connectors/sdk.h"
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -16,6 +17,9 @@
 #include "absl/synchronization/mutex.h"
 #include "certs/identity.h"
 #include "connectors/seen_events.h"
+#include "ops/admin_server.h"
+#include "ops/rpc_metrics.h"
+#include "ops/version.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/auth_context.h"
@@ -479,9 +483,13 @@ class ConnectorServerImpl final : public ConnectorServer {
   absl::Status Init(AttributeSource* source, ChangeHandler* handler);
 
   int port() const override { return port_; }
+  int admin_port() const override { return admin_ == nullptr ? 0 : admin_->port(); }
+  ops::MetricsRegistry& metrics() override { return metrics_; }
 
   void Shutdown() override {
     std::call_once(shutdown_once_, [this] {
+      serving_.store(false);
+      admin_.reset();
       if (server_ != nullptr) {
         server_->Shutdown(std::chrono::system_clock::now() +
                           absl::ToChronoSeconds(options_.shutdown_grace));
@@ -501,6 +509,10 @@ class ConnectorServerImpl final : public ConnectorServer {
   std::unique_ptr<ConnectorServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  ops::MetricsRegistry metrics_;
+  std::unique_ptr<ops::RpcMetrics> rpc_metrics_;
+  std::unique_ptr<ops::AdminServer> admin_;
+  std::atomic<bool> serving_{false};
   std::once_flag shutdown_once_;
 };
 
@@ -570,10 +582,35 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* h
   builder.AddListeningPort(options_.listen_address, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   builder.RegisterService(service_.get());
+  if (options_.rpc_metrics) {
+    rpc_metrics_ = std::make_unique<ops::RpcMetrics>(
+        &metrics_, std::vector<std::string>{tellonce::v1::ConnectorService::service_full_name()});
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(rpc_metrics_->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
+  metrics_.AddProcessCollector();
+  metrics_.AddCollector([](ops::MetricsWriter& w) {
+    w.Family("tellonce_build_info", "Always 1; the version of this build as a label.", "gauge");
+    w.Sample("tellonce_build_info", {{"version", ops::kVersion}}, 1.0);
+  });
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("listen_address: cannot listen on ", options_.listen_address));
+  }
+  serving_.store(true);
+  if (!options_.admin_address.empty()) {
+    absl::StatusOr<std::unique_ptr<ops::AdminServer>> admin = ops::AdminServer::Start(
+        {.address = options_.admin_address,
+         .metrics = &metrics_,
+         .not_ready = [this] {
+           std::vector<std::string> reasons;
+           if (!serving_.load()) reasons.push_back("connector: shutting down");
+           return reasons;
+         }});
+    if (!admin.ok()) return admin.status();
+    admin_ = *std::move(admin);
   }
   return absl::OkStatus();
 }

@@ -31,6 +31,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "certs/tls.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
 #include "tellonce/v1/connector.pb.h"
 
 namespace tellonce::connectors {
@@ -184,6 +186,17 @@ struct ConnectorOptions {
   size_t max_seen_events = 100'000;
   // How long Shutdown lets in-flight calls finish before cancelling them. Default 5 s.
   absl::Duration shutdown_grace = absl::Seconds(5);
+  // host:port of the admin listener: plain HTTP, no client certificate, serving
+  // /metrics (RPCs by method and code with their latency, process_* metrics, and the
+  // agency's own metrics added to ConnectorServer::metrics()), /healthz and /readyz.
+  // Keep it on loopback or a management network. Empty (default): no admin listener.
+  std::string admin_address;
+  // Count RPCs by method and code with their latency. Default true.
+  bool rpc_metrics = true;
+  // How the agency's program should log (LoadConnectorConfig fills it from the config's
+  // `log` block; the program applies it with ops::ConfigureLogging). Not used by
+  // ConnectorServer.
+  ops::LogOptions log;
 };
 
 // Checks a request the way the server does before calling the source: citizen_id
@@ -241,6 +254,13 @@ class ConnectorServer {
 
   // The port actually bound, also when listen_address asked for port 0.
   virtual int port() const = 0;
+
+  // The admin listener's port (also when admin_address asked for port 0); 0 without one.
+  virtual int admin_port() const = 0;
+
+  // The metrics the admin listener serves; an agency may add its own families and
+  // collectors (names outside tellonce_*). Lives as long as the server.
+  virtual ops::MetricsRegistry& metrics() = 0;
 
   // Stops accepting calls, lets in-flight calls finish for up to
   // options.shutdown_grace (then cancels them), and stops the fetch and change threads.

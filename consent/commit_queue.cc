@@ -117,6 +117,9 @@ void CommitQueue::CommitLoop() {
 
     counters_.groups.fetch_add(1, std::memory_order_relaxed);
     counters_.operations.fetch_add(group.size(), std::memory_order_relaxed);
+    if (options_.group_operations != nullptr) {
+      options_.group_operations->Observe(static_cast<double>(group.size()));
+    }
 
     // Run the operations in order; each one's writes are undone on its own failure.
     GroupBatch batch(db_);
@@ -146,8 +149,12 @@ void CommitQueue::CommitLoop() {
     // failures) needs no write: what was read was already durable.
     if (broken.ok() && any_ok && batch.batch_.GetWriteBatch()->Count() > 0) {
       counters_.writes.fetch_add(1, std::memory_order_relaxed);
+      const absl::Time write_start = absl::Now();
       absl::Status written =
           FromRocks(db_->db()->Write(write_options, batch.batch_.GetWriteBatch()));
+      if (options_.write_seconds != nullptr) {
+        options_.write_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - write_start));
+      }
       if (!written.ok()) {
         for (absl::Status& result : results) {
           if (result.ok()) result = written;

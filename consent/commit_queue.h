@@ -13,6 +13,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "ops/metrics.h"
 #include "absl/time/time.h"
 #include "consent/database.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
@@ -72,6 +73,10 @@ class CommitQueue {
     // submission order, each after its group is durable; a later group may already be
     // durable when they run. Default false.
     bool completion_thread = false;
+    // Metrics, when not null (not owned; must outlive the queue): operations per group,
+    // and seconds per write including its WAL sync.
+    ops::Histogram* group_operations = nullptr;
+    ops::Histogram* write_seconds = nullptr;
   };
 
   // Starts the commit thread. `db` must outlive the queue.

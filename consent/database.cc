@@ -243,4 +243,13 @@ Database::~Database() {
   db_.reset();
 }
 
+absl::Status Database::Health() const {
+  uint64_t errors = 0;
+  if (db_ != nullptr && db_->GetIntProperty("rocksdb.background-errors", &errors) && errors > 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("database: ", errors, " background errors (flush or compaction failed)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace tellonce::consent

@@ -51,6 +51,10 @@ class Database {
   Database& operator=(const Database&) = delete;
 
   rocksdb::DB* db() const { return db_.get(); }
+
+  // OK while RocksDB reports no background error (a failed flush or compaction, a full
+  // disk); otherwise FAILED_PRECONDITION saying how many. Cheap; thread-safe.
+  absl::Status Health() const;
   rocksdb::ColumnFamilyHandle* family(Family f) const { return families_[static_cast<int>(f)]; }
 
  private:

@@ -17,17 +17,19 @@
 #include "certs/tls.h"
 #include "connectors/config.h"
 #include "connectors/sdk.h"
+#include "ops/log.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace tellonce::connectors::examples {
 
-void LogLine(char level, const std::string& program, absl::string_view text) {
-  std::string line =
-      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ",
-                   std::string(1, level), " ", program, ": ", text, "\n");
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
+void LogLine(char level, const std::string& /*program*/, absl::string_view text) {
+  // The program name is on every line already (ConfigureLogging in RunConnectorParts).
+  const ops::LogLevel l = level == 'E'   ? ops::LogLevel::kError
+                          : level == 'W' ? ops::LogLevel::kWarning
+                          : level == 'D' ? ops::LogLevel::kDebug
+                                         : ops::LogLevel::kInfo;
+  ops::Log(l, std::string_view(text.data(), text.size()));
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> BrokerChannel(const ConnectorOptions& options) {
@@ -55,13 +57,15 @@ void Log(char level, const std::string& program, absl::string_view text) {
 struct Flags {
   std::string config;
   std::string port_file;
+  std::string admin_port_file;
 };
 
 std::string Usage(const std::string& program) {
   return absl::StrCat(
       "usage: ", program, " --config FILE [--port-file FILE]\n",
       "  --config FILE     connector configuration (text-format tellonce.v1.ConnectorConfig)\n",
-      "  --port-file FILE  write the bound port to FILE once serving (for port 0)\n");
+      "  --port-file FILE  write the bound port to FILE once serving (for port 0)\n",
+      "  --admin-port-file FILE  write the admin listener's port to FILE once serving\n");
 }
 
 // False on bad usage (reported). Exits 0 for --help.
@@ -77,6 +81,8 @@ bool ParseFlags(const std::string& program, int argc, char** argv, Flags* flags)
       if (!value(&flags->config)) break;
     } else if (arg == "--port-file") {
       if (!value(&flags->port_file)) break;
+    } else if (arg == "--admin-port-file") {
+      if (!value(&flags->admin_port_file)) break;
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(Usage(program).c_str(), stdout);
       std::exit(0);
@@ -154,6 +160,7 @@ int RunConnectorParts(const std::string& program, const std::string& description
                       const PartsFactory& make_parts, int argc, char** argv) {
   Flags flags;
   if (!ParseFlags(program, argc, argv, &flags)) return 2;
+  ops::ConfigureLogging({.program = program});
   // Debian's abseil keeps a lock graph on every Mutex acquisition (deadlock detection);
   // the SDK's lock order is fixed, so skip it, as the broker does.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -171,6 +178,8 @@ int RunConnectorParts(const std::string& program, const std::string& description
     Log('E', program, absl::StrCat("configuration: ", options.status().message()));
     return 1;
   }
+  options->log.program = program;
+  ops::ConfigureLogging(options->log);
 
   absl::StatusOr<ConnectorParts> parts = make_parts(*options);
   if (!parts.ok()) {
@@ -183,6 +192,12 @@ int RunConnectorParts(const std::string& program, const std::string& description
       ConnectorServer::Start(*options, parts->source.get(), parts->handler.get());
   if (!server.ok()) {
     Log('E', program, absl::StrCat("start-up failed: ", server.status().message()));
+    return 1;
+  }
+  // The admin port first: whoever waits for the port file finds both.
+  if (!flags.admin_port_file.empty() &&
+      !WritePortFile(flags.admin_port_file, (*server)->admin_port())) {
+    Log('E', program, absl::StrCat("cannot write --admin-port-file ", flags.admin_port_file));
     return 1;
   }
   if (!flags.port_file.empty() && !WritePortFile(flags.port_file, (*server)->port())) {

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -120,13 +121,20 @@ ServerProcess::~ServerProcess() {
 
 absl::Status ServerProcess::Start() {
   std::filesystem::remove(port_file_);
+  if (!admin_port_file_.empty()) std::filesystem::remove(admin_port_file_);
   pid_t pid = fork();
   if (pid == 0) {
     FILE* log = std::freopen(log_path_.c_str(), "a", stderr);
     (void)log;
     dup2(STDERR_FILENO, STDOUT_FILENO);
-    execl(binary_.c_str(), binary_.c_str(), "--config", config_path_.c_str(), "--port-file",
-          port_file_.c_str(), static_cast<char*>(nullptr));
+    if (admin_port_file_.empty()) {
+      execl(binary_.c_str(), binary_.c_str(), "--config", config_path_.c_str(), "--port-file",
+            port_file_.c_str(), static_cast<char*>(nullptr));
+    } else {
+      execl(binary_.c_str(), binary_.c_str(), "--config", config_path_.c_str(), "--port-file",
+            port_file_.c_str(), "--admin-port-file", admin_port_file_.c_str(),
+            static_cast<char*>(nullptr));
+    }
     _exit(127);
   }
   pid_ = pid;
@@ -138,7 +146,12 @@ absl::Status ServerProcess::Start() {
       return absl::InternalError(absl::StrCat(binary_, " exited at start-up: ", log()));
     }
     std::ifstream in(port_file_);
-    if (in >> port_ && port_ > 0) return absl::OkStatus();
+    if (in >> port_ && port_ > 0) {
+      // The admin port file is written before the port file.
+      admin_port_ = 0;
+      if (!admin_port_file_.empty()) std::ifstream(admin_port_file_) >> admin_port_;
+      return absl::OkStatus();
+    }
     absl::SleepFor(absl::Milliseconds(20));
   }
   Kill9();
@@ -194,7 +207,9 @@ BrokerProcess::BrokerProcess(std::string dir, const Pki& pki, std::string direct
     : ServerProcess(BrokerBinary(), Prepared(dir) + "/broker.textproto", dir + "/broker.log",
                     dir + "/port"),
       data_dir_(dir + "/data") {
+  admin_port_file_ = dir + "/admin-port";
   std::ofstream(config_path()) << "listen_address: \"127.0.0.1:0\"\n"
+                               << "admin { listen_address: \"127.0.0.1:0\" }\n"
                                << "tls {\n"
                                << "  ca_file: \"" << pki.ca() << "\"\n"
                                << "  cert_file: \"" << pki.broker_cert() << "\"\n"
@@ -222,6 +237,37 @@ ConnectorProcess::ConnectorProcess(std::string binary, std::string dir, const Pk
       << "  key_file: \"" << pki.key(agency) << "\"\n"
       << "}\n";
   if (!data_file.empty()) out << "data_file: \"" << data_file << "\"\n";
+}
+
+int HttpGet(int port, const std::string& path, std::string* body) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  timeval timeout{.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  if (send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return -1;
+  }
+  std::string response;
+  char buf[8192];
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, static_cast<size_t>(n));
+  close(fd);
+  // "HTTP/1.1 200 OK\r\n...\r\n\r\nbody"
+  int code = -1;
+  if (response.size() < 12 || !absl::SimpleAtoi(response.substr(9, 3), &code)) return -1;
+  const size_t head_end = response.find("\r\n\r\n");
+  if (body != nullptr) *body = head_end == std::string::npos ? "" : response.substr(head_end + 4);
+  return code;
 }
 
 int FreePort() {

@@ -39,6 +39,10 @@ struct Pki {
 absl::StatusOr<Pki> MakePki(const std::string& dir, const std::string& directory_file,
                             const std::vector<std::string>& extra_agencies = {});
 
+// An HTTP GET of http://127.0.0.1:<port><path> (plain HTTP, as the admin listener
+// serves); the status code, and the body in `body`. -1 when no answer came.
+int HttpGet(int port, const std::string& path, std::string* body = nullptr);
+
 // The sample federation directory shipped in deploy/local/.
 std::string SampleDirectoryFile();
 
@@ -68,6 +72,9 @@ class ServerProcess {
 
   int port() const { return port_; }
   std::string address() const;
+  // The admin listener's port (/metrics, /healthz, /readyz), read from the
+  // --admin-port-file the process was started with; 0 when it has none.
+  int admin_port() const { return admin_port_; }
   const std::string& config_path() const { return config_path_; }
   std::string log() const;
 
@@ -78,9 +85,15 @@ class ServerProcess {
   std::string port_file_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int admin_port_ = 0;
+
+ protected:
+  // Passed as --admin-port-file when set.
+  std::string admin_port_file_;
 };
 
-// A tellonce-broker with its own config, data dir and log under `dir`.
+// A tellonce-broker with its own config, data dir and log under `dir`, its admin
+// listener on a free loopback port.
 class BrokerProcess : public ServerProcess {
  public:
   BrokerProcess(std::string dir, const Pki& pki, std::string directory_file,
