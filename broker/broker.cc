@@ -139,6 +139,18 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
     return absl::UnavailableError(
         absl::StrCat("listen_address: cannot listen on ", options.listen_address));
   }
+  if (!options.admin_address.empty()) {
+    Broker* raw = broker.get();
+    absl::StatusOr<std::unique_ptr<ops::AdminServer>> admin = ops::AdminServer::Start(
+        {.address = options.admin_address,
+         .metrics = broker->metrics_.get(),
+         .not_ready = [raw] { return raw->NotReadyReasons(); }});
+    if (!admin.ok()) return admin.status();
+    broker->admin_ = *std::move(admin);
+    ops::LogInfo("admin listener serving /metrics, /healthz and /readyz",
+                 {{"address", options.admin_address},
+                  {"port", absl::StrCat(broker->admin_->port())}});
+  }
   ops::LogInfo(
       absl::StrCat("serving ConsentService, ExchangeService, TransparencyService, "
                    "NotificationService and DeliveryAdminService on ",

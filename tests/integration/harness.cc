@@ -167,6 +167,10 @@ void ServerProcess::Kill9() {
   pid_ = -1;
 }
 
+void ServerProcess::Hangup() {
+  if (pid_ > 0) kill(pid_, SIGHUP);
+}
+
 void ServerProcess::Pause() {
   if (pid_ > 0) kill(pid_, SIGSTOP);
 }
@@ -224,10 +228,12 @@ BrokerProcess::BrokerProcess(std::string dir, const Pki& pki, std::string direct
 
 ConnectorProcess::ConnectorProcess(std::string binary, std::string dir, const Pki& pki,
                                    const std::string& agency, const std::string& data_file,
-                                   int port)
+                                   int port, const std::string& extra_config)
     : ServerProcess(std::move(binary), Prepared(dir) + "/connector.textproto",
                     dir + "/connector.log", dir + "/port") {
+  admin_port_file_ = dir + "/admin-port";
   std::ofstream out(config_path());
+  out << extra_config << "\n";
   out << "agency_id: \"" << agency << "\"\n"
       << "listen_address: \"127.0.0.1:" << port << "\"\n"
       << "trust_domain: \"tellonce.local\"\n"

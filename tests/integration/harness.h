@@ -68,6 +68,8 @@ class ServerProcess {
   void Resume();
   // SIGTERM, waits, returns the exit code (or -signal).
   int Terminate();
+  // SIGHUP: reload what the process reloads (the directory, TLS files).
+  void Hangup();
   bool running() const { return pid_ > 0; }
 
   int port() const { return port_; }
@@ -110,8 +112,10 @@ class BrokerProcess : public ServerProcess {
 class ConnectorProcess : public ServerProcess {
  public:
   // `port` 0 picks a free port at each start; a fixed port survives restarts.
+  // `extra_config` is appended to the config (e.g. `log { format: JSON }`).
   ConnectorProcess(std::string binary, std::string dir, const Pki& pki, const std::string& agency,
-                   const std::string& data_file, int port = 0);
+                   const std::string& data_file, int port = 0,
+                   const std::string& extra_config = "");
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
