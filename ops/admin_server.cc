@@ -1,6 +1,7 @@
 #include "ops/admin_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,13 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Options options)
   http.set_write_timeout(5, 0);
   http.set_keep_alive_max_count(100);
   http.set_payload_max_length(1024);
+  // httplib's default sets SO_REUSEPORT, which would let a second broker bind the same
+  // port and silently take half the scrapes. SO_REUSEADDR only: restarts still rebind
+  // at once, a second process fails to start.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 
   const MetricsRegistry* metrics = admin->options_.metrics;
   http.Get("/metrics", [metrics](const httplib::Request&, httplib::Response& res) {
