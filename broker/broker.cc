@@ -86,6 +86,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       std::make_unique<NotificationServiceImpl>(broker->directory_.get(), broker->publisher_.get());
   broker->delivery_admin_service_ =
       std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get());
+  broker->admin_service_ = std::make_unique<AdminServiceImpl>(
+      broker->directory_.get(),
+      MakeBrokerStatusSource(absl::Now(), broker->access_log_.get(), broker->transparency_.get(),
+                             broker->outbox_.get(), [](tellonce::v1::BrokerStatus* status) {
+                               // TODO(tls-watch): set status->tls_certificate_not_after and
+                               // crl_next_update from the TLS watcher (certs/) once merged.
+                             }));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -99,6 +106,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   builder.RegisterService(broker->transparency_service_.get());
   builder.RegisterService(broker->notification_service_.get());
   builder.RegisterService(broker->delivery_admin_service_.get());
+  builder.RegisterService(broker->admin_service_.get());
   broker->server_ = builder.BuildAndStart();
   if (broker->server_ == nullptr || broker->port_ == 0) {
     return absl::UnavailableError(
@@ -106,7 +114,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   }
   ops::LogInfo(
       absl::StrCat("serving ConsentService, ExchangeService, TransparencyService, "
-                   "NotificationService and DeliveryAdminService on ",
+                   "NotificationService, DeliveryAdminService and AdminService on ",
                    options.listen_address, " (port ", broker->port_, "), trust domain ",
                    trust_domain, ", data in ", options.data_dir));
   return broker;
@@ -154,6 +162,7 @@ void Broker::Shutdown() {
   exchange_.reset();
   notification_service_.reset();
   delivery_admin_service_.reset();
+  admin_service_.reset();
   publisher_.reset();
   // Commits and completes everything still queued, while the outbox, the access log
   // and the transparency log that completions call into are still there.

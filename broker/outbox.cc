@@ -65,6 +65,7 @@ absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Start(consent::Database* db,
       if (!d.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
         return absl::DataLossError("a stored delivery is corrupt");
       }
+      if (d.state() == Delivery::DEAD) outbox->dead_.fetch_add(1, std::memory_order_relaxed);
       if (d.state() != Delivery::PENDING) continue;
       const uint64_t sequence = SequenceOf(d);
       outbox->subscribers_[d.subscriber()].pending.emplace(sequence, std::move(d));
@@ -248,6 +249,7 @@ void Outbox::Finished(Delivery delivery, const grpc::Status& status) {
     if (delivery.attempts() >= options_.max_attempts ||
         now - FromProtoTime(delivery.created_at()) >= options_.max_age) {
       delivery.set_state(Delivery::DEAD);
+      dead_.fetch_add(1, std::memory_order_relaxed);
       ops::LogWarning(absl::StrCat("outbox: delivery ", delivery.delivery_id(), " to ",
                               delivery.subscriber(), " parked as dead after ", delivery.attempts(),
                               " attempts"));
@@ -370,6 +372,8 @@ absl::StatusOr<int> Outbox::Retry(const std::vector<std::string>& delivery_ids,
     return consent::FromRocks(s);
   }
   const int count = static_cast<int>(revived.size());
+  dead_.fetch_sub(std::min<uint64_t>(count, dead_.load(std::memory_order_relaxed)),
+                  std::memory_order_relaxed);
   Enqueue(std::move(revived));
   return count;
 }

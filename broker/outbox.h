@@ -90,6 +90,8 @@ class Outbox {
 
   // Deliveries waiting (not DEAD) in memory; for tests and metrics.
   size_t pending() ABSL_LOCKS_EXCLUDED(mu_);
+  // Deliveries parked as DEAD (counted at Start, then kept up to date); cheap.
+  uint64_t dead() const { return dead_.load(std::memory_order_relaxed); }
 
   static std::string Key(uint64_t sequence);
 
@@ -126,6 +128,7 @@ class Outbox {
   absl::flat_hash_set<grpc::ClientContext*> contexts_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
   uint64_t random_state_ ABSL_GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
+  std::atomic<uint64_t> dead_{0};
   std::thread thread_;
 };
 

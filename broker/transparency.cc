@@ -139,6 +139,11 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::LatestCheckpoint
   return result;
 }
 
+std::optional<tellonce::v1::SignedCheckpoint> TransparencyLog::LastSigned() const {
+  absl::MutexLock lock(&mu_);
+  return latest_;
+}
+
 void TransparencyLog::Run() {
   while (true) {
     {

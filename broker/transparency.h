@@ -60,6 +60,9 @@ class TransparencyLog {
   // The latest signed checkpoint; if none was ever signed, one for the current tree.
   absl::StatusOr<tellonce::v1::SignedCheckpoint> LatestCheckpoint() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The latest checkpoint signed so far, without signing one; nullopt when none was.
+  std::optional<tellonce::v1::SignedCheckpoint> LastSigned() const ABSL_LOCKS_EXCLUDED(mu_);
+
   using CheckpointDone = absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::SignedCheckpoint>)>;
   // A checkpoint covering every event durable when called; `done` runs on the hashing
   // thread once the tree has caught up (usually within milliseconds) and must not block.
@@ -122,7 +125,7 @@ class TransparencyLog {
 
   std::atomic<uint64_t> tree_size_{0};
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool notified_ ABSL_GUARDED_BY(mu_) = false;
   struct Waiter {
