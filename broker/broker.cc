@@ -103,6 +103,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       std::make_unique<NotificationServiceImpl>(broker->directory_.get(), broker->publisher_.get());
   broker->delivery_admin_service_ =
       std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get());
+  broker->admin_service_ = std::make_unique<AdminServiceImpl>(
+      broker->directory_.get(),
+      MakeBrokerStatusSource(absl::Now(), broker->access_log_.get(), broker->transparency_.get(),
+                             broker->outbox_.get(), [](tellonce::v1::BrokerStatus* status) {
+                               // TODO(tls-watch): set status->tls_certificate_not_after and
+                               // crl_next_update from the TLS watcher (certs/) once merged.
+                             }));
 
   ops::Family<ops::Counter>& reloads = metrics.AddCounter(
       "tellonce_directory_reloads_total", "Directory reloads (SIGHUP), by result.", {"result"});
@@ -129,11 +136,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                                            tellonce::v1::ExchangeService::service_full_name(),
                                            tellonce::v1::TransparencyService::service_full_name(),
                                            tellonce::v1::NotificationService::service_full_name(),
-                                           tellonce::v1::DeliveryAdminService::service_full_name()});
+                                           tellonce::v1::DeliveryAdminService::service_full_name(),
+                                           tellonce::v1::AdminService::service_full_name()});
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(broker->rpc_metrics_->InterceptorFactory());
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
+  builder.RegisterService(broker->admin_service_.get());
   broker->server_ = builder.BuildAndStart();
   if (broker->server_ == nullptr || broker->port_ == 0) {
     return absl::UnavailableError(
@@ -153,7 +162,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   }
   ops::LogInfo(
       absl::StrCat("serving ConsentService, ExchangeService, TransparencyService, "
-                   "NotificationService and DeliveryAdminService on ",
+                   "NotificationService, DeliveryAdminService and AdminService on ",
                    options.listen_address, " (port ", broker->port_, "), trust domain ",
                    trust_domain, ", data in ", options.data_dir));
   return broker;
@@ -240,7 +249,10 @@ void Broker::AddCollectors() {
 
     w.Gauge("tellonce_access_log_leaves", "Access events hashed into the transparency tree.",
             static_cast<double>(transparency_->tree_size()));
-    if (std::optional<tellonce::v1::Checkpoint> last = transparency_->LastSigned()) {
+    tellonce::v1::Checkpoint last_body;
+    if (std::optional<tellonce::v1::SignedCheckpoint> signed_last = transparency_->LastSigned();
+        signed_last.has_value() && last_body.ParseFromString(signed_last->body())) {
+      const tellonce::v1::Checkpoint* last = &last_body;
       w.Gauge("tellonce_access_log_checkpoint_leaves", "Tree size of the last signed checkpoint.",
               static_cast<double>(last->tree_size()));
       w.Gauge("tellonce_access_log_checkpoint_age_seconds",
@@ -282,6 +294,7 @@ void Broker::Shutdown() {
   exchange_.reset();
   notification_service_.reset();
   delivery_admin_service_.reset();
+  admin_service_.reset();
   publisher_.reset();
   // Commits and completes everything still queued, while the outbox, the access log
   // and the transparency log that completions call into are still there.

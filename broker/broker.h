@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "broker/access_log.h"
+#include "broker/admin_service.h"
 #include "broker/config.h"
 #include "broker/connector_pool.h"
 #include "broker/consent_service.h"
@@ -92,6 +93,7 @@ class Broker {
   std::unique_ptr<ChangePublisher> publisher_;
   std::unique_ptr<NotificationServiceImpl> notification_service_;
   std::unique_ptr<DeliveryAdminServiceImpl> delivery_admin_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<ConnectorPool> connectors_;
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<ExchangeServiceImpl> exchange_service_;

@@ -1,6 +1,7 @@
 // tellonce-broker: serves the broker's gRPC services over mutual TLS.
 //
-//   tellonce-broker --config FILE [--check] [--port-file FILE]
+//   tellonce-broker --config FILE [--check] [--port-file FILE] [--admin-port-file FILE]
+//   tellonce-broker --version | --help
 //
 // SIGTERM or SIGINT: drain in-flight calls and close the database cleanly.
 // SIGHUP: reload the directory file (a bad file is reported and the old one kept).
@@ -8,25 +9,45 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <string_view>
+#include <vector>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "ops/flags.h"
 #include "ops/log.h"
 #include "ops/version.h"
 
 namespace {
 
-constexpr char kUsage[] =
-    "usage: tellonce-broker --config FILE [--check] [--port-file FILE] [--admin-port-file FILE]\n"
-    "  --config FILE     broker configuration (text-format tellonce.v1.BrokerConfig)\n"
-    "  --check           validate the configuration, directory and TLS files, then exit\n"
-    "  --port-file FILE  write the bound port to FILE once serving (for port 0)\n"
-    "  --admin-port-file FILE  write the admin listener's bound port to FILE once serving\n";
+// The flags, their parser and their help text (ops/flags.h).
+const std::vector<tellonce::ops::FlagSpec>& FlagTable() {
+  static const auto* table = new std::vector<tellonce::ops::FlagSpec>{
+      {"config", "FILE", "broker configuration (text-format tellonce.v1.BrokerConfig); required"},
+      {"check", "", "validate the configuration, directory and TLS files, then exit"},
+      {"port-file", "FILE", "write the bound port to FILE once serving (for port 0); default none"},
+      {"admin-port-file", "FILE",
+       "write the admin listener's bound port to FILE once serving (0 when it is off); default "
+       "none"},
+      tellonce::ops::VersionFlag(),
+      tellonce::ops::HelpFlag(),
+  };
+  return *table;
+}
+
+std::string Usage() {
+  return absl::StrCat(
+      "usage: tellonce-broker --config FILE [--check] [--port-file FILE] "
+      "[--admin-port-file FILE]\n",
+                      tellonce::ops::FlagHelp(FlagTable()),
+                      "Exit codes: 0 clean stop, 1 start-up error, 2 usage error.\n");
+}
 
 struct Flags {
   std::string config;
@@ -35,34 +56,34 @@ struct Flags {
   bool check = false;
 };
 
+// One line on stderr naming the problem; the caller exits 2.
+bool UsageError(absl::string_view what) {
+  std::fprintf(stderr, "tellonce-broker: %.*s (see tellonce-broker --help)\n",
+               static_cast<int>(what.size()), what.data());
+  return false;
+}
+
+// False on bad usage (reported). Exits 0 for --help and --version.
 bool ParseFlags(int argc, char** argv, Flags* flags) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= argc) return false;
-      *out = argv[++i];
-      return true;
-    };
-    if (arg == "--config") {
-      if (!value(&flags->config)) return false;
-    } else if (arg == "--port-file") {
-      if (!value(&flags->port_file)) return false;
-    } else if (arg == "--admin-port-file") {
-      if (!value(&flags->admin_port_file)) return false;
-    } else if (arg == "--check") {
-      flags->check = true;
-    } else if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else {
-      std::fprintf(stderr, "tellonce-broker: unknown argument %s\n%s", arg.c_str(), kUsage);
-      return false;
-    }
+  absl::StatusOr<tellonce::ops::ParsedFlags> parsed =
+      tellonce::ops::ParseFlags(std::vector<std::string>(argv + 1, argv + argc), FlagTable());
+  if (!parsed.ok()) return UsageError(parsed.status().message());
+  if (parsed->Has("help")) {
+    std::fputs(Usage().c_str(), stdout);
+    std::exit(0);
   }
-  if (flags->config.empty()) {
-    std::fprintf(stderr, "tellonce-broker: --config is required\n%s", kUsage);
-    return false;
+  if (parsed->Has("version")) {
+    std::fputs(tellonce::ops::VersionLine("tellonce-broker").c_str(), stdout);
+    std::exit(0);
   }
+  if (!parsed->positional.empty()) {
+    return UsageError(absl::StrCat("unexpected argument \"", parsed->positional[0], "\""));
+  }
+  flags->config = parsed->Get("config");
+  flags->port_file = parsed->Get("port-file");
+  flags->admin_port_file = parsed->Get("admin-port-file");
+  flags->check = parsed->Has("check");
+  if (flags->config.empty()) return UsageError("--config FILE is required");
   return true;
 }
 

@@ -138,6 +138,13 @@ size_t Outbox::pending() {
   return n;
 }
 
+size_t Outbox::dead() {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [name, s] : subscribers_) n += s.dead;
+  return n;
+}
+
 std::vector<Outbox::Depth> Outbox::Depths() {
   std::vector<Depth> depths;
   {

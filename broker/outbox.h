@@ -90,6 +90,8 @@ class Outbox {
 
   // Deliveries waiting (not DEAD) in memory; for tests and metrics.
   size_t pending() ABSL_LOCKS_EXCLUDED(mu_);
+  // Deliveries parked as DEAD (counted at Start, then kept up to date).
+  size_t dead() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Deliveries owed (PENDING) and parked (DEAD) for one subscriber.
   struct Depth {

@@ -124,13 +124,6 @@ void TransparencyLog::FreshCheckpoint(CheckpointDone done) {
   waiters_.push_back(Waiter{*size, std::move(done)});
 }
 
-std::optional<tellonce::v1::Checkpoint> TransparencyLog::LastSigned() {
-  absl::MutexLock lock(&mu_);
-  tellonce::v1::Checkpoint body;
-  if (!latest_.has_value() || !body.ParseFromString(latest_->body())) return std::nullopt;
-  return body;
-}
-
 absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::LatestCheckpoint() {
   {
     absl::MutexLock lock(&mu_);
@@ -144,6 +137,11 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::LatestCheckpoint
   });
   signed_one.WaitForNotification();
   return result;
+}
+
+std::optional<tellonce::v1::SignedCheckpoint> TransparencyLog::LastSigned() const {
+  absl::MutexLock lock(&mu_);
+  return latest_;
 }
 
 void TransparencyLog::Run() {

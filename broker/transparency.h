@@ -60,14 +60,13 @@ class TransparencyLog {
   // The latest signed checkpoint; if none was ever signed, one for the current tree.
   absl::StatusOr<tellonce::v1::SignedCheckpoint> LatestCheckpoint() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The latest checkpoint signed so far, without signing one; nullopt when none was.
+  std::optional<tellonce::v1::SignedCheckpoint> LastSigned() const ABSL_LOCKS_EXCLUDED(mu_);
+
   using CheckpointDone = absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::SignedCheckpoint>)>;
   // A checkpoint covering every event durable when called; `done` runs on the hashing
   // thread once the tree has caught up (usually within milliseconds) and must not block.
   void FreshCheckpoint(CheckpointDone done) ABSL_LOCKS_EXCLUDED(mu_);
-
-  // The newest checkpoint signed and stored (none before the first), as its body says.
-  // Cheap: no signing, no storage read. For metrics and the admin status.
-  std::optional<tellonce::v1::Checkpoint> LastSigned() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Leaves hashed into the tree so far (proofs are available up to this size).
   uint64_t tree_size() const { return tree_size_.load(std::memory_order_acquire); }
@@ -126,7 +125,7 @@ class TransparencyLog {
 
   std::atomic<uint64_t> tree_size_{0};
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool notified_ ABSL_GUARDED_BY(mu_) = false;
   struct Waiter {

@@ -2,19 +2,17 @@
 #define TELLONCE_CLI_ARGS_H_
 
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "absl/status/statusor.h"
-
 namespace tellonce::cli {
 
-// Command-line words and flags: positional words first ("consent grant"), then flags
-// as "--name value", "--name=value", or "--name" for the booleans named in `booleans`.
-// A flag may appear once.
+// One command's words and flags, after parsing against the command's flag table
+// (cli/command.h): only declared flags are present.
 struct Args {
+  // The command's words, e.g. {"consent", "grant"}.
   std::vector<std::string> words;
+  // Flag name (without "--") -> value ("true" for a boolean flag).
   std::map<std::string, std::string> flags;
 
   bool Has(const std::string& name) const { return flags.count(name) > 0; }
@@ -22,11 +20,9 @@ struct Args {
   // `fallback`.
   std::string Get(const std::string& name, const std::string& fallback = "",
                   const char* env = nullptr) const;
+  // --json was given.
+  bool json() const { return Has("json"); }
 };
-
-// INVALID_ARGUMENT naming the flag on a missing value, a repeated flag or a stray word
-// after the first flag.
-absl::StatusOr<Args> ParseArgs(int argc, char** argv, const std::set<std::string>& booleans);
 
 }  // namespace tellonce::cli
 

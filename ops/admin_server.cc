@@ -3,6 +3,11 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -87,7 +92,16 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Options options)
         absl::StrCat("admin.listen_address: cannot listen on ", admin->options_.address));
   }
   admin->port_ = port;
-  admin->thread_ = std::thread([&http] { http.listen_after_bind(); });
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  admin->thread_ = std::thread([&http, ended] {
+    http.listen_after_bind();
+    ended->store(true);
+  });
+  // httplib's stop() does nothing until the listening loop has begun; wait for it, so
+  // that destroying the server right after Start cannot leave the loop running.
+  while (!http.is_running() && !ended->load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return admin;
 }
 

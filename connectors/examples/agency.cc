@@ -7,6 +7,8 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -20,6 +22,7 @@
 #include "ops/log.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "ops/flags.h"
 
 namespace tellonce::connectors::examples {
 
@@ -60,43 +63,52 @@ struct Flags {
   std::string admin_port_file;
 };
 
-std::string Usage(const std::string& program) {
-  return absl::StrCat(
-      "usage: ", program, " --config FILE [--port-file FILE]\n",
-      "  --config FILE     connector configuration (text-format tellonce.v1.ConnectorConfig)\n",
-      "  --port-file FILE  write the bound port to FILE once serving (for port 0)\n",
-      "  --admin-port-file FILE  write the admin listener's port to FILE once serving\n");
+const std::vector<ops::FlagSpec>& FlagTable() {
+  static const auto* table = new std::vector<ops::FlagSpec>{
+      {"config", "FILE", "connector configuration (text-format tellonce.v1.ConnectorConfig); required"},
+      {"port-file", "FILE", "write the bound port to FILE once serving (for port 0); default none"},
+      {"admin-port-file", "FILE",
+       "write the admin listener's bound port to FILE once serving (0 without one); default "
+       "none"},
+      ops::VersionFlag(),
+      ops::HelpFlag(),
+  };
+  return *table;
 }
 
-// False on bad usage (reported). Exits 0 for --help.
+std::string Usage(const std::string& program) {
+  return absl::StrCat("usage: ", program,
+                      " --config FILE [--port-file FILE] [--admin-port-file FILE]\n",
+                      ops::FlagHelp(FlagTable()),
+                      "Exit codes: 0 clean stop, 1 start-up error, 2 usage error.\n");
+}
+
+// False on bad usage (one line on stderr naming the flag). Exits 0 for --help and
+// --version.
 bool ParseFlags(const std::string& program, int argc, char** argv, Flags* flags) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= argc) return false;
-      *out = argv[++i];
-      return true;
-    };
-    if (arg == "--config") {
-      if (!value(&flags->config)) break;
-    } else if (arg == "--port-file") {
-      if (!value(&flags->port_file)) break;
-    } else if (arg == "--admin-port-file") {
-      if (!value(&flags->admin_port_file)) break;
-    } else if (arg == "--help" || arg == "-h") {
-      std::fputs(Usage(program).c_str(), stdout);
-      std::exit(0);
-    } else {
-      std::fprintf(stderr, "%s: unknown argument %s\n%s", program.c_str(), arg.c_str(),
-                   Usage(program).c_str());
-      return false;
-    }
-  }
-  if (flags->config.empty()) {
-    std::fprintf(stderr, "%s: --config FILE is required\n%s", program.c_str(),
-                 Usage(program).c_str());
+  auto usage_error = [&](absl::string_view what) {
+    std::fprintf(stderr, "%s: %.*s (see %s --help)\n", program.c_str(),
+                 static_cast<int>(what.size()), what.data(), program.c_str());
     return false;
+  };
+  absl::StatusOr<ops::ParsedFlags> parsed =
+      ops::ParseFlags(std::vector<std::string>(argv + 1, argv + argc), FlagTable());
+  if (!parsed.ok()) return usage_error(parsed.status().message());
+  if (parsed->Has("help")) {
+    std::fputs(Usage(program).c_str(), stdout);
+    std::exit(0);
   }
+  if (parsed->Has("version")) {
+    std::fputs(ops::VersionLine(program).c_str(), stdout);
+    std::exit(0);
+  }
+  if (!parsed->positional.empty()) {
+    return usage_error(absl::StrCat("unexpected argument \"", parsed->positional[0], "\""));
+  }
+  flags->config = parsed->Get("config");
+  flags->port_file = parsed->Get("port-file");
+  flags->admin_port_file = parsed->Get("admin-port-file");
+  if (flags->config.empty()) return usage_error("--config FILE is required");
   return true;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
@@ -19,6 +20,7 @@
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
+#include "ops/flags.h"
 #include "openssl/sha.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/agency_records.pb.h"
@@ -142,56 +144,60 @@ struct MoveFlags {
   std::string event_id;
 };
 
+const std::vector<ops::FlagSpec>& MoveFlagTable() {
+  static const auto* table = new std::vector<ops::FlagSpec>{
+      {"config", "FILE", "connector configuration (its data_file and broker_address); required"},
+      {"citizen", "ID", "the citizen who moved; required"},
+      {"address", "TEXT", "the new address; required"},
+      {"event-id", "ID", "the event's id; default derived from citizen, address and time"},
+      ops::VersionFlag(),
+      ops::HelpFlag(),
+  };
+  return *table;
+}
+
 std::string MoveUsage(const std::string& program) {
   return absl::StrCat(
       "usage: ", program,
       " --config FILE move --citizen ID --address TEXT [--event-id ID]\n"
       "  Records that the citizen moved (person.address in the configuration's data_file)\n"
       "  and tells the broker at broker_address once (an ADDRESS_CHANGED event). Running\n"
-      "  the same command again republishes the same event, which the broker ignores.\n"
-      "  --event-id ID  the event's id (default: derived from citizen, address and time)\n");
+      "  the same command again republishes the same event, which the broker ignores.\n",
+      ops::FlagHelp(MoveFlagTable()),
+      "Exit codes: 0 published (or already published), 1 failed, 2 usage error.\n");
 }
 
+// False on bad usage (one line on stderr naming the flag). Exits 0 for --help and
+// --version.
 bool ParseMoveFlags(const std::string& program, int argc, char** argv, MoveFlags* flags) {
-  bool saw_move = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= argc) return false;
-      *out = argv[++i];
-      return true;
-    };
-    bool ok = true;
-    if (arg == "move" && !saw_move) {
-      saw_move = true;
-    } else if (arg == "--config") {
-      ok = value(&flags->config);
-    } else if (arg == "--citizen") {
-      ok = value(&flags->citizen);
-    } else if (arg == "--address") {
-      ok = value(&flags->address);
-    } else if (arg == "--event-id") {
-      ok = value(&flags->event_id);
-    } else {
-      std::fprintf(stderr, "%s move: unknown argument %s\n%s", program.c_str(), arg.c_str(),
-                   MoveUsage(program).c_str());
-      return false;
-    }
-    if (!ok) {
-      std::fprintf(stderr, "%s move: %s needs a value\n%s", program.c_str(), arg.c_str(),
-                   MoveUsage(program).c_str());
-      return false;
-    }
+  auto usage_error = [&](absl::string_view what) {
+    std::fprintf(stderr, "%s move: %.*s (see %s move --help)\n", program.c_str(),
+                 static_cast<int>(what.size()), what.data(), program.c_str());
+    return false;
+  };
+  absl::StatusOr<ops::ParsedFlags> parsed =
+      ops::ParseFlags(std::vector<std::string>(argv + 1, argv + argc), MoveFlagTable());
+  if (!parsed.ok()) return usage_error(parsed.status().message());
+  if (parsed->Has("help")) {
+    std::fputs(MoveUsage(program).c_str(), stdout);
+    std::exit(0);
   }
-  for (const auto& [name, value] :
-       {std::pair<const char*, const std::string*>{"--config", &flags->config},
-        {"--citizen", &flags->citizen},
-        {"--address", &flags->address}}) {
-    if (value->empty()) {
-      std::fprintf(stderr, "%s move: %s is required\n%s", program.c_str(), name,
-                   MoveUsage(program).c_str());
-      return false;
+  if (parsed->Has("version")) {
+    std::fputs(ops::VersionLine(program).c_str(), stdout);
+    std::exit(0);
+  }
+  if (parsed->positional != std::vector<std::string>{"move"}) {
+    for (const std::string& word : parsed->positional) {
+      if (word != "move") return usage_error(absl::StrCat("unexpected argument \"", word, "\""));
     }
+    return usage_error("expected the command \"move\" once");
+  }
+  flags->config = parsed->Get("config");
+  flags->citizen = parsed->Get("citizen");
+  flags->address = parsed->Get("address");
+  flags->event_id = parsed->Get("event-id");
+  for (const char* name : {"config", "citizen", "address"}) {
+    if (!parsed->Has(name)) return usage_error(absl::StrCat("--", name, " is required"));
   }
   return true;
 }

@@ -1,0 +1,51 @@
+#ifndef TELLONCE_BROKER_ADMIN_SERVICE_H_
+#define TELLONCE_BROKER_ADMIN_SERVICE_H_
+
+#include <functional>
+
+#include "absl/time/time.h"
+#include "broker/access_log.h"
+#include "broker/outbox.h"
+#include "broker/transparency.h"
+#include "consent/registry.h"
+#include "tellonce/v1/admin.grpc.pb.h"
+
+namespace tellonce::broker {
+
+// What the broker knows about itself, gathered when asked (broker.cc assembles it from
+// its parts). Must be cheap (point reads and counters) and thread-safe.
+using BrokerStatusSource = std::function<tellonce::v1::BrokerStatus()>;
+
+// The broker's status source: version, `started` and uptime, the access log's size and
+// hashed size, the last signed checkpoint, the outbox's pending and dead counts; then
+// `fill_more` (for parts that live elsewhere, e.g. TLS expiry), then SummarizeReadiness.
+// None of the pointers is owned; all must outlive the source.
+BrokerStatusSource MakeBrokerStatusSource(
+    absl::Time started, const AccessLog* log, const TransparencyLog* tree, Outbox* outbox,
+    std::function<void(tellonce::v1::BrokerStatus*)> fill_more);
+
+// Sets `status->ready` and `not_ready_reasons` from the other fields as of `now`: not
+// ready when the TLS certificate or the CRL has expired (fields left unset are
+// unknown, not a reason). Reasons already present are kept and make it not ready.
+void SummarizeReadiness(absl::Time now, tellonce::v1::BrokerStatus* status);
+
+// AdminService over gRPC's callback API: admin role (from the peer certificate), then
+// the status source. Thin, like ExchangeServiceImpl.
+class AdminServiceImpl final : public tellonce::v1::AdminService::CallbackService {
+ public:
+  // `directory` is not owned and must outlive the service.
+  AdminServiceImpl(const consent::DirectoryHolder* directory, BrokerStatusSource status)
+      : directory_(directory), status_(std::move(status)) {}
+
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const tellonce::v1::GetStatusRequest* request,
+                                      tellonce::v1::BrokerStatus* response) override;
+
+ private:
+  const consent::DirectoryHolder* directory_;
+  BrokerStatusSource status_;
+};
+
+}  // namespace tellonce::broker
+
+#endif  // TELLONCE_BROKER_ADMIN_SERVICE_H_

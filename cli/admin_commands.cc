@@ -1,0 +1,98 @@
+// `tellonce admin status` (AdminService, as an operator).
+
+#include <iostream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "cli/call.h"
+#include "cli/command.h"
+#include "tellonce/v1/admin.grpc.pb.h"
+
+namespace tellonce::cli {
+namespace {
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+// "expires in 29 days (2026-12-30T00:00:00Z)", "expired 2h5m ago (...)".
+std::string Until(absl::Time at, absl::Time now, const char* future, const char* past) {
+  const absl::Duration left = at - now;
+  std::string amount;
+  if (absl::AbsDuration(left) >= absl::Hours(48)) {
+    amount = absl::StrCat(absl::ToInt64Hours(absl::AbsDuration(left)) / 24, " days");
+  } else {
+    amount = HumanDuration(left);
+  }
+  return left >= absl::ZeroDuration()
+             ? absl::StrCat(future, " in ", amount, " (", FormatUtc(at), ")")
+             : absl::StrCat(past, " ", amount, " ago (", FormatUtc(at), ")");
+}
+
+void PrintStatus(const tellonce::v1::BrokerStatus& s) {
+  const absl::Time now = absl::Now();
+  std::cout << "version          " << s.version() << "\n"
+            << "uptime           " << HumanDuration(absl::Seconds(s.uptime_seconds()))
+            << " (since " << FormatTime(s.started_at()) << ")\n"
+            << "ready            "
+            << (s.ready() ? "yes" : absl::StrCat("no: ", absl::StrJoin(s.not_ready_reasons(), "; ")))
+            << "\n"
+            << "access log       " << s.access_log_size() << " event(s), "
+            << s.access_log_hashed() << " hashed\n"
+            << "last checkpoint  ";
+  if (s.has_last_checkpoint_at()) {
+    std::cout << "size " << s.last_checkpoint_size() << ", signed "
+              << HumanDuration(now - FromTimestamp(s.last_checkpoint_at())) << " ago ("
+              << FormatTime(s.last_checkpoint_at()) << ")\n";
+  } else {
+    std::cout << "none signed yet\n";
+  }
+  std::cout << "outbox           " << s.deliveries_pending() << " pending, "
+            << s.deliveries_dead() << " dead deliveries\n"
+            << "certificate      "
+            << (s.has_tls_certificate_not_after()
+                    ? Until(FromTimestamp(s.tls_certificate_not_after()), now, "expires", "expired")
+                    : "expiry unknown")
+            << "\n"
+            << "crl              "
+            << (s.has_crl_next_update()
+                    ? Until(FromTimestamp(s.crl_next_update()), now, "next update",
+                            "next update was due")
+                    : "next update unknown")
+            << "\n";
+}
+
+int Status(const Args& args) {
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  tellonce::v1::BrokerStatus status;
+  if (!Call(*conn, [&](grpc::ClientContext* context) {
+        return tellonce::v1::AdminService::NewStub(conn->channel)
+            ->GetStatus(context, tellonce::v1::GetStatusRequest(), &status);
+      })) {
+    return kExitFailed;
+  }
+  if (args.json()) {
+    PrintJson(status, /*all_fields=*/true);
+  } else {
+    PrintStatus(status);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> AdminCommands() {
+  return {
+      {.words = {"admin", "status"},
+       .synopsis = "",
+       .description = "The broker's status (as an operator: an agency with the ADMIN role).\n"
+                      "Version, uptime, access log size and last signed checkpoint, outbox\n"
+                      "depth, TLS certificate and CRL expiry, readiness.",
+       .run = Status},
+  };
+}
+
+}  // namespace tellonce::cli
