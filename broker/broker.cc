@@ -5,6 +5,7 @@
 #include "certs/identity.h"
 #include "certs/signing.h"
 #include "certs/tls.h"
+#include "certs/tls_watch.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -20,8 +21,12 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   const std::string trust_domain = (*directory)->trust_domain();
   broker->directory_ = std::make_unique<consent::DirectoryHolder>(*std::move(directory));
 
+  absl::StatusOr<std::unique_ptr<certs::TlsMaterialWatcher>> tls =
+      certs::TlsMaterialWatcher::Start(options.tls, options.tls_watch);
+  if (!tls.ok()) return tls.status();
+  broker->tls_ = *std::move(tls);
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      certs::MakeServerCredentials(options.tls);
+      broker->tls_->ServerCredentials();
   if (!credentials.ok()) return credentials.status();
   absl::StatusOr<certs::SigningKey> signing_key =
       certs::SigningKey::FromPemFile(options.tls.key_file);
@@ -59,6 +64,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       broker->directory_.get(), broker->transparency_.get(), options.limits);
   broker->connectors_ = std::make_unique<ConnectorPool>(
       ConnectorPool::Options{.tls = options.tls,
+                             .tls_watcher = broker->tls_.get(),
                              .max_fetches_per_batch = options.max_fetches_per_batch,
                              .batches_in_flight = options.connector_batches_in_flight});
   broker->exchange_ = std::make_unique<Exchange>(

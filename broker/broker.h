@@ -16,6 +16,7 @@
 #include "broker/publisher.h"
 #include "broker/transparency.h"
 #include "broker/transparency_service.h"
+#include "certs/tls_watch.h"
 #include "consent/commit_queue.h"
 #include "consent/consent_store.h"
 #include "consent/database.h"
@@ -39,6 +40,15 @@ class Broker {
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
 
+  // Re-reads the TLS files now (SIGHUP); they are also re-read every
+  // options.tls_watch.poll_interval. OK when accepted or unchanged; otherwise the
+  // refusal naming the file, and the material in use stays. Thread-safe.
+  absl::Status ReloadTls() { return tls_->Reload(); }
+
+  // The TLS material in use (expiry, CRL next update, usable or why not, reload
+  // counts), for /readyz, metrics and admin status. Thread-safe.
+  certs::TlsStatus tls_status() const { return tls_->status(); }
+
   // Re-reads the directory file. On error the current directory stays in force and
   // the error is returned. Thread-safe.
   absl::Status ReloadDirectory();
@@ -52,6 +62,8 @@ class Broker {
 
   BrokerOptions options_;
   std::unique_ptr<consent::DirectoryHolder> directory_;
+  // Outlives the server and the connector pool, whose credentials read it.
+  std::unique_ptr<certs::TlsMaterialWatcher> tls_;
   std::unique_ptr<consent::Database> db_;
   std::unique_ptr<consent::CommitQueue> queue_;
   std::unique_ptr<consent::ConsentStore> store_;

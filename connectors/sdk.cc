@@ -479,6 +479,8 @@ class ConnectorServerImpl final : public ConnectorServer {
   absl::Status Init(AttributeSource* source, ChangeHandler* handler);
 
   int port() const override { return port_; }
+  absl::Status ReloadTls() override { return tls_->Reload(); }
+  certs::TlsStatus tls_status() const override { return tls_->status(); }
 
   void Shutdown() override {
     std::call_once(shutdown_once_, [this] {
@@ -495,6 +497,7 @@ class ConnectorServerImpl final : public ConnectorServer {
 
  private:
   const ConnectorOptions options_;
+  std::shared_ptr<certs::TlsMaterialWatcher> tls_;
   std::unique_ptr<WorkerPool> fetch_pool_;
   std::unique_ptr<WorkerPool> change_pool_;
   std::unique_ptr<SeenEvents> seen_;
@@ -542,8 +545,14 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* h
     if (options_.max_seen_events < 1) return Invalid("max_seen_events", "must be at least 1");
   }
 
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      certs::MakeServerCredentials(options_.tls);
+  tls_ = options_.tls_watcher;
+  if (tls_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<certs::TlsMaterialWatcher>> watcher =
+        certs::TlsMaterialWatcher::Start(options_.tls, options_.tls_watch);
+    if (!watcher.ok()) return watcher.status();
+    tls_ = *std::move(watcher);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = tls_->ServerCredentials();
   if (!credentials.ok()) return credentials.status();
   if (absl::Status s = CheckCertificateIdentity(options_); !s.ok()) return s;
 
