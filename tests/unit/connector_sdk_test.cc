@@ -485,6 +485,30 @@ TEST(LoadConnectorConfigTest, RefusesMalformedFieldsAndUnknownFields) {
   }
 }
 
+TEST(LoadConnectorConfigTest, TlsReloadSettingsHaveDefaultsAndBounds) {
+  TempDir dir;
+  const std::string path = dir.path() + "/bank.textproto";
+  WriteFile(path, kConfig);
+  absl::StatusOr<ConnectorOptions> defaults = LoadConnectorConfig(path);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->tls_watch.poll_interval, absl::Seconds(5));
+  EXPECT_EQ(defaults->tls_watch.expiry_warning, absl::Hours(168));
+  auto with = [&](const std::string& fields) {
+    std::string text = kConfig;
+    text.replace(text.find("tls {\n"), 6, "tls {\n  " + fields + "\n");
+    WriteFile(path, text);
+    return LoadConnectorConfig(path);
+  };
+  absl::StatusOr<ConnectorOptions> set = with("reload_interval_seconds: 2 expiry_warning_hours: 1");
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->tls_watch.poll_interval, absl::Seconds(2));
+  EXPECT_EQ(set->tls_watch.expiry_warning, absl::Hours(1));
+  EXPECT_THAT(std::string(with("reload_interval_seconds: 3601").status().message()),
+              StartsWith(path + ": tls.reload_interval_seconds: "));
+  EXPECT_THAT(std::string(with("expiry_warning_hours: 9000").status().message()),
+              StartsWith(path + ": tls.expiry_warning_hours: "));
+}
+
 TEST(LoadConnectorConfigTest, MissingFileIsNotFoundNamingThePath) {
   TempDir dir;
   absl::StatusOr<ConnectorOptions> options = LoadConnectorConfig(dir.path() + "/none.textproto");
