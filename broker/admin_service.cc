@@ -11,20 +11,6 @@
 
 namespace tellonce::broker {
 
-void SummarizeReadiness(absl::Time now, tellonce::v1::BrokerStatus* status) {
-  auto expired = [&](bool has, const google::protobuf::Timestamp& at, const char* what) {
-    if (has && FromProtoTime(at) <= now) {
-      status->add_not_ready_reasons(
-          absl::StrCat(what, " expired at ", absl::FormatTime(absl::RFC3339_sec, FromProtoTime(at),
-                                                              absl::UTCTimeZone())));
-    }
-  };
-  expired(status->has_tls_certificate_not_after(), status->tls_certificate_not_after(),
-          "the TLS certificate");
-  expired(status->has_crl_next_update(), status->crl_next_update(), "the CRL");
-  status->set_ready(status->not_ready_reasons().empty());
-}
-
 BrokerStatusSource MakeBrokerStatusSource(
     absl::Time started, const AccessLog* log, const TransparencyLog* tree, Outbox* outbox,
     std::function<void(tellonce::v1::BrokerStatus*)> fill_more) {
@@ -50,7 +36,7 @@ BrokerStatusSource MakeBrokerStatusSource(
     s.set_deliveries_pending(outbox->pending());
     s.set_deliveries_dead(outbox->dead());
     if (fill_more) fill_more(&s);
-    SummarizeReadiness(now, &s);
+    s.set_ready(s.not_ready_reasons().empty());
     return s;
   };
 }

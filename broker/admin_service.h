@@ -18,16 +18,12 @@ using BrokerStatusSource = std::function<tellonce::v1::BrokerStatus()>;
 
 // The broker's status source: version, `started` and uptime, the access log's size and
 // hashed size, the last signed checkpoint, the outbox's pending and dead counts; then
-// `fill_more` (for parts that live elsewhere, e.g. TLS expiry), then SummarizeReadiness.
+// `fill_more` (for parts that live elsewhere: TLS expiry, the reasons /readyz gives);
+// `ready` is true when no reason was added.
 // None of the pointers is owned; all must outlive the source.
 BrokerStatusSource MakeBrokerStatusSource(
     absl::Time started, const AccessLog* log, const TransparencyLog* tree, Outbox* outbox,
     std::function<void(tellonce::v1::BrokerStatus*)> fill_more);
-
-// Sets `status->ready` and `not_ready_reasons` from the other fields as of `now`: not
-// ready when the TLS certificate or the CRL has expired (fields left unset are
-// unknown, not a reason). Reasons already present are kept and make it not ready.
-void SummarizeReadiness(absl::Time now, tellonce::v1::BrokerStatus* status);
 
 // AdminService over gRPC's callback API: admin role (from the peer certificate), then
 // the status source. Thin, like ExchangeServiceImpl.

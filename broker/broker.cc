@@ -7,6 +7,7 @@
 #include "certs/tls.h"
 #include "ops/version.h"
 #include "proto/time.h"
+#include "certs/tls_watch.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -22,8 +23,12 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   const std::string trust_domain = (*directory)->trust_domain();
   broker->directory_ = std::make_unique<consent::DirectoryHolder>(*std::move(directory));
 
+  absl::StatusOr<std::unique_ptr<certs::TlsMaterialWatcher>> tls =
+      certs::TlsMaterialWatcher::Start(options.tls, options.tls_watch);
+  if (!tls.ok()) return tls.status();
+  broker->tls_ = *std::move(tls);
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      certs::MakeServerCredentials(options.tls);
+      broker->tls_->ServerCredentials();
   if (!credentials.ok()) return credentials.status();
   absl::StatusOr<certs::SigningKey> signing_key =
       certs::SigningKey::FromPemFile(options.tls.key_file);
@@ -75,6 +80,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       broker->directory_.get(), broker->transparency_.get(), options.limits);
   broker->connectors_ = std::make_unique<ConnectorPool>(
       ConnectorPool::Options{.tls = options.tls,
+                             .tls_watcher = broker->tls_.get(),
                              .max_fetches_per_batch = options.max_fetches_per_batch,
                              .batches_in_flight = options.connector_batches_in_flight,
                              .metrics = &metrics});
@@ -106,9 +112,17 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->admin_service_ = std::make_unique<AdminServiceImpl>(
       broker->directory_.get(),
       MakeBrokerStatusSource(absl::Now(), broker->access_log_.get(), broker->transparency_.get(),
-                             broker->outbox_.get(), [](tellonce::v1::BrokerStatus* status) {
-                               // TODO(tls-watch): set status->tls_certificate_not_after and
-                               // crl_next_update from the TLS watcher (certs/) once merged.
+                             broker->outbox_.get(), [raw = broker.get()](tellonce::v1::BrokerStatus* status) {
+                               const certs::TlsStatus tls = raw->tls_status();
+                               *status->mutable_tls_certificate_not_after() =
+                                   ToProtoTime(tls.cert_not_after);
+                               if (tls.crl_next_update.has_value()) {
+                                 *status->mutable_crl_next_update() =
+                                     ToProtoTime(*tls.crl_next_update);
+                               }
+                               for (std::string& reason : raw->NotReadyReasons()) {
+                                 status->add_not_ready_reasons(std::move(reason));
+                               }
                              }));
 
   ops::Family<ops::Counter>& reloads = metrics.AddCounter(
@@ -195,6 +209,11 @@ std::vector<std::string> Broker::NotReadyReasons() const {
                                      directory_error_.message()));
     }
   }
+  if (tls_ != nullptr) {
+    if (const absl::Status usable = tls_->status().usable; !usable.ok()) {
+      reasons.push_back(absl::StrCat("tls: ", usable.message()));
+    }
+  }
   if (db_ == nullptr) {
     reasons.push_back("database: closed");
   } else if (absl::Status health = db_->Health(); !health.ok()) {
@@ -259,6 +278,7 @@ void Broker::AddCollectors() {
               "Seconds since the last signed checkpoint.",
               absl::ToDoubleSeconds(absl::Now() - FromProtoTime(last->signed_at())));
     }
+    certs::WriteTlsMetrics(tls_->status(), w);
     w.Gauge("tellonce_uptime_seconds", "Seconds since the broker started.",
             absl::ToDoubleSeconds(absl::Now() - started_));
   });

@@ -19,6 +19,7 @@
 #include "broker/publisher.h"
 #include "broker/transparency.h"
 #include "broker/transparency_service.h"
+#include "certs/tls_watch.h"
 #include "consent/commit_queue.h"
 #include "consent/consent_store.h"
 #include "consent/database.h"
@@ -60,6 +61,14 @@ class Broker {
   // (the file on disk is not the policy in force: a removed mandate or role would
   // still be honoured). Thread-safe.
   absl::Status ReloadDirectory() ABSL_LOCKS_EXCLUDED(mu_);
+  // Re-reads the TLS files now (SIGHUP); they are also re-read every
+  // options.tls_watch.poll_interval. OK when accepted or unchanged; otherwise the
+  // refusal naming the file, and the material in use stays. Thread-safe.
+  absl::Status ReloadTls() { return tls_->Reload(); }
+
+  // The TLS material in use (expiry, CRL next update, usable or why not, reload
+  // counts), for /readyz, metrics and admin status. Thread-safe.
+  certs::TlsStatus tls_status() const { return tls_->status(); }
 
   // Stops accepting calls, lets in-flight calls finish for up to the grace period,
   // commits everything queued and closes the database. Idempotent.
@@ -81,6 +90,8 @@ class Broker {
   ops::Counter* directory_reloads_ok_ = nullptr;
   ops::Counter* directory_reloads_failed_ = nullptr;
   std::unique_ptr<consent::DirectoryHolder> directory_;
+  // Outlives the server and the connector pool, whose credentials read it.
+  std::unique_ptr<certs::TlsMaterialWatcher> tls_;
   std::unique_ptr<consent::Database> db_;
   std::unique_ptr<consent::CommitQueue> queue_;
   std::unique_ptr<consent::ConsentStore> store_;

@@ -52,6 +52,20 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   options.tls.cert_file = Resolve(base, config.tls().cert_file());
   options.tls.key_file = Resolve(base, config.tls().key_file());
   options.tls.crl_dir = Resolve(base, config.tls().crl_dir());
+  if (config.tls().reload_interval_seconds() > 3600) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": tls.reload_interval_seconds: at most 3600"));
+  }
+  if (config.tls().reload_interval_seconds() != 0) {
+    options.tls_watch.poll_interval = absl::Seconds(config.tls().reload_interval_seconds());
+  }
+  if (config.tls().expiry_warning_hours() > 8760) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": tls.expiry_warning_hours: at most 8760"));
+  }
+  if (config.tls().expiry_warning_hours() != 0) {
+    options.tls_watch.expiry_warning = absl::Hours(config.tls().expiry_warning_hours());
+  }
 
   if (config.data_dir().empty()) return required("data_dir");
   options.data_dir = Resolve(base, config.data_dir());

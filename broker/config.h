@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "broker/outbox.h"
 #include "certs/tls.h"
+#include "certs/tls_watch.h"
 #include "consent/validation.h"
 #include "ops/log.h"
 
@@ -18,6 +19,9 @@ struct BrokerOptions {
   // host:port to listen on. Default "127.0.0.1:7443". Port 0 picks a free port.
   std::string listen_address = "127.0.0.1:7443";
   certs::TlsPaths tls;
+  // How often the TLS files are re-read and how early their expiry is warned about.
+  // Defaults 5 s and 168 h (certs::TlsMaterialWatcher::Options).
+  certs::TlsMaterialWatcher::Options tls_watch;
   // RocksDB data directory. Required.
   std::string data_dir;
   // Text-format tellonce.v1.Directory. Required.

@@ -80,9 +80,11 @@ absl::StatusOr<ConnectorPool::Connector*> ConnectorPool::ConnectorFor(
   auto it = entries_.find(agency_id);
   if (it != entries_.end() && it->second->endpoint == endpoint) return it->second.get();
 
+  const std::string agency_spiffe_id = certs::AgencySpiffeId(directory.trust_domain(), agency_id);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      certs::MakeChannelCredentials(options_.tls,
-                                    certs::AgencySpiffeId(directory.trust_domain(), agency_id));
+      options_.tls_watcher != nullptr
+          ? options_.tls_watcher->ChannelCredentials(agency_spiffe_id)
+          : certs::MakeChannelCredentials(options_.tls, agency_spiffe_id);
   if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
   const int backoff_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.max_reconnect_backoff));

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "certs/tls.h"
+#include "certs/tls_watch.h"
 #include "consent/directory.h"
 #include "ops/metrics.h"
 #include "grpcpp/channel.h"
@@ -49,6 +50,9 @@ class ConnectorPool {
   struct Options {
     // The broker's identity and the federation CA.
     certs::TlsPaths tls;
+    // The broker's watched TLS material, not owned; when set, channels are made from it
+    // (new connections follow a reloaded certificate and CRL) instead of from `tls`.
+    certs::TlsMaterialWatcher* tls_watcher = nullptr;
     // Longest wait between reconnection attempts to a connector that is down.
     absl::Duration max_reconnect_backoff = absl::Seconds(1);
     // Most fetches in one batch call; 1 turns batching off (one FetchAttributes call

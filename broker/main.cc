@@ -4,7 +4,8 @@
 //   tellonce-broker --version | --help
 //
 // SIGTERM or SIGINT: drain in-flight calls and close the database cleanly.
-// SIGHUP: reload the directory file (a bad file is reported and the old one kept).
+// SIGHUP: reload the directory file and the TLS files (a bad file is reported and the
+// old one kept).
 
 #include <signal.h>
 
@@ -146,6 +147,8 @@ int main(int argc, char** argv) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
     if (signal == SIGHUP) {
+      // The TLS watcher logs its own refusal, naming the file.
+      if ((*broker)->ReloadTls().ok()) LogInfo("TLS files re-read");
       absl::Status reloaded = (*broker)->ReloadDirectory();
       if (reloaded.ok()) {
         LogInfo("directory reloaded");

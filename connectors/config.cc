@@ -82,6 +82,18 @@ absl::StatusOr<ConnectorOptions> LoadConnectorConfig(const std::string& path) {
   options.tls.cert_file = Resolve(base, config.tls().cert_file());
   options.tls.key_file = Resolve(base, config.tls().key_file());
   options.tls.crl_dir = Resolve(base, config.tls().crl_dir());
+  if (config.tls().reload_interval_seconds() > 3600) {
+    return invalid("tls.reload_interval_seconds", "at most 3600");
+  }
+  if (config.tls().reload_interval_seconds() != 0) {
+    options.tls_watch.poll_interval = absl::Seconds(config.tls().reload_interval_seconds());
+  }
+  if (config.tls().expiry_warning_hours() > 8760) {
+    return invalid("tls.expiry_warning_hours", "at most 8760");
+  }
+  if (config.tls().expiry_warning_hours() != 0) {
+    options.tls_watch.expiry_warning = absl::Hours(config.tls().expiry_warning_hours());
+  }
   options.data_file = Resolve(base, config.data_file());
   options.broker_address = config.broker_address();
   options.seen_events_file = Resolve(base, config.seen_events_file());

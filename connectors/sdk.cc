@@ -485,6 +485,8 @@ class ConnectorServerImpl final : public ConnectorServer {
   int port() const override { return port_; }
   int admin_port() const override { return admin_ == nullptr ? 0 : admin_->port(); }
   ops::MetricsRegistry& metrics() override { return metrics_; }
+  absl::Status ReloadTls() override { return tls_->Reload(); }
+  certs::TlsStatus tls_status() const override { return tls_->status(); }
 
   void Shutdown() override {
     std::call_once(shutdown_once_, [this] {
@@ -503,6 +505,7 @@ class ConnectorServerImpl final : public ConnectorServer {
 
  private:
   const ConnectorOptions options_;
+  std::shared_ptr<certs::TlsMaterialWatcher> tls_;
   std::unique_ptr<WorkerPool> fetch_pool_;
   std::unique_ptr<WorkerPool> change_pool_;
   std::unique_ptr<SeenEvents> seen_;
@@ -554,8 +557,14 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* h
     if (options_.max_seen_events < 1) return Invalid("max_seen_events", "must be at least 1");
   }
 
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      certs::MakeServerCredentials(options_.tls);
+  tls_ = options_.tls_watcher;
+  if (tls_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<certs::TlsMaterialWatcher>> watcher =
+        certs::TlsMaterialWatcher::Start(options_.tls, options_.tls_watch);
+    if (!watcher.ok()) return watcher.status();
+    tls_ = *std::move(watcher);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = tls_->ServerCredentials();
   if (!credentials.ok()) return credentials.status();
   if (absl::Status s = CheckCertificateIdentity(options_); !s.ok()) return s;
 
@@ -590,9 +599,10 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* h
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
   metrics_.AddProcessCollector();
-  metrics_.AddCollector([](ops::MetricsWriter& w) {
+  metrics_.AddCollector([this](ops::MetricsWriter& w) {
     w.Family("tellonce_build_info", "Always 1; the version of this build as a label.", "gauge");
     w.Sample("tellonce_build_info", {{"version", ops::kVersion}}, 1.0);
+    certs::WriteTlsMetrics(tls_status(), w);
   });
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
@@ -607,6 +617,9 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* h
          .not_ready = [this] {
            std::vector<std::string> reasons;
            if (!serving_.load()) reasons.push_back("connector: shutting down");
+           if (const absl::Status usable = tls_status().usable; !usable.ok()) {
+             reasons.push_back(absl::StrCat("tls: ", usable.message()));
+           }
            return reasons;
          }});
     if (!admin.ok()) return admin.status();

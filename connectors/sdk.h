@@ -33,6 +33,7 @@
 #include "certs/tls.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
+#include "certs/tls_watch.h"
 #include "tellonce/v1/connector.pb.h"
 
 namespace tellonce::connectors {
@@ -158,6 +159,14 @@ struct ConnectorOptions {
   // The connector's certificate and key, and the federation CA that verifies callers.
   // ca_file, cert_file and key_file are required; crl_dir is optional.
   certs::TlsPaths tls;
+  // How often the TLS files are re-read (a changed certificate, key, CA bundle or CRL is
+  // used for new handshakes without a restart) and how early their expiry is warned
+  // about. Defaults 5 s and 168 h.
+  certs::TlsMaterialWatcher::Options tls_watch;
+  // The process's TLS material when the agency already watches it (to share it between
+  // this server and its own channels to the broker, and to reload it on SIGHUP); it
+  // must be over `tls`. Null (default): the server starts its own watcher.
+  std::shared_ptr<certs::TlsMaterialWatcher> tls_watcher;
   // SPIFFE trust domain of the federation; only spiffe://<trust_domain>/broker is
   // served. Required.
   std::string trust_domain;
@@ -261,6 +270,14 @@ class ConnectorServer {
   // The metrics the admin listener serves; an agency may add its own families and
   // collectors (names outside tellonce_*). Lives as long as the server.
   virtual ops::MetricsRegistry& metrics() = 0;
+  // Re-reads the TLS files now (call it on SIGHUP); they are also re-read every
+  // options.tls_watch.poll_interval. OK when accepted or unchanged; otherwise the
+  // refusal, naming the file, and the material in use stays. Thread-safe.
+  virtual absl::Status ReloadTls() = 0;
+
+  // The TLS material in use: expiry, CRL next update, whether it can complete
+  // handshakes, reload counts. Thread-safe.
+  virtual certs::TlsStatus tls_status() const = 0;
 
   // Stops accepting calls, lets in-flight calls finish for up to
   // options.shutdown_grace (then cancels them), and stops the fetch and change threads.

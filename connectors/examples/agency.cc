@@ -39,8 +39,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> BrokerChannel(const ConnectorOpti
   if (options.broker_address.empty()) {
     return absl::InvalidArgumentError("broker_address: required");
   }
+  const std::string broker_id = certs::BrokerSpiffeId(options.trust_domain);
+  // Over the process's watched material when there is one, so that the channel's new
+  // connections follow a reloaded certificate and CRL.
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      certs::MakeChannelCredentials(options.tls, certs::BrokerSpiffeId(options.trust_domain));
+      options.tls_watcher != nullptr ? options.tls_watcher->ChannelCredentials(broker_id)
+                                     : certs::MakeChannelCredentials(options.tls, broker_id);
   if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -183,6 +187,7 @@ int RunConnectorParts(const std::string& program, const std::string& description
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<ConnectorOptions> options = LoadConnectorConfig(flags.config);
@@ -192,6 +197,14 @@ int RunConnectorParts(const std::string& program, const std::string& description
   }
   options->log.program = program;
   ops::ConfigureLogging(options->log);
+  // One watcher of the TLS files for the server and the channels to the broker.
+  absl::StatusOr<std::unique_ptr<certs::TlsMaterialWatcher>> tls =
+      certs::TlsMaterialWatcher::Start(options->tls, options->tls_watch);
+  if (!tls.ok()) {
+    Log('E', program, absl::StrCat("start-up failed: ", tls.status().message()));
+    return 1;
+  }
+  options->tls_watcher = *std::move(tls);
 
   absl::StatusOr<ConnectorParts> parts = make_parts(*options);
   if (!parts.ok()) {
@@ -222,7 +235,11 @@ int RunConnectorParts(const std::string& program, const std::string& description
                    options->trust_domain, ": ", parts->serves));
 
   int signal = 0;
-  while (sigwait(&signals, &signal) != 0) {
+  while (true) {
+    if (sigwait(&signals, &signal) != 0) continue;
+    if (signal != SIGHUP) break;
+    // SIGHUP: re-read the TLS files now (a refusal is logged by the watcher).
+    if (options->tls_watcher->Reload().ok()) Log('I', program, "TLS files reloaded");
   }
   Log('I', program, absl::StrCat("received ", strsignal(signal), ", draining"));
   (*server)->Shutdown();

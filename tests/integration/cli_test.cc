@@ -16,6 +16,7 @@
 #include "proto/textproto.h"
 #include "tellonce/v1/admin.pb.h"
 #include "tellonce/v1/consent.pb.h"
+#include "proto/time.h"
 #include "tests/integration/harness.h"
 
 namespace tellonce::testing {
@@ -371,8 +372,11 @@ TEST_F(CliTest, AdminStatusShowsLogSizeAndOutboxDepth) {
   EXPECT_EQ(status.deliveries_dead(), 0u) << out;
   EXPECT_TRUE(status.has_started_at()) << out;
   EXPECT_TRUE(status.ready()) << out;
-  // Not wired yet (TLS watcher): unknown, so absent.
-  EXPECT_FALSE(status.has_tls_certificate_not_after()) << out;
+  // The dev PKI's broker certificate and CRL last 30 days.
+  ASSERT_TRUE(status.has_tls_certificate_not_after()) << out;
+  EXPECT_GT(FromProtoTime(status.tls_certificate_not_after()), absl::Now() + absl::Hours(24 * 28));
+  ASSERT_TRUE(status.has_crl_next_update()) << out;
+  EXPECT_GT(FromProtoTime(status.crl_next_update()), absl::Now() + absl::Hours(24 * 28));
   google::protobuf::Struct json = ParseJson(out);
   for (const char* key : {"version", "uptime_seconds", "access_log_size", "deliveries_pending",
                           "deliveries_dead", "ready"}) {
@@ -386,7 +390,8 @@ TEST_F(CliTest, AdminStatusShowsLogSizeAndOutboxDepth) {
       << out;
   EXPECT_TRUE(absl::StrContains(out, "outbox           1 pending, 0 dead deliveries")) << out;
   EXPECT_TRUE(absl::StrContains(out, "ready            yes")) << out;
-  EXPECT_TRUE(absl::StrContains(out, "certificate      expiry unknown")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "certificate      expires in ")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "crl              next update in ")) << out;
 }
 
 TEST_F(CliTest, AdminStatusIsForTheAdminRoleOnly) {

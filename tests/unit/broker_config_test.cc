@@ -87,6 +87,33 @@ TEST_F(BrokerConfigTest, RefusesOutOfRangeSettingsNamingFileAndField) {
   }
 }
 
+TEST_F(BrokerConfigTest, TlsReloadSettingsHaveDefaultsAndBoundsNamingFileAndField) {
+  absl::StatusOr<BrokerOptions> defaults = LoadBrokerConfig(Write(""));
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->tls_watch.poll_interval, absl::Seconds(5));
+  EXPECT_EQ(defaults->tls_watch.expiry_warning, absl::Hours(168));
+
+  auto write_tls = [&](const std::string& fields) {
+    const std::string path = dir_.path() + "/tls.textproto";
+    std::ofstream(path) << "tls { ca_file: \"ca.pem\" cert_file: \"b.pem\" key_file: \"b.key\" "
+                        << fields << " }\ndata_dir: \"data\"\n"
+                        << "directory_file: \"directory.textproto\"\n";
+    return path;
+  };
+  absl::StatusOr<BrokerOptions> set =
+      LoadBrokerConfig(write_tls("reload_interval_seconds: 1 expiry_warning_hours: 24"));
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->tls_watch.poll_interval, absl::Seconds(1));
+  EXPECT_EQ(set->tls_watch.expiry_warning, absl::Hours(24));
+
+  std::string path = write_tls("reload_interval_seconds: 3601");
+  EXPECT_EQ(LoadBrokerConfig(path).status().message(),
+            absl::StrCat(path, ": tls.reload_interval_seconds: at most 3600"));
+  path = write_tls("expiry_warning_hours: 8761");
+  EXPECT_EQ(LoadBrokerConfig(path).status().message(),
+            absl::StrCat(path, ": tls.expiry_warning_hours: at most 8760"));
+}
+
 TEST_F(BrokerConfigTest, RefusesUnknownFieldsAndMissingRequiredOnes) {
   absl::StatusOr<BrokerOptions> unknown = LoadBrokerConfig(Write("exchange { batch_size: 4 }"));
   ASSERT_FALSE(unknown.ok());

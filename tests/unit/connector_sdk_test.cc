@@ -35,6 +35,8 @@
 #include "tellonce/v1/connector.grpc.pb.h"
 #include "tests/testing/loopback_connector.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_ca.h"
+#include "grpcpp/security/auth_context.h"
 
 namespace tellonce::connectors {
 namespace {
@@ -483,6 +485,30 @@ TEST(LoadConnectorConfigTest, RefusesMalformedFieldsAndUnknownFields) {
     EXPECT_EQ(options.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(options.status().message()), StartsWith(path + want));
   }
+}
+
+TEST(LoadConnectorConfigTest, TlsReloadSettingsHaveDefaultsAndBounds) {
+  TempDir dir;
+  const std::string path = dir.path() + "/bank.textproto";
+  WriteFile(path, kConfig);
+  absl::StatusOr<ConnectorOptions> defaults = LoadConnectorConfig(path);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->tls_watch.poll_interval, absl::Seconds(5));
+  EXPECT_EQ(defaults->tls_watch.expiry_warning, absl::Hours(168));
+  auto with = [&](const std::string& fields) {
+    std::string text = kConfig;
+    text.replace(text.find("tls {\n"), 6, "tls {\n  " + fields + "\n");
+    WriteFile(path, text);
+    return LoadConnectorConfig(path);
+  };
+  absl::StatusOr<ConnectorOptions> set = with("reload_interval_seconds: 2 expiry_warning_hours: 1");
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->tls_watch.poll_interval, absl::Seconds(2));
+  EXPECT_EQ(set->tls_watch.expiry_warning, absl::Hours(1));
+  EXPECT_THAT(std::string(with("reload_interval_seconds: 3601").status().message()),
+              StartsWith(path + ": tls.reload_interval_seconds: "));
+  EXPECT_THAT(std::string(with("expiry_warning_hours: 9000").status().message()),
+              StartsWith(path + ": tls.expiry_warning_hours: "));
 }
 
 TEST(LoadConnectorConfigTest, MissingFileIsNotFoundNamingThePath) {
@@ -934,6 +960,70 @@ TEST_F(ConnectorServerTest, AnAddressInUseIsUnavailable) {
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(second.status().message()), StartsWith("listen_address: "));
+}
+
+// The serial of the certificate the server presented on `context`'s call ("" if none).
+std::string PeerSerial(const grpc::ClientContext& context) {
+  std::vector<grpc::string_ref> pem = context.auth_context()->FindPropertyValues("x509_pem_cert");
+  if (pem.size() != 1) return "";
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem[0].data(), pem[0].size()),
+                                                BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+  if (cert == nullptr) return "";
+  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr);
+  char* hex = BN_bn2hex(bn);
+  std::string out = hex;
+  OPENSSL_free(hex);
+  BN_free(bn);
+  return out;
+}
+
+TEST_F(ConnectorServerTest, ReloadTlsServesARotatedCertificateAndRefusesAGarbageOne) {
+  // The bank's certificate and key in a folder of this test's own, rotated below.
+  TempDir own;
+  ConnectorOptions options = BankOptions();
+  options.tls.cert_file = own.path() + "/bank.pem";
+  options.tls.key_file = own.path() + "/bank.key";
+  options.tls_watch.poll_interval = absl::ZeroDuration();  // ReloadTls only
+  fs::copy_file(Pki("agencies/bank.pem"), options.tls.cert_file);
+  fs::copy_file(Pki("agencies/bank.key"), options.tls.key_file);
+  RecordingSource source;
+  absl::StatusOr<std::unique_ptr<ConnectorServer>> server = ConnectorServer::Start(options, &source);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  auto call_serial = [&](const std::shared_ptr<grpc::Channel>& channel) {
+    auto stub = tellonce::v1::ConnectorService::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    FetchAttributesResponse response;
+    grpc::Status status = stub->FetchAttributes(&context, GoodRequest(), &response);
+    return status.ok() ? PeerSerial(context) : std::string("failed");
+  };
+  auto old_channel = BrokerChannel(port);
+  const std::string old_serial = call_serial(old_channel);
+  ASSERT_NE(old_serial, "failed");
+  EXPECT_EQ((*server)->tls_status().cert_serial, old_serial);
+
+  const std::string new_serial = ::tellonce::testing::IssueLeaf(
+      dir_->path() + "/pki", "spiffe://tellonce.local/agency/bank", options.tls.cert_file,
+      options.tls.key_file);
+  ASSERT_FALSE(new_serial.empty());
+  ASSERT_TRUE((*server)->ReloadTls().ok());
+  EXPECT_EQ((*server)->tls_status().reloads, 1u);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (call_serial(BrokerChannel(port)) != new_serial && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(call_serial(BrokerChannel(port)), new_serial);
+  EXPECT_EQ(call_serial(old_channel), old_serial) << "the old connection must keep working";
+
+  WriteFile(options.tls.cert_file, "garbage");
+  absl::Status refused = (*server)->ReloadTls();
+  EXPECT_THAT(std::string(refused.message()), HasSubstr(options.tls.cert_file));
+  EXPECT_EQ((*server)->tls_status().refused_reloads, 1u);
+  absl::SleepFor(absl::Milliseconds(1500));
+  EXPECT_EQ(call_serial(BrokerChannel(port)), new_serial);
 }
 
 }  // namespace
