@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <memory>
 #include <cstdio>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/types/span.h"
@@ -125,12 +127,26 @@ LogLevel FromGpr(gpr_log_severity severity) {
   return LogLevel::kError;
 }
 
+// gRPC logs some events once per connection or per call (a failed handshake, a bad
+// frame); a flood of them must not flood the log. One throttle per call site.
+LogThrottle& GrpcThrottle(const std::string& where) {
+  static absl::Mutex* mu = new absl::Mutex;
+  static auto* throttles = new absl::flat_hash_map<std::string, std::unique_ptr<LogThrottle>>;
+  absl::MutexLock lock(mu);
+  auto it = throttles->find(where);
+  if (it != throttles->end()) return *it->second;
+  // A bounded table: past 512 call sites, the rest share one throttle.
+  std::unique_ptr<LogThrottle>& t = (*throttles)[throttles->size() < 512 ? where : "*"];
+  if (t == nullptr) t = std::make_unique<LogThrottle>(absl::Seconds(10));
+  return *t;
+}
+
 void GrpcLogFunction(gpr_log_func_args* args) {
   const LogLevel level = FromGpr(args->severity);
   if (!LogEnabled(level)) return;
   const std::string where = absl::StrCat(args->file != nullptr ? args->file : "?", ":", args->line);
-  const LogField fields[] = {{"source", "grpc"}, {"at", where}};
-  WriteLine(level, args->message != nullptr ? args->message : "", fields, {});
+  const std::string_view message = args->message != nullptr ? args->message : "";
+  GrpcThrottle(where).Log(level, message, {{"source", "grpc"}, {"at", where}});
 }
 
 }  // namespace

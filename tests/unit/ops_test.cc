@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "grpc/support/log.h"
 #include "gtest/gtest.h"
 #include "ops/admin_server.h"
 #include "ops/log.h"
@@ -138,6 +139,20 @@ TEST(LogTest, ThrottleLetsOneLineThroughPerIntervalAndCountsTheRest) {
   ASSERT_EQ(lines.size(), 2u) << out;
   EXPECT_FALSE(absl::StrContains(lines[0], "suppressed"));
   EXPECT_TRUE(absl::EndsWith(lines[1], "refused suppressed=49")) << lines[1];
+}
+
+TEST(LogTest, GrpcLinesTakeOurFormatAndAreThrottledPerCallSite) {
+  ConfigureLogging({.program = "ops-test", .format = LogFormat::kJson});
+  const std::string out = CaptureStderr([] {
+    for (int i = 0; i < 20; ++i) gpr_log(GPR_ERROR, "handshake failed %d", i);
+    gpr_log(GPR_INFO, "chatty info, below gRPC's verbosity at INFO");
+  });
+  ConfigureLogging({.program = "ops-test", .capture_grpc = false});
+  std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u) << out;
+  EXPECT_TRUE(absl::StrContains(lines[0], "\"level\":\"ERROR\",\"program\":\"ops-test\","
+                                          "\"message\":\"handshake failed 0\",\"source\":\"grpc\""))
+      << lines[0];
 }
 
 TEST(AdminServerTest, ServesMetricsProbesAndNothingElse) {
