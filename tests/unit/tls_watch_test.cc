@@ -40,6 +40,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kTrustDomain[] = "gov.example";
 
@@ -376,6 +377,29 @@ TEST_F(TlsWatchTest, StatusReportsExpiryTimesAndTheStagingDirectoryIsPrivate) {
   for (const auto& e : fs::directory_iterator(dir_.path())) {
     EXPECT_NE(e.path().filename().string().rfind("tellonce-tls.", 0), 0u) << "left behind";
   }
+}
+
+TEST_F(TlsWatchTest, WarnsAtStartWhenTheCertificateOrCrlExpiresWithinTheWarningTime) {
+  // The dev PKI's certificate and CRL last 30 days: a 60-day warning time covers both,
+  // the default 7 days neither.
+  ::testing::internal::CaptureStderr();
+  auto warned = TlsMaterialWatcher::Start(
+      BrokerPaths(true), {.poll_interval = absl::ZeroDuration(),
+                          .expiry_warning = absl::Hours(24 * 60),
+                          .staging_parent = dir_.path()});
+  ASSERT_TRUE(warned.ok()) << warned.status();
+  std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, HasSubstr("WARN"));
+  EXPECT_THAT(log, HasSubstr("TLS certificate expires soon"));
+  EXPECT_THAT(log, HasSubstr("CRL next update is near"));
+
+  ::testing::internal::CaptureStderr();
+  auto quiet = TlsMaterialWatcher::Start(
+      BrokerPaths(true), {.poll_interval = absl::ZeroDuration(), .staging_parent = dir_.path()});
+  ASSERT_TRUE(quiet.ok()) << quiet.status();
+  log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, Not(HasSubstr("expires soon")));
+  EXPECT_THAT(log, Not(HasSubstr("next update is near")));
 }
 
 }  // namespace
