@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
 #include "tests/integration/harness.h"
+#include "tests/testing/peer_certificate.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_ca.h"
 
@@ -34,48 +35,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string SerialOfPem(const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), pem.size()), BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
-  if (cert == nullptr) return "";
-  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr);
-  char* hex = BN_bn2hex(bn);
-  std::string out = hex;
-  OPENSSL_free(hex);
-  BN_free(bn);
-  return out;
-}
-
 // grpc.health.v1.Health/Check (an empty request) on `channel`; on success the serial
 // of the certificate the broker presented on that connection.
 absl::StatusOr<std::string> HealthCheckSerial(const std::shared_ptr<grpc::Channel>& channel) {
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::ByteBuffer request;  // empty HealthCheckRequest
-  grpc::Slice empty(std::string(""));
-  request = grpc::ByteBuffer(&empty, 1);
-  grpc::ByteBuffer response;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
-  grpc::Status status = done.get_future().get();
-  if (!status.ok()) {
-    return absl::UnavailableError(absl::StrCat(status.error_code(), " ", status.error_message()));
-  }
-  std::vector<grpc::string_ref> pem = ctx.auth_context()->FindPropertyValues("x509_pem_cert");
-  if (pem.size() != 1) return absl::InternalError("no peer certificate");
-  return SerialOfPem(std::string(pem[0].data(), pem[0].size()));
-}
-
-bool Eventually(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-  return condition();
+  return CallForPeerSerial(channel, "/grpc.health.v1.Health/Check");
 }
 
 // A PKI of its own and a broker polling its TLS files every second.

@@ -34,6 +34,7 @@
 #include "gtest/gtest.h"
 #include "tellonce/v1/connector.grpc.pb.h"
 #include "tests/testing/loopback_connector.h"
+#include "tests/testing/peer_certificate.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_ca.h"
 #include "grpcpp/security/auth_context.h"
@@ -962,23 +963,6 @@ TEST_F(ConnectorServerTest, AnAddressInUseIsUnavailable) {
   EXPECT_THAT(std::string(second.status().message()), StartsWith("listen_address: "));
 }
 
-// The serial of the certificate the server presented on `context`'s call ("" if none).
-std::string PeerSerial(const grpc::ClientContext& context) {
-  std::vector<grpc::string_ref> pem = context.auth_context()->FindPropertyValues("x509_pem_cert");
-  if (pem.size() != 1) return "";
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem[0].data(), pem[0].size()),
-                                                BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
-  if (cert == nullptr) return "";
-  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr);
-  char* hex = BN_bn2hex(bn);
-  std::string out = hex;
-  OPENSSL_free(hex);
-  BN_free(bn);
-  return out;
-}
-
 TEST_F(ConnectorServerTest, ReloadTlsServesARotatedCertificateAndRefusesAGarbageOne) {
   // The bank's certificate and key in a folder of this test's own, rotated below.
   TempDir own;
@@ -998,7 +982,7 @@ TEST_F(ConnectorServerTest, ReloadTlsServesARotatedCertificateAndRefusesAGarbage
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     FetchAttributesResponse response;
     grpc::Status status = stub->FetchAttributes(&context, GoodRequest(), &response);
-    return status.ok() ? PeerSerial(context) : std::string("failed");
+    return status.ok() ? ::tellonce::testing::PeerSerial(context) : std::string("failed");
   };
   auto old_channel = BrokerChannel(port);
   const std::string old_serial = call_serial(old_channel);

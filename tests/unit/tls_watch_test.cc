@@ -32,6 +32,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
+#include "tests/testing/peer_certificate.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_ca.h"
 
@@ -41,6 +42,8 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::tellonce::testing::Eventually;
+using ::tellonce::testing::SerialOfPem;
 
 constexpr char kTrustDomain[] = "gov.example";
 
@@ -55,19 +58,6 @@ void WriteAll(const std::string& path, const std::string& contents) {
   const std::string tmp = path + ".tmp";
   std::ofstream(tmp, std::ios::binary | std::ios::trunc) << contents;
   fs::rename(tmp, path);
-}
-
-std::string SerialOfPem(const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), pem.size()), BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
-  if (cert == nullptr) return "";
-  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr);
-  char* hex = BN_bn2hex(bn);
-  std::string out = hex;
-  OPENSSL_free(hex);
-  BN_free(bn);
-  return out;
 }
 
 // Answers every call OK with an empty message.
@@ -119,32 +109,7 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
 
 // One call; on success, the serial of the certificate the server presented.
 absl::StatusOr<std::string> CallForSerial(const std::shared_ptr<grpc::Channel>& channel) {
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::Slice slice(std::string("ping"));
-  grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer response;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, "/tellonce.test.Ok/Call", grpc::StubOptions(), &request, &response,
-                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
-  grpc::Status status = done.get_future().get();
-  if (!status.ok()) {
-    return absl::UnavailableError(absl::StrCat(status.error_code(), " ", status.error_message()));
-  }
-  std::vector<grpc::string_ref> pem = ctx.auth_context()->FindPropertyValues("x509_pem_cert");
-  if (pem.size() != 1) return absl::InternalError("no peer certificate");
-  return SerialOfPem(std::string(pem[0].data(), pem[0].size()));
-}
-
-// Polls `condition` every 100 ms until it holds or `timeout` passes.
-bool Eventually(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return condition();
+  return ::tellonce::testing::CallForPeerSerial(channel, "/tellonce.test.Ok/Call", "ping");
 }
 
 fs::path ScriptPath() {
