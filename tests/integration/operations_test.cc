@@ -114,6 +114,15 @@ class OperationsTest : public ::testing::Test {
     }
   }
 
+  // kCitizen lets the tax office see `attributes` for TAX_DEDUCTION_CHECK.
+  static absl::StatusOr<std::string> GrantTaxConsent(std::vector<std::string> attributes) {
+    return GrantConsent(*pki_, broker_->address(),
+                        {.citizen = kCitizen,
+                         .consumer = "tax",
+                         .attributes = std::move(attributes),
+                         .purpose = "TAX_DEDUCTION_CHECK"});
+  }
+
   static tellonce::v1::AttributeResult Fetch(const std::string& citizen,
                                              const std::string& attribute,
                                              const std::string& request_id) {
@@ -142,12 +151,7 @@ ConnectorProcess* OperationsTest::bank_ = nullptr;
 BrokerProcess* OperationsTest::broker_ = nullptr;
 
 TEST_F(OperationsTest, MetricsCountEveryExchangeInItsResultSeries) {
-  ASSERT_TRUE(GrantConsent(*pki_, broker_->address(),
-                           {.citizen = kCitizen,
-                            .consumer = "tax",
-                            .attributes = {"bank.interest_paid"},
-                            .purpose = "TAX_DEDUCTION_CHECK"})
-                  .ok());
+  ASSERT_TRUE(GrantTaxConsent({"bank.interest_paid"}).ok());
   const Samples before = Scrape(broker_->admin_port(), dir_->path());
   constexpr int kAllowed = 5, kRefused = 3;
   for (int i = 0; i < kAllowed; ++i) {
@@ -203,12 +207,7 @@ TEST_F(OperationsTest, ConnectorServesItsOwnMetricsAndProbes) {
   EXPECT_EQ(HttpGet(bank_->admin_port(), "/healthz"), 200);
   EXPECT_EQ(HttpGet(bank_->admin_port(), "/readyz"), 200);
   const Samples before = Scrape(bank_->admin_port(), dir_->path());
-  ASSERT_TRUE(GrantConsent(*pki_, broker_->address(),
-                           {.citizen = kCitizen,
-                            .consumer = "tax",
-                            .attributes = {"bank.interest_paid"},
-                            .purpose = "TAX_DEDUCTION_CHECK"})
-                  .ok());
+  ASSERT_TRUE(GrantTaxConsent({"bank.interest_paid"}).ok());
   EXPECT_EQ(Fetch(kCitizen, "bank.interest_paid", "conn-1").code(), tellonce::v1::RESULT_OK);
   const Samples after = Scrape(bank_->admin_port(), dir_->path());
   EXPECT_EQ(Sum(after, "tellonce_rpc_requests_total", "code=OK,method=FetchAttributes") -
@@ -278,12 +277,7 @@ TEST_F(OperationsTest, ReadyzSaysWhyWhileTheDirectoryOnDiskIsRefused) {
 // Runs last (name order is not run order; gtest keeps declaration order): the bank goes
 // down, and what was logged during the whole suite is checked.
 TEST_F(OperationsTest, ZzLogsAreJsonLinesWithoutCitizenDataAndOneLinePerOutage) {
-  ASSERT_TRUE(GrantConsent(*pki_, broker_->address(),
-                           {.citizen = kCitizen,
-                            .consumer = "tax",
-                            .attributes = {"bank.interest_paid", "bank.account_iban"},
-                            .purpose = "TAX_DEDUCTION_CHECK"})
-                  .ok());
+  ASSERT_TRUE(GrantTaxConsent({"bank.interest_paid", "bank.account_iban"}).ok());
   const tellonce::v1::AttributeResult iban = Fetch(kCitizen, "bank.account_iban", "log-1");
   ASSERT_EQ(iban.code(), tellonce::v1::RESULT_OK);
   const tellonce::v1::AttributeResult interest = Fetch(kCitizen, "bank.interest_paid", "log-2");
