@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "broker/outbox.h"
+#include "broker/rate_limiter.h"
 #include "certs/tls.h"
 #include "certs/tls_watch.h"
 #include "consent/validation.h"
@@ -47,6 +48,11 @@ struct BrokerOptions {
   uint32_t exchange_max_in_flight = 2048;
   // How often the access log's checkpoint is signed while it grows. Default 10 s.
   absl::Duration checkpoint_interval = absl::Seconds(10);
+  // Fresh checkpoints are signed at most once per this interval. Default 1 s.
+  absl::Duration fresh_checkpoint_interval = absl::Seconds(1);
+  // Per-agency token buckets for publish, grants and fresh checkpoints (see
+  // RateLimitOptions for the defaults).
+  RateLimitOptions rate_limits;
   // Change-notification delivery (see DispatchOptions for the defaults).
   DispatchOptions dispatch;
   // CommitQueue::Options::gather: how long a durable write may wait for concurrent
