@@ -60,7 +60,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                                               "Time of one group's write, WAL sync included.",
                                               {}, ops::LatencyBuckets())
                                 .Get()});
-  broker->store_ = consent::NewRocksConsentStore(broker->db_.get(), broker->queue_.get());
+  broker->store_ = consent::NewRocksConsentStore(broker->db_.get(), broker->queue_.get(),
+                                                 options.consent_store);
   certs::SigningKey checkpoint_key = *signing_key;
   broker->registry_ = std::make_unique<consent::ConsentRegistry>(
       broker->directory_.get(), broker->store_.get(), *std::move(signing_key),

@@ -82,6 +82,14 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   }
   if (limits.max_string_bytes() != 0) options.limits.max_string_bytes = limits.max_string_bytes();
   if (limits.max_page_size() != 0) options.limits.max_page_size = limits.max_page_size();
+  if (limits.max_active_consents_per_consumer() > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": limits.max_active_consents_per_consumer: at most 1000"));
+  }
+  if (limits.max_active_consents_per_consumer() != 0) {
+    options.consent_store.max_active_per_consumer =
+        static_cast<int>(limits.max_active_consents_per_consumer());
+  }
 
   if (config.group_commit_wait_us() > 10000) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": group_commit_wait_us: at most 10000"));

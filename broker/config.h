@@ -10,6 +10,7 @@
 #include "broker/rate_limiter.h"
 #include "certs/tls.h"
 #include "certs/tls_watch.h"
+#include "consent/consent_store.h"
 #include "consent/validation.h"
 #include "ops/log.h"
 
@@ -31,6 +32,8 @@ struct BrokerOptions {
   uint32_t max_receive_message_bytes = 1 << 20;
   // String length and page size limits. Defaults 256 and 500.
   consent::RequestLimits limits;
+  // Active consents per (citizen, consumer). Default 100.
+  consent::ConsentStoreOptions consent_store;
   // Time SIGTERM gives in-flight calls to finish. Default 10 s.
   absl::Duration shutdown_grace = absl::Seconds(10);
   // RocksDB block cache. Default 64 MiB.
