@@ -60,24 +60,43 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                                               "Time of one group's write, WAL sync included.",
                                               {}, ops::LatencyBuckets())
                                 .Get()});
-  broker->store_ = consent::NewRocksConsentStore(broker->db_.get(), broker->queue_.get());
+  broker->store_ = consent::NewRocksConsentStore(broker->db_.get(), broker->queue_.get(),
+                                                 options.consent_store);
   certs::SigningKey checkpoint_key = *signing_key;
   broker->registry_ = std::make_unique<consent::ConsentRegistry>(
       broker->directory_.get(), broker->store_.get(), *std::move(signing_key),
       consent::ConsentRegistry::Options{.limits = options.limits,
                                         .issuer = certs::BrokerSpiffeId(trust_domain)});
-  broker->consent_service_ =
-      std::make_unique<ConsentServiceImpl>(broker->directory_.get(), broker->registry_.get());
+  ops::Family<ops::Counter>& rate_limited = metrics.AddCounter(
+      "tellonce_rate_limited_total",
+      "Calls refused by an agency's rate limit (rate_limits), by agency and kind.",
+      {"agency", "what"});
+  const RateLimitOptions& rl = options.rate_limits;
+  broker->publish_limit_ = std::make_unique<RateLimiter>(
+      "publish", RateLimiter::Options{.per_second = rl.publish_per_second, .burst = rl.publish_burst},
+      &rate_limited);
+  broker->grant_limit_ = std::make_unique<RateLimiter>(
+      "grant", RateLimiter::Options{.per_second = rl.grant_per_second, .burst = rl.grant_burst},
+      &rate_limited);
+  broker->fresh_checkpoint_limit_ = std::make_unique<RateLimiter>(
+      "fresh_checkpoint",
+      RateLimiter::Options{.per_second = rl.fresh_checkpoint_per_second,
+                           .burst = rl.fresh_checkpoint_burst},
+      &rate_limited);
+  broker->consent_service_ = std::make_unique<ConsentServiceImpl>(
+      broker->directory_.get(), broker->registry_.get(), broker->grant_limit_.get());
   broker->access_log_ = std::make_unique<AccessLog>(broker->db_.get(), broker->queue_.get());
   absl::StatusOr<std::unique_ptr<TransparencyLog>> transparency = TransparencyLog::Start(
       broker->db_.get(), broker->access_log_.get(), std::move(checkpoint_key),
       TransparencyLog::Options{.issuer = certs::BrokerSpiffeId(trust_domain),
-                               .checkpoint_interval = options.checkpoint_interval});
+                               .checkpoint_interval = options.checkpoint_interval,
+                               .fresh_interval = options.fresh_checkpoint_interval});
   if (!transparency.ok()) return transparency.status();
   broker->transparency_ = *std::move(transparency);
   broker->access_log_->set_listener([t = broker->transparency_.get()] { t->Notify(); });
   broker->transparency_service_ = std::make_unique<TransparencyServiceImpl>(
-      broker->directory_.get(), broker->transparency_.get(), options.limits);
+      broker->directory_.get(), broker->transparency_.get(), options.limits,
+      broker->fresh_checkpoint_limit_.get());
   broker->connectors_ = std::make_unique<ConnectorPool>(
       ConnectorPool::Options{.tls = options.tls,
                              .tls_watcher = broker->tls_.get(),
@@ -106,7 +125,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       broker->directory_.get(), broker->store_.get(), broker->queue_.get(),
       broker->access_log_.get(), broker->outbox_.get(), options.limits);
   broker->notification_service_ =
-      std::make_unique<NotificationServiceImpl>(broker->directory_.get(), broker->publisher_.get());
+      std::make_unique<NotificationServiceImpl>(broker->directory_.get(), broker->publisher_.get(),
+                                                broker->publish_limit_.get());
   broker->delivery_admin_service_ =
       std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get());
   broker->admin_service_ = std::make_unique<AdminServiceImpl>(

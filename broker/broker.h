@@ -17,6 +17,7 @@
 #include "broker/notification_service.h"
 #include "broker/outbox.h"
 #include "broker/publisher.h"
+#include "broker/rate_limiter.h"
 #include "broker/transparency.h"
 #include "broker/transparency_service.h"
 #include "certs/tls_watch.h"
@@ -96,6 +97,10 @@ class Broker {
   std::unique_ptr<consent::CommitQueue> queue_;
   std::unique_ptr<consent::ConsentStore> store_;
   std::unique_ptr<consent::ConsentRegistry> registry_;
+  // Per-agency token buckets (options.rate_limits); outlive the services that use them.
+  std::unique_ptr<RateLimiter> publish_limit_;
+  std::unique_ptr<RateLimiter> grant_limit_;
+  std::unique_ptr<RateLimiter> fresh_checkpoint_limit_;
   std::unique_ptr<ConsentServiceImpl> consent_service_;
   std::unique_ptr<AccessLog> access_log_;
   std::unique_ptr<TransparencyLog> transparency_;

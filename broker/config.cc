@@ -82,6 +82,14 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   }
   if (limits.max_string_bytes() != 0) options.limits.max_string_bytes = limits.max_string_bytes();
   if (limits.max_page_size() != 0) options.limits.max_page_size = limits.max_page_size();
+  if (limits.max_active_consents_per_consumer() > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": limits.max_active_consents_per_consumer: at most 1000"));
+  }
+  if (limits.max_active_consents_per_consumer() != 0) {
+    options.consent_store.max_active_per_consumer =
+        static_cast<int>(limits.max_active_consents_per_consumer());
+  }
 
   if (config.group_commit_wait_us() > 10000) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": group_commit_wait_us: at most 10000"));
@@ -109,6 +117,55 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   if (options.dispatch.initial_backoff > options.dispatch.max_backoff) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": notifications.initial_backoff_ms: larger than max_backoff_ms"));
+  }
+  if (n.memory_window() != 0) {
+    if (n.memory_window() > 1048576) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": notifications.memory_window: at most 1048576"));
+    }
+    options.dispatch.memory_window = static_cast<int>(n.memory_window());
+  }
+  if (options.dispatch.memory_window < options.dispatch.window) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": notifications.memory_window: smaller than window"));
+  }
+  if (config.fresh_checkpoint_interval_ms() > 60000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": fresh_checkpoint_interval_ms: at most 60000"));
+  }
+  if (config.fresh_checkpoint_interval_ms() != 0) {
+    options.fresh_checkpoint_interval = absl::Milliseconds(config.fresh_checkpoint_interval_ms());
+  }
+  auto rate_limit = [&](const tellonce::v1::RateLimit& limit, const std::string& field,
+                        double* per_second, double* burst) -> absl::Status {
+    if (limit.per_second() > 1000000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": rate_limits.", field, ".per_second: at most 1000000"));
+    }
+    if (limit.burst() > 1000000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": rate_limits.", field, ".burst: at most 1000000"));
+    }
+    if (limit.per_second() != 0) *per_second = limit.per_second();
+    if (limit.burst() != 0) *burst = limit.burst();
+    return absl::OkStatus();
+  };
+  RateLimitOptions& rl = options.rate_limits;
+  if (absl::Status s = rate_limit(config.rate_limits().publish(), "publish",
+                                  &rl.publish_per_second, &rl.publish_burst);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = rate_limit(config.rate_limits().grant(), "grant", &rl.grant_per_second,
+                                  &rl.grant_burst);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          rate_limit(config.rate_limits().fresh_checkpoint(), "fresh_checkpoint",
+                     &rl.fresh_checkpoint_per_second, &rl.fresh_checkpoint_burst);
+      !s.ok()) {
+    return s;
   }
   const tellonce::v1::ExchangeLimits& exchange = config.exchange();
   if (exchange.default_deadline_ms() != 0) {

@@ -7,8 +7,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "broker/outbox.h"
+#include "broker/rate_limiter.h"
 #include "certs/tls.h"
 #include "certs/tls_watch.h"
+#include "consent/consent_store.h"
 #include "consent/validation.h"
 #include "ops/log.h"
 
@@ -30,6 +32,8 @@ struct BrokerOptions {
   uint32_t max_receive_message_bytes = 1 << 20;
   // String length and page size limits. Defaults 256 and 500.
   consent::RequestLimits limits;
+  // Active consents per (citizen, consumer). Default 100.
+  consent::ConsentStoreOptions consent_store;
   // Time SIGTERM gives in-flight calls to finish. Default 10 s.
   absl::Duration shutdown_grace = absl::Seconds(10);
   // RocksDB block cache. Default 64 MiB.
@@ -47,6 +51,11 @@ struct BrokerOptions {
   uint32_t exchange_max_in_flight = 2048;
   // How often the access log's checkpoint is signed while it grows. Default 10 s.
   absl::Duration checkpoint_interval = absl::Seconds(10);
+  // Fresh checkpoints are signed at most once per this interval. Default 1 s.
+  absl::Duration fresh_checkpoint_interval = absl::Seconds(1);
+  // Per-agency token buckets for publish, grants and fresh checkpoints (see
+  // RateLimitOptions for the defaults).
+  RateLimitOptions rate_limits;
   // Change-notification delivery (see DispatchOptions for the defaults).
   DispatchOptions dispatch;
   // CommitQueue::Options::gather: how long a durable write may wait for concurrent

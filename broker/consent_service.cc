@@ -24,6 +24,12 @@ grpc::ServerUnaryReactor* ConsentServiceImpl::GrantConsent(
     reactor->Finish(ToGrpcStatus(portal.status()));
     return reactor;
   }
+  if (grant_limit_ != nullptr) {
+    if (absl::Status admitted = grant_limit_->Admit(*portal); !admitted.ok()) {
+      reactor->Finish(ToGrpcStatus(admitted));
+      return reactor;
+    }
+  }
   registry_->Grant(*portal, *request,
                    [reactor, response](absl::StatusOr<tellonce::v1::GrantConsentResponse> r) {
                      FinishWith(reactor, response, std::move(r));

@@ -1,6 +1,7 @@
 #ifndef TELLONCE_BROKER_CONSENT_SERVICE_H_
 #define TELLONCE_BROKER_CONSENT_SERVICE_H_
 
+#include "broker/rate_limiter.h"
 #include "consent/registry.h"
 #include "tellonce/v1/consent.grpc.pb.h"
 
@@ -10,9 +11,11 @@ namespace tellonce::broker {
 // from its certificate), delegates to the ConsentRegistry and maps the status.
 class ConsentServiceImpl final : public tellonce::v1::ConsentService::CallbackService {
  public:
-  // Not owned; both must outlive the service.
-  ConsentServiceImpl(const consent::DirectoryHolder* directory, consent::ConsentRegistry* registry)
-      : directory_(directory), registry_(registry) {}
+  // Not owned; all must outlive the service. `grant_limit` (optional) admits each
+  // portal's GrantConsent calls.
+  ConsentServiceImpl(const consent::DirectoryHolder* directory, consent::ConsentRegistry* registry,
+                     RateLimiter* grant_limit = nullptr)
+      : directory_(directory), registry_(registry), grant_limit_(grant_limit) {}
 
   grpc::ServerUnaryReactor* GrantConsent(grpc::CallbackServerContext* context,
                                          const tellonce::v1::GrantConsentRequest* request,
@@ -32,6 +35,7 @@ class ConsentServiceImpl final : public tellonce::v1::ConsentService::CallbackSe
 
   const consent::DirectoryHolder* directory_;
   consent::ConsentRegistry* registry_;
+  RateLimiter* grant_limit_;
 };
 
 }  // namespace tellonce::broker

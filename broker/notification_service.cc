@@ -20,6 +20,12 @@ grpc::ServerUnaryReactor* NotificationServiceImpl::PublishChange(
     reactor->Finish(ToGrpcStatus(provider.status()));
     return reactor;
   }
+  if (publish_limit_ != nullptr) {
+    if (absl::Status admitted = publish_limit_->Admit(*provider); !admitted.ok()) {
+      reactor->Finish(ToGrpcStatus(admitted));
+      return reactor;
+    }
+  }
   publisher_->Publish(
       *provider, *request,
       [reactor, response](absl::StatusOr<tellonce::v1::PublishChangeResponse> result) {

@@ -3,6 +3,7 @@
 
 #include "broker/outbox.h"
 #include "broker/publisher.h"
+#include "broker/rate_limiter.h"
 #include "consent/registry.h"
 #include "tellonce/v1/notification.grpc.pb.h"
 
@@ -11,9 +12,11 @@ namespace tellonce::broker {
 // NotificationService over gRPC's callback API: provider role, then ChangePublisher.
 class NotificationServiceImpl final : public tellonce::v1::NotificationService::CallbackService {
  public:
-  // Not owned; both must outlive the service.
-  NotificationServiceImpl(const consent::DirectoryHolder* directory, ChangePublisher* publisher)
-      : directory_(directory), publisher_(publisher) {}
+  // Not owned; all must outlive the service. `publish_limit` (optional) admits each
+  // provider's PublishChange calls.
+  NotificationServiceImpl(const consent::DirectoryHolder* directory, ChangePublisher* publisher,
+                          RateLimiter* publish_limit = nullptr)
+      : directory_(directory), publisher_(publisher), publish_limit_(publish_limit) {}
 
   grpc::ServerUnaryReactor* PublishChange(grpc::CallbackServerContext* context,
                                           const tellonce::v1::PublishChangeRequest* request,
@@ -22,6 +25,7 @@ class NotificationServiceImpl final : public tellonce::v1::NotificationService::
  private:
   const consent::DirectoryHolder* directory_;
   ChangePublisher* publisher_;
+  RateLimiter* publish_limit_;
 };
 
 // DeliveryAdminService over gRPC's callback API: admin role, then the Outbox.

@@ -19,6 +19,8 @@ using consent::Family;
 using tellonce::v1::Delivery;
 
 constexpr char kSequenceKey[] = "outbox.sequence";
+// Set once every PENDING delivery has its index entry ("p" keys).
+constexpr char kIndexedKey[] = "outbox.pending_index";
 // Deliveries looked at per subscriber and dispatcher pass.
 constexpr int kScanLimit = 4096;
 constexpr int kDefaultPageSize = 50;
@@ -49,17 +51,37 @@ tellonce::v1::DeliverChangeRequest ToRequest(const Delivery& d) {
 
 std::string Outbox::Key(uint64_t sequence) { return absl::StrCat("d", BigEndian64(sequence)); }
 
+std::string Outbox::PendingKey(const std::string& subscriber, uint64_t sequence) {
+  std::string key("p");
+  key.append(subscriber);
+  key.push_back('\0');
+  return key + BigEndian64(sequence);
+}
+
 absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Start(consent::Database* db,
                                                       const consent::DirectoryHolder* directory,
                                                       ConnectorPool* connectors,
                                                       DispatchOptions options) {
+  options.memory_window = std::max(options.memory_window, options.window);
   std::unique_ptr<Outbox> outbox(new Outbox(db, directory, connectors, options));
+  std::string indexed;
+  const bool has_index =
+      db->db()->Get(rocksdb::ReadOptions(), db->family(Family::kMeta), kIndexedKey, &indexed).ok();
   rocksdb::ReadOptions read_options;
   std::unique_ptr<rocksdb::Iterator> it(
       db->db()->NewIterator(read_options, db->family(Family::kOutbox)));
   size_t loaded = 0;
+  rocksdb::WriteBatch index;
+  auto flush_index = [&]() -> absl::Status {
+    if (index.Count() == 0) return absl::OkStatus();
+    rocksdb::Status s = db->db()->Write(rocksdb::WriteOptions(), &index);
+    index.Clear();
+    return consent::FromRocks(s);
+  };
   {
     absl::MutexLock lock(&outbox->mu_);
+    // One pass over the stored deliveries (not held: only the counts and each
+    // subscriber's window stay in memory).
     for (it->Seek("d"); it->Valid() && it->key().starts_with("d"); it->Next()) {
       Delivery d;
       if (!d.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
@@ -68,11 +90,22 @@ absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Start(consent::Database* db,
       if (d.state() == Delivery::DEAD) ++outbox->subscribers_[d.subscriber()].dead;
       if (d.state() != Delivery::PENDING) continue;
       const uint64_t sequence = SequenceOf(d);
-      outbox->subscribers_[d.subscriber()].pending.emplace(sequence, std::move(d));
+      if (!has_index) {
+        index.Put(db->family(Family::kOutbox), PendingKey(d.subscriber(), sequence), "");
+        if (index.Count() >= 4096) {
+          if (absl::Status s = flush_index(); !s.ok()) return s;
+        }
+      }
+      outbox->enqueued_upto_ = std::max(outbox->enqueued_upto_, sequence + 1);
+      outbox->Admit(std::move(d));
       ++loaded;
     }
   }
   if (!it->status().ok()) return consent::FromRocks(it->status());
+  if (!has_index) {
+    index.Put(db->family(Family::kMeta), kIndexedKey, "1");
+    if (absl::Status s = flush_index(); !s.ok()) return s;
+  }
   if (loaded > 0) ops::LogInfo(absl::StrCat("outbox: ", loaded, " deliveries still owed"));
   outbox->thread_ = std::thread([raw = outbox.get()] { raw->Run(); });
   return outbox;
@@ -116,22 +149,45 @@ absl::StatusOr<std::vector<Delivery>> Outbox::Stage(
     *d.mutable_created_at() = ToProtoTime(now);
     *d.mutable_next_attempt_at() = ToProtoTime(now);
     batch.Put(Family::kOutbox, Key(sequence), d.SerializeAsString());
+    batch.Put(Family::kOutbox, PendingKey(subscriber, sequence), "");
     ++sequence;
   }
   if (!deliveries.empty()) batch.Put(Family::kMeta, kSequenceKey, absl::StrCat(sequence));
   return deliveries;
 }
 
+void Outbox::Admit(Delivery d) {
+  const uint64_t sequence = SequenceOf(d);
+  Subscriber& s = subscribers_[d.subscriber()];
+  ++s.owed;
+  if (!s.spilled && s.pending.size() < static_cast<size_t>(options_.memory_window)) {
+    s.pending.emplace(sequence, std::move(d));
+    return;
+  }
+  // Left in storage; the next refill reads it back (a re-queued dead delivery may be
+  // older than the ones held, so the refill starts from it).
+  if (!s.spilled || sequence < s.resume_from) s.resume_from = sequence;
+  s.spilled = true;
+  ++s.spill_generation;
+}
+
 void Outbox::Enqueue(std::vector<Delivery> deliveries) {
   absl::MutexLock lock(&mu_);
   for (Delivery& d : deliveries) {
-    const uint64_t sequence = SequenceOf(d);
-    subscribers_[d.subscriber()].pending.emplace(sequence, std::move(d));
+    enqueued_upto_ = std::max(enqueued_upto_, SequenceOf(d) + 1);
+    Admit(std::move(d));
   }
   wake_ = true;
 }
 
 size_t Outbox::pending() {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [name, s] : subscribers_) n += s.owed;
+  return n;
+}
+
+size_t Outbox::in_memory() {
   absl::MutexLock lock(&mu_);
   size_t n = 0;
   for (const auto& [name, s] : subscribers_) n += s.pending.size();
@@ -151,7 +207,7 @@ std::vector<Outbox::Depth> Outbox::Depths() {
     absl::MutexLock lock(&mu_);
     depths.reserve(subscribers_.size());
     for (const auto& [name, s] : subscribers_) {
-      depths.push_back({.subscriber = name, .pending = s.pending.size(), .dead = s.dead});
+      depths.push_back({.subscriber = name, .pending = s.owed, .dead = s.dead});
     }
   }
   std::sort(depths.begin(), depths.end(),
@@ -159,10 +215,73 @@ std::vector<Outbox::Depth> Outbox::Depths() {
   return depths;
 }
 
+void Outbox::ReadBack(Refill& refill) {
+  const std::string upper_key = PendingKey(refill.subscriber, refill.upper);
+  rocksdb::Slice upper(upper_key);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator(read_options, db_->family(Family::kOutbox)));
+  const std::string prefix = PendingKey(refill.subscriber, 0).substr(0, refill.subscriber.size() + 2);
+  rocksdb::WriteBatch stale;
+  refill.next = refill.from;
+  refill.exhausted = true;
+  for (it->Seek(PendingKey(refill.subscriber, refill.from)); it->Valid(); it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) break;
+    if (refill.loaded.size() >= refill.want) {
+      refill.exhausted = false;
+      break;
+    }
+    const uint64_t sequence = FromBigEndian64(std::string_view(key.data() + prefix.size(), 8));
+    refill.next = sequence + 1;
+    std::string bytes;
+    rocksdb::Status s =
+        db_->db()->Get(rocksdb::ReadOptions(), db_->family(Family::kOutbox), Key(sequence), &bytes);
+    Delivery d;
+    if (s.ok() && d.ParseFromString(bytes) && d.state() == Delivery::PENDING) {
+      refill.loaded.push_back(std::move(d));
+    } else if (s.ok() || s.IsNotFound()) {
+      stale.Delete(db_->family(Family::kOutbox), key);
+    } else {
+      // A read error: stop here and try again at the next pass.
+      refill.next = sequence;
+      refill.exhausted = false;
+      break;
+    }
+  }
+  if (!it->status().ok()) {
+    refill.exhausted = false;
+    ops::LogWarning(absl::StrCat("outbox: cannot read back deliveries: ", it->status().ToString()));
+  }
+  if (stale.Count() > 0) (void)db_->db()->Write(rocksdb::WriteOptions(), &stale);
+}
+
+void Outbox::Merge(Refill refill) {
+  absl::MutexLock lock(&mu_);
+  Subscriber& s = subscribers_[refill.subscriber];
+  s.refilling = false;
+  for (Delivery& d : refill.loaded) {
+    const uint64_t sequence = SequenceOf(d);
+    s.pending.emplace(sequence, std::move(d));
+  }
+  if (s.resume_from == refill.from) {
+    if (refill.exhausted && s.spill_generation == refill.generation) {
+      s.spilled = false;
+    } else {
+      s.resume_from = refill.exhausted ? refill.upper : refill.next;
+    }
+  }
+  // Otherwise a re-queued delivery moved resume_from back while the index was read:
+  // the next refill starts there (and skips what is already held).
+  wake_ = true;
+}
+
 void Outbox::Run() {
   absl::Time next_due = absl::InfiniteFuture();
   while (true) {
     std::vector<Delivery> to_send;
+    std::vector<Refill> refills;
     {
       absl::MutexLock lock(&mu_);
       const absl::Duration wait =
@@ -173,7 +292,16 @@ void Outbox::Run() {
       wake_ = false;
       next_due = absl::InfiniteFuture();
       const absl::Time now = absl::Now();
+      const size_t window = static_cast<size_t>(options_.memory_window);
       for (auto& [name, s] : subscribers_) {
+        if (s.spilled && !s.refilling && s.pending.size() <= window / 2) {
+          s.refilling = true;
+          refills.push_back({.subscriber = name,
+                             .from = s.resume_from,
+                             .upper = enqueued_upto_,
+                             .want = window - s.pending.size(),
+                             .generation = s.spill_generation});
+        }
         if (s.in_flight >= options_.window) continue;
         absl::flat_hash_set<std::string_view> seen;
         int scanned = 0;
@@ -196,6 +324,10 @@ void Outbox::Run() {
       }
     }
     for (Delivery& d : to_send) Send(std::move(d));
+    for (Refill& refill : refills) {
+      ReadBack(refill);
+      Merge(std::move(refill));
+    }
   }
 }
 
@@ -290,20 +422,29 @@ void Outbox::Finished(Delivery delivery, const grpc::Status& status) {
     s.pending[sequence] = std::move(delivery);
   } else {
     s.pending.erase(sequence);
+    if (s.owed > 0) --s.owed;
   }
   --calls_in_flight_;
   wake_ = true;
 }
 
 void Outbox::Write(const Delivery& delivery) {
-  rocksdb::Status s = db_->db()->Put(rocksdb::WriteOptions(), db_->family(Family::kOutbox),
-                                     Key(SequenceOf(delivery)), delivery.SerializeAsString());
+  rocksdb::WriteBatch batch;
+  const uint64_t sequence = SequenceOf(delivery);
+  batch.Put(db_->family(Family::kOutbox), Key(sequence), delivery.SerializeAsString());
+  if (delivery.state() == Delivery::DEAD) {
+    batch.Delete(db_->family(Family::kOutbox), PendingKey(delivery.subscriber(), sequence));
+  }
+  rocksdb::Status s = db_->db()->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok()) ops::LogWarning(absl::StrCat("outbox: cannot record a retry: ", s.ToString()));
 }
 
 void Outbox::Erase(const Delivery& delivery) {
-  rocksdb::Status s = db_->db()->Delete(rocksdb::WriteOptions(), db_->family(Family::kOutbox),
-                                        Key(SequenceOf(delivery)));
+  rocksdb::WriteBatch batch;
+  const uint64_t sequence = SequenceOf(delivery);
+  batch.Delete(db_->family(Family::kOutbox), Key(sequence));
+  batch.Delete(db_->family(Family::kOutbox), PendingKey(delivery.subscriber(), sequence));
+  rocksdb::Status s = db_->db()->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok()) ops::LogWarning(absl::StrCat("outbox: cannot remove a delivery: ", s.ToString()));
 }
 
@@ -388,6 +529,7 @@ absl::StatusOr<int> Outbox::Retry(const std::vector<std::string>& delivery_ids,
   rocksdb::WriteBatch batch;
   for (const Delivery& d : revived) {
     batch.Put(db_->family(Family::kOutbox), Key(SequenceOf(d)), d.SerializeAsString());
+    batch.Put(db_->family(Family::kOutbox), PendingKey(d.subscriber(), SequenceOf(d)), "");
   }
   rocksdb::WriteOptions synced;
   synced.sync = true;

@@ -28,6 +28,10 @@ namespace tellonce::broker {
 struct DispatchOptions {
   // Deliveries in flight per subscriber (never two for one citizen). Default 16.
   int window = 16;
+  // Pending deliveries held in memory per subscriber (the oldest ones); the rest stay
+  // in the database and are read back, oldest first, as these drain. Default 1024;
+  // must be at least `window`.
+  int memory_window = 1024;
   // Back-off after the n-th failure: min(initial * 2^(n-1), max), times a random
   // factor in [0.5, 1.5). Defaults 200 ms and 60 s.
   absl::Duration initial_backoff = absl::Milliseconds(200);
@@ -52,8 +56,19 @@ struct DispatchOptions {
 // not synced: losing them after a crash means a delivery is sent again, which
 // at-least-once delivery allows. An operator's re-queue (Retry) is synced. Thread-safe.
 //
-// Storage (family outbox): "d" <sequence, 8 bytes big-endian> -> Delivery; the next
-// sequence in the default family under "outbox.sequence".
+// Memory does not grow with the backlog: per subscriber, only the oldest
+// `memory_window` pending deliveries are held (always a prefix of that subscriber's
+// pending deliveries in sequence order, so the oldest delivery of each citizen is
+// among them and order per (subscriber, citizen) holds). Once a subscriber's window is
+// full, further deliveries are only counted; when the window has drained to half, the
+// dispatcher reads the next ones back through the per-subscriber index. Counts of
+// pending and dead deliveries are kept in memory, so metrics never scan the database.
+//
+// Storage (family outbox): "d" <sequence, 8 bytes big-endian> -> Delivery; for each
+// PENDING delivery an index entry "p" <subscriber> 0x00 <sequence> -> "" (written with
+// the delivery, removed when it is acknowledged or parked as dead; rebuilt at start
+// when a data directory predates it); the next sequence in the default family under
+// "outbox.sequence".
 class Outbox {
  public:
   // Loads the PENDING deliveries and starts the dispatcher thread. None of the pointers
@@ -88,8 +103,11 @@ class Outbox {
   absl::StatusOr<int> Retry(const std::vector<std::string>& delivery_ids,
                             const std::string& subscriber) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Deliveries waiting (not DEAD) in memory; for tests and metrics.
+  // Deliveries waiting (not DEAD), whether held in memory or only stored; for tests and
+  // metrics.
   size_t pending() ABSL_LOCKS_EXCLUDED(mu_);
+  // Deliveries held in memory (at most memory_window per subscriber); for tests.
+  size_t in_memory() ABSL_LOCKS_EXCLUDED(mu_);
   // Deliveries parked as DEAD (counted at Start, then kept up to date).
   size_t dead() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -104,6 +122,8 @@ class Outbox {
   std::vector<Depth> Depths() ABSL_LOCKS_EXCLUDED(mu_);
 
   static std::string Key(uint64_t sequence);
+  // The index entry of a PENDING delivery (see the design comment).
+  static std::string PendingKey(const std::string& subscriber, uint64_t sequence);
 
  private:
   Outbox(consent::Database* db, const consent::DirectoryHolder* directory,
@@ -111,15 +131,46 @@ class Outbox {
       : db_(db), directory_(directory), connectors_(connectors), options_(options) {}
 
   struct Subscriber {
-    // Sequence -> delivery, PENDING only.
+    // Sequence -> delivery, PENDING only: the oldest `memory_window` of them.
     std::map<uint64_t, tellonce::v1::Delivery> pending;
+    // PENDING deliveries in all, in memory or only stored.
+    size_t owed = 0;
+    // Whether some PENDING deliveries are only stored; the first of them is at or after
+    // `resume_from`.
+    bool spilled = false;
+    uint64_t resume_from = 0;
+    // Bumped whenever a delivery is left in storage, so a refill that read the index
+    // before it knows it may have missed it.
+    uint64_t spill_generation = 0;
+    // A refill is reading the index (outside the lock).
+    bool refilling = false;
     absl::flat_hash_set<std::string> citizens_in_flight;
     int in_flight = 0;
     // DEAD deliveries stored (counted at start, kept up to date since).
     size_t dead = 0;
   };
 
+  // What the dispatcher reads back for one subscriber whose window has drained.
+  struct Refill {
+    std::string subscriber;
+    uint64_t from = 0;
+    // Sequences below it were all handed to Enqueue (or loaded at Start).
+    uint64_t upper = 0;
+    size_t want = 0;
+    uint64_t generation = 0;
+    // Filled by ReadBack.
+    std::vector<tellonce::v1::Delivery> loaded;
+    uint64_t next = 0;
+    bool exhausted = false;
+  };
+
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
+  // Reads `refill.want` PENDING deliveries from the index into refill.loaded; drops
+  // index entries whose delivery is gone. Without the lock.
+  void ReadBack(Refill& refill) ABSL_LOCKS_EXCLUDED(mu_);
+  void Merge(Refill refill) ABSL_LOCKS_EXCLUDED(mu_);
+  // Adds one PENDING delivery to its subscriber: into the window, or counted as stored.
+  void Admit(tellonce::v1::Delivery delivery) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Send(tellonce::v1::Delivery delivery);
   void Finished(tellonce::v1::Delivery delivery, const grpc::Status& status)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -139,6 +190,9 @@ class Outbox {
   // Contexts of the DeliverChange calls in flight, to cancel them on shutdown.
   absl::flat_hash_set<grpc::ClientContext*> contexts_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
+  // One past the highest sequence handed to Enqueue or loaded at Start: a refill reads
+  // no further, so it never takes a delivery whose Enqueue is still to come.
+  uint64_t enqueued_upto_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t random_state_ ABSL_GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
   std::thread thread_;
 };

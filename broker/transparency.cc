@@ -26,6 +26,15 @@ constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 500;
 constexpr uint32_t kDefaultExportSize = 1000;
 constexpr uint32_t kMaxExportSize = 10000;
+constexpr uint32_t kDefaultExportBytes = 1 << 20;
+// Below the 4 MiB a gRPC client receives by default, with room for framing.
+constexpr uint32_t kMaxExportBytes = 3 << 20;
+// What a repeated message field adds to a page beyond the message: tag and length.
+constexpr size_t kFieldOverhead = 6;
+
+uint32_t ExportBytes(uint32_t max_bytes) {
+  return max_bytes == 0 ? kDefaultExportBytes : std::min(max_bytes, kMaxExportBytes);
+}
 
 std::string HashBytes(const certs::Hash& h) {
   return std::string(reinterpret_cast<const char*>(h.data()), h.size());
@@ -116,12 +125,27 @@ void TransparencyLog::FreshCheckpoint(CheckpointDone done) {
     done(size.status());
     return;
   }
-  absl::MutexLock lock(&mu_);
-  if (stop_) {
+  std::optional<tellonce::v1::SignedCheckpoint> covering;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) {
+      covering.reset();
+    } else {
+      tellonce::v1::Checkpoint latest;
+      if (latest_.has_value() && latest.ParseFromString(latest_->body()) &&
+          latest.tree_size() >= *size) {
+        covering = latest_;
+      } else {
+        waiters_.push_back(Waiter{*size, std::move(done)});
+        return;
+      }
+    }
+  }
+  if (!covering.has_value()) {
     done(absl::UnavailableError("the broker is shutting down"));
     return;
   }
-  waiters_.push_back(Waiter{*size, std::move(done)});
+  done(*std::move(covering));
 }
 
 absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::LatestCheckpoint() {
@@ -148,40 +172,67 @@ void TransparencyLog::Run() {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || notified_ || !waiters_.empty();
+      // Waiters held for fresh_interval do not wake the thread before it has passed.
+      auto urgent = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || (!waiters_.empty() && !held_until_.has_value());
       };
-      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+      auto ready = [this, &urgent]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return notified_ || urgent();
+      };
+      const absl::Duration timeout =
+          held_until_.has_value()
+              ? std::clamp(*held_until_ - absl::Now(), absl::ZeroDuration(), absl::Seconds(1))
+              : absl::Seconds(1);
+      mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
       if (stop_) return;
-      if (waiters_.empty()) {
+      if (!urgent()) {
         // New events but nobody waiting for them: let more arrive, so one pass hashes a
         // batch instead of waking for every exchange (on a 2-core machine the wake-ups
         // cost more than the hashing).
-        auto urgent = [this]()
-                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !waiters_.empty(); };
         mu_.AwaitWithTimeout(absl::Condition(&urgent), kBatchDelay);
         if (stop_) return;
       }
       notified_ = false;
+      held_until_.reset();
     }
     absl::Status caught_up = CatchUp();
     if (!caught_up.ok()) {
       ops::LogWarning(absl::StrCat("access log hashing failed, will retry: ", caught_up.ToString()));
     }
-    const bool due = absl::Now() - last_signed_ >= options_.checkpoint_interval;
+    const absl::Time now = absl::Now();
+    const bool due = now - last_signed_ >= options_.checkpoint_interval;
+    const bool fresh_allowed = now - last_signed_ >= options_.fresh_interval;
+    std::vector<Waiter> covered;
     std::vector<Waiter> ready;
+    std::optional<tellonce::v1::SignedCheckpoint> latest_signed;
     bool sign = false;
     {
       absl::MutexLock lock(&mu_);
       const uint64_t size = tree_size_.load(std::memory_order_acquire);
-      auto split = std::partition(waiters_.begin(), waiters_.end(),
-                                  [size](const Waiter& w) { return w.size > size; });
-      for (auto it = split; it != waiters_.end(); ++it) ready.push_back(std::move(*it));
-      waiters_.erase(split, waiters_.end());
       tellonce::v1::Checkpoint latest;
       const bool have_latest = latest_.has_value() && latest.ParseFromString(latest_->body());
+      latest_signed = latest_;
+      // Waiters the latest checkpoint covers get it; those the hashed tree covers get the
+      // next signature, once fresh_interval has passed since the last one.
+      std::vector<Waiter> waiting;
+      for (Waiter& w : waiters_) {
+        if (have_latest && w.size <= latest.tree_size()) {
+          covered.push_back(std::move(w));
+        } else if (w.size <= size && fresh_allowed) {
+          ready.push_back(std::move(w));
+        } else {
+          waiting.push_back(std::move(w));
+        }
+      }
+      waiters_.swap(waiting);
+      if (!fresh_allowed &&
+          std::any_of(waiters_.begin(), waiters_.end(),
+                      [size](const Waiter& w) { return w.size <= size; })) {
+        held_until_ = last_signed_ + options_.fresh_interval;
+      }
       sign = !ready.empty() || !have_latest || (latest.tree_size() != size && due);
     }
+    for (Waiter& w : covered) w.done(*latest_signed);
     if (!sign) continue;
     absl::StatusOr<tellonce::v1::SignedCheckpoint> checkpoint = Sign();
     if (!checkpoint.ok()) {
@@ -401,27 +452,59 @@ absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> TransparencyLog::Che
 }
 
 absl::StatusOr<tellonce::v1::ExportAccessLogResponse> TransparencyLog::Export(uint64_t start,
-                                                                              uint32_t max_events) {
+                                                                              uint32_t max_events,
+                                                                              uint32_t max_bytes) {
   if (max_events == 0) max_events = kDefaultExportSize;
   max_events = std::min(max_events, kMaxExportSize);
+  const size_t budget = ExportBytes(max_bytes);
   const uint64_t size = tree_size();
   tellonce::v1::ExportAccessLogResponse response;
   response.set_log_size(size);
+  size_t used = 0;
   for (uint64_t i = start; i < size && i < start + max_events; ++i) {
-    tellonce::v1::ExportedEvent* e = response.add_events();
-    e->set_index(i);
+    tellonce::v1::ExportedEvent e;
+    e.set_index(i);
     absl::StatusOr<std::string> bytes = log_->ReadBytes(i);
     if (!bytes.ok()) return bytes.status();
-    e->set_event_bytes(*std::move(bytes));
+    e.set_event_bytes(*std::move(bytes));
     absl::StatusOr<certs::Hash> leaf = ReadNode(0, i);
     if (!leaf.ok()) return leaf.status();
-    e->set_leaf_hash(HashBytes(*leaf));
+    e.set_leaf_hash(HashBytes(*leaf));
+    const size_t cost = e.ByteSizeLong() + kFieldOverhead;
+    if (response.events_size() > 0 && used + cost > budget) break;
+    used += cost;
+    *response.add_events() = std::move(e);
   }
-  if (start == 0) {
-    absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> checkpoints = Checkpoints();
-    if (!checkpoints.ok()) return checkpoints.status();
-    for (auto& c : *checkpoints) *response.add_checkpoints() = std::move(c);
+  return response;
+}
+
+absl::StatusOr<tellonce::v1::ExportCheckpointsResponse> TransparencyLog::ExportCheckpoints(
+    uint64_t start_size, uint32_t max_bytes) {
+  const size_t budget = ExportBytes(max_bytes);
+  const std::string end = consent::PrefixEnd("c");
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator(read_options, db_->family(Family::kAccessLog)));
+  tellonce::v1::ExportCheckpointsResponse response;
+  size_t used = 0;
+  for (it->Seek(CheckpointKey(start_size)); it->Valid(); it->Next()) {
+    const size_t cost = it->value().size() + kFieldOverhead;
+    if (response.checkpoints_size() > 0 && used + cost > budget) {
+      const rocksdb::Slice key = it->key();
+      if (key.size() != 9) return absl::DataLossError("a stored checkpoint key is malformed");
+      response.set_more(true);
+      response.set_next_start_size(FromBigEndian64(std::string_view(key.data() + 1, 8)));
+      break;
+    }
+    used += cost;
+    if (!response.add_checkpoints()->ParseFromArray(it->value().data(),
+                                                    static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("a stored checkpoint is corrupt");
+    }
   }
+  if (!it->status().ok()) return consent::FromRocks(it->status());
   return response;
 }
 

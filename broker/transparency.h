@@ -31,8 +31,12 @@ namespace tellonce::broker {
 // events, it needs no synced write of its own: after a crash the thread starts from
 // the last stored tree size and catches up. A checkpoint (tree size, root, time)
 // is signed with the broker's key every `checkpoint_interval` while the log grows and
-// whenever a fresh one is asked for, written with a synced write, and kept
-// ("c" <size> -> SignedCheckpoint), at most one per size.
+// when a fresh one is asked for, written with a synced write, and kept
+// ("c" <size> -> SignedCheckpoint), at most one per size. Fresh requests are coalesced:
+// a request the latest checkpoint already covers (every event durable when it was made)
+// gets that one at once; the others wait, all together, for the next signature, and no
+// more than one is signed per `fresh_interval`, so a flood of requests costs at most one
+// synced signature per interval.
 //
 // Thread-safe.
 class TransparencyLog {
@@ -42,6 +46,9 @@ class TransparencyLog {
     std::string issuer;
     // How often a checkpoint is signed while the log grows. Default 10 s.
     absl::Duration checkpoint_interval = absl::Seconds(10);
+    // Fresh requests that need a new checkpoint get one signed at most this long after
+    // the previous signature. Default 1 s.
+    absl::Duration fresh_interval = absl::Seconds(1);
   };
 
   // Restores the tree from what is stored and starts the hashing thread. `db` and `log`
@@ -64,8 +71,11 @@ class TransparencyLog {
   std::optional<tellonce::v1::SignedCheckpoint> LastSigned() const ABSL_LOCKS_EXCLUDED(mu_);
 
   using CheckpointDone = absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::SignedCheckpoint>)>;
-  // A checkpoint covering every event durable when called; `done` runs on the hashing
-  // thread once the tree has caught up (usually within milliseconds) and must not block.
+  // A checkpoint covering every event durable when called. When the latest signed
+  // checkpoint already covers them, `done` runs at once on the caller's thread;
+  // otherwise on the hashing thread once the tree has caught up and the next checkpoint
+  // is signed (at most `fresh_interval` after the previous one; concurrent requests
+  // share it). `done` must not block.
   void FreshCheckpoint(CheckpointDone done) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Leaves hashed into the tree so far (proofs are available up to this size).
@@ -89,10 +99,16 @@ class TransparencyLog {
       const std::string& citizen_id, const std::optional<std::string>& consumer,
       absl::Time from, absl::Time to, int page_size, const std::string& page_token);
 
-  // Up to `max_events` hashed events from `start`, with their stored leaf hashes; the
-  // first page (start 0) also carries every checkpoint signed so far.
+  // Hashed events from `start`, with their stored leaf hashes: up to `max_events`
+  // (0: 1000, at most 10000) and `max_bytes` of events (0: 1 MiB, at most 3 MiB), but at
+  // least one when there is one. Checkpoints are not included (ExportCheckpoints).
   absl::StatusOr<tellonce::v1::ExportAccessLogResponse> Export(uint64_t start,
-                                                               uint32_t max_events);
+                                                               uint32_t max_events,
+                                                               uint32_t max_bytes = 0);
+  // Stored checkpoints of trees of at least `start_size` events, by size, up to
+  // `max_bytes` (0: 1 MiB, at most 3 MiB) but at least one when there is one.
+  absl::StatusOr<tellonce::v1::ExportCheckpointsResponse> ExportCheckpoints(uint64_t start_size,
+                                                                           uint32_t max_bytes);
 
   // Every stored checkpoint, oldest first.
   absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> Checkpoints();
@@ -133,6 +149,9 @@ class TransparencyLog {
     CheckpointDone done;
   };
   std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  // Set while the waiters wait for `fresh_interval` to pass: when the next signature
+  // may be made.
+  std::optional<absl::Time> held_until_ ABSL_GUARDED_BY(mu_);
   std::optional<tellonce::v1::SignedCheckpoint> latest_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };

@@ -81,6 +81,12 @@ grpc::ServerUnaryReactor* TransparencyServiceImpl::GetCheckpoint(
     reactor->Finish(ToGrpcStatus(c.status()));
   };
   if (request->fresh()) {
+    if (fresh_limit_ != nullptr) {
+      if (absl::Status admitted = fresh_limit_->Admit(*agency); !admitted.ok()) {
+        reactor->Finish(ToGrpcStatus(admitted));
+        return reactor;
+      }
+    }
     log_->FreshCheckpoint(std::move(finish));
   } else {
     finish(log_->LatestCheckpoint());
@@ -142,7 +148,23 @@ grpc::ServerUnaryReactor* TransparencyServiceImpl::ExportAccessLog(
     reactor->Finish(ToGrpcStatus(admin.status()));
     return reactor;
   }
-  FinishWith(reactor, response, log_->Export(request->start(), request->max_events()));
+  FinishWith(reactor, response,
+             log_->Export(request->start(), request->max_events(), request->max_bytes()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TransparencyServiceImpl::ExportCheckpoints(
+    grpc::CallbackServerContext* context, const tellonce::v1::ExportCheckpointsRequest* request,
+    tellonce::v1::ExportCheckpointsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> admin =
+      AuthorizeAgency(*context, *directory_->Current(), tellonce::v1::ADMIN, "ExportCheckpoints");
+  if (!admin.ok()) {
+    reactor->Finish(ToGrpcStatus(admin.status()));
+    return reactor;
+  }
+  FinishWith(reactor, response,
+             log_->ExportCheckpoints(request->start_size(), request->max_bytes()));
   return reactor;
 }
 

@@ -1,6 +1,7 @@
 #ifndef TELLONCE_BROKER_TRANSPARENCY_SERVICE_H_
 #define TELLONCE_BROKER_TRANSPARENCY_SERVICE_H_
 
+#include "broker/rate_limiter.h"
 #include "broker/transparency.h"
 #include "consent/registry.h"
 #include "consent/validation.h"
@@ -14,10 +15,11 @@ namespace tellonce::broker {
 // of the federation), validates and delegates to the TransparencyLog.
 class TransparencyServiceImpl final : public tellonce::v1::TransparencyService::CallbackService {
  public:
-  // Not owned; all must outlive the service.
+  // Not owned; all must outlive the service. `fresh_limit` (optional) admits each
+  // agency's requests for a fresh checkpoint.
   TransparencyServiceImpl(const consent::DirectoryHolder* directory, TransparencyLog* log,
-                          consent::RequestLimits limits)
-      : directory_(directory), log_(log), limits_(limits) {}
+                          consent::RequestLimits limits, RateLimiter* fresh_limit = nullptr)
+      : directory_(directory), log_(log), limits_(limits), fresh_limit_(fresh_limit) {}
 
   grpc::ServerUnaryReactor* ListAccessEvents(
       grpc::CallbackServerContext* context, const tellonce::v1::ListAccessEventsRequest* request,
@@ -35,11 +37,15 @@ class TransparencyServiceImpl final : public tellonce::v1::TransparencyService::
   grpc::ServerUnaryReactor* ExportAccessLog(
       grpc::CallbackServerContext* context, const tellonce::v1::ExportAccessLogRequest* request,
       tellonce::v1::ExportAccessLogResponse* response) override;
+  grpc::ServerUnaryReactor* ExportCheckpoints(
+      grpc::CallbackServerContext* context, const tellonce::v1::ExportCheckpointsRequest* request,
+      tellonce::v1::ExportCheckpointsResponse* response) override;
 
  private:
   const consent::DirectoryHolder* directory_;
   TransparencyLog* log_;
   consent::RequestLimits limits_;
+  RateLimiter* fresh_limit_;
 };
 
 }  // namespace tellonce::broker

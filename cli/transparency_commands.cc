@@ -380,10 +380,7 @@ int ExportOnline(const Args& args) {
         })) {
       return kExitFailed;
     }
-    if (!log_size.has_value()) {
-      log_size = response.log_size();
-      *header.mutable_checkpoints() = response.checkpoints();
-    }
+    if (!log_size.has_value()) log_size = response.log_size();
     if (response.events_size() == 0) break;
     for (const tellonce::v1::ExportedEvent& e : response.events()) {
       if (e.index() >= *log_size) break;
@@ -394,6 +391,24 @@ int ExportOnline(const Args& args) {
       return Fail(absl::InternalError("the broker's export does not advance"));
     }
     request.set_start(next);
+  }
+  // Checkpoints come in their own pages: a long-lived log has many.
+  tellonce::v1::ExportCheckpointsRequest checkpoints_request;
+  while (true) {
+    tellonce::v1::ExportCheckpointsResponse response;
+    if (!Call(*conn, [&](grpc::ClientContext* context) {
+          return stub->ExportCheckpoints(context, checkpoints_request, &response);
+        })) {
+      return kExitFailed;
+    }
+    for (tellonce::v1::SignedCheckpoint& c : *response.mutable_checkpoints()) {
+      *header.add_checkpoints() = std::move(c);
+    }
+    if (!response.more()) break;
+    if (response.next_start_size() <= checkpoints_request.start_size()) {
+      return Fail(absl::InternalError("the broker's checkpoint export does not advance"));
+    }
+    checkpoints_request.set_start_size(response.next_start_size());
   }
   const uint64_t written = writer->count();
   const uint64_t checkpoints = header.checkpoints_size();

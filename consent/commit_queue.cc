@@ -24,6 +24,26 @@ void GroupBatch::Delete(Family family, const std::string& key) {
   batch_.Delete(db_->family(family), key).PermitUncheckedError();
 }
 
+absl::Status GroupBatch::Scan(
+    Family family, const std::string& prefix,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit) {
+  const std::string end = PrefixEnd(prefix);
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(batch_.NewIteratorWithBase(
+      db_->family(family), db_->db()->NewIterator(read_options, db_->family(family))));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (!key.starts_with(prefix)) break;
+    if (!visit(std::string_view(key.data(), key.size()),
+               std::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status());
+}
+
 CommitQueue::CommitQueue(Database* db, Options options) : db_(db), options_(options) {
   options_.max_group = std::max<size_t>(options_.max_group, 1);
   if (options_.completion_thread) completion_thread_ = std::thread([this] { CompletionLoop(); });

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -29,6 +30,11 @@ class GroupBatch {
   absl::Status Get(Family family, const std::string& key, std::string* value);
   void Put(Family family, const std::string& key, const std::string& value);
   void Delete(Family family, const std::string& key);
+  // Calls `visit` with each key starting with `prefix` and its value, in key order, as
+  // the database plus this group's writes have them, until `visit` returns false.
+  // Errors from RocksDB.
+  absl::Status Scan(Family family, const std::string& prefix,
+                    const std::function<bool(std::string_view key, std::string_view value)>& visit);
 
  private:
   friend class CommitQueue;

@@ -158,7 +158,8 @@ void StageNewRecord(GroupBatch& batch, const StoredConsent& record) {
 
 class RocksConsentStore final : public ConsentStore {
  public:
-  RocksConsentStore(Database* db, CommitQueue* queue) : db_(db), queue_(queue) {}
+  RocksConsentStore(Database* db, CommitQueue* queue, ConsentStoreOptions options)
+      : db_(db), queue_(queue), options_(options) {}
 
   void Grant(StoredConsent record, GrantDone done) override;
   void Revoke(const std::string& consent_id, const std::string& citizen_id,
@@ -186,7 +187,36 @@ class RocksConsentStore final : public ConsentStore {
 
   Database* db_;
   CommitQueue* queue_;
+  const ConsentStoreOptions options_;
 };
+
+namespace {
+
+// Counts the consents of the (citizen, consumer) of `consent` whose index entry is
+// ACTIVE and not expired at its capture time, stopping at `cap`; stages the removal
+// of expired entries met on the way (their consent can no longer be used).
+absl::StatusOr<int> CountActive(GroupBatch& batch, const Consent& consent, int cap) {
+  const absl::Time now = FromTimestamp(consent.captured_at());
+  int active = 0;
+  std::vector<std::string> expired;
+  absl::Status scanned = batch.Scan(
+      Family::kIndexes, ActivePrefix(consent.citizen_id(), consent.consumer()),
+      [&](std::string_view key, std::string_view value) {
+        Consent entry;
+        if (!value.empty() && entry.ParseFromArray(value.data(), static_cast<int>(value.size())) &&
+            entry.has_expires_at() && EffectiveStatus(entry, now) == tellonce::v1::EXPIRED) {
+          expired.emplace_back(key);
+        } else {
+          ++active;
+        }
+        return active < cap;
+      });
+  if (!scanned.ok()) return scanned;
+  for (const std::string& key : expired) batch.Delete(Family::kIndexes, key);
+  return active;
+}
+
+}  // namespace
 
 void RocksConsentStore::Grant(StoredConsent record, GrantDone done) {
   const Consent& consent = record.consent();
@@ -208,7 +238,7 @@ void RocksConsentStore::Grant(StoredConsent record, GrantDone done) {
   state->record = std::move(record);
 
   queue_->Submit(
-      [state](GroupBatch& batch) -> absl::Status {
+      [state, cap = options_.max_active_per_consumer](GroupBatch& batch) -> absl::Status {
         const StoredConsent& record = state->record;
         const Consent& consent = record.consent();
         std::string existing_id;
@@ -245,6 +275,16 @@ void RocksConsentStore::Grant(StoredConsent record, GrantDone done) {
         }
         if (!absl::IsNotFound(clash)) return clash;
 
+        if (cap > 0 && consent.status() == tellonce::v1::ACTIVE) {
+          absl::StatusOr<int> active = CountActive(batch, consent, cap);
+          if (!active.ok()) return active.status();
+          if (*active >= cap) {
+            return absl::ResourceExhaustedError(absl::StrCat(
+                "consent: the citizen already has ", cap,
+                " active consents for consumer ", consent.consumer(),
+                " (the most allowed); revoke one first"));
+          }
+        }
         StageNewRecord(batch, record);
         GrantOutcome outcome;
         outcome.consent = consent;
@@ -442,7 +482,8 @@ absl::StatusOr<std::vector<Consent>> RocksConsentStore::FindActive(const std::st
       db_->db()->NewIterator(read_options, db_->family(Family::kIndexes)));
 
   std::vector<Consent> active;
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
+  int scanned = 0;
+  for (it->Seek(prefix); it->Valid() && scanned < kMaxActiveScanned; it->Next(), ++scanned) {
     Consent entry;
     Consent* consent = &entry;
     StoredConsent record;
@@ -533,8 +574,9 @@ class ConsentIdGenerator {
 
 }  // namespace
 
-std::unique_ptr<ConsentStore> NewRocksConsentStore(Database* db, CommitQueue* queue) {
-  return std::make_unique<RocksConsentStore>(db, queue);
+std::unique_ptr<ConsentStore> NewRocksConsentStore(Database* db, CommitQueue* queue,
+                                                   ConsentStoreOptions options) {
+  return std::make_unique<RocksConsentStore>(db, queue, options);
 }
 
 std::string NewConsentId(absl::Time now) {

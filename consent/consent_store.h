@@ -74,7 +74,8 @@ class ConsentStore {
                                     const std::string& page_token, absl::Time now) = 0;
 
   // The consents of `citizen_id` for `consumer` that are ACTIVE at `now` (and already
-  // valid: valid_from <= now), oldest first. A short prefix scan on the index. Each
+  // valid: valid_from <= now), oldest first. A short prefix scan on the index (at most
+  // kMaxActiveScanned entries; ConsentStoreOptions::max_active_per_consumer). Each
   // consent has what an access decision reads: consent_id, citizen_id, consumer,
   // attributes, purpose, valid_from, expires_at, mode and status; other fields (events,
   // portal, request_id, captured_at) may be missing: Get has the whole record.
@@ -82,8 +83,22 @@ class ConsentStore {
       const std::string& citizen_id, const std::string& consumer, absl::Time now) = 0;
 };
 
+struct ConsentStoreOptions {
+  // Most consents stored ACTIVE and not expired for one (citizen, consumer): a grant
+  // beyond it fails with RESOURCE_EXHAUSTED, so an access decision (FindActive) scans a
+  // bounded prefix however many consents a portal records. Expired entries met on the
+  // way are dropped from the index. Default 100; 0 turns the cap off.
+  int max_active_per_consumer = 100;
+};
+
+// Index entries FindActive reads at most for one (citizen, consumer); consents beyond
+// them (only in data written before the cap, or with a larger one) are not considered,
+// and the decision falls back to mandates or NO_BASIS.
+inline constexpr int kMaxActiveScanned = 1024;
+
 // The RocksDB consent store. `db` and `queue` must outlive it.
-std::unique_ptr<ConsentStore> NewRocksConsentStore(Database* db, CommitQueue* queue);
+std::unique_ptr<ConsentStore> NewRocksConsentStore(Database* db, CommitQueue* queue,
+                                                   ConsentStoreOptions options = {});
 
 // A new consent id: 26 Crockford base32 characters, a 48-bit millisecond timestamp
 // then 80 random bits, so ids sort by creation time.

@@ -7,6 +7,12 @@
 //                         a consent for that consumer; 1: the citizen has consents, but
 //                         not for that consumer; 2: an unknown citizen. Counters p50_us,
 //                         p99_us are per-lookup latencies measured here.
+//   BM_CrowdedCitizen/<n> FindActive for one citizen holding n ACTIVE consents for the
+//                         same consumer (issue 13: 20,000 made that citizen's exchanges
+//                         slow). The consents are loaded with the per-consumer cap off,
+//                         as in data written before it; FindActive reads at most
+//                         kMaxActiveScanned entries, and with the cap (default 100) a
+//                         store never holds more than that many.
 //   BM_DurableGrant       Grant through the store and its CommitQueue with sync=true
 //                         (one fsync per commit group), closed loop at 1/16/64 threads.
 //
@@ -87,7 +93,8 @@ struct StoreEnv {
     }
     db = *std::move(opened);
     queue = std::make_unique<CommitQueue>(db.get(), queue_options);
-    store = tellonce::consent::NewRocksConsentStore(db.get(), queue.get());
+    store = tellonce::consent::NewRocksConsentStore(db.get(), queue.get(),
+                                                    {.max_active_per_consumer = 0});
   }
   ~StoreEnv() {
     store.reset();
@@ -188,6 +195,39 @@ void BM_FindActive(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_FindActive)->Arg(0)->Arg(1)->Arg(2)->ArgName("kind");
+
+void BM_CrowdedCitizen(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  StoreEnv env(tellonce::bench::MakeTempDir("consent_bench_crowded"), true,
+               CommitQueue::Options{.sync = false});
+  const absl::Time now = absl::Now();
+  absl::Status loaded = tellonce::bench::BulkGrant(*env.store, *env.db, n, [&](int64_t k) {
+    return MakeRecord(CitizenId(7), Consumer(1), absl::StrCat("crowd-", k), now);
+  });
+  if (!loaded.ok()) {
+    state.SkipWithError(loaded.ToString().c_str());
+    return;
+  }
+  std::vector<double> micros;
+  int64_t found = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<std::vector<Consent>> active =
+        env.store->FindActive(CitizenId(7), Consumer(1), absl::Now());
+    const auto end = std::chrono::steady_clock::now();
+    if (!active.ok()) {
+      state.SkipWithError(active.status().ToString().c_str());
+      break;
+    }
+    found += static_cast<int64_t>(active->size());
+    micros.push_back(std::chrono::duration<double, std::micro>(end - start).count());
+  }
+  state.counters["p50_us"] = Percentile(micros, 0.50);
+  state.counters["p99_us"] = Percentile(micros, 0.99);
+  state.counters["found_per_lookup"] =
+      state.iterations() > 0 ? static_cast<double>(found) / state.iterations() : 0;
+}
+BENCHMARK(BM_CrowdedCitizen)->Arg(2)->Arg(100)->Arg(20000)->Unit(benchmark::kMicrosecond);
 
 void BM_DurableGrant(benchmark::State& state) {
   StoreEnv& env = GrantEnv();

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "certs/signing.h"
@@ -433,6 +435,89 @@ TEST_F(ConsentApiTest, ListPagesThroughManyConsentsOldestFirst) {
   }
   EXPECT_EQ(pages, 3);
   EXPECT_EQ(seen, ids);
+}
+
+}  // namespace
+}  // namespace tellonce::testing
+
+namespace tellonce::testing {
+namespace {
+
+// Issue 13: grants were unlimited, and 20,000 active consents for one citizen made
+// every exchange of that citizen scan them all. A broker with small limits.
+class GrantLimitsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<Pki> pki = MakePki(dir_.path() + "/pki", SampleDirectoryFile());
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = std::make_unique<Pki>(*pki);
+    broker_ = std::make_unique<BrokerProcess>(
+        dir_.path() + "/broker", *pki_, SampleDirectoryFile(),
+        "rate_limits { grant { per_second: 1 burst: 3 } }\n"
+        "limits { max_active_consents_per_consumer: 2 }\n");
+    absl::Status started = broker_->Start();
+    ASSERT_TRUE(started.ok()) << started << broker_->log();
+  }
+  grpc::Status Grant(const std::string& citizen, const std::string& request_id) {
+    auto stub = ConsentService::NewStub(AgencyChannel(*pki_, "portal", broker_->address()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    tellonce::v1::GrantConsentRequest r;
+    r.set_request_id(request_id);
+    r.set_citizen_id(citizen);
+    r.set_consumer("tax");
+    r.add_attributes("person.name");
+    r.set_purpose("TAX_DEDUCTION_CHECK");
+    *r.mutable_expires_at() =
+        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now() + absl::Hours(24)));
+    r.set_mode(tellonce::v1::UNTIL_EXPIRY);
+    tellonce::v1::GrantConsentResponse response;
+    return stub->GrantConsent(&context, r, &response);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Pki> pki_;
+  std::unique_ptr<BrokerProcess> broker_;
+};
+
+TEST_F(GrantLimitsTest, GrantsBeyondThePortalsBucketAreRefusedAndStoreNothing) {
+  int ok = 0;
+  int limited = 0;
+  for (int i = 0; i < 10; ++i) {
+    grpc::Status status = Grant(CitizenId(100 + i), absl::StrCat("flood-", i));
+    if (status.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(status.error_code(), grpc::RESOURCE_EXHAUSTED) << status.error_message();
+      EXPECT_EQ(status.error_message(), "rate limit: grant for agency portal: at most 1 per second");
+      ++limited;
+    }
+  }
+  EXPECT_EQ(ok, 3);
+  EXPECT_EQ(limited, 7);
+  // Refused grants stored nothing: the citizens of the refused ones have no consents.
+  auto stub = ConsentService::NewStub(AgencyChannel(*pki_, "portal", broker_->address()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  tellonce::v1::ListConsentsRequest request;
+  request.set_citizen_id(CitizenId(109));
+  tellonce::v1::ListConsentsResponse response;
+  ASSERT_TRUE(stub->ListConsents(&context, request, &response).ok());
+  EXPECT_EQ(response.consents_size(), 0);
+}
+
+TEST_F(GrantLimitsTest, ActiveConsentsPerCitizenAndConsumerAreCapped) {
+  ASSERT_TRUE(Grant(CitizenId(200), "cap-1").ok());
+  ASSERT_TRUE(Grant(CitizenId(200), "cap-2").ok());
+  absl::SleepFor(absl::Seconds(1.1));  // a token for the next grant
+  grpc::Status third = Grant(CitizenId(200), "cap-3");
+  EXPECT_EQ(third.error_code(), grpc::RESOURCE_EXHAUSTED) << third.error_message();
+  EXPECT_TRUE(absl::StrContains(third.error_message(), "active consents for consumer tax"))
+      << third.error_message();
+  EXPECT_FALSE(absl::StrContains(third.error_message(), CitizenId(200)));
+  // Another citizen is not affected.
+  absl::SleepFor(absl::Seconds(1.1));
+  EXPECT_TRUE(Grant(CitizenId(201), "cap-4").ok());
 }
 
 }  // namespace

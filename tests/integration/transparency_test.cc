@@ -462,6 +462,78 @@ rocksdb::WriteOptions Synced() {
   return options;
 }
 
+// Issue 13: any agency could force 800-900 signed, synced checkpoints a second, and
+// every one landed in the first export page until `audit export` failed.
+TEST_F(TransparencyTest, FreshCheckpointFloodIsRateLimitedAndCoalescedAndTheLogStillExports) {
+  MakeTraffic();
+  std::atomic<int> ok{0}, limited{0}, other{0};
+  std::mutex mu;
+  std::set<std::string> signatures;
+  std::atomic<bool> stop{false};
+  // Exchanges keep the log growing meanwhile, so each request could need a new one.
+  std::thread traffic([&] {
+    while (!stop.load()) {
+      GetAttributesResponse response;
+      (void)Fetch("tax", kCitizen, {"person.name"}, "TAX_ASSESSMENT", &response);
+    }
+  });
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> flooders;
+  for (const std::string agency : {"tax", "bank", "registry", "benefits"}) {
+    for (int t = 0; t < 2; ++t) {
+      flooders.emplace_back([&, agency] {
+        auto stub = Transparency(agency);
+        for (int i = 0; i < 150; ++i) {
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          tellonce::v1::GetCheckpointRequest request;
+          request.set_fresh(true);
+          tellonce::v1::GetCheckpointResponse response;
+          grpc::Status status = stub->GetCheckpoint(&context, request, &response);
+          if (status.ok()) {
+            ++ok;
+            std::lock_guard<std::mutex> lock(mu);
+            signatures.insert(response.checkpoint().signature());
+          } else if (status.error_code() == grpc::RESOURCE_EXHAUSTED) {
+            ++limited;
+            EXPECT_TRUE(absl::StartsWith(status.error_message(),
+                                         absl::StrCat("rate limit: fresh_checkpoint for agency ",
+                                                      agency, ": at most ")))
+                << status.error_message();
+          } else {
+            ++other;
+          }
+        }
+      });
+    }
+  }
+  for (std::thread& t : flooders) t.join();
+  const absl::Duration elapsed = absl::Now() - start;
+  stop = true;
+  traffic.join();
+  EXPECT_EQ(other.load(), 0);
+  // 1,200 requests: most refused by the per-agency buckets (burst 5, 2 per second) ...
+  EXPECT_GT(limited.load(), 1000) << "ok " << ok.load() << " in " << elapsed;
+  EXPECT_GT(ok.load(), 0);
+  // ... and the admitted ones shared signatures: at most one a second, plus the ones
+  // signed before the flood.
+  EXPECT_LE(signatures.size(), static_cast<size_t>(absl::ToDoubleSeconds(elapsed)) + 3)
+      << "in " << elapsed;
+
+  // The whole log still exports (events and checkpoints in their own pages) and verifies.
+  const std::string checkpoint_file = work_.path() + "/flood.checkpoint";
+  tellonce::v1::Checkpoint checkpoint = SaveCheckpoint(checkpoint_file, "ops");
+  const std::string export_file = work_.path() + "/flood.export";
+  std::string out;
+  ASSERT_EQ(Cli("ops", {"audit", "export", "--out", export_file}, &out), 0) << out;
+  ASSERT_EQ(
+      OfflineCli({"audit", "verify", "--log", export_file, "--checkpoint", checkpoint_file}, &out),
+      0)
+      << out;
+  EXPECT_TRUE(absl::StartsWith(out, absl::StrCat("OK: ", checkpoint.tree_size(), " events")))
+      << out;
+}
+
 TEST_F(TransparencyTest, OfflineVerificationPassesOnACopyAndNamesTheFirstTamperedEvent) {
   MakeTraffic();
   MakeTraffic();

@@ -5,6 +5,7 @@
 #include "broker/transparency.h"
 
 #include <future>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,9 @@ class TransparencyTest : public ::testing::Test {
     log_ = std::make_unique<AccessLog>(db_.get(), queue_.get());
     absl::StatusOr<std::unique_ptr<TransparencyLog>> t = TransparencyLog::Start(
         db_.get(), log_.get(), *key_,
-        {.issuer = "spiffe://test.local/broker", .checkpoint_interval = absl::Hours(1)});
+        {.issuer = "spiffe://test.local/broker",
+         .checkpoint_interval = absl::Hours(1),
+         .fresh_interval = fresh_interval_});
     ASSERT_TRUE(t.ok()) << t.status();
     tlog_ = *std::move(t);
     log_->set_listener([t = tlog_.get()] { t->Notify(); });
@@ -103,6 +106,8 @@ class TransparencyTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  // Most tests sign a fresh checkpoint after each append; the coalescing test sets it.
+  absl::Duration fresh_interval_ = absl::ZeroDuration();
   int appended_ = 0;
   std::unique_ptr<certs::SigningKey> key_;
   std::unique_ptr<certs::VerifyingKey> verifying_;
@@ -221,7 +226,8 @@ TEST_F(TransparencyTest, ExportCarriesEventsLeafHashesAndCheckpoints) {
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(page->events_size(), 5);
   EXPECT_EQ(page->log_size(), 12u);
-  EXPECT_GE(page->checkpoints_size(), 1);
+  // Checkpoints are paged apart from the events.
+  EXPECT_EQ(page->checkpoints_size(), 0);
   for (const auto& e : page->events()) {
     EXPECT_EQ(ToHash(e.leaf_hash()), certs::LeafHash(e.event_bytes()));
   }
@@ -229,6 +235,92 @@ TEST_F(TransparencyTest, ExportCarriesEventsLeafHashesAndCheckpoints) {
   ASSERT_TRUE(rest.ok());
   EXPECT_EQ(rest->events_size(), 2);
   EXPECT_EQ(rest->checkpoints_size(), 0);
+}
+
+TEST_F(TransparencyTest, ExportPagesStayWithinTheirByteBudgetAndCheckpointsPageApart) {
+  for (int i = 0; i < 20; ++i) {
+    Append(10);
+    Fresh();
+  }
+  // Events: pages of at most 2,000 bytes (but at least one event) cover the whole log.
+  uint64_t next = 0;
+  int pages = 0;
+  while (next < 200) {
+    absl::StatusOr<tellonce::v1::ExportAccessLogResponse> page = tlog_->Export(next, 0, 2000);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_GT(page->events_size(), 0);
+    EXPECT_LE(page->ByteSizeLong(), 2000u + 200u);
+    EXPECT_EQ(page->events(0).index(), next);
+    next = page->events(page->events_size() - 1).index() + 1;
+    ++pages;
+  }
+  EXPECT_GT(pages, 2);
+  // Checkpoints: 21 (size 10, 20, ... 200 and the empty one), in small pages.
+  std::vector<uint64_t> sizes;
+  tellonce::v1::ExportCheckpointsResponse page;
+  uint64_t start = 0;
+  do {
+    absl::StatusOr<tellonce::v1::ExportCheckpointsResponse> got = tlog_->ExportCheckpoints(start, 500);
+    ASSERT_TRUE(got.ok()) << got.status();
+    page = *got;
+    ASSERT_GT(page.checkpoints_size(), 0);
+    EXPECT_LE(page.ByteSizeLong(), 500u + 200u);
+    for (const auto& c : page.checkpoints()) {
+      tellonce::v1::Checkpoint body;
+      ASSERT_TRUE(body.ParseFromString(c.body()));
+      if (body.tree_size() > 0) sizes.push_back(body.tree_size());  // the empty log's may be there
+    }
+    start = page.next_start_size();
+  } while (page.more());
+  ASSERT_EQ(sizes.size(), 20u);
+  for (size_t i = 0; i < sizes.size(); ++i) EXPECT_EQ(sizes[i], 10 * (i + 1));
+}
+
+class CoalescingTransparencyTest : public TransparencyTest {
+ protected:
+  void SetUp() override {
+    fresh_interval_ = absl::Seconds(1);
+    TransparencyTest::SetUp();
+  }
+};
+
+TEST_F(CoalescingTransparencyTest, ConcurrentFreshRequestsShareOneSignaturePerInterval) {
+  Append(1);
+  const tellonce::v1::Checkpoint first = Fresh();
+  ASSERT_EQ(first.tree_size(), 1u);
+  // Nothing new: the latest checkpoint covers every request, at once, without signing.
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(Fresh().signed_at().seconds(), first.signed_at().seconds());
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
+  // New events and 50 concurrent requests: all get one checkpoint covering them, signed
+  // no sooner than a second after the previous one.
+  Append(3);
+  std::vector<std::promise<absl::StatusOr<SignedCheckpoint>>> done(50);
+  for (auto& d : done) {
+    tlog_->FreshCheckpoint([&d](absl::StatusOr<SignedCheckpoint> c) { d.set_value(c); });
+  }
+  std::set<std::string> signatures;
+  for (auto& d : done) {
+    absl::StatusOr<SignedCheckpoint> c = d.get_future().get();
+    ASSERT_TRUE(c.ok()) << c.status();
+    signatures.insert(c->signature());
+    tellonce::v1::Checkpoint body;
+    ASSERT_TRUE(body.ParseFromString(c->body()));
+    EXPECT_EQ(body.tree_size(), 4u);
+  }
+  EXPECT_EQ(signatures.size(), 1u);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(900));
+  // Stored: the checkpoints of sizes 1 and 4 (and perhaps the empty log's), no others.
+  std::set<uint64_t> stored;
+  absl::StatusOr<std::vector<SignedCheckpoint>> checkpoints = tlog_->Checkpoints();
+  ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
+  for (const SignedCheckpoint& c : *checkpoints) {
+    tellonce::v1::Checkpoint body;
+    ASSERT_TRUE(body.ParseFromString(c.body()));
+    stored.insert(body.tree_size());
+  }
+  stored.erase(0);
+  EXPECT_EQ(stored, (std::set<uint64_t>{1, 4}));
 }
 
 }  // namespace
