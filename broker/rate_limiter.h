@@ -71,12 +71,12 @@ class RateLimiter {
 
 // The per-agency limits of the broker (BrokerConfig.rate_limits).
 struct RateLimitOptions {
-  // PublishChange per provider. Defaults 100 per second, burst 200.
-  double publish_per_second = 100;
-  double publish_burst = 200;
-  // GrantConsent per portal. Defaults 20 per second, burst 50.
-  double grant_per_second = 20;
-  double grant_burst = 50;
+  // PublishChange per provider. Defaults 1000 per second, burst 2000.
+  double publish_per_second = 1000;
+  double publish_burst = 2000;
+  // GrantConsent per portal. Defaults 200 per second, burst 500.
+  double grant_per_second = 200;
+  double grant_burst = 500;
   // GetCheckpoint with fresh = true per agency. Defaults 2 per second, burst 5.
   double fresh_checkpoint_per_second = 2;
   double fresh_checkpoint_burst = 5;
