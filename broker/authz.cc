@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "certs/citizen_assertion.h"
 #include "certs/identity.h"
 
 namespace tellonce::broker {
@@ -34,6 +35,13 @@ absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& conte
         absl::AsciiStrToLower(tellonce::v1::Role_Name(role)), " role"));
   }
   return *agency;
+}
+
+std::string_view CitizenAssertion(const grpc::ServerContextBase& context) {
+  const auto& metadata = context.client_metadata();
+  auto range = metadata.equal_range(certs::kCitizenAssertionMetadataKey);
+  if (range.first == range.second || std::next(range.first) != range.second) return {};
+  return std::string_view(range.first->second.data(), range.first->second.size());
 }
 
 }  // namespace tellonce::broker

@@ -27,6 +27,11 @@ absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& conte
                                             const consent::Directory& directory,
                                             tellonce::v1::Role role, std::string_view service);
 
+// The citizen's ID token the caller sent in the `tellonce-citizen-assertion` request
+// metadata; empty when there is none, or more than one (both then fail as missing).
+// Points into `context`, valid while the call is.
+std::string_view CitizenAssertion(const grpc::ServerContextBase& context);
+
 }  // namespace tellonce::broker
 
 #endif  // TELLONCE_BROKER_AUTHZ_H_

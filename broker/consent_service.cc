@@ -30,7 +30,7 @@ grpc::ServerUnaryReactor* ConsentServiceImpl::GrantConsent(
       return reactor;
     }
   }
-  registry_->Grant(*portal, *request,
+  registry_->Grant(*portal, CitizenAssertion(*context), *request,
                    [reactor, response](absl::StatusOr<tellonce::v1::GrantConsentResponse> r) {
                      FinishWith(reactor, response, std::move(r));
                    });
@@ -46,7 +46,7 @@ grpc::ServerUnaryReactor* ConsentServiceImpl::RevokeConsent(
     reactor->Finish(ToGrpcStatus(portal.status()));
     return reactor;
   }
-  registry_->Revoke(*portal, *request,
+  registry_->Revoke(*portal, CitizenAssertion(*context), *request,
                     [reactor, response](absl::StatusOr<tellonce::v1::RevokeConsentResponse> r) {
                       FinishWith(reactor, response, std::move(r));
                     });
@@ -62,7 +62,7 @@ grpc::ServerUnaryReactor* ConsentServiceImpl::GetConsent(
     reactor->Finish(ToGrpcStatus(portal.status()));
     return reactor;
   }
-  FinishWith(reactor, response, registry_->Get(*portal, *request));
+  FinishWith(reactor, response, registry_->Get(*portal, CitizenAssertion(*context), *request));
   return reactor;
 }
 
@@ -75,7 +75,7 @@ grpc::ServerUnaryReactor* ConsentServiceImpl::ListConsents(
     reactor->Finish(ToGrpcStatus(portal.status()));
     return reactor;
   }
-  FinishWith(reactor, response, registry_->List(*portal, *request));
+  FinishWith(reactor, response, registry_->List(*portal, CitizenAssertion(*context), *request));
   return reactor;
 }
 

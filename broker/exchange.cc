@@ -118,13 +118,25 @@ struct Exchange::Call {
   std::string exchange_id;
   std::vector<consent::AccessDecision> decisions;
   Done done;
+  // ONE_TIME consents this call has spent, and how many spending rounds it ran.
+  std::vector<std::string> spent;
+  int spend_rounds = 0;
 
   absl::Mutex mu;
   // Steps still outstanding in the current phase.
   int pending ABSL_GUARDED_BY(mu) = 0;
   // One per requested attribute, filled as answers arrive.
   std::vector<AttributeResult> results ABSL_GUARDED_BY(mu);
+  // Attributes whose ONE_TIME consent another request spent or revoked first.
+  std::vector<size_t> lost ABSL_GUARDED_BY(mu);
 };
+
+namespace {
+
+// Spending rounds per call: the first, then retries on other unspent consents.
+constexpr int kMaxSpendRounds = 4;
+
+}  // namespace
 
 void Exchange::GetAttributes(const std::string& consumer,
                              const tellonce::v1::GetAttributesRequest& request, absl::Time deadline,
@@ -187,6 +199,8 @@ void Exchange::SpendOneTimeConsents(std::shared_ptr<Call> call) {
   std::vector<std::string> to_spend;
   for (const consent::AccessDecision& d : call->decisions) {
     if (d.code == tellonce::v1::RESULT_OK && d.spends_one_time_consent &&
+        std::find(call->spent.begin(), call->spent.end(), d.basis.consent_id()) ==
+            call->spent.end() &&
         std::find(to_spend.begin(), to_spend.end(), d.basis.consent_id()) == to_spend.end()) {
       to_spend.push_back(d.basis.consent_id());
     }
@@ -195,9 +209,11 @@ void Exchange::SpendOneTimeConsents(std::shared_ptr<Call> call) {
     FetchFromProviders(std::move(call));
     return;
   }
+  ++call->spend_rounds;
   {
     absl::MutexLock lock(&call->mu);
     call->pending = static_cast<int>(to_spend.size());
+    call->lost.clear();
   }
   const absl::Time now = options_.clock();
   for (const std::string& consent_id : to_spend) {
@@ -206,27 +222,79 @@ void Exchange::SpendOneTimeConsents(std::shared_ptr<Call> call) {
                        bool last = false;
                        {
                          absl::MutexLock lock(&call->mu);
-                         if (!spent.ok()) {
-                           // Spent (or revoked) by someone else in the meantime: this request
-                           // loses.
+                         if (spent.ok()) {
+                           call->spent.push_back(consent_id);
+                         } else {
+                           // Spent or revoked by someone else in the meantime: decided
+                           // again below, on another unspent consent if there is one.
                            const bool lost = absl::IsFailedPrecondition(spent.status());
                            for (size_t i = 0; i < call->decisions.size(); ++i) {
                              consent::AccessDecision& d = call->decisions[i];
                              if (!d.spends_one_time_consent || d.basis.consent_id() != consent_id)
                                continue;
-                             d.code = lost ? tellonce::v1::RESULT_CONSENT_USED
-                                           : tellonce::v1::RESULT_PROVIDER_ERROR;
-                             d.detail = lost ? "the one-time consent was used"
-                                             : "the consent could not be spent";
+                             if (lost) {
+                               call->lost.push_back(i);
+                               continue;
+                             }
+                             d.code = tellonce::v1::RESULT_PROVIDER_ERROR;
+                             d.detail = "the consent could not be spent";
                              call->results[i].set_code(d.code);
                              call->results[i].set_detail(d.detail);
                            }
                          }
                          last = --call->pending == 0;
                        }
-                       if (last) FetchFromProviders(call);
+                       if (last) RedecideLost(call);
                      });
   }
+}
+
+void Exchange::RedecideLost(std::shared_ptr<Call> call) {
+  std::vector<size_t> lost;
+  {
+    absl::MutexLock lock(&call->mu);
+    lost.swap(call->lost);
+  }
+  if (lost.empty()) {
+    FetchFromProviders(std::move(call));
+    return;
+  }
+  // The consents these attributes relied on are no longer ACTIVE: decide them again,
+  // so another unspent consent is used, or the refusal says why (RESULT_CONSENT_USED
+  // or RESULT_CONSENT_REVOKED, from the consent's own status).
+  std::vector<std::string> attributes;
+  for (size_t i : lost) attributes.push_back(call->decisions[i].attribute);
+  absl::StatusOr<std::vector<consent::AccessDecision>> again =
+      consent::DecideAccess(*call->directory, *store_, call->consumer, call->request.citizen_id(),
+                            call->request.purpose(), attributes, options_.clock());
+  {
+    absl::MutexLock lock(&call->mu);
+    for (size_t k = 0; k < lost.size(); ++k) {
+      consent::AccessDecision& d = call->decisions[lost[k]];
+      AttributeResult& r = call->results[lost[k]];
+      if (!again.ok()) {
+        d.code = tellonce::v1::RESULT_PROVIDER_ERROR;
+        d.detail = "the consent could not be spent";
+      } else {
+        d = (*again)[k];
+        if (d.code == tellonce::v1::RESULT_OK && d.spends_one_time_consent &&
+            call->spend_rounds >= kMaxSpendRounds) {
+          d.code = tellonce::v1::RESULT_CONSENT_USED;
+          d.detail = "the one-time consent was used";
+          d.spends_one_time_consent = false;
+        }
+      }
+      r.set_code(d.code);
+      r.clear_basis();
+      if (d.basis.kind_case() != tellonce::v1::Basis::KIND_NOT_SET) *r.mutable_basis() = d.basis;
+      if (d.code != tellonce::v1::RESULT_OK) {
+        r.set_detail(d.detail);
+      } else {
+        r.clear_detail();
+      }
+    }
+  }
+  SpendOneTimeConsents(std::move(call));
 }
 
 void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {

@@ -71,8 +71,10 @@ absl::Status ValidateGetAttributes(const tellonce::v1::GetAttributesRequest& req
 //   2. decides each attribute (consent::DecideAccess: standing consent, mandate or
 //      one-time consent, else why not);
 //   3. spends the ONE_TIME consents it relies on (ConsentStore::MarkUsed, durable and
-//      exclusive: of two concurrent requests, one gets the data, the other
-//      RESULT_CONSENT_USED);
+//      exclusive). When another request spent (or the citizen revoked) one first, the
+//      attributes it covered are decided again: another unspent ONE_TIME consent that
+//      covers them is spent instead; when none is left the result says why, from the
+//      consent's status (RESULT_CONSENT_USED, RESULT_CONSENT_REVOKED);
 //   4. calls every provider involved concurrently over its pooled channel, with the
 //      caller's deadline less a margin so the answer still arrives in time;
 //   5. checks each answer (only what was asked, each value of its catalogue type and
@@ -113,6 +115,9 @@ class Exchange {
  private:
   struct Call;
   void SpendOneTimeConsents(std::shared_ptr<Call> call);
+  // Decides again the attributes whose ONE_TIME consent was lost to another request,
+  // then spends again (at most kMaxSpendRounds rounds in all).
+  void RedecideLost(std::shared_ptr<Call> call);
   void FetchFromProviders(std::shared_ptr<Call> call);
   // Takes a provider's answer for the attributes at `indexes` into call.results; true
   // when it was the last answer the call waited for.

@@ -46,6 +46,14 @@ grpc::ServerUnaryReactor* TransparencyServiceImpl::ListAccessEvents(
         !s.ok()) {
       return s;
     }
+    if (!only_consumer.has_value()) {
+      // A portal sees everything about the citizen: only with the citizen's own fresh
+      // authentication.
+      absl::StatusOr<certs::VerifiedCitizenAssertion> citizen =
+          directory->VerifyCitizenAssertion(*agency, CitizenAssertion(*context),
+                                            request->citizen_id(), absl::Now());
+      if (!citizen.ok()) return citizen.status();
+    }
     if (request->page_size() < 0 || request->page_size() > 500) {
       return absl::InvalidArgumentError("page_size: must be between 0 and 500");
     }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "certs/citizen_assertion.h"
 #include "certs/identity.h"
 #include "certs/tls.h"
 #include "google/protobuf/util/json_util.h"
@@ -27,6 +28,41 @@ const std::vector<ops::FlagSpec>& ConnectionFlags() {
       {"timeout", "SECONDS", "per-call deadline; default 10"},
   };
   return *flags;
+}
+
+std::vector<ops::FlagSpec> CitizenAssertionFlags() {
+  return {{"citizen-assertion", "TOKEN",
+           "the citizen's ID token from their identity provider, forwarded by a portal "
+           "[TELLONCE_CITIZEN_ASSERTION]"},
+          {"dev-idp-key", "FILE",
+           "development only: mint the citizen's ID token with this identity provider key "
+           "(idp/dev-idp.key from certs/make-dev-pki) [TELLONCE_DEV_IDP_KEY]"},
+          {"dev-idp-issuer", "URL",
+           std::string("issuer of a minted token; default ") + kDevIdpIssuer},
+          {"dev-idp-audience", "CLIENT",
+           std::string("audience of a minted token (the portal's client id); default ") +
+               kDevIdpAudience}};
+}
+
+absl::StatusOr<std::string> CitizenAssertionFor(const Args& args, const std::string& citizen_id) {
+  std::string token = args.Get("citizen-assertion", "", "TELLONCE_CITIZEN_ASSERTION");
+  if (!token.empty()) return token;
+  const std::string key = args.Get("dev-idp-key", "", "TELLONCE_DEV_IDP_KEY");
+  if (key.empty()) return std::string();
+  absl::StatusOr<certs::CitizenAssertionSigner> signer = certs::CitizenAssertionSigner::FromPemFile(key);
+  if (!signer.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--dev-idp-key: ", signer.status().message()));
+  }
+  certs::CitizenAssertionClaims claims;
+  claims.issuer = args.Get("dev-idp-issuer", kDevIdpIssuer);
+  claims.audience = args.Get("dev-idp-audience", kDevIdpAudience);
+  claims.citizen_id = citizen_id;
+  claims.issued_at = absl::Now();
+  return signer->Mint(claims);
+}
+
+void AddCitizenAssertion(grpc::ClientContext* context, const std::string& token) {
+  if (!token.empty()) context->AddMetadata(certs::kCitizenAssertionMetadataKey, token);
 }
 
 std::vector<ops::FlagSpec> PagingFlags() {

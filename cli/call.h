@@ -103,6 +103,21 @@ template <typename Response, typename Request, typename CallFn, typename Print>
 int ListPages(const Args& args, const Connection& conn, Request request, CallFn call,
               Print print, const char* noun);
 
+// Citizen-bound commands (consent grant/revoke/get/list, access list as a portal):
+// --citizen-assertion, --dev-idp-key, --dev-idp-issuer, --dev-idp-audience.
+std::vector<ops::FlagSpec> CitizenAssertionFlags();
+// The dev identity provider of deploy/local/directory.textproto.
+inline constexpr char kDevIdpIssuer[] = "https://eid.tellonce.local";
+inline constexpr char kDevIdpAudience[] = "tellonce-portal";
+
+// The citizen's ID token to send with a call about `citizen_id`: --citizen-assertion
+// (or TELLONCE_CITIZEN_ASSERTION); else, in a development setup, one minted now with
+// --dev-idp-key (or TELLONCE_DEV_IDP_KEY); else empty (a consumer's calls carry none).
+// INVALID_ARGUMENT when the dev key cannot be read.
+absl::StatusOr<std::string> CitizenAssertionFor(const Args& args, const std::string& citizen_id);
+// Sends `token` in the tellonce-citizen-assertion metadata, unless it is empty.
+void AddCitizenAssertion(grpc::ClientContext* context, const std::string& token);
+
 // The paging flags of a List command: --page-size, --page-token, --all.
 std::vector<ops::FlagSpec> PagingFlags();
 

@@ -94,10 +94,13 @@ int Grant(const Args& args) {
     return Fail(absl::InvalidArgumentError("--mode: must be until-expiry or one-time"));
   }
 
+  absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, request.citizen_id());
+  if (!assertion.ok()) return Fail(assertion.status());
   absl::StatusOr<Connection> conn = Connect(args);
   if (!conn.ok()) return Fail(conn.status());
   tellonce::v1::GrantConsentResponse response;
   if (!Call(*conn, [&](grpc::ClientContext* context) {
+        AddCitizenAssertion(context, *assertion);
         return ConsentService::NewStub(conn->channel)->GrantConsent(context, request, &response);
       })) {
     return kExitFailed;
@@ -122,10 +125,13 @@ int Revoke(const Args& args) {
   request.set_citizen_id(args.Get("citizen"));
   request.set_consent_id(args.Get("id"));
   request.set_reason(args.Get("reason"));
+  absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, request.citizen_id());
+  if (!assertion.ok()) return Fail(assertion.status());
   absl::StatusOr<Connection> conn = Connect(args);
   if (!conn.ok()) return Fail(conn.status());
   tellonce::v1::RevokeConsentResponse response;
   if (!Call(*conn, [&](grpc::ClientContext* context) {
+        AddCitizenAssertion(context, *assertion);
         return ConsentService::NewStub(conn->channel)->RevokeConsent(context, request, &response);
       })) {
     return kExitFailed;
@@ -143,10 +149,13 @@ int Get(const Args& args) {
   tellonce::v1::GetConsentRequest request;
   request.set_citizen_id(args.Get("citizen"));
   request.set_consent_id(args.Get("id"));
+  absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, request.citizen_id());
+  if (!assertion.ok()) return Fail(assertion.status());
   absl::StatusOr<Connection> conn = Connect(args);
   if (!conn.ok()) return Fail(conn.status());
   tellonce::v1::GetConsentResponse response;
   if (!Call(*conn, [&](grpc::ClientContext* context) {
+        AddCitizenAssertion(context, *assertion);
         return ConsentService::NewStub(conn->channel)->GetConsent(context, request, &response);
       })) {
     return kExitFailed;
@@ -178,12 +187,15 @@ int List(const Args& args) {
     }
     request.set_status(status);
   }
+  absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, request.citizen_id());
+  if (!assertion.ok()) return Fail(assertion.status());
   absl::StatusOr<Connection> conn = Connect(args);
   if (!conn.ok()) return Fail(conn.status());
   std::unique_ptr<ConsentService::Stub> stub = ConsentService::NewStub(conn->channel);
   return ListPages<tellonce::v1::ListConsentsResponse>(
       args, *conn, request,
       [&](grpc::ClientContext* context, const auto& r, auto* response) {
+        AddCitizenAssertion(context, *assertion);
         return stub->ListConsents(context, r, response);
       },
       [](const tellonce::v1::ListConsentsResponse& response) {
@@ -259,13 +271,21 @@ std::vector<Command> ConsentCommands() {
   std::vector<ops::FlagSpec> list_flags = {
       citizen, {"status", "STATUS", "only consents in this status: active, revoked, expired or used"}};
   for (ops::FlagSpec& f : PagingFlags()) list_flags.push_back(std::move(f));
+  // Every consent command is citizen-bound: it carries the citizen's ID token.
+  const std::vector<ops::FlagSpec> assertion_flags = CitizenAssertionFlags();
+  auto with_assertion = [&](std::vector<ops::FlagSpec> flags) {
+    flags.insert(flags.end(), assertion_flags.begin(), assertion_flags.end());
+    return flags;
+  };
+  list_flags = with_assertion(std::move(list_flags));
   return {
       {.words = {"consent", "grant"},
        .synopsis = "--citizen ID --consumer AGENCY --attributes A,B --purpose CODE "
                    "(--expires-in 90d | --expires-at RFC3339)",
        .description = "Record a citizen's consent; print it and its signed receipt (as a portal).\n"
                       "Retrying with the same --request-id does not grant twice.",
-       .flags = {citizen,
+       .flags = with_assertion(
+                {citizen,
                  {"consumer", "AGENCY", "the agency allowed to obtain the data; required"},
                  {"attributes", "A,B", "the attributes, comma-separated; required"},
                  {"purpose", "CODE", "the purpose code from the directory; required"},
@@ -274,17 +294,17 @@ std::vector<Command> ConsentCommands() {
                  {"valid-from", "RFC3339", "start of validity; default now"},
                  {"mode", "MODE", "until-expiry or one-time; default until-expiry"},
                  {"request-id", "ID", "idempotency key; default a fresh one"},
-                 receipt_out},
+                 receipt_out}),
        .run = Grant},
       {.words = {"consent", "revoke"},
        .synopsis = "--citizen ID --id CONSENT [--reason TEXT]",
        .description = "Revoke a consent (as a portal); print the revoked consent.",
-       .flags = {citizen, id, {"reason", "TEXT", "why, kept with the consent's events"}},
+       .flags = with_assertion({citizen, id, {"reason", "TEXT", "why, kept with the consent's events"}}),
        .run = Revoke},
       {.words = {"consent", "get"},
        .synopsis = "--citizen ID --id CONSENT [--receipt-out FILE]",
        .description = "Show one consent with its events (as a portal).",
-       .flags = {citizen, id, receipt_out},
+       .flags = with_assertion({citizen, id, receipt_out}),
        .run = Get},
       {.words = {"consent", "list"},
        .synopsis = "--citizen ID [--status STATUS] [--page-size N] [--page-token T] [--all]",

@@ -83,12 +83,15 @@ int ListAccess(const Args& args) {
     if (!t.ok()) return Fail(t.status());
     *request.mutable_to() = ToTimestamp(*t);
   }
+  absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, request.citizen_id());
+  if (!assertion.ok()) return Fail(assertion.status());
   absl::StatusOr<Connection> conn = Connect(args);
   if (!conn.ok()) return Fail(conn.status());
   std::unique_ptr<TransparencyService::Stub> stub = TransparencyService::NewStub(conn->channel);
   return ListPages<tellonce::v1::ListAccessEventsResponse>(
       args, *conn, request,
       [&](grpc::ClientContext* context, const auto& r, auto* response) {
+        AddCitizenAssertion(context, *assertion);
         return stub->ListAccessEvents(context, r, response);
       },
       [](const tellonce::v1::ListAccessEventsResponse& response) {
@@ -514,6 +517,7 @@ std::vector<Command> TransparencyCommands() {
       {"from", "RFC3339", "only events at or after this time"},
       {"to", "RFC3339", "only events before this time"}};
   for (ops::FlagSpec& f : PagingFlags()) access_flags.push_back(std::move(f));
+  for (ops::FlagSpec& f : CitizenAssertionFlags()) access_flags.push_back(std::move(f));
   return {
       {.words = {"access", "list"},
        .synopsis = "--citizen ID [--from RFC3339] [--to RFC3339] [--page-size N] "

@@ -345,7 +345,8 @@ void RocksConsentStore::Revoke(const std::string& consent_id, const std::string&
         Consent& consent = *record.mutable_consent();
         if (consent.citizen_id() != citizen_id) return NotFound();
         const ConsentStatus effective = EffectiveStatus(consent, now);
-        if (effective == tellonce::v1::REVOKED) return absl::OkStatus();
+        // Revoking twice is FAILED_PRECONDITION too, as consent.proto promises: the
+        // caller learns that its revocation did not happen now.
         if (effective != tellonce::v1::ACTIVE) return NotActive(effective);
         consent.set_status(tellonce::v1::REVOKED);
         AppendEvent(&consent, ConsentEvent::REVOKED, now, actor, reason);

@@ -45,8 +45,8 @@ class ConsentStore {
   virtual void Grant(tellonce::v1::StoredConsent record, GrantDone done) = 0;
 
   // Revokes at `now`, appending a REVOKED event (actor, reason). NOT_FOUND when the id
-  // is unknown or belongs to another citizen. Already REVOKED: OK, unchanged.
-  // EXPIRED or USED: FAILED_PRECONDITION "consent is EXPIRED" (or USED).
+  // is unknown or belongs to another citizen. Not ACTIVE (already REVOKED, EXPIRED or
+  // USED): FAILED_PRECONDITION "consent is REVOKED" (or EXPIRED, USED), unchanged.
   virtual void Revoke(const std::string& consent_id, const std::string& citizen_id,
                       const std::string& actor, const std::string& reason, absl::Time now,
                       ConsentDone done) = 0;

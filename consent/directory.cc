@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -186,6 +187,91 @@ absl::Status CheckAgencies(const tellonce::v1::Directory& d, const ContentErrors
     } else if (!IsHostPort(agency.connector_endpoint())) {
       return error(path + ".connector_endpoint", "must be host:port");
     }
+    // A portal records consents that let consumers fetch data: one agency holding both
+    // roles could consent on a citizen's behalf to itself.
+    const bool portal = AgencyHasRole(agency, tellonce::v1::PORTAL);
+    if (portal && AgencyHasRole(agency, tellonce::v1::CONSUMER)) {
+      return error(path + ".roles", "an agency cannot be both PORTAL and CONSUMER");
+    }
+    if (!portal && (!agency.portal_client_id().empty() ||
+                    !agency.citizen_identity_providers().empty())) {
+      return error(path + (agency.portal_client_id().empty() ? ".citizen_identity_providers"
+                                                             : ".portal_client_id"),
+                   "only for an agency with the portal role");
+    }
+    if (portal) {
+      if (agency.portal_client_id().empty()) {
+        return error(path + ".portal_client_id", "required for an agency with the portal role");
+      }
+      if (agency.portal_client_id().size() > 256 || !IsVisibleAscii(agency.portal_client_id())) {
+        return error(path + ".portal_client_id", "must be 1..256 printable ASCII characters");
+      }
+      if (agency.citizen_identity_providers().empty()) {
+        return error(path + ".citizen_identity_providers",
+                     "at least one is required for an agency with the portal role");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string ResolvePath(std::string_view base_dir, const std::string& path) {
+  if (base_dir.empty() || (!path.empty() && path.front() == '/')) return path;
+  return absl::StrCat(AsAbsl(base_dir), "/", path);
+}
+
+// Citizen identity providers: well-formed, keys loaded; then each portal's providers
+// must be among them.
+absl::Status CheckIdentityProviders(
+    const tellonce::v1::Directory& d, const ContentErrors& error, std::string_view base_dir,
+    absl::flat_hash_map<std::string, TrustedIdentityProvider>& providers) {
+  for (int i = 0; i < d.citizen_identity_providers_size(); ++i) {
+    const tellonce::v1::CitizenIdentityProvider& p = d.citizen_identity_providers(i);
+    const std::string path = absl::StrCat("citizen_identity_providers[", i, "]");
+    if (p.issuer().empty()) return error(path + ".issuer", "required");
+    if (p.issuer().size() > 256 || !IsVisibleAscii(p.issuer())) {
+      return error(path + ".issuer", "must be 1..256 printable ASCII characters");
+    }
+    TrustedIdentityProvider trusted;
+    trusted.issuer = p.issuer();
+    if (p.algorithms().empty()) {
+      return error(path + ".algorithms", "at least one of \"ES256\", \"RS256\" is required");
+    }
+    for (int j = 0; j < p.algorithms_size(); ++j) {
+      std::optional<certs::JwsAlgorithm> alg = certs::ParseJwsAlgorithm(p.algorithms(j));
+      if (!alg) {
+        return error(absl::StrCat(path, ".algorithms[", j, "]"),
+                     "must be \"ES256\" or \"RS256\"");
+      }
+      trusted.algorithms.push_back(*alg);
+    }
+    trusted.citizen_claim = p.citizen_claim().empty() ? "sub" : p.citizen_claim();
+    trusted.max_age = absl::Minutes(15);
+    if (p.has_max_age()) {
+      if (p.max_age().seconds() < 0 || p.max_age().nanos() < 0 ||
+          p.max_age().seconds() > 24 * 3600 ||
+          (p.max_age().seconds() == 0 && p.max_age().nanos() == 0)) {
+        return error(path + ".max_age", "must be positive and at most 24 hours");
+      }
+      trusted.max_age = absl::Seconds(p.max_age().seconds());
+    }
+    if (p.jwks_file().empty()) return error(path + ".jwks_file", "required");
+    absl::StatusOr<certs::Jwks> keys = certs::Jwks::FromFile(ResolvePath(base_dir, p.jwks_file()));
+    if (!keys.ok()) return error(path + ".jwks_file", std::string(keys.status().message()));
+    trusted.keys = *std::move(keys);
+    if (!providers.emplace(p.issuer(), std::move(trusted)).second) {
+      return error(path + ".issuer", absl::StrCat("duplicate issuer ", Quoted(p.issuer())));
+    }
+  }
+  for (int i = 0; i < d.agencies_size(); ++i) {
+    const Agency& agency = d.agencies(i);
+    for (int j = 0; j < agency.citizen_identity_providers_size(); ++j) {
+      const std::string& issuer = agency.citizen_identity_providers(j);
+      if (!providers.contains(issuer)) {
+        return error(absl::StrCat("agencies[", i, "].citizen_identity_providers[", j, "]"),
+                     absl::StrCat("unknown identity provider ", Quoted(issuer)));
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -344,11 +430,14 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::LoadFile(const std::
   tellonce::v1::Directory proto;
   absl::Status parsed = ParseTextProtoFile(path, &proto);
   if (!parsed.ok()) return parsed;
-  return FromProto(std::move(proto), path);
+  const size_t slash = path.rfind('/');
+  const std::string base_dir = slash == std::string::npos ? "" : path.substr(0, slash);
+  return FromProto(std::move(proto), path, slash == 0 ? "/" : base_dir);
 }
 
 absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(tellonce::v1::Directory proto,
-                                                                      std::string_view source) {
+                                                                      std::string_view source,
+                                                                      std::string_view base_dir) {
   const ContentErrors error(source);
 
   if (proto.trust_domain().empty()) return error("trust_domain", "required");
@@ -389,6 +478,11 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(tellonce::
   }
 
   if (absl::Status s = CheckSubscriptions(proto, index, error); !s.ok()) return s;
+  if (absl::Status s =
+          CheckIdentityProviders(proto, error, base_dir, directory->identity_providers_);
+      !s.ok()) {
+    return s;
+  }
 
   directory->proto_ = std::move(proto);
   directory->agencies_ = std::move(index.agencies);
@@ -428,6 +522,42 @@ const tellonce::v1::Mandate* Directory::FindMandate(std::string_view consumer,
 bool Directory::HasRole(std::string_view agency_id, tellonce::v1::Role role) const {
   const Agency* agency = FindAgency(agency_id);
   return agency != nullptr && AgencyHasRole(*agency, role);
+}
+
+const TrustedIdentityProvider* Directory::FindIdentityProvider(std::string_view issuer) const {
+  auto it = identity_providers_.find(AsAbsl(issuer));
+  return it == identity_providers_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<certs::VerifiedCitizenAssertion> Directory::VerifyCitizenAssertion(
+    std::string_view portal_id, std::string_view token, std::string_view citizen_id,
+    absl::Time now) const {
+  const Agency* portal = FindAgency(portal_id);
+  if (portal == nullptr || !AgencyHasRole(*portal, tellonce::v1::PORTAL)) {
+    return absl::PermissionDeniedError("caller: not an agency with the portal role");
+  }
+  if (token.empty()) {
+    return absl::UnauthenticatedError(
+        "citizen assertion: missing; send the citizen's ID token in the "
+        "tellonce-citizen-assertion request metadata");
+  }
+  absl::StatusOr<std::string> issuer = certs::UnverifiedIssuer(token);
+  if (!issuer.ok()) return issuer.status();
+  const TrustedIdentityProvider* provider = nullptr;
+  for (const std::string& trusted : portal->citizen_identity_providers()) {
+    if (trusted == *issuer) provider = FindIdentityProvider(trusted);
+  }
+  if (provider == nullptr) {
+    return absl::UnauthenticatedError(
+        "citizen assertion: iss: not an identity provider this portal uses");
+  }
+  certs::CitizenAssertionPolicy policy;
+  policy.issuer = provider->issuer;
+  policy.audience = portal->portal_client_id();
+  policy.algorithms = provider->algorithms;
+  policy.citizen_claim = provider->citizen_claim;
+  policy.max_age = provider->max_age;
+  return certs::VerifyCitizenAssertion(token, provider->keys, policy, citizen_id, now);
 }
 
 absl::Status Directory::CheckCitizenId(std::string_view citizen_id) const {

@@ -5,14 +5,25 @@
 #include <regex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "certs/citizen_assertion.h"
 #include "tellonce/v1/directory.pb.h"
 
 namespace tellonce::consent {
+
+// A citizen identity provider from the directory, with its keys loaded.
+struct TrustedIdentityProvider {
+  std::string issuer;
+  certs::Jwks keys;
+  std::vector<certs::JwsAlgorithm> algorithms;
+  std::string citizen_claim;
+  absl::Duration max_age;
+};
 
 // The federation directory, validated and indexed for lookups. Immutable once built,
 // so one instance can be shared by all threads; a reload builds a new instance.
@@ -29,9 +40,14 @@ class Directory {
   // typed, with a provider that exists and has the provider role; purpose codes unique
   // and well-formed ([A-Z][A-Z0-9_]{0,63}); mandates reference an existing consumer,
   // attributes and purpose and carry a legal reference; the citizen-id pattern compiles;
-  // limits are positive. `source` prefixes error messages.
+  // limits are positive; citizen identity providers have a unique issuer, a readable
+  // JWKS, algorithms from ES256/RS256, a max_age up to 24 hours; a portal has a client
+  // id and names known identity providers, and is not also a consumer. `source`
+  // prefixes error messages; relative jwks_file paths are resolved against
+  // `base_dir` (LoadFile: the directory file's folder; empty: the working directory).
   static absl::StatusOr<std::shared_ptr<const Directory>> FromProto(
-      tellonce::v1::Directory proto, std::string_view source = "directory");
+      tellonce::v1::Directory proto, std::string_view source = "directory",
+      std::string_view base_dir = "");
 
   const tellonce::v1::Directory& proto() const { return proto_; }
   const std::string& trust_domain() const { return proto_.trust_domain(); }
@@ -45,6 +61,20 @@ class Directory {
                                            std::string_view attribute) const;
 
   bool HasRole(std::string_view agency_id, tellonce::v1::Role role) const;
+
+  // nullptr when the directory does not trust `issuer`.
+  const TrustedIdentityProvider* FindIdentityProvider(std::string_view issuer) const;
+
+  // Checks that `token` (the citizen's ID token forwarded by portal `portal_id`)
+  // proves that citizen `citizen_id` has just authenticated to that portal: issued by
+  // one of the portal's identity providers, verified with its keys and algorithms,
+  // audience the portal's client id, fresh, and naming `citizen_id`. Returns the
+  // evidence, or UNAUTHENTICATED (missing, malformed, unknown issuer, bad signature,
+  // expired, too old) or PERMISSION_DENIED (another portal's token, another citizen,
+  // `portal_id` not a portal) with a reason that echoes no token content.
+  absl::StatusOr<certs::VerifiedCitizenAssertion> VerifyCitizenAssertion(
+      std::string_view portal_id, std::string_view token, std::string_view citizen_id,
+      absl::Time now) const;
 
   // OK when `citizen_id` matches the pattern and passes the checksum. INVALID_ARGUMENT
   // otherwise, with a reason that does not echo the id.
@@ -61,6 +91,7 @@ class Directory {
   absl::flat_hash_map<std::string, int> agencies_;    // id -> index in proto_
   absl::flat_hash_map<std::string, int> attributes_;  // name -> index
   absl::flat_hash_map<std::string, int> purposes_;    // code -> index
+  absl::flat_hash_map<std::string, TrustedIdentityProvider> identity_providers_;  // by issuer
   std::regex citizen_pattern_;
   bool has_citizen_pattern_ = false;
   absl::Duration max_consent_lifetime_ = absl::Hours(24 * 365);

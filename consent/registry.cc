@@ -116,7 +116,8 @@ ConsentRegistry::ConsentRegistry(const DirectoryHolder* directory, ConsentStore*
       options_(std::move(options)) {}
 
 void ConsentRegistry::Grant(
-    const std::string& portal_id, const tellonce::v1::GrantConsentRequest& request,
+    const std::string& portal_id, std::string_view citizen_assertion,
+    const tellonce::v1::GrantConsentRequest& request,
     absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::GrantConsentResponse>)> done) {
   std::shared_ptr<const Directory> directory = directory_->Current();
   const absl::Time now = options_.clock();
@@ -127,6 +128,12 @@ void ConsentRegistry::Grant(
   if (absl::Status status = ValidateGrant(request, *directory, options_.limits, now);
       !status.ok()) {
     done(status);
+    return;
+  }
+  absl::StatusOr<certs::VerifiedCitizenAssertion> citizen =
+      directory->VerifyCitizenAssertion(portal_id, citizen_assertion, request.citizen_id(), now);
+  if (!citizen.ok()) {
+    done(citizen.status());
     return;
   }
 
@@ -151,6 +158,9 @@ void ConsentRegistry::Grant(
   granted->set_kind(ConsentEvent::GRANTED);
   ToTimestamp(now, granted->mutable_at());
   granted->set_actor(portal_id);
+  granted->set_citizen_authenticated_by(citizen->issuer);
+  granted->set_citizen_assertion_id(citizen->token_id);
+  granted->set_citizen_assertion_sha256(citizen->token_sha256);
   consent.set_request_id(request.request_id());
 
   absl::StatusOr<ConsentReceipt> receipt =
@@ -182,7 +192,8 @@ void ConsentRegistry::Grant(
 }
 
 void ConsentRegistry::Revoke(
-    const std::string& portal_id, const tellonce::v1::RevokeConsentRequest& request,
+    const std::string& portal_id, std::string_view citizen_assertion,
+    const tellonce::v1::RevokeConsentRequest& request,
     absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::RevokeConsentResponse>)> done) {
   std::shared_ptr<const Directory> directory = directory_->Current();
   if (absl::Status status = CheckPortal(*directory, portal_id); !status.ok()) {
@@ -191,6 +202,12 @@ void ConsentRegistry::Revoke(
   }
   if (absl::Status status = ValidateRevoke(request, *directory, options_.limits); !status.ok()) {
     done(status);
+    return;
+  }
+  if (absl::StatusOr<certs::VerifiedCitizenAssertion> citizen = directory->VerifyCitizenAssertion(
+          portal_id, citizen_assertion, request.citizen_id(), options_.clock());
+      !citizen.ok()) {
+    done(citizen.status());
     return;
   }
   store_->Revoke(request.consent_id(), request.citizen_id(), portal_id, request.reason(),
@@ -207,11 +224,17 @@ void ConsentRegistry::Revoke(
 }
 
 absl::StatusOr<tellonce::v1::GetConsentResponse> ConsentRegistry::Get(
-    const std::string& portal_id, const tellonce::v1::GetConsentRequest& request) {
+    const std::string& portal_id, std::string_view citizen_assertion,
+    const tellonce::v1::GetConsentRequest& request) {
   std::shared_ptr<const Directory> directory = directory_->Current();
   if (absl::Status status = CheckPortal(*directory, portal_id); !status.ok()) return status;
   if (absl::Status status = ValidateGet(request, *directory, options_.limits); !status.ok()) {
     return status;
+  }
+  if (absl::StatusOr<certs::VerifiedCitizenAssertion> citizen = directory->VerifyCitizenAssertion(
+          portal_id, citizen_assertion, request.citizen_id(), options_.clock());
+      !citizen.ok()) {
+    return citizen.status();
   }
   absl::StatusOr<tellonce::v1::StoredConsent> record =
       store_->Get(request.consent_id(), request.citizen_id(), options_.clock());
@@ -223,11 +246,17 @@ absl::StatusOr<tellonce::v1::GetConsentResponse> ConsentRegistry::Get(
 }
 
 absl::StatusOr<tellonce::v1::ListConsentsResponse> ConsentRegistry::List(
-    const std::string& portal_id, const tellonce::v1::ListConsentsRequest& request) {
+    const std::string& portal_id, std::string_view citizen_assertion,
+    const tellonce::v1::ListConsentsRequest& request) {
   std::shared_ptr<const Directory> directory = directory_->Current();
   if (absl::Status status = CheckPortal(*directory, portal_id); !status.ok()) return status;
   if (absl::Status status = ValidateList(request, *directory, options_.limits); !status.ok()) {
     return status;
+  }
+  if (absl::StatusOr<certs::VerifiedCitizenAssertion> citizen = directory->VerifyCitizenAssertion(
+          portal_id, citizen_assertion, request.citizen_id(), options_.clock());
+      !citizen.ok()) {
+    return citizen.status();
   }
   const int page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
   absl::StatusOr<ConsentStore::Page> page = store_->List(

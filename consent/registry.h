@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
@@ -69,14 +70,26 @@ class ConsentRegistry {
   ConsentRegistry(const DirectoryHolder* directory, ConsentStore* store,
                   certs::SigningKey signing_key, Options options);
 
-  void Grant(const std::string& portal_id, const tellonce::v1::GrantConsentRequest& request,
+  // Each call is made by portal `portal_id` for the citizen of the request, and
+  // `citizen_assertion` is that citizen's ID token as the portal forwarded it
+  // (Directory::VerifyCitizenAssertion: UNAUTHENTICATED or PERMISSION_DENIED when it
+  // does not prove that this citizen just authenticated to this portal). The request
+  // is validated first (INVALID_ARGUMENT), the token next, and only then is the store
+  // read or written. A grant records the token's issuer, id and hash in its GRANTED
+  // event. Revoking a consent that is not ACTIVE (twice included) is
+  // FAILED_PRECONDITION.
+  void Grant(const std::string& portal_id, std::string_view citizen_assertion,
+             const tellonce::v1::GrantConsentRequest& request,
              absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::GrantConsentResponse>)> done);
-  void Revoke(const std::string& portal_id, const tellonce::v1::RevokeConsentRequest& request,
+  void Revoke(const std::string& portal_id, std::string_view citizen_assertion,
+              const tellonce::v1::RevokeConsentRequest& request,
               absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::RevokeConsentResponse>)> done);
   absl::StatusOr<tellonce::v1::GetConsentResponse> Get(
-      const std::string& portal_id, const tellonce::v1::GetConsentRequest& request);
+      const std::string& portal_id, std::string_view citizen_assertion,
+      const tellonce::v1::GetConsentRequest& request);
   absl::StatusOr<tellonce::v1::ListConsentsResponse> List(
-      const std::string& portal_id, const tellonce::v1::ListConsentsRequest& request);
+      const std::string& portal_id, std::string_view citizen_assertion,
+      const tellonce::v1::ListConsentsRequest& request);
 
  private:
   const DirectoryHolder* directory_;

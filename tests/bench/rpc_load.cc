@@ -47,6 +47,7 @@
 #include <utility>
 #include <vector>
 
+#include "certs/citizen_assertion.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -180,6 +181,8 @@ class UnaryCaller final : public Caller {
 
 struct Flags {
   std::string target, rpc = "get", ca, cert, key, server_id, label;
+  // grant: mints each request's citizen ID token with this dev identity provider key.
+  std::string dev_idp_key;
   int concurrency = 32;
   double rate = 0;  // > 0: open loop
   double seconds = 10;
@@ -345,10 +348,25 @@ std::unique_ptr<Caller> MakeCaller(const Flags& flags,
   }
   if (flags.rpc == "grant") {
     const absl::Time expires = absl::Now() + absl::Hours(24 * 30);
+    std::shared_ptr<const tellonce::certs::CitizenAssertionSigner> signer;
+    if (!flags.dev_idp_key.empty()) {
+      absl::StatusOr<tellonce::certs::CitizenAssertionSigner> s =
+          tellonce::certs::CitizenAssertionSigner::FromPemFile(flags.dev_idp_key);
+      if (s.ok()) signer = std::make_shared<const tellonce::certs::CitizenAssertionSigner>(*std::move(s));
+    }
     return std::make_unique<
         UnaryCaller<v1::ConsentService, v1::GrantConsentRequest, v1::GrantConsentResponse>>(
         std::move(channels), flags.threads,
-        [](auto& stub, auto* context, const auto& request, auto* queue) {
+        [signer](auto& stub, auto* context, const auto& request, auto* queue) {
+          // A portal forwards the citizen's ID token; here each one is minted fresh.
+          if (signer != nullptr) {
+            tellonce::certs::CitizenAssertionClaims claims;
+            claims.issuer = "https://eid.tellonce.local";
+            claims.audience = "tellonce-portal";
+            claims.citizen_id = request.citizen_id();
+            absl::StatusOr<std::string> token = signer->Mint(claims);
+            if (token.ok()) context->AddMetadata(tellonce::certs::kCitizenAssertionMetadataKey, *token);
+          }
           return stub.PrepareAsyncGrantConsent(context, request, queue);
         },
         [citizen, run, expires](int64_t n, v1::GrantConsentRequest* r) {
@@ -383,6 +401,7 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
                                     {"--ca", Text(&flags->ca)},
                                     {"--cert", Text(&flags->cert)},
                                     {"--key", Text(&flags->key)},
+                                    {"--dev-idp-key", Text(&flags->dev_idp_key)},
                                     {"--server-id", Text(&flags->server_id)},
                                     {"--label", Text(&flags->label)},
                                     {"--concurrency", Number(&flags->concurrency)},

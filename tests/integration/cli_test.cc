@@ -2,6 +2,7 @@
 // status, audit; and the conventions every tellonce program follows (--help, --version,
 // usage errors), on the built binaries.
 
+#include <cstdlib>
 #include <fstream>
 
 #include "absl/strings/match.h"
@@ -191,11 +192,18 @@ class CliTest : public ::testing::Test {
     absl::StatusOr<Pki> pki = MakePki(dir_.path() + "/pki", SampleDirectoryFile());
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = *pki;
-    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFile());
+    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFor(pki_));
     ASSERT_TRUE(broker_->Start().ok()) << broker_->log();
   }
 
   int Cli(const std::string& agency, std::vector<std::string> args, std::string* output) {
+    // A portal's citizen-bound commands carry an ID token minted with the dev
+    // identity provider's key (the CLI reads TELLONCE_DEV_IDP_KEY).
+    if (agency == "portal") {
+      setenv("TELLONCE_DEV_IDP_KEY", pki_.idp_key().c_str(), 1);
+    } else {
+      unsetenv("TELLONCE_DEV_IDP_KEY");
+    }
     std::vector<std::string> argv = {CliBinary()};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--broker");

@@ -35,7 +35,7 @@ class ConsentApiTest : public ::testing::Test {
     absl::StatusOr<Pki> foreign = MakePki(dir_->path() + "/foreign-pki", SampleDirectoryFile());
     ASSERT_TRUE(foreign.ok()) << foreign.status();
     foreign_pki_ = new Pki(*foreign);
-    broker_ = new BrokerProcess(dir_->path() + "/broker", *pki_, SampleDirectoryFile(),
+    broker_ = new BrokerProcess(dir_->path() + "/broker", *pki_, SampleDirectoryFor(*pki_),
                                 "limits { max_receive_message_bytes: 65536 }\n");
     absl::Status started = broker_->Start();
     ASSERT_TRUE(started.ok()) << started;
@@ -80,6 +80,7 @@ class ConsentApiTest : public ::testing::Test {
       grpc::ClientContext context;
       Deadline(&context);
       tellonce::v1::ListConsentsResponse response;
+      AddCitizenAssertion(&context, *pki_, request.citizen_id());
       grpc::Status status = stub->ListConsents(&context, request, &response);
       EXPECT_TRUE(status.ok()) << status.error_message();
       if (!status.ok()) break;
@@ -108,6 +109,7 @@ TEST_F(ConsentApiTest, PortalGrantsGetsListsAndRevokes) {
   grpc::ClientContext grant_ctx;
   Deadline(&grant_ctx);
   tellonce::v1::GrantConsentResponse granted;
+  AddCitizenAssertion(&grant_ctx, *pki_, citizen);
   grpc::Status status = portal->GrantConsent(&grant_ctx, ValidGrant(citizen, "g-1"), &granted);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(granted.consent().status(), tellonce::v1::ACTIVE);
@@ -122,6 +124,7 @@ TEST_F(ConsentApiTest, PortalGrantsGetsListsAndRevokes) {
   get.set_consent_id(granted.consent().consent_id());
   get.set_citizen_id(citizen);
   tellonce::v1::GetConsentResponse got;
+  AddCitizenAssertion(&get_ctx, *pki_, get.citizen_id());
   status = portal->GetConsent(&get_ctx, get, &got);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got.consent(), granted.consent()));
@@ -138,6 +141,7 @@ TEST_F(ConsentApiTest, PortalGrantsGetsListsAndRevokes) {
   revoke.set_citizen_id(citizen);
   revoke.set_reason("citizen withdrew consent");
   tellonce::v1::RevokeConsentResponse revoked;
+  AddCitizenAssertion(&revoke_ctx, *pki_, revoke.citizen_id());
   status = portal->RevokeConsent(&revoke_ctx, revoke, &revoked);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(revoked.consent().status(), tellonce::v1::REVOKED);
@@ -155,6 +159,7 @@ TEST_F(ConsentApiTest, ReceiptVerifiesWithBrokerCertificateAndNotAfterTampering)
   grpc::ClientContext context;
   Deadline(&context);
   tellonce::v1::GrantConsentResponse granted;
+  AddCitizenAssertion(&context, *pki_, CitizenId(2));
   ASSERT_TRUE(portal->GrantConsent(&context, ValidGrant(CitizenId(2), "r-1"), &granted).ok());
 
   absl::StatusOr<certs::VerifyingKey> key =
@@ -180,11 +185,13 @@ TEST_F(ConsentApiTest, RetriedGrantWithSameRequestIdReturnsFirstResult) {
   {
     grpc::ClientContext context;
     Deadline(&context);
+    AddCitizenAssertion(&context, *pki_, request.citizen_id());
     ASSERT_TRUE(portal->GrantConsent(&context, request, &first).ok());
   }
   {
     grpc::ClientContext context;
     Deadline(&context);
+    AddCitizenAssertion(&context, *pki_, request.citizen_id());
     grpc::Status status = portal->GrantConsent(&context, request, &second);
     ASSERT_TRUE(status.ok()) << status.error_message();
   }
@@ -198,6 +205,7 @@ TEST_F(ConsentApiTest, RetriedGrantWithSameRequestIdReturnsFirstResult) {
   grpc::ClientContext context;
   Deadline(&context);
   tellonce::v1::GrantConsentResponse response;
+  AddCitizenAssertion(&context, *pki_, different.citizen_id());
   grpc::Status status = portal->GrantConsent(&context, different, &response);
   EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("request_id"), std::string::npos);
@@ -210,6 +218,7 @@ TEST_F(ConsentApiTest, ConsumerCertificateIsRefused) {
     grpc::ClientContext context;
     Deadline(&context);
     tellonce::v1::GrantConsentResponse response;
+    AddCitizenAssertion(&context, *pki_, CitizenId(4));
     grpc::Status status =
         stub->GrantConsent(&context, ValidGrant(CitizenId(4), "consumer-" + agency), &response);
     EXPECT_EQ(status.error_code(), grpc::PERMISSION_DENIED) << agency << ": " << status.error_message();
@@ -221,6 +230,7 @@ TEST_F(ConsentApiTest, ConsumerCertificateIsRefused) {
   tellonce::v1::ListConsentsRequest list;
   list.set_citizen_id(CitizenId(4));
   tellonce::v1::ListConsentsResponse listed;
+  AddCitizenAssertion(&context, *pki_, list.citizen_id());
   EXPECT_EQ(tax->ListConsents(&context, list, &listed).error_code(), grpc::PERMISSION_DENIED);
   EXPECT_TRUE(ListAll(CitizenId(4)).empty());
 }
@@ -236,6 +246,7 @@ TEST_F(ConsentApiTest, CertificateFromAnotherCaIsRefused) {
   grpc::ClientContext context;
   Deadline(&context);
   tellonce::v1::GrantConsentResponse response;
+  AddCitizenAssertion(&context, *pki_, CitizenId(5));
   grpc::Status status = stub->GrantConsent(&context, ValidGrant(CitizenId(5), "foreign"), &response);
   EXPECT_EQ(status.error_code(), grpc::UNAVAILABLE) << status.error_message();
   EXPECT_TRUE(ListAll(CitizenId(5)).empty());
@@ -253,6 +264,7 @@ TEST_F(ConsentApiTest, ClientWithoutCertificateIsRefused) {
   grpc::ClientContext context;
   Deadline(&context);
   tellonce::v1::GrantConsentResponse response;
+  AddCitizenAssertion(&context, *pki_, CitizenId(6));
   grpc::Status status = stub->GrantConsent(&context, ValidGrant(CitizenId(6), "nocert"), &response);
   EXPECT_EQ(status.error_code(), grpc::UNAVAILABLE) << status.error_message();
 
@@ -261,6 +273,7 @@ TEST_F(ConsentApiTest, ClientWithoutCertificateIsRefused) {
       grpc::CreateChannel(broker_->address(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext plain_context;
   Deadline(&plain_context);
+  AddCitizenAssertion(&plain_context, *pki_, CitizenId(6));
   EXPECT_EQ(plain->GrantConsent(&plain_context, ValidGrant(CitizenId(6), "plain"), &response)
                 .error_code(),
             grpc::UNAVAILABLE);
@@ -308,6 +321,7 @@ TEST_F(ConsentApiTest, MalformedGrantsAreRefusedNamingTheFieldAndStoreNothing) {
     grpc::ClientContext context;
     Deadline(&context);
     tellonce::v1::GrantConsentResponse response;
+    AddCitizenAssertion(&context, *pki_, request.citizen_id());
     grpc::Status status = portal->GrantConsent(&context, request, &response);
     EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT) << c.name;
     EXPECT_EQ(status.error_message().rfind(c.field, 0), 0u)
@@ -326,6 +340,7 @@ TEST_F(ConsentApiTest, MalformedRevokeGetAndListAreRefused) {
     r.set_consent_id("not-an-id");
     r.set_citizen_id(CitizenId(8));
     tellonce::v1::RevokeConsentResponse response;
+    AddCitizenAssertion(&context, *pki_, r.citizen_id());
     EXPECT_EQ(portal->RevokeConsent(&context, r, &response).error_code(), grpc::INVALID_ARGUMENT);
   }
   {
@@ -335,6 +350,7 @@ TEST_F(ConsentApiTest, MalformedRevokeGetAndListAreRefused) {
     r.set_consent_id("01ARZ3NDEKTSV4RRFFQ69G5FAV");  // well formed, never issued
     r.set_citizen_id(CitizenId(8));
     tellonce::v1::GetConsentResponse response;
+    AddCitizenAssertion(&context, *pki_, r.citizen_id());
     EXPECT_EQ(portal->GetConsent(&context, r, &response).error_code(), grpc::NOT_FOUND);
   }
   {
@@ -343,6 +359,7 @@ TEST_F(ConsentApiTest, MalformedRevokeGetAndListAreRefused) {
     tellonce::v1::ListConsentsRequest r;
     r.set_citizen_id("12345");
     tellonce::v1::ListConsentsResponse response;
+    AddCitizenAssertion(&context, *pki_, r.citizen_id());
     grpc::Status status = portal->ListConsents(&context, r, &response);
     EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
     EXPECT_EQ(status.error_message().rfind("citizen_id", 0), 0u) << status.error_message();
@@ -354,6 +371,7 @@ TEST_F(ConsentApiTest, MalformedRevokeGetAndListAreRefused) {
     r.set_citizen_id(CitizenId(8));
     r.set_page_size(100000);
     tellonce::v1::ListConsentsResponse response;
+    AddCitizenAssertion(&context, *pki_, r.citizen_id());
     grpc::Status status = portal->ListConsents(&context, r, &response);
     EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
     EXPECT_EQ(status.error_message().rfind("page_size", 0), 0u) << status.error_message();
@@ -365,6 +383,7 @@ TEST_F(ConsentApiTest, RevokingAnotherCitizensConsentIsNotFound) {
   grpc::ClientContext grant_ctx;
   Deadline(&grant_ctx);
   tellonce::v1::GrantConsentResponse granted;
+  AddCitizenAssertion(&grant_ctx, *pki_, CitizenId(9));
   ASSERT_TRUE(portal->GrantConsent(&grant_ctx, ValidGrant(CitizenId(9), "other-1"), &granted).ok());
 
   grpc::ClientContext context;
@@ -373,6 +392,7 @@ TEST_F(ConsentApiTest, RevokingAnotherCitizensConsentIsNotFound) {
   r.set_consent_id(granted.consent().consent_id());
   r.set_citizen_id(CitizenId(10));
   tellonce::v1::RevokeConsentResponse response;
+  AddCitizenAssertion(&context, *pki_, r.citizen_id());
   EXPECT_EQ(portal->RevokeConsent(&context, r, &response).error_code(), grpc::NOT_FOUND);
   std::vector<tellonce::v1::Consent> listed = ListAll(CitizenId(9));
   ASSERT_EQ(listed.size(), 1u);
@@ -388,6 +408,7 @@ TEST_F(ConsentApiTest, OversizedMessageIsResourceExhaustedAndStoresNothing) {
   grpc::ClientContext context;
   Deadline(&context);
   tellonce::v1::GrantConsentResponse response;
+  AddCitizenAssertion(&context, *pki_, request.citizen_id());
   grpc::Status status = portal->GrantConsent(&context, request, &response);
   EXPECT_EQ(status.error_code(), grpc::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_TRUE(ListAll(citizen).empty());
@@ -412,6 +433,7 @@ TEST_F(ConsentApiTest, ListPagesThroughManyConsentsOldestFirst) {
     grpc::ClientContext context;
     Deadline(&context);
     tellonce::v1::GrantConsentResponse granted;
+    AddCitizenAssertion(&context, *pki_, citizen);
     ASSERT_TRUE(
         portal->GrantConsent(&context, ValidGrant(citizen, "page-" + std::to_string(i)), &granted)
             .ok());
@@ -426,6 +448,7 @@ TEST_F(ConsentApiTest, ListPagesThroughManyConsentsOldestFirst) {
     grpc::ClientContext context;
     Deadline(&context);
     tellonce::v1::ListConsentsResponse response;
+    AddCitizenAssertion(&context, *pki_, request.citizen_id());
     ASSERT_TRUE(portal->ListConsents(&context, request, &response).ok());
     ++pages;
     EXPECT_LE(response.consents_size(), 3);
@@ -452,7 +475,7 @@ class GrantLimitsTest : public ::testing::Test {
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = std::make_unique<Pki>(*pki);
     broker_ = std::make_unique<BrokerProcess>(
-        dir_.path() + "/broker", *pki_, SampleDirectoryFile(),
+        dir_.path() + "/broker", *pki_, SampleDirectoryFor(*pki_),
         "rate_limits { grant { per_second: 1 burst: 3 } }\n"
         "limits { max_active_consents_per_consumer: 2 }\n");
     absl::Status started = broker_->Start();
@@ -462,6 +485,7 @@ class GrantLimitsTest : public ::testing::Test {
     auto stub = ConsentService::NewStub(AgencyChannel(*pki_, "portal", broker_->address()));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    AddCitizenAssertion(&context, *pki_, citizen);
     tellonce::v1::GrantConsentRequest r;
     r.set_request_id(request_id);
     r.set_citizen_id(citizen);
@@ -499,6 +523,7 @@ TEST_F(GrantLimitsTest, GrantsBeyondThePortalsBucketAreRefusedAndStoreNothing) {
   auto stub = ConsentService::NewStub(AgencyChannel(*pki_, "portal", broker_->address()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  AddCitizenAssertion(&context, *pki_, CitizenId(109));
   tellonce::v1::ListConsentsRequest request;
   request.set_citizen_id(CitizenId(109));
   tellonce::v1::ListConsentsResponse response;

@@ -38,7 +38,7 @@ class DurabilityTest : public ::testing::Test {
     absl::StatusOr<Pki> pki = MakePki(dir_.path() + "/pki", SampleDirectoryFile());
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = *pki;
-    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFile());
+    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFor(pki_));
   }
 
   std::unique_ptr<ConsentService::Stub> Portal() {
@@ -67,6 +67,7 @@ TEST_F(DurabilityTest, AcknowledgedGrantsSurviveKill9) {
         grpc::ClientContext context;
         context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
         tellonce::v1::GrantConsentResponse response;
+        AddCitizenAssertion(&context, pki_, request.citizen_id());
         grpc::Status status = portal->GrantConsent(&context, request, &response);
         if (!status.ok()) return;  // the broker is gone
         std::lock_guard<std::mutex> lock(mu);
@@ -99,6 +100,7 @@ TEST_F(DurabilityTest, AcknowledgedGrantsSurviveKill9) {
     get.set_consent_id(response.consent().consent_id());
     get.set_citizen_id(request.citizen_id());
     tellonce::v1::GetConsentResponse got;
+    AddCitizenAssertion(&context, pki_, get.citizen_id());
     grpc::Status status = portal->GetConsent(&context, get, &got);
     ASSERT_TRUE(status.ok()) << request.request_id() << ": " << status.error_message();
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got.consent(), response.consent()))
@@ -110,6 +112,7 @@ TEST_F(DurabilityTest, AcknowledgedGrantsSurviveKill9) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     tellonce::v1::GrantConsentResponse again;
+    AddCitizenAssertion(&context, pki_, acked[i].first.citizen_id());
     ASSERT_TRUE(portal->GrantConsent(&context, acked[i].first, &again).ok());
     EXPECT_EQ(again.consent().consent_id(), acked[i].second.consent().consent_id());
   }
@@ -123,6 +126,7 @@ TEST_F(DurabilityTest, SigtermDrainsAndExitsZeroAndDataRemains) {
     auto portal = Portal();
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    AddCitizenAssertion(&context, pki_, Grant(1).citizen_id());
     ASSERT_TRUE(portal->GrantConsent(&context, Grant(1), &granted).ok());
   }
   EXPECT_EQ(broker_->Terminate(), 0) << broker_->log();
@@ -136,6 +140,7 @@ TEST_F(DurabilityTest, SigtermDrainsAndExitsZeroAndDataRemains) {
   get.set_consent_id(granted.consent().consent_id());
   get.set_citizen_id(granted.consent().citizen_id());
   tellonce::v1::GetConsentResponse got;
+  AddCitizenAssertion(&context, pki_, get.citizen_id());
   ASSERT_TRUE(portal->GetConsent(&context, get, &got).ok());
   EXPECT_EQ(got.consent().consent_id(), granted.consent().consent_id());
 }
@@ -160,7 +165,7 @@ TEST_F(DurabilityTest, BadConfigurationStopsStartUpNamingFileAndLine) {
   // A directory that references an unknown agency stops start-up with the field named.
   std::string directory = dir_.path() + "/directory.textproto";
   std::ofstream(directory) << "trust_domain: \"tellonce.local\"\n"
-                           << "agencies { id: \"portal\" roles: PORTAL }\n"
+                           << "agencies { id: \"ops\" roles: ADMIN }\n"
                            << "attributes { name: \"person.name\" type: STRING provider: \"nobody\" }\n";
   BrokerProcess bad(dir_.path() + "/bad-broker", pki_, directory);
   absl::Status started = bad.Start();

@@ -235,6 +235,41 @@ TEST_F(ExchangeTest, OneTimeConsentIsConsumedExactlyOnceUnderConcurrentRequests)
   EXPECT_EQ(other.load(), 0);
 }
 
+TEST_F(ExchangeTest, ConcurrentRequestsEachSpendAnotherUnspentOneTimeConsent) {
+  // Issue 13: all concurrent requests used to race for the oldest ONE_TIME consent, so
+  // losers got RESULT_CONSENT_USED although another unspent consent covered them.
+  const std::string citizen = "46604044712";
+  constexpr int kConsents = 4;
+  for (int i = 0; i < kConsents; ++i) {
+    Consent(citizen, "benefits", {"bank.interest_paid"}, "TAX_DEDUCTION_CHECK",
+            tellonce::v1::ONE_TIME);
+  }
+  std::atomic<int> delivered{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kConsents; ++i) {
+    threads.emplace_back([&] {
+      GetAttributesResponse response;
+      grpc::Status status =
+          Fetch("benefits", citizen, {"bank.interest_paid"}, "TAX_DEDUCTION_CHECK", &response);
+      if (status.ok() && response.results_size() == 1 &&
+          response.results(0).code() == tellonce::v1::RESULT_OK) {
+        ++delivered;
+      } else {
+        ++refused;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(delivered.load(), kConsents);
+  EXPECT_EQ(refused.load(), 0);
+  // Every consent is spent now.
+  GetAttributesResponse response;
+  ASSERT_TRUE(
+      Fetch("benefits", citizen, {"bank.interest_paid"}, "TAX_DEDUCTION_CHECK", &response).ok());
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).code(), tellonce::v1::RESULT_CONSENT_USED);
+}
+
 TEST_F(ExchangeTest, ConnectorDownYieldsProviderUnavailableQuicklyAndTheBrokerRecovers) {
   Consent(kCitizen, "tax", {"person.address"}, "TAX_DEDUCTION_CHECK");
   registry_->Kill9();

@@ -16,10 +16,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "certs/identity.h"
 #include "certs/tls.h"
+#include "certs/citizen_assertion.h"
 #include "consent/directory.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
@@ -329,6 +331,38 @@ std::shared_ptr<grpc::Channel> AgencyChannel(const Pki& pki, const std::string& 
   return grpc::CreateCustomChannel(address, *creds, args);
 }
 
+std::string SampleDirectoryFor(const Pki& pki) {
+  std::ifstream in(SampleDirectoryFile());
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string directory = text.str();
+  // The sample names pki/idp/jwks.json relative to deploy/local; this copy sits in
+  // the PKI's own folder.
+  absl::StrReplaceAll({{"jwks_file: \"pki/idp/jwks.json\"", "jwks_file: \"idp/jwks.json\""}},
+                      &directory);
+  const std::string path = pki.dir + "/directory.textproto";
+  std::ofstream(path) << directory;
+  return path;
+}
+
+std::string CitizenToken(const Pki& pki, const std::string& citizen, const std::string& audience,
+                         absl::Duration age) {
+  absl::StatusOr<certs::CitizenAssertionSigner> signer =
+      certs::CitizenAssertionSigner::FromPemFile(pki.idp_key());
+  if (!signer.ok()) return "";
+  certs::CitizenAssertionClaims claims;
+  claims.issuer = kDevIdpIssuer;
+  claims.audience = audience;
+  claims.citizen_id = citizen;
+  claims.issued_at = absl::Now() - age;
+  absl::StatusOr<std::string> token = signer->Mint(claims);
+  return token.ok() ? *token : "";
+}
+
+void AddCitizenAssertion(grpc::ClientContext* context, const Pki& pki, const std::string& citizen) {
+  context->AddMetadata(certs::kCitizenAssertionMetadataKey, CitizenToken(pki, citizen));
+}
+
 absl::StatusOr<std::string> GrantConsent(const Pki& pki, const std::string& address,
                                          const ConsentTerms& terms) {
   static std::atomic<int> n{0};
@@ -345,6 +379,7 @@ absl::StatusOr<std::string> GrantConsent(const Pki& pki, const std::string& addr
   auto stub = tellonce::v1::ConsentService::NewStub(AgencyChannel(pki, "portal", address));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  AddCitizenAssertion(&context, pki, terms.citizen);
   tellonce::v1::GrantConsentResponse response;
   grpc::Status status = stub->GrantConsent(&context, r, &response);
   if (!status.ok()) {
@@ -362,6 +397,7 @@ grpc::Status RevokeConsent(const Pki& pki, const std::string& address, const std
   tellonce::v1::RevokeConsentRequest r;
   r.set_citizen_id(citizen);
   r.set_consent_id(consent_id);
+  AddCitizenAssertion(&context, pki, citizen);
   tellonce::v1::RevokeConsentResponse response;
   return stub->RevokeConsent(&context, r, &response);
 }

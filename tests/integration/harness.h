@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 #include "tellonce/v1/consent.pb.h"
 #include "tellonce/v1/exchange.pb.h"
@@ -35,6 +36,9 @@ struct Pki {
   std::string key(const std::string& agency) const { return dir + "/agencies/" + agency + ".key"; }
   std::string broker_cert() const { return dir + "/broker.pem"; }
   std::string broker_key() const { return dir + "/broker.key"; }
+  // The development citizen identity provider's ES256 key and JWKS.
+  std::string idp_key() const { return dir + "/idp/dev-idp.key"; }
+  std::string idp_jwks() const { return dir + "/idp/jwks.json"; }
 };
 absl::StatusOr<Pki> MakePki(const std::string& dir, const std::string& directory_file,
                             const std::vector<std::string>& extra_agencies = {});
@@ -45,6 +49,23 @@ int HttpGet(int port, const std::string& path, std::string* body = nullptr);
 
 // The sample federation directory shipped in deploy/local/.
 std::string SampleDirectoryFile();
+
+// A copy of the sample directory written into the PKI's folder, so that its
+// identity provider's relative jwks_file finds this PKI's JWKS; its path.
+std::string SampleDirectoryFor(const Pki& pki);
+
+// The sample directory's development identity provider and portal client id.
+inline constexpr char kDevIdpIssuer[] = "https://eid.tellonce.local";
+inline constexpr char kPortalClientId[] = "tellonce-portal";
+
+// A citizen ID token minted by the PKI's dev identity provider: for `citizen`,
+// issued `age` ago, for `audience`.
+std::string CitizenToken(const Pki& pki, const std::string& citizen,
+                         const std::string& audience = kPortalClientId,
+                         absl::Duration age = absl::ZeroDuration());
+// Adds a fresh citizen ID token for `citizen` to `context`'s metadata, as a portal
+// does on citizen-bound calls.
+void AddCitizenAssertion(grpc::ClientContext* context, const Pki& pki, const std::string& citizen);
 
 // A valid citizen id under the sample directory's rule (Estonian personal code),
 // distinct for each n in [0, 10^6).
@@ -143,10 +164,12 @@ struct ConsentTerms {
   std::string request_id;
 };
 
-// Grants `terms` through the broker at `address`, as the portal; the consent id.
+// Grants `terms` through the broker at `address`, as the portal, with a fresh ID
+// token of the citizen; the consent id.
 absl::StatusOr<std::string> GrantConsent(const Pki& pki, const std::string& address,
                                          const ConsentTerms& terms);
-// Revokes a consent through the broker at `address`, as the portal.
+// Revokes a consent through the broker at `address`, as the portal, with a fresh ID
+// token of the citizen.
 grpc::Status RevokeConsent(const Pki& pki, const std::string& address, const std::string& citizen,
                            const std::string& consent_id);
 // ExchangeService.GetAttributes at `address` as `consumer`.

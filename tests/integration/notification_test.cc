@@ -59,8 +59,12 @@ agencies { id: "bank" name: "Nordbank" roles: PROVIDER
            connector_endpoint: "127.0.0.1:)",
                                   bank_port, R"(" }
 agencies { id: "benefits" name: "Benefits, a consumer only" roles: CONSUMER }
-agencies { id: "portal" name: "Citizen Portal" roles: PORTAL }
+agencies { id: "portal" name: "Citizen Portal" roles: PORTAL
+           portal_client_id: "tellonce-portal"
+           citizen_identity_providers: "https://eid.tellonce.local" }
 agencies { id: "ops" name: "Broker operators" roles: ADMIN }
+citizen_identity_providers { issuer: "https://eid.tellonce.local"
+                             jwks_file: "pki/idp/jwks.json" algorithms: "ES256" }
 )");
   for (const auto& [agency, port] : ports) {
     absl::StrAppend(&text, "agencies { id: \"", agency, "\" name: \"Subscriber ", agency,

@@ -52,7 +52,7 @@ class TlsReloadTest : public ::testing::Test {
 
   // Starts the broker; the CRL must be current at start.
   void StartBroker() {
-    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFile());
+    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFor(pki_));
     absl::StatusOr<std::string> config = ReadFileToString(broker_->config_path());
     ASSERT_TRUE(config.ok());
     std::ofstream(broker_->config_path())

@@ -4,6 +4,7 @@
 // checkpoints, offline verification of a tampered copy of the broker's data, and a
 // crash in the middle of exchange traffic.
 
+#include <cstdlib>
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -114,6 +115,7 @@ class TransparencyTest : public ::testing::Test {
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       tellonce::v1::ListAccessEventsResponse response;
+      AddCitizenAssertion(&context, *pki_, request.citizen_id());
       grpc::Status status = stub->ListAccessEvents(&context, request, &response);
       if (!status.ok()) return status;
       events->insert(events->end(), response.events().begin(), response.events().end());
@@ -124,6 +126,13 @@ class TransparencyTest : public ::testing::Test {
 
   // `tellonce` with the connection flags of `agency`.
   int Cli(const std::string& agency, std::vector<std::string> args, std::string* output) {
+    // A portal's citizen-bound commands carry an ID token minted with the dev
+    // identity provider's key (the CLI reads TELLONCE_DEV_IDP_KEY).
+    if (agency == "portal") {
+      setenv("TELLONCE_DEV_IDP_KEY", pki_->idp_key().c_str(), 1);
+    } else {
+      unsetenv("TELLONCE_DEV_IDP_KEY");
+    }
     std::vector<std::string> argv = {CliBinary()};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.insert(argv.end(), {"--broker", broker_->address(), "--ca", pki_->ca(), "--cert",

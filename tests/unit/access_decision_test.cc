@@ -13,6 +13,7 @@
 #include "consent/commit_queue.h"
 #include "consent/database.h"
 #include "gtest/gtest.h"
+#include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::consent {
@@ -37,7 +38,7 @@ class AccessDecisionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     absl::StatusOr<std::shared_ptr<const Directory>> directory =
-        Directory::LoadFile(SampleDirectory());
+        ::tellonce::testing::LoadSampleDirectory(SampleDirectory(), dir_.path());
     ASSERT_TRUE(directory.ok()) << directory.status();
     directory_ = *directory;
     absl::StatusOr<std::unique_ptr<Database>> db = Database::Open({.path = dir_.path() + "/db"});

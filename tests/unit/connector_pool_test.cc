@@ -22,6 +22,7 @@
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "tests/testing/loopback_connector.h"
+#include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::broker {
@@ -155,7 +156,7 @@ class ConnectorPoolTest : public ::testing::Test {
 
   void PointBankAt(const std::string& endpoint) {
     absl::StatusOr<std::shared_ptr<const consent::Directory>> directory =
-        consent::Directory::LoadFile(SourceDir() + "/deploy/local/directory.textproto");
+        ::tellonce::testing::LoadSampleDirectory(SourceDir() + "/deploy/local/directory.textproto", dir_->path());
     ASSERT_TRUE(directory.ok()) << directory.status();
     tellonce::v1::Directory proto = (*directory)->proto();
     for (auto& agency : *proto.mutable_agencies()) {

@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "certs/citizen_assertion.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -44,6 +46,19 @@ class TempFile {
   std::string path_;
 };
 
+// A JWK Set of a fresh identity provider key, written once per test binary.
+const std::string& TestJwksFile() {
+  static const std::string* path = [] {
+    absl::StatusOr<certs::CitizenAssertionSigner> signer =
+        certs::CitizenAssertionSigner::GenerateEs256("idp-1");
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    auto* p = new std::string(absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/jwks.", getpid()));
+    std::ofstream(*p) << (signer.ok() ? signer->JwksJson() : "");
+    return p;
+  }();
+  return *path;
+}
+
 // A small valid directory; each table row below breaks one thing in it.
 tellonce::v1::Directory ValidProto() {
   tellonce::v1::Directory d;
@@ -59,6 +74,12 @@ tellonce::v1::Directory ValidProto() {
   auto* portal = d.add_agencies();
   portal->set_id("portal");
   portal->add_roles(tellonce::v1::PORTAL);
+  portal->set_portal_client_id("portal-client");
+  portal->add_citizen_identity_providers("https://eid.gov.example");
+  auto* idp = d.add_citizen_identity_providers();
+  idp->set_issuer("https://eid.gov.example");
+  idp->set_jwks_file(TestJwksFile());
+  idp->add_algorithms("ES256");
   auto* name = d.add_attributes();
   name->set_name("person.name");
   name->set_type(tellonce::v1::STRING);
@@ -83,7 +104,15 @@ tellonce::v1::Directory ValidProto() {
 }
 
 TEST(DirectoryTest, SampleFederationDirectoryLoads) {
-  const std::string path = SourceDir() + "/deploy/local/directory.textproto";
+  // A copy beside a pki/idp/jwks.json, as make-dev-pki lays it out in deploy/local.
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/sample.", getpid());
+  std::filesystem::create_directories(dir + "/pki/idp");
+  std::filesystem::copy_file(TestJwksFile(), dir + "/pki/idp/jwks.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  const std::string path = dir + "/directory.textproto";
+  std::filesystem::copy_file(SourceDir() + "/deploy/local/directory.textproto", path,
+                             std::filesystem::copy_options::overwrite_existing);
   absl::StatusOr<std::shared_ptr<const Directory>> loaded = Directory::LoadFile(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const Directory& d = **loaded;
@@ -342,6 +371,46 @@ INSTANTIATE_TEST_SUITE_P(
         ContentCase{"SubscriptionWithoutAttributes",
                     [](D& d) { d.mutable_subscriptions(0)->clear_attributes(); },
                     "subscriptions[0].attributes: at least one attribute is required"},
+        ContentCase{"PortalThatIsAlsoAConsumer",
+                    [](D& d) { d.mutable_agencies(2)->add_roles(tellonce::v1::CONSUMER); },
+                    "agencies[2].roles: an agency cannot be both PORTAL and CONSUMER"},
+        ContentCase{"PortalWithoutClientId",
+                    [](D& d) { d.mutable_agencies(2)->clear_portal_client_id(); },
+                    "agencies[2].portal_client_id: required"},
+        ContentCase{"PortalWithoutIdentityProvider",
+                    [](D& d) { d.mutable_agencies(2)->clear_citizen_identity_providers(); },
+                    "agencies[2].citizen_identity_providers: at least one is required"},
+        ContentCase{"PortalWithUnknownIdentityProvider",
+                    [](D& d) { d.mutable_agencies(2)->set_citizen_identity_providers(0, "x"); },
+                    "agencies[2].citizen_identity_providers[0]: unknown identity provider"},
+        ContentCase{"ClientIdOnANonPortal",
+                    [](D& d) { d.mutable_agencies(1)->set_portal_client_id("c"); },
+                    "agencies[1].portal_client_id: only for an agency with the portal role"},
+        ContentCase{"IdentityProviderAlgorithmNone",
+                    [](D& d) { d.mutable_citizen_identity_providers(0)->add_algorithms("none"); },
+                    "citizen_identity_providers[0].algorithms[1]: must be \"ES256\" or \"RS256\""},
+        ContentCase{"IdentityProviderAlgorithmHmac",
+                    [](D& d) { d.mutable_citizen_identity_providers(0)->set_algorithms(0, "HS256"); },
+                    "citizen_identity_providers[0].algorithms[0]: must be"},
+        ContentCase{"IdentityProviderWithoutAlgorithms",
+                    [](D& d) { d.mutable_citizen_identity_providers(0)->clear_algorithms(); },
+                    "citizen_identity_providers[0].algorithms: at least one"},
+        ContentCase{"IdentityProviderJwksMissing",
+                    [](D& d) {
+                      d.mutable_citizen_identity_providers(0)->set_jwks_file("/nonexistent/j");
+                    },
+                    "citizen_identity_providers[0].jwks_file: /nonexistent/j: cannot open"},
+        ContentCase{"IdentityProviderDuplicate",
+                    [](D& d) {
+                      *d.add_citizen_identity_providers() = d.citizen_identity_providers(0);
+                    },
+                    "citizen_identity_providers[1].issuer: duplicate issuer"},
+        ContentCase{"IdentityProviderMaxAgeTooLong",
+                    [](D& d) {
+                      d.mutable_citizen_identity_providers(0)->mutable_max_age()->set_seconds(
+                          2 * 86400);
+                    },
+                    "citizen_identity_providers[0].max_age: must be positive and at most 24 hours"},
         ContentCase{"SubscriptionAttributeUnknown",
                     [](D& d) { d.mutable_subscriptions(0)->set_attributes(0, "person.adress"); },
                     "subscriptions[0].attributes[0]: unknown attribute \"person.adress\""}),

@@ -21,6 +21,7 @@
 #include "consent/directory.h"
 #include "gtest/gtest.h"
 #include "tests/testing/loopback_connector.h"
+#include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::broker {
@@ -73,7 +74,7 @@ class OutboxTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     tax_ = *std::move(server);
     absl::StatusOr<std::shared_ptr<const consent::Directory>> directory =
-        consent::Directory::LoadFile(SourceDir() + "/deploy/local/directory.textproto");
+        testing::LoadSampleDirectory(SourceDir() + "/deploy/local/directory.textproto", pki_);
     ASSERT_TRUE(directory.ok()) << directory.status();
     tellonce::v1::Directory proto = (*directory)->proto();
     for (auto& agency : *proto.mutable_agencies()) {

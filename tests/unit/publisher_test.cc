@@ -15,6 +15,7 @@
 #include "consent/directory.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::broker {
@@ -51,7 +52,7 @@ class PublisherTest : public ::testing::Test {
                               .c_str()),
               0);
     absl::StatusOr<std::shared_ptr<const consent::Directory>> directory =
-        consent::Directory::LoadFile(SourceDir() + "/deploy/local/directory.textproto");
+        ::tellonce::testing::LoadSampleDirectory(SourceDir() + "/deploy/local/directory.textproto", dir_.path());
     ASSERT_TRUE(directory.ok()) << directory.status();
     tellonce::v1::Directory proto = (*directory)->proto();
     for (auto& agency : *proto.mutable_agencies()) {

@@ -6,12 +6,14 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
+#include "certs/citizen_assertion.h"
 #include "consent/commit_queue.h"
 #include "consent/consent_store.h"
 #include "consent/database.h"
@@ -30,7 +32,11 @@ using ::tellonce::testing::TempDir;
 
 using ::tellonce::testing::NewP256KeyPem;
 
-tellonce::v1::Directory TestDirectory() {
+constexpr char kIssuer[] = "https://eid.gov.example";
+constexpr char kClientId[] = "portal-a-client";
+
+// `jwks_file`: the test identity provider's keys.
+tellonce::v1::Directory TestDirectory(const std::string& jwks_file) {
   tellonce::v1::Directory d;
   d.set_trust_domain("gov.example");
   auto agency = [&](const std::string& id, std::initializer_list<tellonce::v1::Role> roles,
@@ -42,6 +48,12 @@ tellonce::v1::Directory TestDirectory() {
     a->set_connector_endpoint(endpoint);
   };
   agency("portal-a", {tellonce::v1::PORTAL});
+  d.mutable_agencies(0)->set_portal_client_id(kClientId);
+  d.mutable_agencies(0)->add_citizen_identity_providers(kIssuer);
+  tellonce::v1::CitizenIdentityProvider* idp = d.add_citizen_identity_providers();
+  idp->set_issuer(kIssuer);
+  idp->set_jwks_file(jwks_file);
+  idp->add_algorithms("ES256");
   agency("tax", {tellonce::v1::CONSUMER});
   agency("registry", {tellonce::v1::PROVIDER}, "registry.gov.example:443");
   auto attribute = [&](const std::string& name) {
@@ -69,8 +81,14 @@ void SetTime(absl::Time t, google::protobuf::Timestamp* ts) {
 class RegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    absl::StatusOr<certs::CitizenAssertionSigner> signer =
+        certs::CitizenAssertionSigner::GenerateEs256("idp-key-1");
+    ASSERT_TRUE(signer.ok()) << signer.status();
+    signer_ = std::make_unique<certs::CitizenAssertionSigner>(*std::move(signer));
+    const std::string jwks_file = jwks_dir_.path() + "/jwks.json";
+    std::ofstream(jwks_file) << signer_->JwksJson();
     absl::StatusOr<std::shared_ptr<const Directory>> directory =
-        Directory::FromProto(TestDirectory());
+        Directory::FromProto(TestDirectory(jwks_file));
     ASSERT_TRUE(directory.ok()) << directory.status();
     directory_ = std::make_unique<DirectoryHolder>(*directory);
 
@@ -97,6 +115,18 @@ class RegistryTest : public ::testing::Test {
     absl::MutexLock lock(&clock_mu_);
     return now_;
   }
+
+  // The citizen's ID token, issued now by the test identity provider to portal-a.
+  std::string Token(const std::string& citizen) {
+    certs::CitizenAssertionClaims claims;
+    claims.issuer = kIssuer;
+    claims.audience = kClientId;
+    claims.citizen_id = citizen;
+    claims.issued_at = Now();
+    absl::StatusOr<std::string> token = signer_->Mint(claims);
+    EXPECT_TRUE(token.ok()) << token.status();
+    return token.ok() ? *token : "";
+  }
   void Advance(absl::Duration d) {
     absl::MutexLock lock(&clock_mu_);
     now_ += d;
@@ -118,7 +148,7 @@ class RegistryTest : public ::testing::Test {
   absl::StatusOr<tellonce::v1::GrantConsentResponse> Grant(
       const tellonce::v1::GrantConsentRequest& request, const std::string& portal = "portal-a") {
     std::promise<absl::StatusOr<tellonce::v1::GrantConsentResponse>> result;
-    registry_->Grant(portal, request, [&](auto r) { result.set_value(std::move(r)); });
+    registry_->Grant(portal, Token(request.citizen_id()), request, [&](auto r) { result.set_value(std::move(r)); });
     return result.get_future().get();
   }
 
@@ -128,7 +158,7 @@ class RegistryTest : public ::testing::Test {
     request.set_citizen_id("39001010001");
     request.set_reason("no longer needed");
     std::promise<absl::StatusOr<tellonce::v1::RevokeConsentResponse>> result;
-    registry_->Revoke("portal-a", request, [&](auto r) { result.set_value(std::move(r)); });
+    registry_->Revoke("portal-a", Token(request.citizen_id()), request, [&](auto r) { result.set_value(std::move(r)); });
     return result.get_future().get();
   }
 
@@ -144,6 +174,8 @@ class RegistryTest : public ::testing::Test {
   absl::Mutex clock_mu_;
   absl::Time now_ ABSL_GUARDED_BY(clock_mu_) = kT0;
   TempDir dir_;
+  TempDir jwks_dir_;
+  std::unique_ptr<certs::CitizenAssertionSigner> signer_;
   std::unique_ptr<DirectoryHolder> directory_;
   std::unique_ptr<certs::VerifyingKey> verifying_;
   std::unique_ptr<Database> db_;
@@ -202,7 +234,7 @@ TEST_F(RegistryTest, GrantStoresTheConsentAndReturnsAReceiptThatVerifies) {
   tellonce::v1::GetConsentRequest get;
   get.set_consent_id(c.consent_id());
   get.set_citizen_id("39001010001");
-  absl::StatusOr<tellonce::v1::GetConsentResponse> got = registry_->Get("portal-a", get);
+  absl::StatusOr<tellonce::v1::GetConsentResponse> got = registry_->Get("portal-a", Token(get.citizen_id()), get);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->consent().SerializeAsString(), c.SerializeAsString());
   EXPECT_EQ(got->receipt().SerializeAsString(), granted->receipt().SerializeAsString());
@@ -305,12 +337,12 @@ TEST_F(RegistryTest, ConsentExpiresOnTheInjectedClock) {
   get.set_consent_id(id);
   get.set_citizen_id("39001010001");
   Advance(absl::Minutes(59));
-  absl::StatusOr<tellonce::v1::GetConsentResponse> before = registry_->Get("portal-a", get);
+  absl::StatusOr<tellonce::v1::GetConsentResponse> before = registry_->Get("portal-a", Token(get.citizen_id()), get);
   ASSERT_TRUE(before.ok());
   EXPECT_EQ(before->consent().status(), tellonce::v1::ACTIVE);
 
   Advance(absl::Minutes(2));
-  absl::StatusOr<tellonce::v1::GetConsentResponse> after = registry_->Get("portal-a", get);
+  absl::StatusOr<tellonce::v1::GetConsentResponse> after = registry_->Get("portal-a", Token(get.citizen_id()), get);
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->consent().status(), tellonce::v1::EXPIRED);
   ASSERT_EQ(after->consent().events_size(), 2);
@@ -320,7 +352,7 @@ TEST_F(RegistryTest, ConsentExpiresOnTheInjectedClock) {
   tellonce::v1::ListConsentsRequest list;
   list.set_citizen_id("39001010001");
   list.set_status(tellonce::v1::EXPIRED);
-  absl::StatusOr<tellonce::v1::ListConsentsResponse> expired = registry_->List("portal-a", list);
+  absl::StatusOr<tellonce::v1::ListConsentsResponse> expired = registry_->List("portal-a", Token(list.citizen_id()), list);
   ASSERT_TRUE(expired.ok()) << expired.status();
   ASSERT_EQ(expired->consents_size(), 1);
   EXPECT_EQ(expired->consents(0).consent_id(), id);
@@ -356,18 +388,101 @@ TEST_F(RegistryTest, ListPagesThroughTheCitizensConsents) {
   tellonce::v1::ListConsentsRequest request;
   request.set_citizen_id("39001010001");
   request.set_page_size(2);
-  absl::StatusOr<tellonce::v1::ListConsentsResponse> first = registry_->List("portal-a", request);
+  absl::StatusOr<tellonce::v1::ListConsentsResponse> first = registry_->List("portal-a", Token(request.citizen_id()), request);
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_EQ(first->consents_size(), 2);
   EXPECT_EQ(first->consents(0).consent_id(), ids[0]);
   EXPECT_EQ(first->consents(1).consent_id(), ids[1]);
   ASSERT_FALSE(first->next_page_token().empty());
   request.set_page_token(first->next_page_token());
-  absl::StatusOr<tellonce::v1::ListConsentsResponse> second = registry_->List("portal-a", request);
+  absl::StatusOr<tellonce::v1::ListConsentsResponse> second = registry_->List("portal-a", Token(request.citizen_id()), request);
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_EQ(second->consents_size(), 1);
   EXPECT_EQ(second->consents(0).consent_id(), ids[2]);
   EXPECT_TRUE(second->next_page_token().empty());
+}
+
+TEST_F(RegistryTest, EveryCallWithoutTheCitizensIdTokenIsUnauthenticatedAndChangesNothing) {
+  absl::StatusOr<tellonce::v1::GrantConsentResponse> granted = Grant(Request("grant-1"));
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  const int consents = CountKeys(Family::kConsents);
+
+  std::promise<absl::StatusOr<tellonce::v1::GrantConsentResponse>> grant;
+  registry_->Grant("portal-a", "", Request("grant-2"), [&](auto r) { grant.set_value(std::move(r)); });
+  absl::StatusOr<tellonce::v1::GrantConsentResponse> g = grant.get_future().get();
+  EXPECT_TRUE(absl::IsUnauthenticated(g.status())) << g.status();
+  EXPECT_TRUE(absl::StrContains(g.status().message(), "citizen assertion: missing"));
+
+  tellonce::v1::RevokeConsentRequest revoke;
+  revoke.set_consent_id(granted->consent().consent_id());
+  revoke.set_citizen_id("39001010001");
+  std::promise<absl::StatusOr<tellonce::v1::RevokeConsentResponse>> revoked;
+  registry_->Revoke("portal-a", "not.a.token", revoke,
+                    [&](auto r) { revoked.set_value(std::move(r)); });
+  EXPECT_TRUE(absl::IsUnauthenticated(revoked.get_future().get().status()));
+
+  tellonce::v1::GetConsentRequest get;
+  get.set_consent_id(granted->consent().consent_id());
+  get.set_citizen_id("39001010001");
+  EXPECT_TRUE(absl::IsUnauthenticated(registry_->Get("portal-a", "", get).status()));
+  tellonce::v1::ListConsentsRequest list;
+  list.set_citizen_id("39001010001");
+  EXPECT_TRUE(absl::IsUnauthenticated(registry_->List("portal-a", "", list).status()));
+
+  EXPECT_EQ(CountKeys(Family::kConsents), consents);
+  absl::StatusOr<tellonce::v1::GetConsentResponse> after =
+      registry_->Get("portal-a", Token("39001010001"), get);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->consent().status(), tellonce::v1::ACTIVE);
+}
+
+TEST_F(RegistryTest, AnotherCitizensTokenIsPermissionDenied) {
+  std::promise<absl::StatusOr<tellonce::v1::GrantConsentResponse>> grant;
+  registry_->Grant("portal-a", Token("39001010002"), Request("grant-1"),
+                   [&](auto r) { grant.set_value(std::move(r)); });
+  absl::StatusOr<tellonce::v1::GrantConsentResponse> g = grant.get_future().get();
+  EXPECT_TRUE(absl::IsPermissionDenied(g.status())) << g.status();
+  EXPECT_FALSE(absl::StrContains(g.status().message(), "39001010002"));
+  EXPECT_EQ(CountKeys(Family::kConsents), 0);
+}
+
+TEST_F(RegistryTest, AnExpiredTokenIsUnauthenticated) {
+  const std::string token = Token("39001010001");
+  Advance(absl::Minutes(20));  // past exp (5 min) and max age (15 min)
+  tellonce::v1::ListConsentsRequest list;
+  list.set_citizen_id("39001010001");
+  EXPECT_TRUE(absl::IsUnauthenticated(registry_->List("portal-a", token, list).status()));
+}
+
+TEST_F(RegistryTest, GrantRecordsWhichProviderAuthenticatedTheCitizenAndTheTokensHash) {
+  certs::CitizenAssertionClaims claims;
+  claims.issuer = kIssuer;
+  claims.audience = kClientId;
+  claims.citizen_id = "39001010001";
+  claims.issued_at = Now();
+  claims.token_id = "jti-42";
+  absl::StatusOr<std::string> token = signer_->Mint(claims);
+  ASSERT_TRUE(token.ok());
+  std::promise<absl::StatusOr<tellonce::v1::GrantConsentResponse>> grant;
+  registry_->Grant("portal-a", *token, Request("grant-1"),
+                   [&](auto r) { grant.set_value(std::move(r)); });
+  absl::StatusOr<tellonce::v1::GrantConsentResponse> g = grant.get_future().get();
+  ASSERT_TRUE(g.ok()) << g.status();
+  const tellonce::v1::ConsentEvent& granted = g->consent().events(0);
+  EXPECT_EQ(granted.citizen_authenticated_by(), kIssuer);
+  EXPECT_EQ(granted.citizen_assertion_id(), "jti-42");
+  EXPECT_EQ(granted.citizen_assertion_sha256().size(), 64u);
+  EXPECT_EQ(granted.citizen_assertion_sha256().find_first_not_of("0123456789abcdef"),
+            std::string::npos);
+}
+
+TEST_F(RegistryTest, RevokingTwiceIsFailedPrecondition) {
+  absl::StatusOr<tellonce::v1::GrantConsentResponse> granted = Grant(Request("grant-1"));
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  ASSERT_TRUE(Revoke(granted->consent().consent_id()).ok());
+  absl::StatusOr<tellonce::v1::RevokeConsentResponse> again =
+      Revoke(granted->consent().consent_id());
+  EXPECT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();
 }
 
 }  // namespace
