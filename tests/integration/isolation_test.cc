@@ -205,10 +205,9 @@ class BankFlood {
                                       --in_flight_;
                                     }
                                     delete call;
-                                    if (status.error_code() ==
-                                        grpc::StatusCode::RESOURCE_EXHAUSTED) {
-                                      absl::SleepFor(absl::Milliseconds(5));
-                                    }
+                                    // Calls refused at once come back at once:
+                                    // keep the flood from spinning.
+                                    absl::SleepFor(absl::Milliseconds(5));
                                     Next();
                                   });
   }
