@@ -96,6 +96,9 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->access_log_->set_listener([t = broker->transparency_.get()] { t->Notify(); });
   broker->transparency_service_ = std::make_unique<TransparencyServiceImpl>(
       broker->directory_.get(), broker->transparency_.get(), options.limits);
+  CircuitBreaker::Options breaker;
+  breaker.failure_threshold = options.breaker_failure_threshold;
+  breaker.cool_down = options.breaker_cool_down;
   broker->connectors_ = std::make_unique<ConnectorPool>(
       ConnectorPool::Options{.tls = options.tls,
                              .tls_watcher = broker->tls_.get(),
@@ -103,8 +106,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                              .batches_in_flight = options.connector_batches_in_flight,
                              .metrics = &metrics,
                              .max_fetches_per_provider = options.max_fetches_per_provider,
-                             .breaker = {.failure_threshold = options.breaker_failure_threshold,
-                                         .cool_down = options.breaker_cool_down},
+                             .breaker = breaker,
                              .breaker_min_timeout = options.breaker_min_timeout});
   broker->exchange_ = std::make_unique<Exchange>(
       broker->directory_.get(), broker->store_.get(), broker->access_log_.get(),
