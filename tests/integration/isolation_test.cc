@@ -156,7 +156,7 @@ tellonce::v1::ExchangeService::Stub* IsolationTest::benefits_ = nullptr;
 class BankFlood {
  public:
   BankFlood(tellonce::v1::ExchangeService::Stub* stub, int width) : stub_(stub) {
-    for (int i = 0; i < width; ++i) Next();
+    for (int i = 0; i < width; ++i) Start();
   }
   ~BankFlood() { Stop(); }
 
@@ -181,12 +181,9 @@ class BankFlood {
     GetAttributesRequest request;
     GetAttributesResponse response;
   };
+  // Starts one more call unless stopping; the caller holds an in_flight_ count, which
+  // the call takes over.
   void Next() {
-    {
-      absl::MutexLock lock(&mu_);
-      if (stop_) return;
-      ++in_flight_;
-    }
     auto* call = new Call;
     call->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Hours(1)));
     call->request.set_request_id("flood-" + std::to_string(n_++));
@@ -194,22 +191,30 @@ class BankFlood {
     call->request.add_attributes("bank.interest_paid");
     call->request.set_purpose("TAX_DEDUCTION_CHECK");
     stub_->async()->GetAttributes(&call->context, &call->request, &call->response,
-                                  [this, call](grpc::Status status) {
-                                    {
-                                      absl::MutexLock lock(&mu_);
-                                      if (status.error_code() ==
-                                          grpc::StatusCode::RESOURCE_EXHAUSTED) {
-                                        ++consumer_limited_;
-                                        last_refusal_ = status.error_message();
-                                      }
-                                      --in_flight_;
-                                    }
-                                    delete call;
-                                    // Calls refused at once come back at once:
-                                    // keep the flood from spinning.
-                                    absl::SleepFor(absl::Milliseconds(5));
-                                    Next();
-                                  });
+                                  [this, call](grpc::Status status) { Ended(call, status); });
+  }
+  void Start() {
+    {
+      absl::MutexLock lock(&mu_);
+      ++in_flight_;
+    }
+    Next();
+  }
+  void Ended(Call* call, const grpc::Status& status) {
+    delete call;
+    // Calls refused at once come back at once: keep the flood from spinning.
+    absl::SleepFor(absl::Milliseconds(5));
+    bool again;
+    {
+      absl::MutexLock lock(&mu_);
+      if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        ++consumer_limited_;
+        last_refusal_ = status.error_message();
+      }
+      again = !stop_;
+      if (!again) --in_flight_;  // the last thing this call does with the flood
+    }
+    if (again) Next();
   }
 
   tellonce::v1::ExchangeService::Stub* stub_;
