@@ -30,6 +30,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -62,14 +63,17 @@ struct Flags {
   int size = 32 << 20;
 };
 
-double RssMb(int pid) {
+// A numeric field of /proc/<pid>/status ("VmRSS:" in kB, "Threads:").
+double ProcStatus(int pid, const char* field) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
+  const size_t n = std::strlen(field);
   while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+    if (line.compare(0, n, field) == 0) return std::atof(line.c_str() + n);
   }
   return -1;
 }
+double RssMb(int pid) { return ProcStatus(pid, "VmRSS:") / 1024.0; }
 
 std::shared_ptr<grpc::Channel> Channel(const Flags& f, const std::string& cert,
                                        const std::string& key, int id) {
@@ -168,6 +172,11 @@ std::string RapidReset(const Flags& f, int* sent) {
     grpc::ClientContext context;
     tellonce::v1::GetAttributesRequest request;
     tellonce::v1::GetAttributesResponse response;
+    // The callback and the cancelling loop each drop one; the last deletes.
+    std::atomic<int> refs{2};
+    void Unref() {
+      if (refs.fetch_sub(1) == 1) delete this;
+    }
   };
   Window window(4096);
   std::atomic<int> cancelled{0}, answered{0}, other{0};
@@ -187,10 +196,11 @@ std::string RapidReset(const Flags& f, int* sent) {
           } else {
             other++;
           }
-          delete call;
+          call->Unref();
           window.Release();
         });
     call->context.TryCancel();
+    call->Unref();
     ++n;
   }
   *sent = n;
@@ -343,10 +353,13 @@ int main(int argc, char** argv) {
   const double before = RssMb(f.broker_pid);
   std::atomic<bool> sampling{true};
   std::atomic<double> peak{before};
+  std::atomic<double> peak_threads{ProcStatus(f.broker_pid, "Threads:")};
   std::thread sampler([&] {
     while (sampling.load()) {
       const double now = RssMb(f.broker_pid);
       if (now > peak.load()) peak = now;
+      const double threads = ProcStatus(f.broker_pid, "Threads:");
+      if (threads > peak_threads.load()) peak_threads = threads;
       absl::SleepFor(absl::Milliseconds(50));
     }
   });
@@ -377,8 +390,10 @@ int main(int argc, char** argv) {
   sampler.join();
   std::printf(
       "flood: mode=%s sent=%d seconds=%.1f rss_before_mb=%.0f rss_peak_mb=%.0f "
-      "rss_end_mb=%.0f rss_after_mb=%.0f probe_ok=%d probe_failed=%d probe_p99_ms=%.1f %s\n",
+      "rss_end_mb=%.0f rss_after_mb=%.0f threads_peak=%.0f probe_ok=%d probe_failed=%d "
+      "probe_p99_ms=%.1f %s\n",
       f.mode.c_str(), sent, took, before, peak.load(), at_end, RssMb(f.broker_pid),
+      peak_threads.load(),
       probe.ok.load(), probe.failed.load(), probe.P99(), extra.c_str());
   if (probe.failed.load() > 0) std::fprintf(stderr, "probe: last error %s\n", probe.last_error.c_str());
   return 0;
