@@ -10,6 +10,7 @@
 #include "certs/tls_watch.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/server_builder.h"
 
 namespace tellonce::broker {
@@ -27,8 +28,25 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       certs::TlsMaterialWatcher::Start(options.tls, options.tls_watch);
   if (!tls.ok()) return tls.status();
   broker->tls_ = *std::move(tls);
+  // Only members of the federation get past the handshake: a certificate the CA issued
+  // to an agency that is not (or no longer) in the directory is refused before any
+  // HTTP/2 stream exists. The directory is read at each handshake, so a reload applies
+  // to new connections at once.
+  std::function<absl::Status(std::string_view)> admit;
+  if (options.transport.require_directory_agency) {
+    admit = [directory = broker->directory_.get()](std::string_view spiffe_id) -> absl::Status {
+      std::shared_ptr<const consent::Directory> current = directory->Current();
+      absl::StatusOr<certs::SpiffeId> id = certs::ParseSpiffeId(spiffe_id);
+      if (!id.ok()) return absl::UnauthenticatedError("peer certificate: not a federation id");
+      if (id->trust_domain != current->trust_domain() || id->is_broker ||
+          current->FindAgency(id->agency_id) == nullptr) {
+        return absl::PermissionDeniedError("peer certificate: not an agency of the directory");
+      }
+      return absl::OkStatus();
+    };
+  }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      broker->tls_->ServerCredentials();
+      broker->tls_->ServerCredentials(std::move(admit));
   if (!credentials.ok()) return credentials.status();
   absl::StatusOr<certs::SigningKey> signing_key =
       certs::SigningKey::FromPemFile(options.tls.key_file);
@@ -97,12 +115,18 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->transparency_service_ = std::make_unique<TransparencyServiceImpl>(
       broker->directory_.get(), broker->transparency_.get(), options.limits,
       broker->fresh_checkpoint_limit_.get());
+  CircuitBreaker::Options breaker;
+  breaker.failure_threshold = options.breaker_failure_threshold;
+  breaker.cool_down = options.breaker_cool_down;
   broker->connectors_ = std::make_unique<ConnectorPool>(
       ConnectorPool::Options{.tls = options.tls,
                              .tls_watcher = broker->tls_.get(),
                              .max_fetches_per_batch = options.max_fetches_per_batch,
                              .batches_in_flight = options.connector_batches_in_flight,
-                             .metrics = &metrics});
+                             .metrics = &metrics,
+                             .max_fetches_per_provider = options.max_fetches_per_provider,
+                             .breaker = breaker,
+                             .breaker_min_timeout = options.breaker_min_timeout});
   broker->exchange_ = std::make_unique<Exchange>(
       broker->directory_.get(), broker->store_.get(), broker->access_log_.get(),
       broker->connectors_.get(),
@@ -111,6 +135,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                       .max_attributes_per_request = options.exchange_max_attributes,
                       .max_string_bytes = options.limits.max_string_bytes,
                       .max_in_flight = options.exchange_max_in_flight,
+                      .max_in_flight_per_consumer = options.exchange_max_in_flight_per_consumer,
+                      .max_deadline = options.exchange_max_deadline,
                       .record_access = !options.unsafe_disable_access_log});
   if (options.unsafe_disable_access_log) {
     ops::LogWarning("unsafe_disable_access_log is set: exchanges are NOT recorded (benchmarks only)");
@@ -159,6 +185,28 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   // A second broker on the same port must fail to start, not share the traffic.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
+  // Transport limits against floods (broker/README.md, "Transport limits and what gRPC
+  // 1.51 cannot do").
+  const BrokerOptions::Transport& t = options.transport;
+  grpc::ResourceQuota quota("tellonce-broker");
+  quota.Resize(static_cast<size_t>(t.resource_quota_mb) << 20);
+  if (t.max_threads > 0) quota.SetMaxThreads(t.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, t.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(t.handshake_timeout)));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(t.max_connection_idle)));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(t.max_connection_age)));
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(t.max_connection_age_grace)));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, t.http2_max_frame_size);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, t.max_metadata_bytes);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(t.min_ping_interval)));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, t.max_ping_strikes);
   builder.RegisterService(broker->consent_service_.get());
   builder.RegisterService(broker->exchange_service_.get());
   builder.RegisterService(broker->transparency_service_.get());
@@ -261,6 +309,17 @@ void Broker::AddCollectors() {
     w.Counter("tellonce_exchange_refused_busy_total",
               "GetAttributes calls refused because exchange.max_in_flight were in progress.",
               e.refused_busy.load(std::memory_order_relaxed));
+    w.Counter("tellonce_exchange_refused_consumer_busy_total",
+              "GetAttributes calls refused because their consumer had "
+              "exchange.max_in_flight_per_consumer in progress.",
+              e.refused_consumer_busy.load(std::memory_order_relaxed));
+    w.Family("tellonce_connector_refused_total",
+             "Fetches refused by the broker without calling the connector, by reason.",
+             "counter");
+    w.Sample("tellonce_connector_refused_total", {{"reason", "circuit_open"}},
+             connectors_->counters().refused_circuit_open.load(std::memory_order_relaxed));
+    w.Sample("tellonce_connector_refused_total", {{"reason", "provider_limit"}},
+             connectors_->counters().refused_provider_limit.load(std::memory_order_relaxed));
     w.Counter("tellonce_exchange_provider_answers_rejected_total",
               "Provider answers (or parts) dropped: unasked, repeated, wrong type, too large.",
               e.provider_answers_rejected.load(std::memory_order_relaxed));

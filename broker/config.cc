@@ -1,5 +1,6 @@
 #include "broker/config.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
@@ -194,6 +195,112 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     }
     options.connector_batches_in_flight = exchange.connector_batches_in_flight();
   }
+  if (exchange.max_in_flight_per_consumer() != 0) {
+    if (exchange.max_in_flight_per_consumer() > options.exchange_max_in_flight) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": exchange.max_in_flight_per_consumer: at most exchange.max_in_flight (",
+          options.exchange_max_in_flight, ")"));
+    }
+    options.exchange_max_in_flight_per_consumer = exchange.max_in_flight_per_consumer();
+  } else {
+    options.exchange_max_in_flight_per_consumer =
+        std::min(options.exchange_max_in_flight_per_consumer, options.exchange_max_in_flight);
+  }
+  // `value` of `field` within [low, high] when set (0 keeps the default).
+  auto bounded = [&](absl::string_view field, uint32_t value, uint32_t low,
+                     uint32_t high) -> absl::Status {
+    if (value != 0 && (value < low || value > high)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": ", field, ": must be from ", low, " to ", high, ", got ", value));
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = bounded("exchange.max_deadline_ms", exchange.max_deadline_ms(), 100, 600000);
+      !s.ok()) {
+    return s;
+  }
+  if (exchange.max_deadline_ms() != 0) {
+    options.exchange_max_deadline = absl::Milliseconds(exchange.max_deadline_ms());
+  }
+  if (exchange.max_fetches_per_provider() != 0) {
+    options.max_fetches_per_provider = exchange.max_fetches_per_provider();
+  }
+  const tellonce::v1::CircuitBreaker& breaker = exchange.circuit_breaker();
+  if (absl::Status s = bounded("exchange.circuit_breaker.failure_threshold",
+                               breaker.failure_threshold(), 1, 10000);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          bounded("exchange.circuit_breaker.cool_down_ms", breaker.cool_down_ms(), 10, 600000);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          bounded("exchange.circuit_breaker.min_timeout_ms", breaker.min_timeout_ms(), 1, 600000);
+      !s.ok()) {
+    return s;
+  }
+  if (breaker.failure_threshold() != 0) {
+    options.breaker_failure_threshold = breaker.failure_threshold();
+  }
+  if (breaker.disabled()) options.breaker_failure_threshold = 0;
+  if (breaker.cool_down_ms() != 0) {
+    options.breaker_cool_down = absl::Milliseconds(breaker.cool_down_ms());
+  }
+  if (breaker.min_timeout_ms() != 0) {
+    options.breaker_min_timeout = absl::Milliseconds(breaker.min_timeout_ms());
+  }
+
+  const tellonce::v1::TransportLimits& t = config.transport();
+  BrokerOptions::Transport& transport = options.transport;
+  struct IntField {
+    absl::string_view field;
+    uint32_t value;
+    uint32_t low, high;
+    int* out;
+  };
+  for (const IntField& f : {
+           IntField{"transport.max_concurrent_streams", t.max_concurrent_streams(), 1, 10000,
+                    &transport.max_concurrent_streams},
+           IntField{"transport.resource_quota_mb", t.resource_quota_mb(), 16, 65536,
+                    &transport.resource_quota_mb},
+           IntField{"transport.max_threads", t.max_threads(), 2, 100000, &transport.max_threads},
+           IntField{"transport.http2_max_frame_size", t.http2_max_frame_size(), 16384, 16777215,
+                    &transport.http2_max_frame_size},
+           IntField{"transport.max_metadata_bytes", t.max_metadata_bytes(), 1024, 1048576,
+                    &transport.max_metadata_bytes},
+           IntField{"transport.max_ping_strikes", t.max_ping_strikes(), 1, 100,
+                    &transport.max_ping_strikes},
+       }) {
+    if (absl::Status s = bounded(f.field, f.value, f.low, f.high); !s.ok()) return s;
+    if (f.value != 0) *f.out = static_cast<int>(f.value);
+  }
+  struct TimeField {
+    absl::string_view field;
+    uint32_t value;
+    uint32_t low, high;
+    absl::Duration unit;
+    absl::Duration* out;
+  };
+  for (const TimeField& f : {
+           TimeField{"transport.handshake_timeout_ms", t.handshake_timeout_ms(), 100, 120000,
+                     absl::Milliseconds(1), &transport.handshake_timeout},
+           TimeField{"transport.max_connection_idle_seconds", t.max_connection_idle_seconds(), 1,
+                     86400, absl::Seconds(1), &transport.max_connection_idle},
+           TimeField{"transport.max_connection_age_seconds", t.max_connection_age_seconds(), 10,
+                     604800, absl::Seconds(1), &transport.max_connection_age},
+           TimeField{"transport.max_connection_age_grace_seconds",
+                     t.max_connection_age_grace_seconds(), 1, 3600, absl::Seconds(1),
+                     &transport.max_connection_age_grace},
+           TimeField{"transport.min_ping_interval_ms", t.min_ping_interval_ms(), 1, 3600000,
+                     absl::Milliseconds(1), &transport.min_ping_interval},
+       }) {
+    if (absl::Status s = bounded(f.field, f.value, f.low, f.high); !s.ok()) return s;
+    if (f.value != 0) *f.out = f.unit * f.value;
+  }
+  transport.require_directory_agency = !t.allow_agencies_outside_directory();
+
   if (config.shutdown_grace_seconds() != 0) {
     options.shutdown_grace = absl::Seconds(config.shutdown_grace_seconds());
   }

@@ -49,6 +49,34 @@ struct BrokerOptions {
   uint32_t connector_batches_in_flight = 2;
   // GetAttributes calls in progress at once (ExchangeOptions::max_in_flight).
   uint32_t exchange_max_in_flight = 2048;
+  // Per consumer (ExchangeOptions::max_in_flight_per_consumer). Default 512.
+  uint32_t exchange_max_in_flight_per_consumer = 512;
+  // Cap on caller deadlines (ExchangeOptions::max_deadline). Default 30 s.
+  absl::Duration exchange_max_deadline = absl::Seconds(30);
+  // Fetches outstanding per provider (ConnectorPool::Options). Default 512.
+  uint32_t max_fetches_per_provider = 512;
+  // Circuit breaker per provider (ConnectorPool::Options). Defaults 5 failures in a row,
+  // 5 s cool-down, timeouts counted from 500 ms.
+  uint32_t breaker_failure_threshold = 5;
+  absl::Duration breaker_cool_down = absl::Seconds(5);
+  absl::Duration breaker_min_timeout = absl::Milliseconds(500);
+  // Limits of the agency listener (BrokerConfig.transport); see config.proto.
+  struct Transport {
+    int max_concurrent_streams = 100;
+    int resource_quota_mb = 256;
+    int max_threads = 0;  // 0: gRPC's own limit
+    absl::Duration handshake_timeout = absl::Seconds(5);
+    absl::Duration max_connection_idle = absl::Seconds(600);
+    absl::Duration max_connection_age = absl::Seconds(3600);
+    absl::Duration max_connection_age_grace = absl::Seconds(30);
+    int http2_max_frame_size = 16384;
+    int max_metadata_bytes = 16384;
+    absl::Duration min_ping_interval = absl::Seconds(10);
+    int max_ping_strikes = 2;
+    // Refuse client certificates of agencies not in the directory at the handshake.
+    bool require_directory_agency = true;
+  };
+  Transport transport;
   // How often the access log's checkpoint is signed while it grows. Default 10 s.
   absl::Duration checkpoint_interval = absl::Seconds(10);
   // Fresh checkpoints are signed at most once per this interval. Default 1 s.

@@ -31,6 +31,25 @@ grpc::Status OutcomeStatus(const tellonce::v1::FetchOutcome& outcome) {
   return grpc::Status(static_cast<grpc::StatusCode>(code), outcome.message());
 }
 
+// Whether a fetch that ended with `status`, having been given `allowed`, tells that
+// the connector is failing (rather than answering, even with an error about the
+// request).
+bool IsConnectorFailure(const grpc::Status& status, absl::Duration allowed,
+                        absl::Duration min_timeout) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::DATA_LOSS:
+      return true;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return allowed >= min_timeout;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 ConnectorPool::ConnectorPool(Options options) : options_(std::move(options)) {
@@ -43,7 +62,19 @@ ConnectorPool::ConnectorPool(Options options) : options_(std::move(options)) {
         "tellonce_connector_call_duration_seconds",
         "Latency of calls to agency connectors, by provider.", {"provider"},
         ops::LatencyBuckets());
+    circuit_open_family_ = &options_.metrics->AddGauge(
+        "tellonce_connector_circuit_open",
+        "1 while the circuit breaker of a provider's connector is open or half-open (calls "
+        "to it fail at once), else 0.",
+        {"provider"});
   }
+}
+
+CircuitBreaker::State ConnectorPool::BreakerState(const std::string& agency_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(agency_id);
+  if (it == entries_.end()) return CircuitBreaker::State::kClosed;
+  return it->second->breaker->state();
 }
 
 ConnectorPool::~ConnectorPool() = default;
@@ -108,7 +139,35 @@ absl::StatusOr<ConnectorPool::Connector*> ConnectorPool::ConnectorFor(
       connector->calls_by_code[code] = &calls_family_->With({agency_id, ops::StatusCodeName(code)});
     }
     connector->call_seconds = &call_seconds_family_->With({agency_id});
+    connector->circuit_open = &circuit_open_family_->With({agency_id});
+    connector->circuit_open->Set(0);
   }
+  CircuitBreaker::Options breaker = options_.breaker;
+  breaker.on_change = [c = connector.get(), threshold = breaker.failure_threshold,
+                       cool_down = breaker.cool_down](CircuitBreaker::State from,
+                                                      CircuitBreaker::State to) {
+    if (c->circuit_open != nullptr) {
+      c->circuit_open->Set(to == CircuitBreaker::State::kClosed ? 0 : 1);
+    }
+    // One WARN when an outage opens the breaker, one INFO when a probe closes it; the
+    // probes in between are DEBUG.
+    const std::string provider = c->agency_id;
+    if (from == CircuitBreaker::State::kClosed) {
+      ops::LogWarning("circuit breaker open: calls to the provider fail at once until a probe "
+                      "succeeds",
+                      {{"provider", provider},
+                       {"failures_in_a_row", absl::StrCat(threshold)},
+                       {"cool_down", absl::FormatDuration(cool_down)}});
+    } else if (to == CircuitBreaker::State::kClosed) {
+      ops::LogInfo("circuit breaker closed: the provider answers again", {{"provider", provider}});
+    } else {
+      ops::Log(ops::LogLevel::kDebug,
+               to == CircuitBreaker::State::kHalfOpen ? "circuit breaker half-open: one probe"
+                                                      : "circuit breaker probe failed: open again",
+               {{"provider", provider}});
+    }
+  };
+  connector->breaker = std::make_unique<CircuitBreaker>(std::move(breaker));
   connector->stub = std::shared_ptr<tellonce::v1::ConnectorService::Stub>(
       tellonce::v1::ConnectorService::NewStub(
           grpc::CreateCustomChannel(endpoint, *credentials, args)));
@@ -139,6 +198,39 @@ void ConnectorPool::Fetch(const consent::Directory& directory, const std::string
     return;
   }
   Connector& c = **connector;
+  if (c.outstanding.fetch_add(1, std::memory_order_relaxed) >= options_.max_fetches_per_provider) {
+    c.outstanding.fetch_sub(1, std::memory_order_relaxed);
+    counters_.refused_provider_limit.fetch_add(1, std::memory_order_relaxed);
+    done(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      absl::StrCat("the provider has ", options_.max_fetches_per_provider,
+                                   " fetches in progress (exchange.max_fetches_per_provider); "
+                                   "retry later"),
+                      kRefusedByBroker),
+         {});
+    return;
+  }
+  if (!c.breaker->Allow()) {
+    c.outstanding.fetch_sub(1, std::memory_order_relaxed);
+    counters_.refused_circuit_open.fetch_add(1, std::memory_order_relaxed);
+    done(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      absl::StrCat("circuit breaker open: the provider's connector failed ",
+                                   options_.breaker.failure_threshold,
+                                   " times in a row; calls fail at once until a probe succeeds"),
+                      kRefusedByBroker),
+         {});
+    return;
+  }
+  // Every fetch let out reports its outcome to the breaker and frees its place.
+  done = [this, &c, allowed = deadline - absl::Now(), done = std::move(done)](
+             const grpc::Status& status, tellonce::v1::FetchAttributesResponse response) mutable {
+    c.outstanding.fetch_sub(1, std::memory_order_relaxed);
+    if (IsConnectorFailure(status, allowed, options_.breaker_min_timeout)) {
+      c.breaker->RecordFailure();
+    } else {
+      c.breaker->RecordSuccess();
+    }
+    done(status, std::move(response));
+  };
   if (options_.max_fetches_per_batch <= 1) {
     Batch single{.deadline = deadline, .fetches = {}};
     single.fetches.push_back(Pending{std::move(request), deadline, std::move(done)});

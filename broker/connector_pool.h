@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "broker/circuit_breaker.h"
 #include "certs/tls.h"
 #include "certs/tls_watch.h"
 #include "consent/directory.h"
@@ -44,7 +45,17 @@ namespace tellonce::broker {
 // waits past its deadline for a slot: if it would end before every batch in flight,
 // it goes out at once on its own. A connector that answers UNIMPLEMENTED to the batch
 // call (not built with this SDK) gets one FetchAttributes call per fetch from then
-// on. Thread-safe.
+// on.
+//
+// Isolation: one provider cannot take the broker with it. At most
+// `max_fetches_per_provider` fetches per connector are outstanding (waiting or in
+// flight); beyond that a fetch fails at once. Each connector has a CircuitBreaker fed
+// with every fetch's outcome: after `breaker.failure_threshold` failures in a row
+// (unreachable, no answer in time, internal error) fetches fail at once for
+// `breaker.cool_down`, then one probe goes out and its success closes the breaker. Its
+// state is the gauge tellonce_connector_circuit_open{provider} and one log line per
+// change. Refusals made by the pool itself carry kRefusedByBroker as error details and
+// a message saying which limit and why. Thread-safe.
 class ConnectorPool {
  public:
   struct Options {
@@ -63,13 +74,30 @@ class ConnectorPool {
     // Where to count connector calls by provider and outcome, with their latency
     // (not owned; must outlive the pool). Null: not counted.
     ops::MetricsRegistry* metrics = nullptr;
+    // Fetches per connector outstanding at once (waiting for a batch slot or in
+    // flight); beyond it a fetch fails at once with UNAVAILABLE. Default 512.
+    uint32_t max_fetches_per_provider = 512;
+    // Circuit breaker per connector (failure_threshold 0: off). Defaults 5 failures in
+    // a row, 5 s cool-down. Its on_change is the pool's own.
+    CircuitBreaker::Options breaker;
+    // A fetch that ran out of time counts as a breaker failure only when it was given
+    // at least this long: a consumer that sets tiny deadlines cannot open a healthy
+    // provider's breaker for everyone. Default 500 ms.
+    absl::Duration breaker_min_timeout = absl::Milliseconds(500);
   };
+
+  // error_details of a status made by the pool itself (a limit or an open breaker),
+  // not by the connector: its message is the pool's, and may be shown to consumers.
+  static constexpr char kRefusedByBroker[] = "tellonce.broker/refused";
 
   // What the pool counts, for operators and benchmarks. Monotonic.
   struct Counters {
     std::atomic<uint64_t> fetches{0};
     // Calls made: batch calls plus single FetchAttributes calls.
     std::atomic<uint64_t> calls{0};
+    // Fetches refused at once: breaker open, or max_fetches_per_provider reached.
+    std::atomic<uint64_t> refused_circuit_open{0};
+    std::atomic<uint64_t> refused_provider_limit{0};
   };
 
   explicit ConnectorPool(Options options);
@@ -85,7 +113,8 @@ class ConnectorPool {
   // Gets `done` called exactly once with the connector's answer to `request`, or the
   // error FetchAttributes would have failed with (UNAVAILABLE when the agency has no
   // connector or cannot be reached, DEADLINE_EXCEEDED at `deadline`, the connector's
-  // own error for this request). `done` runs on a gRPC thread, or on the caller's when
+  // own error for this request), or UNAVAILABLE with kRefusedByBroker details at once
+  // when the connector's breaker is open or max_fetches_per_provider are outstanding. `done` runs on a gRPC thread, or on the caller's when
   // the fetch fails at once; it must not block. Thread-safe.
   using FetchDone =
       absl::AnyInvocable<void(const grpc::Status&, tellonce::v1::FetchAttributesResponse)>;
@@ -94,6 +123,10 @@ class ConnectorPool {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   const Counters& counters() const { return counters_; }
+
+  // The breaker state of `agency_id`'s connector; kClosed when it has none yet.
+  CircuitBreaker::State BreakerState(const std::string& agency_id) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Pending {
@@ -115,6 +148,11 @@ class ConnectorPool {
     // Set while the connector is unreachable: the outage is logged once, when it
     // begins, and its end once.
     std::atomic<bool> down{false};
+    // Fetches outstanding (waiting or in flight), for max_fetches_per_provider.
+    std::atomic<uint32_t> outstanding{0};
+    std::unique_ptr<CircuitBreaker> breaker;
+    // 1 while the breaker is open or half-open; null without metrics.
+    ops::Gauge* circuit_open = nullptr;
     // Calls by status code, and their latency; null without metrics.
     std::array<ops::Counter*, 17> calls_by_code{};
     ops::Histogram* call_seconds = nullptr;
@@ -149,7 +187,8 @@ class ConnectorPool {
   Counters counters_;
   ops::Family<ops::Counter>* calls_family_ = nullptr;
   ops::Family<ops::Histogram>* call_seconds_family_ = nullptr;
-  absl::Mutex mu_;
+  ops::Family<ops::Gauge>* circuit_open_family_ = nullptr;
+  mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Connector>> entries_ ABSL_GUARDED_BY(mu_);
   // Connectors replaced after an endpoint change: kept until the pool goes, so calls
   // still in flight on them never drop a channel's last reference on a gRPC thread.

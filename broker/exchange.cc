@@ -51,6 +51,8 @@ ResultCode CodeForCallStatus(const grpc::Status& status) {
 }
 
 std::string DetailForCallStatus(const grpc::Status& status) {
+  // The pool's own refusals (breaker open, provider limit) say which limit, and why.
+  if (status.error_details() == ConnectorPool::kRefusedByBroker) return status.error_message();
   switch (status.error_code()) {
     case grpc::StatusCode::NOT_FOUND:
       return "the provider has no record of this citizen";
@@ -150,9 +152,19 @@ void Exchange::GetAttributes(const std::string& consumer,
                                                    " exchanges in progress; retry later")));
     return;
   }
-  // Every path below ends in exactly one call of `done`, which frees the slot first.
-  done = [this, done = std::move(done)](
+  if (!AcquireConsumer(consumer)) {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    counters_.refused_consumer_busy.fetch_add(1, std::memory_order_relaxed);
+    done(absl::ResourceExhaustedError(absl::StrCat(
+        "consumer busy: ", options_.max_in_flight_per_consumer,
+        " exchanges of this consumer in progress (exchange.max_in_flight_per_consumer); "
+        "retry later")));
+    return;
+  }
+  // Every path below ends in exactly one call of `done`, which frees the slots first.
+  done = [this, consumer, done = std::move(done)](
              absl::StatusOr<tellonce::v1::GetAttributesResponse> result) mutable {
+    ReleaseConsumer(consumer);
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     done(std::move(result));
   };
@@ -167,6 +179,8 @@ void Exchange::GetAttributes(const std::string& consumer,
   call->consumer = consumer;
   call->request = request;
   call->deadline = deadline == absl::InfiniteFuture() ? now + options_.default_deadline : deadline;
+  // A caller asking for an hour holds its slots for at most max_deadline.
+  call->deadline = std::min(call->deadline, now + options_.max_deadline);
   call->exchange_id = consent::NewConsentId(now);
   call->done = std::move(done);
 
@@ -193,6 +207,20 @@ void Exchange::GetAttributes(const std::string& consumer,
     }
   }
   SpendOneTimeConsents(std::move(call));
+}
+
+bool Exchange::AcquireConsumer(const std::string& consumer) {
+  absl::MutexLock lock(&consumers_mu_);
+  uint32_t& n = consumer_in_flight_[consumer];
+  if (n >= options_.max_in_flight_per_consumer) return false;
+  ++n;
+  return true;
+}
+
+void Exchange::ReleaseConsumer(const std::string& consumer) {
+  absl::MutexLock lock(&consumers_mu_);
+  auto it = consumer_in_flight_.find(consumer);
+  if (it != consumer_in_flight_.end() && --it->second == 0) consumer_in_flight_.erase(it);
 }
 
 void Exchange::SpendOneTimeConsents(std::shared_ptr<Call> call) {

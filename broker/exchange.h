@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/access_log.h"
 #include "broker/connector_pool.h"
@@ -35,6 +38,11 @@ struct ExchangeOptions {
   // GetAttributes calls in progress at once; beyond it RESOURCE_EXHAUSTED at once.
   // Default 2048.
   uint32_t max_in_flight = 2048;
+  // GetAttributes calls in progress at once for one consumer, so that one greedy
+  // consumer cannot take every slot; beyond it RESOURCE_EXHAUSTED at once. Default 512.
+  uint32_t max_in_flight_per_consumer = 512;
+  // Longest deadline honoured: a caller asking for more gets this. Default 30 s.
+  absl::Duration max_deadline = absl::Seconds(30);
   // Record access events (always, except in benchmarks that measure the log's cost).
   bool record_access = true;
   // Source of the current time; tests inject a fake clock.
@@ -52,6 +60,8 @@ struct ExchangeCounters {
   std::atomic<uint64_t> provider_calls_failed{0};
   // Calls refused because max_in_flight were in progress.
   std::atomic<uint64_t> refused_busy{0};
+  // Calls refused because their consumer had max_in_flight_per_consumer in progress.
+  std::atomic<uint64_t> refused_consumer_busy{0};
   // Attribute results answered, indexed by tellonce.v1.ResultCode.
   std::array<std::atomic<uint64_t>, 16> results{};
 };
@@ -99,10 +109,12 @@ class Exchange {
   using Done = absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::GetAttributesResponse>)>;
 
   // Runs the flow for `consumer` (already authorized as a consumer). `deadline` is the
-  // caller's (InfiniteFuture when none: default_deadline applies). `done` gets the
+  // caller's (InfiniteFuture when none: default_deadline applies; never later than
+  // max_deadline from now). `done` gets the
   // response with one result per requested attribute in request order, or
-  // INVALID_ARGUMENT for a malformed request, or RESOURCE_EXHAUSTED when
-  // max_in_flight calls are already in progress, or the storage error when the decision
+  // INVALID_ARGUMENT for a malformed request, or RESOURCE_EXHAUSTED naming the limit
+  // when max_in_flight calls, or max_in_flight_per_consumer calls of `consumer`, are
+  // already in progress, or the storage error when the decision
   // or the access log could not be read or written (then no value is returned).
   // `directory` is the snapshot the caller authorized `consumer` against (null: the
   // current one), so that one request sees one directory throughout.
@@ -124,6 +136,10 @@ class Exchange {
   bool TakeAnswer(Call& call, const std::vector<size_t>& indexes, const grpc::Status& status,
                   tellonce::v1::FetchAttributesResponse response);
   void RecordAndAnswer(std::shared_ptr<Call> call);
+  // Takes one of `consumer`'s max_in_flight_per_consumer slots; false when all are
+  // taken. ReleaseConsumer gives it back.
+  bool AcquireConsumer(const std::string& consumer) ABSL_LOCKS_EXCLUDED(consumers_mu_);
+  void ReleaseConsumer(const std::string& consumer) ABSL_LOCKS_EXCLUDED(consumers_mu_);
 
   const consent::DirectoryHolder* directory_;
   consent::ConsentStore* store_;
@@ -132,6 +148,9 @@ class Exchange {
   ExchangeOptions options_;
   ExchangeCounters counters_;
   std::atomic<uint32_t> in_flight_{0};
+  absl::Mutex consumers_mu_;
+  // Calls in progress per consumer; an entry goes when its count drops to zero.
+  absl::flat_hash_map<std::string, uint32_t> consumer_in_flight_ ABSL_GUARDED_BY(consumers_mu_);
 };
 
 }  // namespace tellonce::broker

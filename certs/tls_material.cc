@@ -238,8 +238,11 @@ absl::Status CheckRevocation(const CrlSet& crls, absl::string_view chain_pem, ab
 }
 
 PeerCertificateCheck::PeerCertificateCheck(CrlSource crls, std::string expected_spiffe_id,
-                                           std::string side)
-    : crls_(std::move(crls)), expected_(std::move(expected_spiffe_id)), side_(std::move(side)) {}
+                                           std::string side, PeerFilter admit)
+    : crls_(std::move(crls)),
+      expected_(std::move(expected_spiffe_id)),
+      side_(std::move(side)),
+      admit_(std::move(admit)) {}
 
 bool PeerCertificateCheck::Verify(TlsCustomVerificationCheckRequest* request,
                                   std::function<void(grpc::Status)> /*callback*/,
@@ -255,6 +258,12 @@ bool PeerCertificateCheck::Verify(TlsCustomVerificationCheckRequest* request,
     } else if (peer != expected_) {
       result = absl::UnauthenticatedError(absl::StrCat("peer certificate is not ", expected_));
     }
+  }
+  if (result.ok() && admit_) {
+    result = uris.size() == 1
+                 ? admit_(peer)
+                 : absl::UnauthenticatedError(absl::StrCat("peer certificate has ", uris.size(),
+                                                           " URI SANs, expected exactly one"));
   }
   if (result.ok() && crls_) {
     std::shared_ptr<const CrlSet> crls = crls_();

@@ -66,13 +66,17 @@ std::string TimeString(absl::Time t);
 // The handshake check of a peer certificate already verified against ca_file: its
 // revocation status against the CRLs `crls()` returns (skipped when `crls` is empty or
 // returns null) and, when `expected_spiffe_id` is non-empty, that it has exactly that
-// one URI SAN. Refusals are logged at WARN with the peer's SPIFFE id, at most one line
-// per 10 s per verifier. Synchronous; thread-safe.
+// one URI SAN; when `admit` is set, that it returns OK for the peer's one URI SAN
+// (the broker refuses agencies outside its directory here, before any stream).
+// Refusals are logged at WARN with the peer's SPIFFE id, at most one line per 10 s per
+// verifier. Synchronous; thread-safe.
 class PeerCertificateCheck final : public grpc::experimental::ExternalCertificateVerifier {
  public:
   using CrlSource = std::function<std::shared_ptr<const CrlSet>()>;
+  using PeerFilter = std::function<absl::Status(std::string_view spiffe_id)>;
 
-  PeerCertificateCheck(CrlSource crls, std::string expected_spiffe_id, std::string side);
+  PeerCertificateCheck(CrlSource crls, std::string expected_spiffe_id, std::string side,
+                       PeerFilter admit = nullptr);
 
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)> callback, grpc::Status* sync_status) override;
@@ -82,6 +86,7 @@ class PeerCertificateCheck final : public grpc::experimental::ExternalCertificat
   const CrlSource crls_;
   const std::string expected_;
   const std::string side_;  // "server" or "client", for log lines
+  const PeerFilter admit_;
   ops::LogThrottle refusals_{absl::Seconds(10)};
 };
 

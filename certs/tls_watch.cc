@@ -291,8 +291,8 @@ void TlsMaterialWatcher::PollLoop() {
   }
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsMaterialWatcher::ServerCredentials()
-    const {
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsMaterialWatcher::ServerCredentials(
+    std::function<absl::Status(std::string_view spiffe_id)> admit) const {
   grpc::experimental::TlsServerCredentialsOptions options(provider_);
   options.watch_root_certs();
   options.watch_identity_key_cert_pairs();
@@ -300,7 +300,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsMaterialWatcher::Ser
   PeerCertificateCheck::CrlSource crls;
   if (!paths_.crl_dir.empty()) crls = [holder = crls_] { return holder->Get(); };
   options.set_certificate_verifier(
-      ExternalCertificateVerifier::Create<PeerCertificateCheck>(std::move(crls), "", "server"));
+      ExternalCertificateVerifier::Create<PeerCertificateCheck>(std::move(crls), "", "server",
+                                                                std::move(admit)));
   std::shared_ptr<grpc::ServerCredentials> creds =
       grpc::experimental::TlsServerCredentials(options);
   if (creds == nullptr) return absl::InternalError("gRPC refused the TLS server options");

@@ -2,9 +2,11 @@
 #define TELLONCE_CERTS_TLS_WATCH_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -107,8 +109,11 @@ class TlsMaterialWatcher {
   TlsStatus status() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Mutual-TLS server credentials over the watched material: require and verify a
-  // client certificate against ca_file and the CRLs. Thread-safe.
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials() const;
+  // client certificate against ca_file and the CRLs, and, when `admit` is set, that it
+  // returns OK for the certificate's one URI SAN (called in every handshake, on a gRPC
+  // thread; it must be quick and thread-safe). Thread-safe.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+      std::function<absl::Status(std::string_view spiffe_id)> admit = nullptr) const;
 
   // Channel credentials over the watched material, as MakeChannelCredentials: the
   // server must present exactly `expected_server_spiffe_id` (required here) and not be

@@ -590,6 +590,11 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* h
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options_.listen_address, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  // Only the broker gets past the handshake (its SPIFFE id), so floods need its key;
+  // still, a stalled handshake is dropped after 5 s (gRPC's default is 120 s) and
+  // request metadata is bounded, as on the broker (broker/README.md, "Transport limits").
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 * 1024);
   builder.RegisterService(service_.get());
   if (options_.rpc_metrics) {
     rpc_metrics_ = std::make_unique<ops::RpcMetrics>(

@@ -87,6 +87,103 @@ TEST_F(BrokerConfigTest, RefusesOutOfRangeSettingsNamingFileAndField) {
   }
 }
 
+TEST_F(BrokerConfigTest, IsolationAndTransportLimitsHaveDocumentedDefaults) {
+  absl::StatusOr<BrokerOptions> options = LoadBrokerConfig(Write(""));
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->exchange_max_in_flight_per_consumer, 512u);
+  EXPECT_EQ(options->exchange_max_deadline, absl::Seconds(30));
+  EXPECT_EQ(options->max_fetches_per_provider, 512u);
+  EXPECT_EQ(options->breaker_failure_threshold, 5u);
+  EXPECT_EQ(options->breaker_cool_down, absl::Seconds(5));
+  EXPECT_EQ(options->breaker_min_timeout, absl::Milliseconds(500));
+  const BrokerOptions::Transport& t = options->transport;
+  EXPECT_EQ(t.max_concurrent_streams, 100);
+  EXPECT_EQ(t.resource_quota_mb, 256);
+  EXPECT_EQ(t.handshake_timeout, absl::Seconds(5));
+  EXPECT_EQ(t.max_connection_idle, absl::Seconds(600));
+  EXPECT_EQ(t.max_connection_age, absl::Seconds(3600));
+  EXPECT_EQ(t.max_connection_age_grace, absl::Seconds(30));
+  EXPECT_EQ(t.http2_max_frame_size, 16384);
+  EXPECT_EQ(t.max_metadata_bytes, 16384);
+  EXPECT_EQ(t.min_ping_interval, absl::Seconds(10));
+  EXPECT_EQ(t.max_ping_strikes, 2);
+  EXPECT_TRUE(t.require_directory_agency);
+}
+
+TEST_F(BrokerConfigTest, ReadsIsolationAndTransportLimits) {
+  absl::StatusOr<BrokerOptions> options = LoadBrokerConfig(Write(R"txt(
+exchange {
+  max_in_flight: 100
+  max_in_flight_per_consumer: 10
+  max_deadline_ms: 2000
+  max_fetches_per_provider: 7
+  circuit_breaker { failure_threshold: 3 cool_down_ms: 250 min_timeout_ms: 20 }
+}
+transport {
+  max_concurrent_streams: 8
+  resource_quota_mb: 64
+  handshake_timeout_ms: 1500
+  max_connection_idle_seconds: 60
+  max_connection_age_seconds: 120
+  max_connection_age_grace_seconds: 5
+  max_metadata_bytes: 4096
+  allow_agencies_outside_directory: true
+}
+)txt"));
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->exchange_max_in_flight_per_consumer, 10u);
+  EXPECT_EQ(options->exchange_max_deadline, absl::Seconds(2));
+  EXPECT_EQ(options->max_fetches_per_provider, 7u);
+  EXPECT_EQ(options->breaker_failure_threshold, 3u);
+  EXPECT_EQ(options->breaker_cool_down, absl::Milliseconds(250));
+  EXPECT_EQ(options->breaker_min_timeout, absl::Milliseconds(20));
+  EXPECT_EQ(options->transport.max_concurrent_streams, 8);
+  EXPECT_EQ(options->transport.resource_quota_mb, 64);
+  EXPECT_EQ(options->transport.handshake_timeout, absl::Milliseconds(1500));
+  EXPECT_EQ(options->transport.max_connection_idle, absl::Seconds(60));
+  EXPECT_EQ(options->transport.max_connection_age, absl::Seconds(120));
+  EXPECT_EQ(options->transport.max_connection_age_grace, absl::Seconds(5));
+  EXPECT_EQ(options->transport.max_metadata_bytes, 4096);
+  EXPECT_FALSE(options->transport.require_directory_agency);
+  // A small max_in_flight bounds the per-consumer default too.
+  absl::StatusOr<BrokerOptions> small = LoadBrokerConfig(Write("exchange { max_in_flight: 2 }"));
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(small->exchange_max_in_flight_per_consumer, 2u);
+  absl::StatusOr<BrokerOptions> off =
+      LoadBrokerConfig(Write("exchange { circuit_breaker { disabled: true } }"));
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->breaker_failure_threshold, 0u);
+}
+
+TEST_F(BrokerConfigTest, RefusesOutOfRangeLimitsNamingFileAndField) {
+  const struct {
+    std::string text;
+    std::string field;
+  } cases[] = {
+      {"exchange { max_in_flight: 10 max_in_flight_per_consumer: 11 }",
+       "exchange.max_in_flight_per_consumer: at most exchange.max_in_flight (10)"},
+      {"exchange { max_deadline_ms: 50 }",
+       "exchange.max_deadline_ms: must be from 100 to 600000, got 50"},
+      {"exchange { circuit_breaker { cool_down_ms: 700000 } }",
+       "exchange.circuit_breaker.cool_down_ms: must be from 10 to 600000, got 700000"},
+      {"transport { max_concurrent_streams: 20000 }",
+       "transport.max_concurrent_streams: must be from 1 to 10000, got 20000"},
+      {"transport { resource_quota_mb: 8 }",
+       "transport.resource_quota_mb: must be from 16 to 65536, got 8"},
+      {"transport { handshake_timeout_ms: 50 }",
+       "transport.handshake_timeout_ms: must be from 100 to 120000, got 50"},
+      {"transport { http2_max_frame_size: 1000 }",
+       "transport.http2_max_frame_size: must be from 16384 to 16777215, got 1000"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = Write(c.text);
+    absl::StatusOr<BrokerOptions> options = LoadBrokerConfig(path);
+    ASSERT_FALSE(options.ok()) << c.text;
+    EXPECT_EQ(options.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_EQ(options.status().message(), absl::StrCat(path, ": ", c.field)) << c.text;
+  }
+}
+
 TEST_F(BrokerConfigTest, TlsReloadSettingsHaveDefaultsAndBoundsNamingFileAndField) {
   absl::StatusOr<BrokerOptions> defaults = LoadBrokerConfig(Write(""));
   ASSERT_TRUE(defaults.ok()) << defaults.status();

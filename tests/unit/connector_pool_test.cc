@@ -354,5 +354,82 @@ TEST_F(ConnectorPoolTest, AnAgencyWithoutAConnectorIsUnavailable) {
   EXPECT_EQ(answer.status.error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+// Isolation (issue 13): the breaker and the per-provider limit.
+std::unique_ptr<ConnectorPool> MakeGuardedPool(const std::string& pki, uint32_t threshold,
+                                               uint32_t max_outstanding) {
+  CircuitBreaker::Options breaker;
+  breaker.failure_threshold = threshold;
+  breaker.cool_down = absl::Hours(1);
+  return std::make_unique<ConnectorPool>(
+      ConnectorPool::Options{.tls = BrokerTls(pki),
+                             .max_fetches_per_provider = max_outstanding,
+                             .breaker = breaker});
+}
+
+TEST_F(ConnectorPoolTest, AfterFailuresInARowTheBreakerRefusesFetchesAtOnceSayingWhy) {
+  PointBankAt("127.0.0.1:1");
+  auto pool = MakeGuardedPool(PkiDir(), 3, 512);
+  for (int i = 0; i < 3; ++i) {
+    Answer answer;
+    Fetch(*pool, "c1", answer);
+    ASSERT_TRUE(answer.Wait(absl::Seconds(10)));
+    absl::MutexLock lock(&answer.mu);
+    EXPECT_EQ(answer.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_NE(answer.status.error_details(), ConnectorPool::kRefusedByBroker) << "fetch " << i;
+  }
+  EXPECT_EQ(pool->BreakerState("bank"), CircuitBreaker::State::kOpen);
+  Answer refused;
+  const absl::Time start = absl::Now();
+  Fetch(*pool, "c1", refused);
+  ASSERT_TRUE(refused.Wait(absl::Seconds(1)));
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(50));
+  absl::MutexLock lock(&refused.mu);
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(refused.status.error_details(), ConnectorPool::kRefusedByBroker);
+  EXPECT_TRUE(absl::StrContains(refused.status.error_message(), "circuit breaker open"))
+      << refused.status.error_message();
+  EXPECT_EQ(pool->counters().refused_circuit_open.load(), 1u);
+}
+
+TEST_F(ConnectorPoolTest, AnswersThatAreErrorsAboutTheRequestDoNotOpenTheBreaker) {
+  StartBank();
+  auto pool = MakeGuardedPool(PkiDir(), 2, 512);
+  for (int i = 0; i < 5; ++i) {
+    Answer answer;
+    Fetch(*pool, absl::StrCat("unknown-", i), answer);
+    ASSERT_TRUE(answer.Wait(absl::Seconds(10)));
+    absl::MutexLock lock(&answer.mu);
+    EXPECT_EQ(answer.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  EXPECT_EQ(pool->BreakerState("bank"), CircuitBreaker::State::kClosed);
+}
+
+TEST_F(ConnectorPoolTest, FetchesBeyondTheProviderLimitFailAtOnce) {
+  EchoSource& source = StartBank();
+  auto pool = MakeGuardedPool(PkiDir(), 5, 2);
+  Answer held1, held2, over;
+  Fetch(*pool, "held-1", held1);
+  Fetch(*pool, "held-2", held2);
+  Fetch(*pool, "c3", over);
+  ASSERT_TRUE(over.Wait(absl::Seconds(1))) << "the third fetch waited";
+  {
+    absl::MutexLock lock(&over.mu);
+    EXPECT_EQ(over.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(over.status.error_details(), ConnectorPool::kRefusedByBroker);
+    EXPECT_TRUE(absl::StrContains(over.status.error_message(), "max_fetches_per_provider"))
+        << over.status.error_message();
+  }
+  source.Release();
+  ASSERT_TRUE(held1.Wait(absl::Seconds(10)));
+  ASSERT_TRUE(held2.Wait(absl::Seconds(10)));
+  // Their places are free again.
+  Answer again;
+  Fetch(*pool, "c4", again);
+  ASSERT_TRUE(again.Wait(absl::Seconds(10)));
+  absl::MutexLock lock(&again.mu);
+  EXPECT_TRUE(again.status.ok()) << again.status.error_message();
+  EXPECT_EQ(again.value, "c4");
+}
+
 }  // namespace
 }  // namespace tellonce::broker
