@@ -351,6 +351,45 @@ TEST_F(TransparencyTest, PortalListsTheHistoryAndEveryEventIsProvenAgainstACheck
       << out;
 }
 
+// Issue 13: `to` = 9999-12-31 overflowed int64 nanoseconds (past 2262) and the
+// history came back empty, telling the citizen nobody had accessed their data.
+TEST_F(TransparencyTest, HistoryUpToTheLastRepresentableDayReturnsTheEvents) {
+  MakeTraffic();
+  std::vector<LoggedAccessEvent> all;
+  ASSERT_TRUE(ListAll("portal", kCitizen, &all).ok());
+  ASSERT_FALSE(all.empty());
+
+  auto stub = Transparency("portal");
+  auto list = [&](int64_t from_seconds, int64_t to_seconds, int32_t to_nanos,
+                  tellonce::v1::ListAccessEventsResponse* response) {
+    tellonce::v1::ListAccessEventsRequest request;
+    request.set_citizen_id(kCitizen);
+    request.set_page_size(500);
+    request.mutable_from()->set_seconds(from_seconds);
+    request.mutable_to()->set_seconds(to_seconds);
+    request.mutable_to()->set_nanos(to_nanos);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stub->ListAccessEvents(&context, request, response);
+  };
+  constexpr int64_t kYear1 = -62135596800;       // 0001-01-01T00:00:00Z
+  constexpr int64_t kYear9999 = 253402300799;    // 9999-12-31T23:59:59Z
+  tellonce::v1::ListAccessEventsResponse response;
+  grpc::Status status = list(kYear1, kYear9999, 999999999, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(static_cast<size_t>(response.events_size()), all.size());
+
+  // Past the range of google.protobuf.Timestamp: refused, naming the field.
+  response.Clear();
+  status = list(kYear1, kYear9999 + 1, 0, &response);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "to: ")) << status.error_message();
+  EXPECT_EQ(response.events_size(), 0);
+  status = list(kYear1 - 1, kYear9999, 0, &response);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "from: ")) << status.error_message();
+}
+
 TEST_F(TransparencyTest, ConsumersSeeOnlyTheirOwnEventsProvidersNoneAndOnlyAdminsExport) {
   std::map<std::string, std::vector<std::string>> ids = MakeTraffic();
 
