@@ -1,4 +1,5 @@
 #include "certs/tls_material.h"
+#include "certs/identity.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -238,8 +239,11 @@ absl::Status CheckRevocation(const CrlSet& crls, absl::string_view chain_pem, ab
 }
 
 PeerCertificateCheck::PeerCertificateCheck(CrlSource crls, std::string expected_spiffe_id,
-                                           std::string side)
-    : crls_(std::move(crls)), expected_(std::move(expected_spiffe_id)), side_(std::move(side)) {}
+                                           std::string side, std::vector<std::string> pins)
+    : crls_(std::move(crls)),
+      expected_(std::move(expected_spiffe_id)),
+      side_(std::move(side)),
+      pins_(std::move(pins)) {}
 
 bool PeerCertificateCheck::Verify(TlsCustomVerificationCheckRequest* request,
                                   std::function<void(grpc::Status)> /*callback*/,
@@ -255,6 +259,10 @@ bool PeerCertificateCheck::Verify(TlsCustomVerificationCheckRequest* request,
     } else if (peer != expected_) {
       result = absl::UnauthenticatedError(absl::StrCat("peer certificate is not ", expected_));
     }
+  }
+  if (result.ok() && !pins_.empty()) {
+    const grpc::string_ref leaf = request->peer_cert();
+    result = CheckPinned(std::string_view(leaf.data(), leaf.size()), pins_);
   }
   if (result.ok() && crls_) {
     std::shared_ptr<const CrlSet> crls = crls_();

@@ -66,13 +66,15 @@ std::string TimeString(absl::Time t);
 // The handshake check of a peer certificate already verified against ca_file: its
 // revocation status against the CRLs `crls()` returns (skipped when `crls` is empty or
 // returns null) and, when `expected_spiffe_id` is non-empty, that it has exactly that
-// one URI SAN. Refusals are logged at WARN with the peer's SPIFFE id, at most one line
-// per 10 s per verifier. Synchronous; thread-safe.
+// one URI SAN, and, when `pins` is not empty, that its public key is one of them
+// (certs::CheckPinned). Refusals are logged at WARN with the peer's SPIFFE id, at most
+// one line per 10 s per verifier. Synchronous; thread-safe.
 class PeerCertificateCheck final : public grpc::experimental::ExternalCertificateVerifier {
  public:
   using CrlSource = std::function<std::shared_ptr<const CrlSet>()>;
 
-  PeerCertificateCheck(CrlSource crls, std::string expected_spiffe_id, std::string side);
+  PeerCertificateCheck(CrlSource crls, std::string expected_spiffe_id, std::string side,
+                       std::vector<std::string> pins = {});
 
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)> callback, grpc::Status* sync_status) override;
@@ -82,6 +84,7 @@ class PeerCertificateCheck final : public grpc::experimental::ExternalCertificat
   const CrlSource crls_;
   const std::string expected_;
   const std::string side_;  // "server" or "client", for log lines
+  const std::vector<std::string> pins_;
   ops::LogThrottle refusals_{absl::Seconds(10)};
 };
 

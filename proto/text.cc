@@ -76,7 +76,9 @@ absl::Status CheckCleanText(absl::string_view text) {
   return absl::OkStatus();
 }
 
-std::string EscapeText(absl::string_view text) {
+namespace {
+
+std::string Escape(absl::string_view text, bool output) {
   std::string out;
   out.reserve(text.size());
   size_t pos = 0;
@@ -85,6 +87,8 @@ std::string EscapeText(absl::string_view text) {
     const int32_t cp = NextCodePoint(text, &pos);
     if (cp < 0) {
       absl::StrAppend(&out, absl::StrFormat("\\x%02x", static_cast<uint8_t>(text[start])));
+    } else if (output && (cp == '\n' || cp == '\t' || cp == '\\')) {
+      out += static_cast<char>(cp);
     } else if (cp == '\\') {
       out += "\\\\";
     } else if (cp < 0x20 || cp == 0x7F) {
@@ -92,10 +96,16 @@ std::string EscapeText(absl::string_view text) {
     } else if (IsControl(cp) || IsBidiControl(cp)) {
       absl::StrAppend(&out, absl::StrFormat("\\u%04x", cp));
     } else {
-      out.append(text.substr(start, pos - start));
+      out.append(text.data() + start, pos - start);
     }
   }
   return out;
 }
+
+}  // namespace
+
+std::string EscapeText(absl::string_view text) { return Escape(text, /*output=*/false); }
+
+std::string EscapeOutputText(absl::string_view text) { return Escape(text, /*output=*/true); }
 
 }  // namespace tellonce

@@ -24,6 +24,12 @@ absl::Status CheckCleanText(absl::string_view text);
 // (C1), bidirectional controls as "\u202e", bytes that are not valid UTF-8 as "\xHH".
 std::string EscapeText(absl::string_view text);
 
+// EscapeText for whole lines of program output: as EscapeText, except that line feeds
+// and tabs (the program's own layout) and backslashes (JSON's escapes) pass as they
+// are. What the broker sends can then neither move the cursor, recolour, clear or
+// retitle the terminal, nor reorder what is read (bidi controls print as "\u202e").
+std::string EscapeOutputText(absl::string_view text);
+
 }  // namespace tellonce
 
 #endif  // TELLONCE_PROTO_TEXT_H_

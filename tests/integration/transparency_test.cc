@@ -134,7 +134,8 @@ class TransparencyTest : public ::testing::Test {
   int OfflineCli(std::vector<std::string> args, std::string* output) {
     std::vector<std::string> argv = {CliBinary()};
     argv.insert(argv.end(), args.begin(), args.end());
-    argv.insert(argv.end(), {"--broker-cert", pki_->broker_cert()});
+    argv.insert(argv.end(),
+                {"--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()});
     return RunCommand(argv, output);
   }
 
@@ -143,7 +144,8 @@ class TransparencyTest : public ::testing::Test {
     std::string out;
     EXPECT_EQ(
         Cli(agency,
-            {"audit", "checkpoint", "--fresh", "--out", path, "--broker-cert", pki_->broker_cert()},
+            {"audit", "checkpoint", "--fresh", "--out", path, "--broker-cert", pki_->broker_cert(),
+             "--signing-keys", pki_->signing_keys()},
             &out),
         0)
         << out;
@@ -309,7 +311,7 @@ TEST_F(TransparencyTest, PortalListsTheHistoryAndEveryEventIsProvenAgainstACheck
   for (const LoggedAccessEvent& e : events) {
     ASSERT_EQ(Cli("portal",
                   {"audit", "prove", "--index", std::to_string(e.index()), "--checkpoint",
-                   new_checkpoint_file, "--broker-cert", pki_->broker_cert()},
+                   new_checkpoint_file, "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                   &out),
               0)
         << out;
@@ -320,7 +322,7 @@ TEST_F(TransparencyTest, PortalListsTheHistoryAndEveryEventIsProvenAgainstACheck
   // The new checkpoint extends the old one.
   ASSERT_EQ(Cli("bank",
                 {"audit", "prove", "--old", old_checkpoint_file, "--new", new_checkpoint_file,
-                 "--broker-cert", pki_->broker_cert()},
+                 "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             0)
       << out;
@@ -338,14 +340,14 @@ TEST_F(TransparencyTest, PortalListsTheHistoryAndEveryEventIsProvenAgainstACheck
   std::ofstream(forged_file, std::ios::binary) << forged.SerializeAsString();
   EXPECT_EQ(Cli("portal",
                 {"audit", "prove", "--index", "0", "--checkpoint", forged_file, "--broker-cert",
-                 pki_->broker_cert()},
+                 pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             1)
       << out;
   EXPECT_TRUE(absl::StrContains(out, "FAILED")) << out;
   EXPECT_EQ(Cli("portal",
                 {"audit", "prove", "--old", old_checkpoint_file, "--new", forged_file,
-                 "--broker-cert", pki_->broker_cert()},
+                 "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             1)
       << out;
@@ -439,7 +441,7 @@ TEST_F(TransparencyTest, ConsumersSeeOnlyTheirOwnEventsProvidersNoneAndOnlyAdmin
   EXPECT_EQ(status.error_code(), grpc::PERMISSION_DENIED) << status.error_message();
   EXPECT_EQ(Cli("tax",
                 {"audit", "prove", "--index", std::to_string(benefits.front().index()),
-                 "--checkpoint", checkpoint_file, "--broker-cert", pki_->broker_cert()},
+                 "--checkpoint", checkpoint_file, "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             1)
       << out;
@@ -643,7 +645,7 @@ TEST_F(TransparencyTest, AfterAKillEveryAcknowledgedExchangeIsInTheLogAndTheLogS
   std::string out;
   ASSERT_EQ(Cli("tax",
                 {"audit", "prove", "--old", before_file, "--new", after_file, "--broker-cert",
-                 pki_->broker_cert()},
+                 pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             0)
       << out;
