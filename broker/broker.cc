@@ -49,10 +49,10 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       broker->tls_->ServerCredentials(std::move(admit));
   if (!credentials.ok()) return credentials.status();
   absl::StatusOr<certs::SigningKey> signing_key =
-      certs::SigningKey::FromPemFile(options.tls.key_file);
+      certs::SigningKey::FromPemFile(options.signing_key_file, options.signing_key_id);
   if (!signing_key.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("tls.key_file: ", signing_key.status().message()));
+        absl::StrCat("signing.key_file: ", signing_key.status().message()));
   }
 
   absl::StatusOr<std::unique_ptr<consent::Database>> db =

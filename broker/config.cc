@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "certs/signing.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/config.pb.h"
 
@@ -317,6 +318,20 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     }
   }
   options.rpc_metrics = !config.admin().unsafe_disable_rpc_metrics();
+
+  // No fallback to the TLS key: receipts and checkpoints are signed by a key of their
+  // own, or the broker does not start (broker/README.md, "Keys").
+  if (config.signing().key_file().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": signing.key_file: required (the receipt and checkpoint signing key, separate "
+              "from tls.key_file; make-dev-pki writes signing/broker-signing.key)"));
+  }
+  if (config.signing().key_id().empty()) return required("signing.key_id");
+  if (absl::Status s = certs::CheckKeyId(config.signing().key_id()); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": signing.key_id: ", s.message()));
+  }
+  options.signing_key_file = Resolve(base, config.signing().key_file());
+  options.signing_key_id = config.signing().key_id();
   return options;
 }
 

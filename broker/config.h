@@ -21,6 +21,10 @@ struct BrokerOptions {
   // host:port to listen on. Default "127.0.0.1:7443". Port 0 picks a free port.
   std::string listen_address = "127.0.0.1:7443";
   certs::TlsPaths tls;
+  // The receipt and checkpoint signing key (PEM, EC P-256) and its key id. Required;
+  // never the TLS key.
+  std::string signing_key_file;
+  std::string signing_key_id;
   // How often the TLS files are re-read and how early their expiry is warned about.
   // Defaults 5 s and 168 h (certs::TlsMaterialWatcher::Options).
   certs::TlsMaterialWatcher::Options tls_watch;

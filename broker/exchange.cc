@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/civil_time.h"
 #include "consent/access_decision.h"
 #include "consent/validation.h"
 #include "ops/log.h"
@@ -34,6 +35,23 @@ size_t ValueBytes(const tellonce::v1::AttributeValue& value) {
     default:
       return 0;
   }
+}
+
+// The plausible range of a provider's as_of (exchange.proto, Provenance.as_of).
+constexpr absl::Duration kAsOfClockSkew = absl::Minutes(5);
+
+// OK when a provider's as_of is a valid time from 1900-01-01 up to `now` plus the
+// allowed clock skew; INVALID_ARGUMENT "as_of: ..." otherwise.
+absl::Status CheckAsOf(const google::protobuf::Timestamp& as_of, absl::Time now) {
+  absl::StatusOr<absl::Time> t = CheckedFromProtoTime(as_of, "as_of");
+  if (!t.ok()) return t.status();
+  if (*t < absl::FromCivil(absl::CivilSecond(1900, 1, 1), absl::UTCTimeZone())) {
+    return absl::InvalidArgumentError("as_of: before 1900-01-01");
+  }
+  if (*t > now + kAsOfClockSkew) {
+    return absl::InvalidArgumentError("as_of: more than 5 minutes in the future");
+  }
+  return absl::OkStatus();
 }
 
 // The result code for a failed connector call.
@@ -403,6 +421,19 @@ bool Exchange::TakeAnswer(Call& call, const std::vector<size_t>& indexes,
                                {"reason", "unasked or repeated attribute"}});
       fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
                "the provider answered with attributes it was not asked for, or twice");
+      return --call.pending == 0;
+    }
+  }
+  if (response.has_as_of()) {
+    if (absl::Status s = CheckAsOf(response.as_of(), as_of_fallback); !s.ok()) {
+      counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
+      RejectedAnswerLog().Log(ops::LogLevel::kWarning, "provider answer rejected",
+                              {{"provider", call.decisions[indexes.front()].provider},
+                               {"consumer", call.consumer},
+                               {"exchange_id", call.exchange_id},
+                               {"reason", std::string(s.message())}});
+      fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
+               absl::StrCat("the provider's answer ", s.message()));
       return --call.pending == 0;
     }
   }

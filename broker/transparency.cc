@@ -313,10 +313,12 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::Sign() {
   *body.mutable_signed_at() = ToProtoTime(now);
   tellonce::v1::SignedCheckpoint checkpoint;
   checkpoint.set_body(body.SerializeAsString());
-  absl::StatusOr<std::string> signature = key_.Sign(checkpoint.body());
+  absl::StatusOr<std::string> signature =
+      key_.Sign(certs::SignedKind::kCheckpoint, checkpoint.body());
   if (!signature.ok()) return signature.status();
   checkpoint.set_signature(*signature);
   checkpoint.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
+  checkpoint.set_key_id(key_.key_id());
 
   rocksdb::WriteOptions sync;
   sync.sync = true;

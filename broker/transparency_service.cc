@@ -16,10 +16,7 @@ constexpr char kService[] = "TransparencyService";
 absl::StatusOr<absl::Time> TimeField(const google::protobuf::Timestamp& t, bool set,
                                      absl::Time unset, const char* field) {
   if (!set) return unset;
-  if (!IsValidProtoTime(t)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid timestamp"));
-  }
-  return FromProtoTime(t);
+  return CheckedFromProtoTime(t, field);
 }
 
 }  // namespace

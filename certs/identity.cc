@@ -4,6 +4,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -14,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc_security_constants.h"
 
@@ -167,6 +169,53 @@ absl::StatusOr<SpiffeId> CertificateSpiffeId(const std::string& certificate_pem)
     return absl::InvalidArgumentError(absl::StrCat("certificate: ", id.status().message()));
   }
   return id;
+}
+
+absl::StatusOr<std::string> CertificatePin(std::string_view certificate_pem) {
+  auto bio = internal::MemBio(certificate_pem);
+  if (bio == nullptr) return absl::InternalError("BIO_new_mem_buf failed");
+  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (cert == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("certificate: not a PEM X.509 certificate");
+  }
+  unsigned char* der = nullptr;
+  const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert.get()), &der);
+  if (len <= 0) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("certificate: unreadable public key");
+  }
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(der, static_cast<size_t>(len), digest);
+  OPENSSL_free(der);
+  return absl::Base64Escape(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+absl::Status CheckPinSyntax(std::string_view pin) {
+  std::string raw;
+  if (pin.size() != 44 || !absl::Base64Unescape(Absl(pin), &raw) || raw.size() != 32) {
+    return absl::InvalidArgumentError(
+        "pin: must be the base64 SHA-256 of a SubjectPublicKeyInfo (44 characters)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPinned(std::string_view certificate_pem, const std::vector<std::string>& pins) {
+  if (pins.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> pin = CertificatePin(certificate_pem);
+  if (!pin.ok()) return absl::UnauthenticatedError("peer certificate unreadable for pinning");
+  for (const std::string& p : pins) {
+    if (p == *pin) return absl::OkStatus();
+  }
+  return absl::UnauthenticatedError("peer certificate key is not pinned");
+}
+
+absl::Status CheckPeerPinned(const grpc::AuthContext& auth, const std::vector<std::string>& pins) {
+  if (pins.empty()) return absl::OkStatus();
+  const std::vector<grpc::string_ref> pems = auth.FindPropertyValues("x509_pem_cert");
+  if (pems.size() != 1) return absl::UnauthenticatedError("no peer certificate to check the pin");
+  return CheckPinned(std::string_view(pems[0].data(), pems[0].size()), pins);
 }
 
 }  // namespace tellonce::certs

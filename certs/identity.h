@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/security/auth_context.h"
@@ -39,6 +40,24 @@ absl::StatusOr<SpiffeId> PeerIdentity(const grpc::AuthContext& auth,
 // The single URI SAN of a PEM certificate, parsed. INVALID_ARGUMENT when the PEM
 // cannot be parsed or does not have exactly one URI SAN.
 absl::StatusOr<SpiffeId> CertificateSpiffeId(const std::string& certificate_pem);
+
+// The pin of a PEM certificate (the first in the PEM): base64 of the SHA-256 of its
+// SubjectPublicKeyInfo in DER, as `openssl x509 -pubkey -noout | openssl pkey -pubin
+// -outform der | openssl dgst -sha256 -binary | base64` prints it. The pin names the
+// key, so it survives re-issuing the certificate over the same key. INVALID_ARGUMENT
+// when the PEM is not a certificate.
+absl::StatusOr<std::string> CertificatePin(std::string_view certificate_pem);
+
+// OK when `pin` looks like a pin (base64 of 32 bytes); INVALID_ARGUMENT otherwise.
+absl::Status CheckPinSyntax(std::string_view pin);
+
+// OK when `pins` is empty or the certificate's pin is one of them. UNAUTHENTICATED
+// "peer certificate key is not pinned" otherwise (or when the PEM does not parse).
+absl::Status CheckPinned(std::string_view certificate_pem, const std::vector<std::string>& pins);
+
+// CheckPinned on the verified peer certificate of a call (gRPC's "x509_pem_cert"
+// property). UNAUTHENTICATED when `pins` is not empty and there is no such certificate.
+absl::Status CheckPeerPinned(const grpc::AuthContext& auth, const std::vector<std::string>& pins);
 
 }  // namespace tellonce::certs
 

@@ -60,7 +60,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
-    const TlsPaths& paths, const std::string& expected_server_spiffe_id) {
+    const TlsPaths& paths, const std::string& expected_server_spiffe_id,
+    const std::vector<std::string>& server_pins) {
   absl::StatusOr<TlsMaterial> material =
       internal::LoadTlsMaterial(paths, /*allow_expired_crl=*/false);
   if (!material.ok()) return material.status();
@@ -79,7 +80,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
     if (!paths.crl_dir.empty()) options.set_crl_directory(paths.crl_dir);
   } else {
     options.set_certificate_verifier(ExternalCertificateVerifier::Create<PeerCertificateCheck>(
-        FixedCrls(material->crls), expected_server_spiffe_id, "client"));
+        FixedCrls(material->crls), expected_server_spiffe_id, "client", PeerCertificateCheck::PeerFilter(), server_pins));
     options.set_check_call_host(false);
   }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::experimental::TlsCredentials(options);

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/security/credentials.h"
@@ -34,9 +35,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 // chain against ca_file. When expected_server_spiffe_id is non-empty the server
 // certificate must carry exactly that URI SAN (host name checking is then skipped,
 // since identity is the SPIFFE id); otherwise the host name is checked as usual.
+// When `server_pins` is not empty, the server certificate's public key must also be
+// one of them (certs::CheckPinned), checked in the handshake.
 // Same errors as MakeServerCredentials.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
-    const TlsPaths& paths, const std::string& expected_server_spiffe_id);
+    const TlsPaths& paths, const std::string& expected_server_spiffe_id,
+    const std::vector<std::string>& server_pins = {});
 
 }  // namespace tellonce::certs
 

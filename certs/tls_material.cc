@@ -1,4 +1,5 @@
 #include "certs/tls_material.h"
+#include "certs/identity.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -238,11 +239,13 @@ absl::Status CheckRevocation(const CrlSet& crls, absl::string_view chain_pem, ab
 }
 
 PeerCertificateCheck::PeerCertificateCheck(CrlSource crls, std::string expected_spiffe_id,
-                                           std::string side, PeerFilter admit)
+                                           std::string side, PeerFilter admit,
+                                           std::vector<std::string> pins)
     : crls_(std::move(crls)),
       expected_(std::move(expected_spiffe_id)),
       side_(std::move(side)),
-      admit_(std::move(admit)) {}
+      admit_(std::move(admit)),
+      pins_(std::move(pins)) {}
 
 bool PeerCertificateCheck::Verify(TlsCustomVerificationCheckRequest* request,
                                   std::function<void(grpc::Status)> /*callback*/,
@@ -264,6 +267,10 @@ bool PeerCertificateCheck::Verify(TlsCustomVerificationCheckRequest* request,
                  ? admit_(peer)
                  : absl::UnauthenticatedError(absl::StrCat("peer certificate has ", uris.size(),
                                                            " URI SANs, expected exactly one"));
+  }
+  if (result.ok() && !pins_.empty()) {
+    const grpc::string_ref leaf = request->peer_cert();
+    result = CheckPinned(std::string_view(leaf.data(), leaf.size()), pins_);
   }
   if (result.ok() && crls_) {
     std::shared_ptr<const CrlSet> crls = crls_();

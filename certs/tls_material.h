@@ -67,7 +67,8 @@ std::string TimeString(absl::Time t);
 // revocation status against the CRLs `crls()` returns (skipped when `crls` is empty or
 // returns null) and, when `expected_spiffe_id` is non-empty, that it has exactly that
 // one URI SAN; when `admit` is set, that it returns OK for the peer's one URI SAN
-// (the broker refuses agencies outside its directory here, before any stream).
+// (the broker refuses agencies outside its directory here, before any stream); and,
+// when `pins` is not empty, that its public key is one of them (certs::CheckPinned).
 // Refusals are logged at WARN with the peer's SPIFFE id, at most one line per 10 s per
 // verifier. Synchronous; thread-safe.
 class PeerCertificateCheck final : public grpc::experimental::ExternalCertificateVerifier {
@@ -76,7 +77,7 @@ class PeerCertificateCheck final : public grpc::experimental::ExternalCertificat
   using PeerFilter = std::function<absl::Status(std::string_view spiffe_id)>;
 
   PeerCertificateCheck(CrlSource crls, std::string expected_spiffe_id, std::string side,
-                       PeerFilter admit = nullptr);
+                       PeerFilter admit = nullptr, std::vector<std::string> pins = {});
 
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)> callback, grpc::Status* sync_status) override;
@@ -87,6 +88,7 @@ class PeerCertificateCheck final : public grpc::experimental::ExternalCertificat
   const std::string expected_;
   const std::string side_;  // "server" or "client", for log lines
   const PeerFilter admit_;
+  const std::vector<std::string> pins_;
   ops::LogThrottle refusals_{absl::Seconds(10)};
 };
 

@@ -309,7 +309,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsMaterialWatcher::Ser
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsMaterialWatcher::ChannelCredentials(
-    const std::string& expected_server_spiffe_id) const {
+    const std::string& expected_server_spiffe_id,
+    const std::vector<std::string>& server_pins) const {
   if (expected_server_spiffe_id.empty()) {
     return absl::InvalidArgumentError("expected server SPIFFE id: required");
   }
@@ -321,7 +322,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsMaterialWatcher::Ch
   PeerCertificateCheck::CrlSource crls;
   if (!paths_.crl_dir.empty()) crls = [holder = crls_] { return holder->Get(); };
   options.set_certificate_verifier(ExternalCertificateVerifier::Create<PeerCertificateCheck>(
-      std::move(crls), expected_server_spiffe_id, "client"));
+      std::move(crls), expected_server_spiffe_id, "client", PeerCertificateCheck::PeerFilter(), server_pins));
   options.set_check_call_host(false);
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::experimental::TlsCredentials(options);
   if (creds == nullptr) return absl::InternalError("gRPC refused the TLS channel options");

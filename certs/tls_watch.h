@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -117,9 +118,10 @@ class TlsMaterialWatcher {
 
   // Channel credentials over the watched material, as MakeChannelCredentials: the
   // server must present exactly `expected_server_spiffe_id` (required here) and not be
-  // revoked. Thread-safe.
+  // revoked, and, when `server_pins` is not empty, carry one of those keys. Thread-safe.
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
-      const std::string& expected_server_spiffe_id) const;
+      const std::string& expected_server_spiffe_id,
+      const std::vector<std::string>& server_pins = {}) const;
 
   const TlsPaths& paths() const { return paths_; }
 

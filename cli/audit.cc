@@ -249,16 +249,17 @@ LogVerdict VerifyLog(const LogCopy& log, const TreeHead& checkpoint,
 }
 
 absl::StatusOr<tellonce::v1::Checkpoint> VerifyCheckpoint(
-    const tellonce::v1::SignedCheckpoint& signed_checkpoint, const certs::VerifyingKey& key,
+    const tellonce::v1::SignedCheckpoint& signed_checkpoint, const certs::VerifyingKeySet& keys,
     const std::string& issuer) {
   if (signed_checkpoint.signature_algorithm() != certs::kSignatureAlgorithm) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported signature algorithm \"",
                                                    signed_checkpoint.signature_algorithm(), "\""));
   }
-  if (absl::Status s = key.Verify(signed_checkpoint.body(), signed_checkpoint.signature());
+  if (absl::Status s = keys.Verify(certs::SignedKind::kCheckpoint, signed_checkpoint.key_id(),
+                                   signed_checkpoint.body(), signed_checkpoint.signature());
       !s.ok()) {
     return absl::UnauthenticatedError(
-        "checkpoint signature does not verify with the broker certificate");
+        absl::StrCat("checkpoint signature does not verify with the signing keys: ", s.message()));
   }
   tellonce::v1::Checkpoint checkpoint;
   if (!checkpoint.ParseFromString(signed_checkpoint.body())) {

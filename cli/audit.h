@@ -98,12 +98,13 @@ struct LogVerdict {
 LogVerdict VerifyLog(const LogCopy& log, const TreeHead& checkpoint,
                      const std::vector<TreeHead>& other_checkpoints);
 
-// Verifies `signed_checkpoint`'s signature with `key`, that it was issued by
+// Verifies `signed_checkpoint`'s signature with the key of `keys` its key_id names
+// (as certs::SignedKind::kCheckpoint), that it was issued by
 // `issuer` (the broker's SPIFFE id) and is well formed; returns the parsed body.
 // UNAUTHENTICATED when the signature does not verify, INVALID_ARGUMENT when it is
 // malformed or issued by someone else.
 absl::StatusOr<tellonce::v1::Checkpoint> VerifyCheckpoint(
-    const tellonce::v1::SignedCheckpoint& signed_checkpoint, const certs::VerifyingKey& key,
+    const tellonce::v1::SignedCheckpoint& signed_checkpoint, const certs::VerifyingKeySet& keys,
     const std::string& issuer);
 // The TreeHead of a parsed checkpoint; INVALID_ARGUMENT when the root is not 32 bytes.
 absl::StatusOr<TreeHead> ToTreeHead(const tellonce::v1::Checkpoint& checkpoint);

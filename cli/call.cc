@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "certs/citizen_assertion.h"
 #include "certs/identity.h"
+#include "certs/signing.h"
 #include "certs/tls.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -137,6 +138,23 @@ absl::Status RequireFlags(const Args& args, std::initializer_list<const char*> n
     if (!args.Has(name)) return absl::InvalidArgumentError(absl::StrCat("--", name, ": required"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<certs::VerifyingKeySet> LoadSigningKeys(const Args& args) {
+  if (absl::Status s = RequireFlags(args, {"signing-keys"}); !s.ok()) return s;
+  absl::StatusOr<certs::VerifyingKeySet> keys =
+      certs::VerifyingKeySet::FromDirectory(args.Get("signing-keys"));
+  if (!keys.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--signing-keys: ", keys.status().message()));
+  }
+  return keys;
+}
+
+ops::FlagSpec SigningKeysFlag() {
+  return {"signing-keys", "DIR",
+          "the broker's public signing keys, one <key_id>.pem each (make-dev-pki writes "
+          "signing-keys/); every key listed is trusted, so keep old ones while rotating; "
+          "required"};
 }
 
 int ParsePageSize(const Args& args, int* page_size) {

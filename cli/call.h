@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "certs/signing.h"
 #include "cli/args.h"
 #include "cli/command.h"
 #include "google/protobuf/message.h"
@@ -53,6 +54,13 @@ int Fail(const absl::Status& status);
 
 // INVALID_ARGUMENT "--<name>: required" for the first flag missing.
 absl::Status RequireFlags(const Args& args, std::initializer_list<const char*> names);
+
+// The broker's public signing keys from --signing-keys DIR (one "<key_id>.pem" each,
+// certs::VerifyingKeySet::FromDirectory), for verifying receipts and checkpoints.
+// INVALID_ARGUMENT "--signing-keys: ..." when missing or unreadable.
+absl::StatusOr<certs::VerifyingKeySet> LoadSigningKeys(const Args& args);
+// The flag table entry of --signing-keys.
+ops::FlagSpec SigningKeysFlag();
 
 // Flag values.
 absl::StatusOr<absl::Time> ParseTimeFlag(const std::string& flag, const std::string& text);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/call.h"
 #include "cli/command.h"
+#include "cli/escaping_output.h"
 #include "ops/flags.h"
 
 namespace tellonce::cli {
@@ -110,6 +111,9 @@ int PrintVersion() {
 }  // namespace
 
 int RunCli(int argc, char** argv) {
+  // Nothing from the broker reaches the terminal raw (escaping_output.h).
+  EscapedOutput escaped_stdout(std::cout);
+  EscapedOutput escaped_stderr(std::cerr);
   // The command's words come first, then its flags.
   std::vector<std::string> words;
   std::vector<std::string> rest;

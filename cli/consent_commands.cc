@@ -214,7 +214,9 @@ int Invalid(const Args& args, const std::string& reason) {
 }
 
 int VerifyReceipt(const Args& args) {
-  if (absl::Status s = RequireFlags(args, {"receipt", "broker-cert"}); !s.ok()) return Fail(s);
+  if (absl::Status s = RequireFlags(args, {"receipt", "broker-cert", "signing-keys"}); !s.ok()) {
+    return Fail(s);
+  }
   absl::StatusOr<std::string> json = ReadFileToString(args.Get("receipt"));
   if (!json.ok()) return Fail(json.status());
   tellonce::v1::ConsentReceipt receipt;
@@ -223,8 +225,8 @@ int VerifyReceipt(const Args& args) {
   }
   absl::StatusOr<std::string> cert_pem = ReadFileToString(args.Get("broker-cert"));
   if (!cert_pem.ok()) return Fail(cert_pem.status());
-  absl::StatusOr<certs::VerifyingKey> key = certs::VerifyingKey::FromCertificatePem(*cert_pem);
-  if (!key.ok()) return Fail(key.status());
+  absl::StatusOr<certs::VerifyingKeySet> keys = LoadSigningKeys(args);
+  if (!keys.ok()) return Fail(keys.status());
   absl::StatusOr<certs::SpiffeId> signer = certs::CertificateSpiffeId(*cert_pem);
   if (!signer.ok()) return Fail(signer.status());
 
@@ -232,7 +234,9 @@ int VerifyReceipt(const Args& args) {
     return Invalid(args, absl::StrCat("unsupported signature algorithm \"",
                                       receipt.signature_algorithm(), "\""));
   }
-  if (absl::Status s = key->Verify(receipt.body(), receipt.signature()); !s.ok()) {
+  if (absl::Status s = keys->Verify(certs::SignedKind::kConsentReceipt, receipt.key_id(),
+                                    receipt.body(), receipt.signature());
+      !s.ok()) {
     return Invalid(args, std::string(s.message()));
   }
   tellonce::v1::ReceiptBody body;
@@ -312,12 +316,14 @@ std::vector<Command> ConsentCommands() {
        .flags = list_flags,
        .run = List},
       {.words = {"receipt", "verify"},
-       .synopsis = "--receipt FILE --broker-cert FILE",
-       .description = "Verify a signed consent receipt, offline, with the broker's certificate.\n"
+       .synopsis = "--receipt FILE --broker-cert FILE --signing-keys DIR",
+       .description = "Verify a signed consent receipt, offline, with the broker's signing keys\n"
+                      "(the signature) and certificate (the issuer).\n"
                       "Prints \"receipt OK\" and its contents, or \"receipt INVALID: ...\" and "
                       "exits 1.",
        .flags = {{"receipt", "FILE", "the receipt (JSON, from --receipt-out); required"},
-                 {"broker-cert", "FILE", "the broker's certificate (PEM); required"}},
+                 {"broker-cert", "FILE", "the broker's certificate (PEM); required"},
+                 SigningKeysFlag()},
        .connects = false,
        .run = VerifyReceipt},
   };

@@ -103,9 +103,9 @@ int ListAccess(const Args& args) {
       "access event(s)");
 }
 
-// The broker's public key and SPIFFE id, from --broker-cert.
+// The broker's public signing keys (--signing-keys) and SPIFFE id (--broker-cert).
 struct BrokerKey {
-  certs::VerifyingKey key;
+  certs::VerifyingKeySet key;
   std::string issuer;
 };
 
@@ -113,10 +113,8 @@ absl::StatusOr<BrokerKey> LoadBrokerKey(const Args& args) {
   if (absl::Status s = RequireFlags(args, {"broker-cert"}); !s.ok()) return s;
   absl::StatusOr<std::string> pem = ReadFileToString(args.Get("broker-cert"));
   if (!pem.ok()) return pem.status();
-  absl::StatusOr<certs::VerifyingKey> key = certs::VerifyingKey::FromCertificatePem(*pem);
-  if (!key.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--broker-cert: ", key.status().message()));
-  }
+  absl::StatusOr<certs::VerifyingKeySet> key = LoadSigningKeys(args);
+  if (!key.ok()) return key.status();
   absl::StatusOr<certs::SpiffeId> id = certs::CertificateSpiffeId(*pem);
   if (!id.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--broker-cert: ", id.status().message()));
@@ -502,7 +500,7 @@ int AuditVerify(const Args& args) {
   }
   if (rejected > 0) {
     std::cout << "  warning     " << rejected
-              << " stored checkpoint(s) do not verify with the broker certificate\n";
+              << " stored checkpoint(s) do not verify with the signing keys\n";
   }
   return code;
 }
@@ -511,7 +509,8 @@ int AuditVerify(const Args& args) {
 
 std::vector<Command> TransparencyCommands() {
   const ops::FlagSpec broker_cert{"broker-cert", "FILE",
-                                  "the broker's certificate (PEM), to verify signatures; required"};
+                                  "the broker's certificate (PEM), whose SPIFFE id must be the "
+                                  "checkpoint's issuer; required"};
   std::vector<ops::FlagSpec> access_flags = {
       {"citizen", "ID", "the citizen's id; required"},
       {"from", "RFC3339", "only events at or after this time"},
@@ -527,14 +526,15 @@ std::vector<Command> TransparencyCommands() {
        .flags = access_flags,
        .run = ListAccess},
       {.words = {"audit", "checkpoint"},
-       .synopsis = "[--fresh] --out FILE --broker-cert FILE",
+       .synopsis = "[--fresh] --out FILE --broker-cert FILE --signing-keys DIR",
        .description = "Fetch the access log's signed checkpoint, verify it and save it.",
        .flags = {{"fresh", "", "ask for a checkpoint covering every event so far"},
                  {"out", "FILE", "where to save it (binary SignedCheckpoint); required"},
-                 broker_cert},
+                 broker_cert, SigningKeysFlag()},
        .run = AuditCheckpoint},
       {.words = {"audit", "prove"},
-       .synopsis = "(--index N --checkpoint FILE | --old FILE --new FILE) --broker-cert FILE",
+       .synopsis = "(--index N --checkpoint FILE | --old FILE --new FILE) --broker-cert FILE "
+                   "--signing-keys DIR",
        .description = "Prove an event is in a signed log, or that one checkpoint extends another.\n"
                       "With --index: event N is in the log the checkpoint signs (inclusion).\n"
                       "With --old and --new: the newer checkpoint extends the older one\n"
@@ -543,7 +543,7 @@ std::vector<Command> TransparencyCommands() {
                  {"checkpoint", "FILE", "a checkpoint saved by `audit checkpoint`"},
                  {"old", "FILE", "the older checkpoint (with --new)"},
                  {"new", "FILE", "the newer checkpoint (with --old)"},
-                 broker_cert},
+                 broker_cert, SigningKeysFlag()},
        .run = AuditProve},
       {.words = {"audit", "export"},
        .synopsis = "--out FILE [--data-dir DIR] [--page-size N]",
@@ -555,13 +555,14 @@ std::vector<Command> TransparencyCommands() {
                  {"page-size", "N", "events per call (online); default the broker's"}},
        .run = AuditExport},
       {.words = {"audit", "verify"},
-       .synopsis = "(--data-dir DIR | --log FILE) --checkpoint FILE --broker-cert FILE",
+       .synopsis = "(--data-dir DIR | --log FILE) --checkpoint FILE --broker-cert FILE "
+                   "--signing-keys DIR",
        .description = "Offline: check a copy of the access log against a signed checkpoint.\n"
                       "Prints \"OK: ...\", or \"FAILED: first bad index K: ...\" and exits 1.",
        .flags = {{"data-dir", "DIR", "a copy of the broker's data directory"},
                  {"log", "FILE", "an export file (from `audit export`)"},
                  {"checkpoint", "FILE", "a checkpoint saved by `audit checkpoint`; required"},
-                 broker_cert},
+                 broker_cert, SigningKeysFlag()},
        .connects = false,
        .run = AuditVerify},
   };

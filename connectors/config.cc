@@ -96,6 +96,12 @@ absl::StatusOr<ConnectorOptions> LoadConnectorConfig(const std::string& path) {
   }
   options.data_file = Resolve(base, config.data_file());
   options.broker_address = config.broker_address();
+  for (int i = 0; i < config.broker_pins_size(); ++i) {
+    if (absl::Status s = certs::CheckPinSyntax(config.broker_pins(i)); !s.ok()) {
+      return invalid(absl::StrCat("broker_pins[", i, "]"), std::string(s.message()));
+    }
+    options.broker_pins.push_back(config.broker_pins(i));
+  }
   options.seen_events_file = Resolve(base, config.seen_events_file());
   if (config.max_seen_events() != 0) options.max_seen_events = config.max_seen_events();
   options.log = ops::LogOptionsFromConfig(config.log(), options.log.program);

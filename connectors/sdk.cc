@@ -258,9 +258,11 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
  public:
   // Not owned; all must outlive the service. `source` or `handler` may be null (not
   // served); their pools and `seen` are then null too.
-  ConnectorServiceImpl(std::string trust_domain, AttributeSource* source, WorkerPool* fetch_pool,
-                       ChangeHandler* handler, WorkerPool* change_pool, SeenEvents* seen)
+  ConnectorServiceImpl(std::string trust_domain, std::vector<std::string> broker_pins,
+                       AttributeSource* source, WorkerPool* fetch_pool, ChangeHandler* handler,
+                       WorkerPool* change_pool, SeenEvents* seen)
       : trust_domain_(std::move(trust_domain)),
+        broker_pins_(std::move(broker_pins)),
         source_(source),
         fetch_pool_(fetch_pool),
         handler_(handler),
@@ -388,7 +390,8 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
   }
 
  private:
-  // OK only for the broker of our trust domain, from the verified peer certificate.
+  // OK only for the broker of our trust domain, from the verified peer certificate,
+  // and, when pins are configured, only for a certificate over a pinned key.
   absl::Status AuthorizeBroker(const grpc::ServerContextBase& context) const {
     std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
     if (auth == nullptr) return absl::UnauthenticatedError("no authenticated peer");
@@ -397,6 +400,10 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
     if (!peer->is_broker) {
       return absl::PermissionDeniedError(absl::StrCat(
           "ConnectorService serves only the broker, not agency \"", peer->agency_id, "\""));
+    }
+    if (absl::Status pinned = certs::CheckPeerPinned(*auth, broker_pins_); !pinned.ok()) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("the broker's certificate is not pinned: ", pinned.message()));
     }
     return absl::OkStatus();
   }
@@ -465,6 +472,7 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
   }
 
   const std::string trust_domain_;
+  const std::vector<std::string> broker_pins_;
   AttributeSource* const source_;
   WorkerPool* const fetch_pool_;
   ChangeHandler* const handler_;
@@ -579,8 +587,9 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* h
     change_pool_ =
         std::make_unique<WorkerPool>(options_.change_threads, options_.max_queued_changes);
   }
-  service_ = std::make_unique<ConnectorServiceImpl>(
-      options_.trust_domain, source, fetch_pool_.get(), handler, change_pool_.get(), seen_.get());
+  service_ = std::make_unique<ConnectorServiceImpl>(options_.trust_domain, options_.broker_pins,
+                                                    source, fetch_pool_.get(), handler,
+                                                    change_pool_.get(), seen_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;

@@ -176,6 +176,13 @@ struct ConnectorOptions {
   // host:port of the broker, for the agency's own calls to it (publishing a change,
   // pulling a changed value). Not used by ConnectorServer; empty when not configured.
   std::string broker_address;
+  // Pins of the broker (certs::CertificatePin: base64 SHA-256 of its certificate's
+  // SubjectPublicKeyInfo). When not empty, ConnectorServer serves a caller with the
+  // broker's SPIFFE id only if its certificate's key is one of these, and the agency's
+  // channel to the broker (examples BrokerChannel) accepts only such a broker: a
+  // certificate the CA issued with the broker's identity but another key is refused.
+  // Empty (default): the SPIFFE id alone.
+  std::vector<std::string> broker_pins;
   // Threads that run AttributeSource::Fetch. Default 4.
   int fetch_threads = 4;
   // Fetches waiting for a thread beyond which new calls fail with RESOURCE_EXHAUSTED.

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/textproto.h"
+#include "re2/re2.h"
 
 namespace tellonce::consent {
 namespace {
@@ -410,17 +411,23 @@ absl::Status CheckSubscriptions(const tellonce::v1::Directory& d, const Index& i
   return absl::OkStatus();
 }
 
+// RE2 syntax (the ECMAScript subset a citizen-id rule needs: classes, \\d, counts,
+// alternation; no backreferences or lookaround), matched against the whole id in time
+// linear in its length.
 absl::Status ParseCitizenPattern(const CitizenIdRule& rule, const ContentErrors& error,
-                                 std::regex& pattern) {
+                                 std::shared_ptr<const re2::RE2>& pattern) {
   if (!CitizenIdRule::Checksum_IsValid(rule.checksum())) {
     return error("citizen_id_rule.checksum", absl::StrCat("unknown checksum ", rule.checksum()));
   }
   if (rule.pattern().empty()) return absl::OkStatus();
-  try {
-    pattern = std::regex(rule.pattern(), std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return error("citizen_id_rule.pattern", absl::StrCat("does not compile: ", e.what()));
+  re2::RE2::Options options;
+  options.set_log_errors(false);
+  options.set_encoding(re2::RE2::Options::EncodingLatin1);  // ids are printable ASCII
+  auto compiled = std::make_shared<const re2::RE2>(rule.pattern(), options);
+  if (!compiled->ok()) {
+    return error("citizen_id_rule.pattern", absl::StrCat("does not compile: ", compiled->error()));
   }
+  pattern = std::move(compiled);
   return absl::OkStatus();
 }
 
@@ -456,7 +463,6 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(tellonce::
       !s.ok()) {
     return s;
   }
-  directory->has_citizen_pattern_ = !proto.citizen_id_rule().pattern().empty();
 
   if (proto.limits().has_max_consent_lifetime()) {
     const google::protobuf::Duration& lifetime = proto.limits().max_consent_lifetime();
@@ -569,15 +575,9 @@ absl::Status Directory::CheckCitizenId(std::string_view citizen_id) const {
   if (!IsVisibleAscii(citizen_id)) {
     return absl::InvalidArgumentError("citizen_id: must be printable ASCII without spaces");
   }
-  if (has_citizen_pattern_) {
-    bool matches = false;
-    try {
-      matches = std::regex_match(citizen_id.begin(), citizen_id.end(), citizen_pattern_);
-    } catch (const std::regex_error&) {
-      // Complexity or stack limits of the regex engine: treat as no match.
-      matches = false;
-    }
-    if (!matches) {
+  if (citizen_pattern_ != nullptr) {
+    if (!re2::RE2::FullMatch(re2::StringPiece(citizen_id.data(), citizen_id.size()),
+                             *citizen_pattern_)) {
       return absl::InvalidArgumentError("citizen_id: does not match the configured pattern");
     }
   }

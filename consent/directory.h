@@ -2,7 +2,6 @@
 #define TELLONCE_CONSENT_DIRECTORY_H_
 
 #include <memory>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +12,10 @@
 #include "absl/time/time.h"
 #include "certs/citizen_assertion.h"
 #include "tellonce/v1/directory.pb.h"
+
+namespace re2 {
+class RE2;
+}  // namespace re2
 
 namespace tellonce::consent {
 
@@ -92,8 +95,8 @@ class Directory {
   absl::flat_hash_map<std::string, int> attributes_;  // name -> index
   absl::flat_hash_map<std::string, int> purposes_;    // code -> index
   absl::flat_hash_map<std::string, TrustedIdentityProvider> identity_providers_;  // by issuer
-  std::regex citizen_pattern_;
-  bool has_citizen_pattern_ = false;
+  // RE2: linear time in the input, no backtracking. Null when the rule has no pattern.
+  std::shared_ptr<const re2::RE2> citizen_pattern_;
   absl::Duration max_consent_lifetime_ = absl::Hours(24 * 365);
   uint32_t max_attributes_per_consent_ = 32;
 };

@@ -85,27 +85,46 @@ ReceiptBody BuildReceiptBody(const Consent& consent, const Directory& directory,
 absl::StatusOr<ConsentReceipt> SignReceipt(const ReceiptBody& body, const certs::SigningKey& key) {
   ConsentReceipt receipt;
   receipt.set_body(SerializeDeterministic(body));
-  absl::StatusOr<std::string> signature = key.Sign(receipt.body());
+  absl::StatusOr<std::string> signature =
+      key.Sign(certs::SignedKind::kConsentReceipt, receipt.body());
   if (!signature.ok()) return signature.status();
   receipt.set_signature(*std::move(signature));
   receipt.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
+  receipt.set_key_id(key.key_id());
   return receipt;
 }
 
-absl::StatusOr<ReceiptBody> VerifyReceipt(const ConsentReceipt& receipt,
-                                          const certs::VerifyingKey& key) {
+namespace {
+
+absl::StatusOr<ReceiptBody> CheckedReceiptBody(const ConsentReceipt& receipt,
+                                               absl::AnyInvocable<absl::Status() const> verify) {
   if (receipt.signature_algorithm() != certs::kSignatureAlgorithm) {
     return absl::UnauthenticatedError(absl::StrCat("signature_algorithm: unsupported, expected ",
                                                    std::string(certs::kSignatureAlgorithm)));
   }
-  if (absl::Status verified = key.Verify(receipt.body(), receipt.signature()); !verified.ok()) {
-    return absl::UnauthenticatedError("signature does not verify");
-  }
+  if (absl::Status verified = verify(); !verified.ok()) return verified;
   ReceiptBody body;
   if (!body.ParseFromString(receipt.body())) {
     return absl::InvalidArgumentError("body: not a receipt");
   }
   return body;
+}
+
+}  // namespace
+
+absl::StatusOr<ReceiptBody> VerifyReceipt(const ConsentReceipt& receipt,
+                                          const certs::VerifyingKey& key) {
+  return CheckedReceiptBody(receipt, [&] {
+    return key.Verify(certs::SignedKind::kConsentReceipt, receipt.body(), receipt.signature());
+  });
+}
+
+absl::StatusOr<ReceiptBody> VerifyReceipt(const ConsentReceipt& receipt,
+                                          const certs::VerifyingKeySet& keys) {
+  return CheckedReceiptBody(receipt, [&] {
+    return keys.Verify(certs::SignedKind::kConsentReceipt, receipt.key_id(), receipt.body(),
+                       receipt.signature());
+  });
 }
 
 ConsentRegistry::ConsentRegistry(const DirectoryHolder* directory, ConsentStore* store,

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/civil_time.h"
+#include "proto/text.h"
 
 namespace tellonce {
 namespace {
@@ -53,7 +54,11 @@ absl::Status CheckAttributeValue(const AttributeValue& value, AttributeType type
   };
   switch (type) {
     case tellonce::v1::STRING:
-      return want(AttributeValue::kStringValue);
+      if (absl::Status s = want(AttributeValue::kStringValue); !s.ok()) return s;
+      if (absl::Status s = CheckCleanText(value.string_value()); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("string_value: ", s.message()));
+      }
+      return absl::OkStatus();
     case tellonce::v1::INTEGER:
       return want(AttributeValue::kIntegerValue);
     case tellonce::v1::BOOLEAN:

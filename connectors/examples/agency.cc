@@ -43,8 +43,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> BrokerChannel(const ConnectorOpti
   // Over the process's watched material when there is one, so that the channel's new
   // connections follow a reloaded certificate and CRL.
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      options.tls_watcher != nullptr ? options.tls_watcher->ChannelCredentials(broker_id)
-                                     : certs::MakeChannelCredentials(options.tls, broker_id);
+      options.tls_watcher != nullptr
+          ? options.tls_watcher->ChannelCredentials(broker_id, options.broker_pins)
+          : certs::MakeChannelCredentials(options.tls, broker_id, options.broker_pins);
   if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);

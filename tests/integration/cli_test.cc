@@ -52,13 +52,15 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& CommandsAnd
       {"consent revoke", {"--citizen", "--id", "--reason", "--cert"}},
       {"consent get", {"--citizen", "--id", "--receipt-out"}},
       {"consent list", {"--citizen", "--status", "--page-size", "--page-token", "--all"}},
-      {"receipt verify", {"--receipt", "--broker-cert", "--json"}},
+      {"receipt verify", {"--receipt", "--broker-cert", "--signing-keys", "--json"}},
       {"fetch", {"--citizen", "--attributes", "--purpose", "--request-id", "--timeout"}},
       {"access list", {"--citizen", "--from", "--to", "--all"}},
-      {"audit checkpoint", {"--fresh", "--out", "--broker-cert"}},
-      {"audit prove", {"--index", "--checkpoint", "--old", "--new", "--broker-cert"}},
+      {"audit checkpoint", {"--fresh", "--out", "--broker-cert", "--signing-keys"}},
+      {"audit prove",
+       {"--index", "--checkpoint", "--old", "--new", "--broker-cert", "--signing-keys"}},
       {"audit export", {"--out", "--data-dir", "--page-size"}},
-      {"audit verify", {"--data-dir", "--log", "--checkpoint", "--broker-cert", "--json"}},
+      {"audit verify",
+       {"--data-dir", "--log", "--checkpoint", "--broker-cert", "--signing-keys", "--json"}},
       {"publish", {"--citizen", "--event-type", "--attributes", "--event-id", "--occurred-at"}},
       {"deliveries list", {"--subscriber", "--state", "--all"}},
       {"deliveries retry", {"--id", "--subscriber", "--all"}},
@@ -235,7 +237,7 @@ TEST_F(CliTest, GrantListRevokeAndVerifyReceipt) {
   std::string consent_id = out.substr(at + 8, 26);
 
   ASSERT_EQ(RunCommand({CliBinary(), "receipt", "verify", "--receipt", receipt, "--broker-cert",
-                        pki_.broker_cert()},
+                        pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
                        &out),
             0)
       << out;
@@ -253,7 +255,7 @@ TEST_F(CliTest, GrantListRevokeAndVerifyReceipt) {
   std::string tampered = dir_.path() + "/tampered.json";
   std::ofstream(tampered) << tampered_json;
   EXPECT_EQ(RunCommand({CliBinary(), "receipt", "verify", "--receipt", tampered, "--broker-cert",
-                        pki_.broker_cert()},
+                        pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
                        &out),
             1)
       << out;
@@ -261,7 +263,7 @@ TEST_F(CliTest, GrantListRevokeAndVerifyReceipt) {
 
   // Verified against a certificate that is not the broker's: refused.
   EXPECT_EQ(RunCommand({CliBinary(), "receipt", "verify", "--receipt", receipt, "--broker-cert",
-                        pki_.cert("portal")},
+                        pki_.cert("portal"), "--signing-keys", pki_.signing_keys()},
                        &out),
             1)
       << out;
@@ -421,7 +423,7 @@ TEST_F(CliTest, AuditVerifyPrintsJson) {
   const std::string checkpoint = dir_.path() + "/cp.bin";
   const std::string log = dir_.path() + "/log.export";
   ASSERT_EQ(Cli("ops", {"audit", "checkpoint", "--fresh", "--out", checkpoint, "--broker-cert",
-                        pki_.broker_cert()},
+                        pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
                 &out),
             0)
       << out;
@@ -429,7 +431,8 @@ TEST_F(CliTest, AuditVerifyPrintsJson) {
   EXPECT_EQ(ParseJson(out).fields().at("events").number_value(), 1) << out;
 
   ASSERT_EQ(RunKeeping(1, {CliBinary(), "audit", "verify", "--log", log, "--checkpoint",
-                           checkpoint, "--broker-cert", pki_.broker_cert(), "--json"},
+                           checkpoint, "--broker-cert", pki_.broker_cert(), "--signing-keys",
+                           pki_.signing_keys(), "--json"},
                        &out),
             0)
       << out;
@@ -446,12 +449,13 @@ TEST_F(CliTest, AuditVerifyPrintsJson) {
                 &out),
             3);
   ASSERT_EQ(Cli("ops", {"audit", "checkpoint", "--fresh", "--out", checkpoint, "--broker-cert",
-                        pki_.broker_cert()},
+                        pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
                 &out),
             0)
       << out;
   ASSERT_EQ(RunKeeping(1, {CliBinary(), "audit", "verify", "--log", log, "--checkpoint",
-                           checkpoint, "--broker-cert", pki_.broker_cert(), "--json"},
+                           checkpoint, "--broker-cert", pki_.broker_cert(), "--signing-keys",
+                           pki_.signing_keys(), "--json"},
                        &out),
             1)
       << out;

@@ -154,7 +154,9 @@ TEST_F(ConsentApiTest, PortalGrantsGetsListsAndRevokes) {
   EXPECT_EQ(listed[0].status(), tellonce::v1::REVOKED);
 }
 
-TEST_F(ConsentApiTest, ReceiptVerifiesWithBrokerCertificateAndNotAfterTampering) {
+// The receipt is signed by the broker's signing key, named by its key id, and not by
+// its TLS key (issue 13); it verifies only as a receipt.
+TEST_F(ConsentApiTest, ReceiptVerifiesWithTheSigningKeySetAndNotAfterTampering) {
   auto portal = Stub("portal");
   grpc::ClientContext context;
   Deadline(&context);
@@ -162,9 +164,10 @@ TEST_F(ConsentApiTest, ReceiptVerifiesWithBrokerCertificateAndNotAfterTampering)
   AddCitizenAssertion(&context, *pki_, CitizenId(2));
   ASSERT_TRUE(portal->GrantConsent(&context, ValidGrant(CitizenId(2), "r-1"), &granted).ok());
 
-  absl::StatusOr<certs::VerifyingKey> key =
-      certs::VerifyingKey::FromCertificatePemFile(pki_->broker_cert());
+  absl::StatusOr<certs::VerifyingKeySet> key =
+      certs::VerifyingKeySet::FromDirectory(pki_->signing_keys());
   ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_EQ(granted.receipt().key_id(), pki_->signing_key_id());
   absl::StatusOr<tellonce::v1::ReceiptBody> body = consent::VerifyReceipt(granted.receipt(), *key);
   ASSERT_TRUE(body.ok()) << body.status();
   EXPECT_EQ(body->record_id(), granted.consent().consent_id());
@@ -175,6 +178,24 @@ TEST_F(ConsentApiTest, ReceiptVerifiesWithBrokerCertificateAndNotAfterTampering)
   tellonce::v1::ConsentReceipt tampered = granted.receipt();
   (*tampered.mutable_body())[tampered.body().size() / 2] ^= 0x01;
   EXPECT_FALSE(consent::VerifyReceipt(tampered, *key).ok());
+
+  // Not the TLS key's signature.
+  absl::StatusOr<certs::VerifyingKey> tls_key =
+      certs::VerifyingKey::FromCertificatePemFile(pki_->broker_cert());
+  ASSERT_TRUE(tls_key.ok()) << tls_key.status();
+  EXPECT_EQ(consent::VerifyReceipt(granted.receipt(), *tls_key).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  // A receipt's signature is no checkpoint's.
+  EXPECT_EQ(key->Verify(certs::SignedKind::kCheckpoint, granted.receipt().key_id(),
+                        granted.receipt().body(), granted.receipt().signature())
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+  // An unknown key id is refused, naming it.
+  tellonce::v1::ConsentReceipt renamed = granted.receipt();
+  renamed.set_key_id("rotated-away");
+  absl::Status unknown = consent::VerifyReceipt(renamed, *key).status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(std::string(unknown.message()).find("rotated-away"), std::string::npos) << unknown;
 }
 
 TEST_F(ConsentApiTest, RetriedGrantWithSameRequestIdReturnsFirstResult) {

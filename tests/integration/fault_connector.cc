@@ -17,7 +17,14 @@
 //                    or DECIMAL)
 //   oversize         string and decimal values of 100,000 bytes
 //   duplicate        every asked attribute twice
+//   string:KIND      as ok, but every STRING value is hostile text: KIND is nul, escape
+//                    (ESC [2J), del, c1 (U+0085), bidi (U+202E), isolate (U+2066), lrm
+//                    (U+200E), alm (U+061C), invalid-utf8, overlong (C0 AF), surrogate
+//                    (ED A0 80), or unicode (clean non-ASCII text, which must pass)
+//   as-of:KIND       as ok, but as_of is future (an hour ahead), ancient (1800-01-01) or
+//                    invalid (past 9999-12-31)
 
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -42,18 +49,44 @@ using ::tellonce::connectors::FetchContext;
 using ::tellonce::v1::FetchAttributesResponse;
 using ::tellonce::v1::FetchedAttribute;
 
-enum class Mode { kOk, kExtraAttribute, kWrongType, kOversize, kDuplicate };
+enum class Mode { kOk, kExtraAttribute, kWrongType, kOversize, kDuplicate, kString, kAsOf };
+
+// The hostile STRING values of the string:KIND modes.
+const std::map<std::string, std::string>& HostileStrings() {
+  static const auto* strings = new std::map<std::string, std::string>{
+      {"nul", std::string("EE00\0TEST", 9)},
+      {"escape", "EE00\x1b[2JTEST"},
+      {"del", "EE00\x7fTEST"},
+      {"c1", "EE00\xc2\x85TEST"},
+      {"bidi", "EE00\xe2\x80\xaeTSET"},
+      {"isolate", "EE00\xe2\x81\xa6TEST"},
+      {"lrm", "EE00\xe2\x80\x8eTEST"},
+      {"alm", "EE00\xd8\x9cTEST"},
+      {"invalid-utf8", "EE00\xc3\x28TEST"},
+      {"overlong", "EE00\xc0\xafTEST"},
+      {"surrogate", "EE00\xed\xa0\x80TEST"},
+      {"unicode", "J\xc3\xb5" "e t\xc3\xa4nav 5, \xe6\x9d\xb1\xe4\xba\xac"},
+  };
+  return *strings;
+}
 
 constexpr size_t kOversizeBytes = 100'000;
 
 absl::StatusOr<Mode> ParseMode(const std::string& word) {
   if (word == "ok") return Mode::kOk;
+  if (word.rfind("string:", 0) == 0 && HostileStrings().count(word.substr(7)) > 0) {
+    return Mode::kString;
+  }
+  if (word == "as-of:future" || word == "as-of:ancient" || word == "as-of:invalid") {
+    return Mode::kAsOf;
+  }
   if (word == "extra-attribute") return Mode::kExtraAttribute;
   if (word == "wrong-type") return Mode::kWrongType;
   if (word == "oversize") return Mode::kOversize;
   if (word == "duplicate") return Mode::kDuplicate;
   return absl::InvalidArgumentError(absl::StrCat(
-      "unknown mode \"", word, "\"; one of ok, extra-attribute, wrong-type, oversize, duplicate"));
+      "unknown mode \"", word,
+      "\"; one of ok, extra-attribute, wrong-type, oversize, duplicate, string:KIND, as-of:KIND"));
 }
 
 // The catalogue's DECIMAL attributes among those this connector may be asked for (the
@@ -65,7 +98,7 @@ bool IsDecimalAttribute(const std::string& name) {
 // Answers every fetch of a known citizen the way its mode says; thread-safe (immutable).
 class FaultSource final : public AttributeSource {
  public:
-  explicit FaultSource(Mode mode) : mode_(mode) {}
+  FaultSource(Mode mode, std::string word) : mode_(mode), word_(std::move(word)) {}
 
   absl::StatusOr<FetchAttributesResponse> Fetch(const FetchContext& ctx) override {
     FetchAttributesResponse response;
@@ -85,6 +118,13 @@ class FaultSource final : public AttributeSource {
     }
     *response.mutable_as_of() =
         google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+    if (word_ == "as-of:future") {
+      response.mutable_as_of()->set_seconds(absl::ToUnixSeconds(absl::Now() + absl::Hours(1)));
+    } else if (word_ == "as-of:ancient") {
+      response.mutable_as_of()->set_seconds(-5364662400);  // 1800-01-01
+    } else if (word_ == "as-of:invalid") {
+      response.mutable_as_of()->set_seconds(253402300800);  // 10000-01-01
+    }
     return response;
   }
 
@@ -105,9 +145,17 @@ class FaultSource final : public AttributeSource {
           value->set_string_value(std::string(kOversizeBytes, 'A'));
         }
         return;
+      case Mode::kString:
+        if (decimal) {
+          value->set_decimal_value("100.00");
+        } else {
+          value->set_string_value(HostileStrings().at(word_.substr(7)));
+        }
+        return;
       case Mode::kOk:
       case Mode::kExtraAttribute:
       case Mode::kDuplicate:
+      case Mode::kAsOf:
         if (decimal) {
           value->set_decimal_value("100.00");
         } else {
@@ -118,6 +166,7 @@ class FaultSource final : public AttributeSource {
   }
 
   const Mode mode_;
+  const std::string word_;
 };
 
 absl::StatusOr<std::unique_ptr<AttributeSource>> MakeFaultSource(const ConnectorOptions& options,
@@ -137,7 +186,7 @@ absl::StatusOr<std::unique_ptr<AttributeSource>> MakeFaultSource(const Connector
         absl::StrCat("data_file: ", options.data_file, ": ", mode.status().message()));
   }
   *serves = absl::StrCat("misbehaving on purpose, mode ", word);
-  return std::make_unique<FaultSource>(*mode);
+  return std::make_unique<FaultSource>(*mode, word);
 }
 
 }  // namespace

@@ -201,6 +201,20 @@ std::string ServerProcess::log() const {
 
 namespace {
 
+// The first line of `path`, or "" when it cannot be read.
+std::string FirstLine(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return "";
+  return text->substr(0, text->find('\n'));
+}
+
+}  // namespace
+
+std::string Pki::signing_key_id() const { return FirstLine(dir + "/signing/key_id"); }
+std::string Pki::broker_pin() const { return FirstLine(dir + "/broker.pin"); }
+
+namespace {
+
 std::string Prepared(const std::string& dir) {
   std::filesystem::create_directories(dir);
   return dir;
@@ -221,6 +235,10 @@ BrokerProcess::BrokerProcess(std::string dir, const Pki& pki, std::string direct
                                << "  cert_file: \"" << pki.broker_cert() << "\"\n"
                                << "  key_file: \"" << pki.broker_key() << "\"\n"
                                << "  crl_dir: \"" << pki.dir << "/crl\"\n"
+                               << "}\n"
+                               << "signing {\n"
+                               << "  key_file: \"" << pki.signing_key() << "\"\n"
+                               << "  key_id: \"" << pki.signing_key_id() << "\"\n"
                                << "}\n"
                                << "data_dir: \"" << data_dir_ << "\"\n"
                                << "directory_file: \"" << directory_file << "\"\n"

@@ -39,6 +39,13 @@ struct Pki {
   // The development citizen identity provider's ES256 key and JWKS.
   std::string idp_key() const { return dir + "/idp/dev-idp.key"; }
   std::string idp_jwks() const { return dir + "/idp/jwks.json"; }
+  // The receipt and checkpoint signing key (not the TLS key), its id, and the
+  // directory of public signing keys a verifier is given (--signing-keys).
+  std::string signing_key() const { return dir + "/signing/broker-signing.key"; }
+  std::string signing_key_id() const;
+  std::string signing_keys() const { return dir + "/signing-keys"; }
+  // base64 SHA-256 of the broker certificate's SubjectPublicKeyInfo (broker_pins).
+  std::string broker_pin() const;
 };
 absl::StatusOr<Pki> MakePki(const std::string& dir, const std::string& directory_file,
                             const std::vector<std::string>& extra_agencies = {});

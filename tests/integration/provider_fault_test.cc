@@ -29,6 +29,8 @@ constexpr char kCitizen[] = "37605030299";
 constexpr char kConsumer[] = "tax";
 constexpr char kPurpose[] = "TAX_DEDUCTION_CHECK";
 constexpr char kAsked[] = "bank.interest_paid";
+// A STRING attribute of the bank, for the hostile-string modes.
+constexpr char kAskedString[] = "bank.account_iban";
 // What fault_connector adds in extra-attribute mode; never asked for here.
 constexpr char kUnasked[] = "person.address";
 constexpr char kUnaskedValue[] = "Fault Street 1";
@@ -87,7 +89,7 @@ class ProviderFaultTest : public ::testing::Test {
   static void GrantTheConsent() {
     absl::StatusOr<std::string> id = GrantConsent(
         *pki_, broker_->address(),
-        {.citizen = kCitizen, .consumer = kConsumer, .attributes = {kAsked}, .purpose = kPurpose,
+        {.citizen = kCitizen, .consumer = kConsumer, .attributes = {kAsked, kAskedString}, .purpose = kPurpose,
          .mode = tellonce::v1::UNTIL_EXPIRY, .lifetime = absl::Hours(24),
          .request_id = "provider-fault-test"});
     ASSERT_TRUE(id.ok()) << id.status();
@@ -96,7 +98,7 @@ class ProviderFaultTest : public ::testing::Test {
   // The tax office asks for kAsked. The connector has just been restarted and the
   // broker's channel to it may still be reconnecting, so an answer of
   // PROVIDER_UNAVAILABLE is retried for a while; any other answer is returned.
-  static grpc::Status Fetch(GetAttributesResponse* response) {
+  static grpc::Status Fetch(GetAttributesResponse* response, const char* attribute = kAsked) {
     static std::atomic<int> n{0};
     auto stub =
         tellonce::v1::ExchangeService::NewStub(AgencyChannel(*pki_, kConsumer, broker_->address()));
@@ -107,7 +109,7 @@ class ProviderFaultTest : public ::testing::Test {
       tellonce::v1::GetAttributesRequest r;
       r.set_request_id("provider-fault-" + std::to_string(n++));
       r.set_citizen_id(kCitizen);
-      r.add_attributes(kAsked);
+      r.add_attributes(attribute);
       r.set_purpose(kPurpose);
       response->Clear();
       grpc::Status status = stub->GetAttributes(&context, r, response);
@@ -147,14 +149,17 @@ class ProviderFaultTest : public ::testing::Test {
 
   // The answer of a connector misbehaving as `mode` is refused as a provider error:
   // no value, and nothing but the asked attribute in the response.
-  static void ExpectRefusedAsProviderError(const std::string& mode) {
+  static void ExpectRefusedAsProviderError(const std::string& mode,
+                                           const char* attribute = kAsked,
+                                           const std::string& detail = "") {
     RestartIn(mode);
     GetAttributesResponse response;
-    grpc::Status status = Fetch(&response);
+    grpc::Status status = Fetch(&response, attribute);
     ASSERT_TRUE(status.ok()) << status.error_message();
     ASSERT_EQ(response.results_size(), 1) << response.DebugString();
     const tellonce::v1::AttributeResult& result = response.results(0);
-    EXPECT_EQ(result.name(), kAsked);
+    EXPECT_EQ(result.name(), attribute);
+    EXPECT_NE(result.detail().find(detail), std::string::npos) << mode << ": " << result.detail();
     EXPECT_EQ(result.code(), tellonce::v1::RESULT_PROVIDER_ERROR)
         << tellonce::v1::ResultCode_Name(result.code()) << ": " << result.detail();
     EXPECT_FALSE(result.has_value()) << result.value().DebugString().substr(0, 200);
@@ -221,6 +226,49 @@ TEST_F(ProviderFaultTest, AttributeAnsweredTwiceIsRefused) {
   ASSERT_EQ(direct.attributes_size(), 2);
   EXPECT_EQ(direct.attributes(0).name(), kAsked);
   EXPECT_EQ(direct.attributes(1).name(), kAsked);
+}
+
+// Issue 13: NUL, control and bidi characters, and bytes that are not UTF-8, passed
+// through to consumers. Each is refused, with a detail naming the rule.
+TEST_F(ProviderFaultTest, HostileProviderStringsAreRefused) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"nul", "control character (U+0000)"},
+      {"escape", "control character (U+001B)"},
+      {"del", "control character (U+007F)"},
+      {"c1", "control character (U+0085)"},
+      {"bidi", "bidirectional control (U+202E)"},
+      {"isolate", "bidirectional control (U+2066)"},
+      {"lrm", "bidirectional control (U+200E)"},
+      {"alm", "bidirectional control (U+061C)"},
+      {"invalid-utf8", "not valid UTF-8"},
+      {"overlong", "not valid UTF-8"},
+      {"surrogate", "not valid UTF-8"},
+  };
+  for (const auto& [kind, detail] : cases) {
+    SCOPED_TRACE(kind);
+    ExpectRefusedAsProviderError("string:" + kind, kAskedString, detail);
+  }
+  // The connector did send it: the refusal is the broker's.
+  const tellonce::v1::FetchAttributesResponse direct = DirectAnswer();
+  ASSERT_EQ(direct.attributes_size(), 1);
+  EXPECT_EQ(direct.attributes(0).value().decimal_value(), "100.00");
+}
+
+TEST_F(ProviderFaultTest, CleanNonAsciiTextIsDelivered) {
+  RestartIn("string:unicode");
+  GetAttributesResponse response;
+  ASSERT_TRUE(Fetch(&response, kAskedString).ok());
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).code(), tellonce::v1::RESULT_OK) << response.results(0).detail();
+  EXPECT_EQ(response.results(0).value().string_value(),
+            "J\xc3\xb5"
+            "e t\xc3\xa4nav 5, \xe6\x9d\xb1\xe4\xba\xac");
+}
+
+TEST_F(ProviderFaultTest, ImplausibleAsOfIsRefused) {
+  ExpectRefusedAsProviderError("as-of:future", kAsked, "as_of: more than 5 minutes in the future");
+  ExpectRefusedAsProviderError("as-of:ancient", kAsked, "as_of: before 1900-01-01");
+  ExpectRefusedAsProviderError("as-of:invalid", kAsked, "as_of: not a valid timestamp");
 }
 
 // After all the bad answers, a good one still gets through: refusing an answer does

@@ -143,7 +143,8 @@ class TransparencyTest : public ::testing::Test {
   int OfflineCli(std::vector<std::string> args, std::string* output) {
     std::vector<std::string> argv = {CliBinary()};
     argv.insert(argv.end(), args.begin(), args.end());
-    argv.insert(argv.end(), {"--broker-cert", pki_->broker_cert()});
+    argv.insert(argv.end(),
+                {"--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()});
     return RunCommand(argv, output);
   }
 
@@ -152,7 +153,8 @@ class TransparencyTest : public ::testing::Test {
     std::string out;
     EXPECT_EQ(
         Cli(agency,
-            {"audit", "checkpoint", "--fresh", "--out", path, "--broker-cert", pki_->broker_cert()},
+            {"audit", "checkpoint", "--fresh", "--out", path, "--broker-cert", pki_->broker_cert(),
+             "--signing-keys", pki_->signing_keys()},
             &out),
         0)
         << out;
@@ -318,7 +320,7 @@ TEST_F(TransparencyTest, PortalListsTheHistoryAndEveryEventIsProvenAgainstACheck
   for (const LoggedAccessEvent& e : events) {
     ASSERT_EQ(Cli("portal",
                   {"audit", "prove", "--index", std::to_string(e.index()), "--checkpoint",
-                   new_checkpoint_file, "--broker-cert", pki_->broker_cert()},
+                   new_checkpoint_file, "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                   &out),
               0)
         << out;
@@ -329,7 +331,7 @@ TEST_F(TransparencyTest, PortalListsTheHistoryAndEveryEventIsProvenAgainstACheck
   // The new checkpoint extends the old one.
   ASSERT_EQ(Cli("bank",
                 {"audit", "prove", "--old", old_checkpoint_file, "--new", new_checkpoint_file,
-                 "--broker-cert", pki_->broker_cert()},
+                 "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             0)
       << out;
@@ -347,17 +349,57 @@ TEST_F(TransparencyTest, PortalListsTheHistoryAndEveryEventIsProvenAgainstACheck
   std::ofstream(forged_file, std::ios::binary) << forged.SerializeAsString();
   EXPECT_EQ(Cli("portal",
                 {"audit", "prove", "--index", "0", "--checkpoint", forged_file, "--broker-cert",
-                 pki_->broker_cert()},
+                 pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             1)
       << out;
   EXPECT_TRUE(absl::StrContains(out, "FAILED")) << out;
   EXPECT_EQ(Cli("portal",
                 {"audit", "prove", "--old", old_checkpoint_file, "--new", forged_file,
-                 "--broker-cert", pki_->broker_cert()},
+                 "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             1)
       << out;
+}
+
+// Issue 13: `to` = 9999-12-31 overflowed int64 nanoseconds (past 2262) and the
+// history came back empty, telling the citizen nobody had accessed their data.
+TEST_F(TransparencyTest, HistoryUpToTheLastRepresentableDayReturnsTheEvents) {
+  MakeTraffic();
+  std::vector<LoggedAccessEvent> all;
+  ASSERT_TRUE(ListAll("portal", kCitizen, &all).ok());
+  ASSERT_FALSE(all.empty());
+
+  auto stub = Transparency("portal");
+  auto list = [&](int64_t from_seconds, int64_t to_seconds, int32_t to_nanos,
+                  tellonce::v1::ListAccessEventsResponse* response) {
+    tellonce::v1::ListAccessEventsRequest request;
+    request.set_citizen_id(kCitizen);
+    request.set_page_size(500);
+    request.mutable_from()->set_seconds(from_seconds);
+    request.mutable_to()->set_seconds(to_seconds);
+    request.mutable_to()->set_nanos(to_nanos);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    AddCitizenAssertion(&context, *pki_, kCitizen);
+    return stub->ListAccessEvents(&context, request, response);
+  };
+  constexpr int64_t kYear1 = -62135596800;       // 0001-01-01T00:00:00Z
+  constexpr int64_t kYear9999 = 253402300799;    // 9999-12-31T23:59:59Z
+  tellonce::v1::ListAccessEventsResponse response;
+  grpc::Status status = list(kYear1, kYear9999, 999999999, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(static_cast<size_t>(response.events_size()), all.size());
+
+  // Past the range of google.protobuf.Timestamp: refused, naming the field.
+  response.Clear();
+  status = list(kYear1, kYear9999 + 1, 0, &response);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "to: ")) << status.error_message();
+  EXPECT_EQ(response.events_size(), 0);
+  status = list(kYear1 - 1, kYear9999, 0, &response);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "from: ")) << status.error_message();
 }
 
 TEST_F(TransparencyTest, ConsumersSeeOnlyTheirOwnEventsProvidersNoneAndOnlyAdminsExport) {
@@ -409,7 +451,7 @@ TEST_F(TransparencyTest, ConsumersSeeOnlyTheirOwnEventsProvidersNoneAndOnlyAdmin
   EXPECT_EQ(status.error_code(), grpc::PERMISSION_DENIED) << status.error_message();
   EXPECT_EQ(Cli("tax",
                 {"audit", "prove", "--index", std::to_string(benefits.front().index()),
-                 "--checkpoint", checkpoint_file, "--broker-cert", pki_->broker_cert()},
+                 "--checkpoint", checkpoint_file, "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             1)
       << out;
@@ -685,7 +727,7 @@ TEST_F(TransparencyTest, AfterAKillEveryAcknowledgedExchangeIsInTheLogAndTheLogS
   std::string out;
   ASSERT_EQ(Cli("tax",
                 {"audit", "prove", "--old", before_file, "--new", after_file, "--broker-cert",
-                 pki_->broker_cert()},
+                 pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
                 &out),
             0)
       << out;

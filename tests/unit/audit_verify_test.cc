@@ -268,9 +268,12 @@ TEST(AuditVerifyTest, ExportFileRoundTripsAndVerifies) {
 TEST(AuditVerifyTest, CheckpointSignatureAndIssuerAreChecked) {
   absl::StatusOr<certs::SigningKey> signer = certs::SigningKey::FromPem(testing::NewP256KeyPem());
   ASSERT_TRUE(signer.ok()) << signer.status();
-  absl::StatusOr<certs::VerifyingKey> key =
+  absl::StatusOr<certs::VerifyingKey> public_key =
       certs::VerifyingKey::FromPublicKeyPem(signer->PublicKeyPem());
-  ASSERT_TRUE(key.ok()) << key.status();
+  ASSERT_TRUE(public_key.ok()) << public_key.status();
+  certs::VerifyingKeySet keys;
+  ASSERT_TRUE(keys.Add("k-1", *public_key).ok());
+  const certs::VerifyingKeySet* key = &keys;
   const std::string issuer = "spiffe://tellonce.local/broker";
 
   tellonce::v1::Checkpoint body;
@@ -280,8 +283,10 @@ TEST(AuditVerifyTest, CheckpointSignatureAndIssuerAreChecked) {
   body.set_root_hash(std::string(root.begin(), root.end()));
   tellonce::v1::SignedCheckpoint signed_checkpoint;
   signed_checkpoint.set_body(body.SerializeAsString());
-  signed_checkpoint.set_signature(*signer->Sign(signed_checkpoint.body()));
+  signed_checkpoint.set_signature(
+      *signer->Sign(certs::SignedKind::kCheckpoint, signed_checkpoint.body()));
   signed_checkpoint.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
+  signed_checkpoint.set_key_id("k-1");
 
   absl::StatusOr<tellonce::v1::Checkpoint> parsed =
       VerifyCheckpoint(signed_checkpoint, *key, issuer);
@@ -298,6 +303,27 @@ TEST(AuditVerifyTest, CheckpointSignatureAndIssuerAreChecked) {
   (*tampered.mutable_body())[tampered.body().size() - 1] ^= 1;
   EXPECT_EQ(VerifyCheckpoint(tampered, *key, issuer).status().code(),
             absl::StatusCode::kUnauthenticated);
+
+  // A key id the set does not hold, and a receipt's signature over the same bytes.
+  tellonce::v1::SignedCheckpoint unknown_key = signed_checkpoint;
+  unknown_key.set_key_id("k-2");
+  EXPECT_EQ(VerifyCheckpoint(unknown_key, *key, issuer).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  tellonce::v1::SignedCheckpoint receipt_signature = signed_checkpoint;
+  receipt_signature.set_signature(
+      *signer->Sign(certs::SignedKind::kConsentReceipt, signed_checkpoint.body()));
+  EXPECT_EQ(VerifyCheckpoint(receipt_signature, *key, issuer).status().code(),
+            absl::StatusCode::kUnauthenticated);
+
+  // A rotated key set: the old key still verifies what it signed.
+  absl::StatusOr<certs::SigningKey> next = certs::SigningKey::FromPem(testing::NewP256KeyPem());
+  ASSERT_TRUE(next.ok());
+  ASSERT_TRUE(keys.Add("k-2", *certs::VerifyingKey::FromPublicKeyPem(next->PublicKeyPem())).ok());
+  EXPECT_TRUE(VerifyCheckpoint(signed_checkpoint, keys, issuer).ok());
+  tellonce::v1::SignedCheckpoint by_next = signed_checkpoint;
+  by_next.set_key_id("k-2");
+  by_next.set_signature(*next->Sign(certs::SignedKind::kCheckpoint, by_next.body()));
+  EXPECT_TRUE(VerifyCheckpoint(by_next, keys, issuer).ok());
 }
 
 }  // namespace

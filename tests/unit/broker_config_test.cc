@@ -22,6 +22,7 @@ constexpr char kMinimal[] = R"txt(
 tls { ca_file: "pki/ca.pem" cert_file: "pki/broker.pem" key_file: "pki/broker.key" }
 data_dir: "data"
 directory_file: "directory.textproto"
+signing { key_file: "pki/signing/broker-signing.key" key_id: "k-1" }
 )txt";
 
 class BrokerConfigTest : public ::testing::Test {
@@ -194,7 +195,8 @@ TEST_F(BrokerConfigTest, TlsReloadSettingsHaveDefaultsAndBoundsNamingFileAndFiel
     const std::string path = dir_.path() + "/tls.textproto";
     std::ofstream(path) << "tls { ca_file: \"ca.pem\" cert_file: \"b.pem\" key_file: \"b.key\" "
                         << fields << " }\ndata_dir: \"data\"\n"
-                        << "directory_file: \"directory.textproto\"\n";
+                        << "directory_file: \"directory.textproto\"\n"
+                        << "signing { key_file: \"s.key\" key_id: \"k\" }\n";
     return path;
   };
   absl::StatusOr<BrokerOptions> set =
@@ -209,6 +211,32 @@ TEST_F(BrokerConfigTest, TlsReloadSettingsHaveDefaultsAndBoundsNamingFileAndFiel
   path = write_tls("expiry_warning_hours: 8761");
   EXPECT_EQ(LoadBrokerConfig(path).status().message(),
             absl::StrCat(path, ": tls.expiry_warning_hours: at most 8760"));
+}
+
+// Issue 13: the TLS key also signed receipts and checkpoints. A broker needs a signing
+// key of its own, named by a key id, and does not start without one.
+TEST_F(BrokerConfigTest, TheSigningKeyIsRequiredAndNamedByAKeyId) {
+  absl::StatusOr<BrokerOptions> options = LoadBrokerConfig(Write(""));
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->signing_key_file, dir_.path() + "/pki/signing/broker-signing.key");
+  EXPECT_EQ(options->signing_key_id, "k-1");
+  EXPECT_NE(options->signing_key_file, options->tls.key_file);
+
+  auto write = [&](const std::string& signing) {
+    const std::string path = dir_.path() + "/signing.textproto";
+    std::ofstream(path) << R"txt(tls { ca_file: "a" cert_file: "b" key_file: "c" }
+data_dir: "data" directory_file: "d" )txt" << signing << "\n";
+    return path;
+  };
+  std::string path = write("");
+  EXPECT_THAT(std::string(LoadBrokerConfig(path).status().message()),
+              StartsWith(absl::StrCat(path, ": signing.key_file: required")));
+  path = write(R"txt(signing { key_file: "s.key" })txt");
+  EXPECT_EQ(LoadBrokerConfig(path).status().message(),
+            absl::StrCat(path, ": signing.key_id: required"));
+  path = write(R"txt(signing { key_file: "s.key" key_id: "a b" })txt");
+  EXPECT_THAT(std::string(LoadBrokerConfig(path).status().message()),
+              StartsWith(absl::StrCat(path, ": signing.key_id: key id: ")));
 }
 
 TEST_F(BrokerConfigTest, RefusesUnknownFieldsAndMissingRequiredOnes) {

@@ -382,7 +382,8 @@ TEST_F(CertsTest, ScriptIssuesOneCertificatePerDirectoryAgency) {
 
 TEST_F(CertsTest, ScriptWritesPrivateKeysWithMode0600) {
   for (const fs::path& key : {Main().dir() / "ca.key", Main().dir() / "broker.key",
-                              Main().dir() / "agencies" / "tax.key"}) {
+                              Main().dir() / "agencies" / "tax.key",
+                              Main().dir() / "signing" / "broker-signing.key"}) {
     struct stat st;
     ASSERT_EQ(stat(key.c_str(), &st), 0) << key;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << key;
@@ -480,14 +481,14 @@ TEST_F(CertsTest, SignatureVerifiesWithTheCertificateAndThePublicKey) {
   ASSERT_TRUE(from_public.ok()) << from_public.status();
 
   const std::string data = "receipt bytes \x00\x01\xff";
-  absl::StatusOr<std::string> sig = key->Sign(data);
+  absl::StatusOr<std::string> sig = key->Sign(certs::SignedKind::kCheckpoint, data);
   ASSERT_TRUE(sig.ok()) << sig.status();
-  EXPECT_TRUE(from_cert->Verify(data, *sig).ok());
-  EXPECT_TRUE(from_public->Verify(data, *sig).ok());
+  EXPECT_TRUE(from_cert->Verify(certs::SignedKind::kCheckpoint, data, *sig).ok());
+  EXPECT_TRUE(from_public->Verify(certs::SignedKind::kCheckpoint, data, *sig).ok());
   // The empty message is a message too.
-  absl::StatusOr<std::string> empty_sig = key->Sign("");
+  absl::StatusOr<std::string> empty_sig = key->Sign(certs::SignedKind::kCheckpoint, "");
   ASSERT_TRUE(empty_sig.ok());
-  EXPECT_TRUE(from_cert->Verify("", *empty_sig).ok());
+  EXPECT_TRUE(from_cert->Verify(certs::SignedKind::kCheckpoint, "", *empty_sig).ok());
 }
 
 TEST_F(CertsTest, AnyChangedByteFailsVerification) {
@@ -497,27 +498,27 @@ TEST_F(CertsTest, AnyChangedByteFailsVerification) {
       VerifyingKey::FromCertificatePemFile(Main().Broker().cert_file);
   ASSERT_TRUE(verifier.ok()) << verifier.status();
   const std::string data = "consent receipt: subject, consumer, attributes";
-  absl::StatusOr<std::string> sig = key->Sign(data);
+  absl::StatusOr<std::string> sig = key->Sign(certs::SignedKind::kCheckpoint, data);
   ASSERT_TRUE(sig.ok());
-  ASSERT_TRUE(verifier->Verify(data, *sig).ok());
+  ASSERT_TRUE(verifier->Verify(certs::SignedKind::kCheckpoint, data, *sig).ok());
 
   for (size_t i = 0; i < data.size(); ++i) {
     std::string changed = data;
     changed[i] ^= 0x01;
-    EXPECT_EQ(verifier->Verify(changed, *sig).code(), absl::StatusCode::kUnauthenticated)
+    EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, changed, *sig).code(), absl::StatusCode::kUnauthenticated)
         << "data byte " << i;
   }
   for (size_t i = 0; i < sig->size(); ++i) {
     std::string changed = *sig;
     changed[i] ^= 0x01;
-    absl::Status s = verifier->Verify(data, changed);
+    absl::Status s = verifier->Verify(certs::SignedKind::kCheckpoint, data, changed);
     EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << "signature byte " << i;
   }
-  EXPECT_EQ(verifier->Verify(data, sig->substr(0, sig->size() - 1)).code(),
+  EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, data, sig->substr(0, sig->size() - 1)).code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(verifier->Verify(data, *sig + "x").code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(verifier->Verify(data, "").code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_THAT(verifier->Verify(data, "").message(), HasSubstr("signature does not verify"));
+  EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, data, *sig + "x").code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, data, "").code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(verifier->Verify(certs::SignedKind::kCheckpoint, data, "").message(), HasSubstr("signature does not verify"));
 }
 
 TEST_F(CertsTest, SignatureOfAnotherKeyFailsVerification) {
@@ -526,9 +527,9 @@ TEST_F(CertsTest, SignatureOfAnotherKeyFailsVerification) {
   absl::StatusOr<VerifyingKey> broker =
       VerifyingKey::FromCertificatePemFile(Main().Broker().cert_file);
   ASSERT_TRUE(broker.ok()) << broker.status();
-  absl::StatusOr<std::string> sig = agency->Sign("data");
+  absl::StatusOr<std::string> sig = agency->Sign(certs::SignedKind::kCheckpoint, "data");
   ASSERT_TRUE(sig.ok());
-  EXPECT_EQ(broker->Verify("data", *sig).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(broker->Verify(certs::SignedKind::kCheckpoint, "data", *sig).code(), absl::StatusCode::kUnauthenticated);
 }
 
 TEST(SigningTest, AcceptsSec1AndPkcs8P256Keys) {
@@ -591,9 +592,9 @@ TEST_F(CertsTest, SigningAndVerifyingAreThreadSafe) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 200; ++i) {
         const std::string data = absl::StrCat("thread ", t, " message ", i);
-        absl::StatusOr<std::string> sig = key->Sign(data);
-        if (!sig.ok() || !verifier->Verify(data, *sig).ok() ||
-            verifier->Verify(data + "!", *sig).ok()) {
+        absl::StatusOr<std::string> sig = key->Sign(certs::SignedKind::kCheckpoint, data);
+        if (!sig.ok() || !verifier->Verify(certs::SignedKind::kCheckpoint, data, *sig).ok() ||
+            verifier->Verify(certs::SignedKind::kCheckpoint, data + "!", *sig).ok()) {
           ++failures[t];
         }
       }
@@ -938,6 +939,83 @@ TEST_F(CertsTest, RevokedServerCertificateIsRejectedByAClientWithCrlDir) {
   client.crl_dir = Revocation().crl_dir();
   EXPECT_FALSE(Call(server.address(), ChannelCreds(client, expected)).ok());
   EXPECT_TRUE(Call(server.address(), ChannelCreds(Revocation().Agency("good"), expected)).ok());
+}
+
+// Issue 13: no domain separation between the kinds of signed message. Each payload
+// now starts with a context string naming its kind.
+TEST_F(CertsTest, ASignatureOfOneKindNeverVerifiesAsAnother) {
+  absl::StatusOr<SigningKey> key = SigningKey::FromPemFile(Main().Broker().key_file, "k-1");
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_EQ(key->key_id(), "k-1");
+  absl::StatusOr<VerifyingKey> verifier = VerifyingKey::FromPublicKeyPem(key->PublicKeyPem());
+  ASSERT_TRUE(verifier.ok());
+  const std::string data = "the same bytes";
+  absl::StatusOr<std::string> receipt = key->Sign(SignedKind::kConsentReceipt, data);
+  absl::StatusOr<std::string> checkpoint = key->Sign(SignedKind::kCheckpoint, data);
+  ASSERT_TRUE(receipt.ok() && checkpoint.ok());
+  EXPECT_TRUE(verifier->Verify(SignedKind::kConsentReceipt, data, *receipt).ok());
+  EXPECT_TRUE(verifier->Verify(SignedKind::kCheckpoint, data, *checkpoint).ok());
+  EXPECT_EQ(verifier->Verify(SignedKind::kCheckpoint, data, *receipt).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(verifier->Verify(SignedKind::kConsentReceipt, data, *checkpoint).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(SignatureContext(SignedKind::kConsentReceipt),
+            std::string_view("tellonce-receipt-v1\0", 20));
+  EXPECT_EQ(SignatureContext(SignedKind::kCheckpoint),
+            std::string_view("tellonce-checkpoint-v1\0", 23));
+}
+
+TEST_F(CertsTest, ScriptWritesASeparateSigningKeyItsKeyIdAndTheBrokerPin) {
+  const std::string key_id = ReadFileOrDie(Main().dir() / "signing" / "key_id");
+  ASSERT_EQ(key_id, "dev-1\n");
+  absl::StatusOr<VerifyingKeySet> set =
+      VerifyingKeySet::FromDirectory((Main().dir() / "signing-keys").string());
+  ASSERT_TRUE(set.ok()) << set.status();
+  absl::StatusOr<SigningKey> key = SigningKey::FromPemFile(
+      (Main().dir() / "signing" / "broker-signing.key").string(), "dev-1");
+  ASSERT_TRUE(key.ok()) << key.status();
+  absl::StatusOr<std::string> sig = key->Sign(SignedKind::kCheckpoint, "x");
+  ASSERT_TRUE(sig.ok());
+  EXPECT_TRUE(set->Verify(SignedKind::kCheckpoint, key->key_id(), "x", *sig).ok());
+  EXPECT_NE(key->PublicKeyPem(), SigningKey::FromPemFile(Main().Broker().key_file)->PublicKeyPem())
+      << "the signing key must not be the TLS key";
+
+  absl::StatusOr<std::string> pin = CertificatePin(ReadFileOrDie(Main().Broker().cert_file));
+  ASSERT_TRUE(pin.ok()) << pin.status();
+  EXPECT_EQ(ReadFileOrDie(Main().dir() / "broker.pin"), *pin + "\n");
+  EXPECT_TRUE(CheckPinSyntax(*pin).ok());
+  EXPECT_FALSE(CheckPinSyntax("abc").ok());
+  EXPECT_TRUE(CheckPinned(ReadFileOrDie(Main().Broker().cert_file), {*pin}).ok());
+  EXPECT_TRUE(CheckPinned(ReadFileOrDie(Main().Broker().cert_file), {}).ok());
+  EXPECT_EQ(CheckPinned(ReadFileOrDie(Main().Agency("tax").cert_file), {*pin}).code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(CertsTest, SigningKeySetsLoadFromADirectoryByKeyId) {
+  const std::string dir = ::testing::TempDir() + "/keyset-" + std::to_string(getpid());
+  fs::create_directories(dir);
+  absl::StatusOr<SigningKey> a = SigningKey::FromPemFile(Main().Broker().key_file, "a");
+  absl::StatusOr<SigningKey> b = SigningKey::FromPemFile(Main().Agency("tax").key_file, "b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::ofstream(dir + "/a.pem") << a->PublicKeyPem();
+  std::ofstream(dir + "/b.pem") << b->PublicKeyPem();
+  std::ofstream(dir + "/README") << "ignored";
+  absl::StatusOr<VerifyingKeySet> set = VerifyingKeySet::FromDirectory(dir);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->size(), 2u);
+  absl::StatusOr<std::string> by_b = b->Sign(SignedKind::kCheckpoint, "x");
+  ASSERT_TRUE(by_b.ok());
+  EXPECT_TRUE(set->Verify(SignedKind::kCheckpoint, "b", "x", *by_b).ok());
+  EXPECT_EQ(set->Verify(SignedKind::kCheckpoint, "a", "x", *by_b).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(set->Verify(SignedKind::kCheckpoint, "c", "x", *by_b).code(),
+            absl::StatusCode::kUnauthenticated);
+  std::ofstream(dir + "/bad id.pem") << a->PublicKeyPem();
+  EXPECT_EQ(VerifyingKeySet::FromDirectory(dir).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SigningKey::FromPemFile(Main().Broker().key_file, "no/slash").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -279,7 +279,7 @@ TEST_F(RegistryTest, SignedGarbageIsReportedAsAnUnparsableBody) {
   ASSERT_TRUE(public_key.ok());
   tellonce::v1::ConsentReceipt receipt;
   receipt.set_body("\xff\xff\xff not a protobuf");
-  absl::StatusOr<std::string> signature = key->Sign(receipt.body());
+  absl::StatusOr<std::string> signature = key->Sign(certs::SignedKind::kConsentReceipt, receipt.body());
   ASSERT_TRUE(signature.ok());
   receipt.set_signature(*signature);
   receipt.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));

@@ -99,7 +99,7 @@ class TransparencyTest : public ::testing::Test {
     tlog_->FreshCheckpoint([&](absl::StatusOr<SignedCheckpoint> c) { done.set_value(c); });
     absl::StatusOr<SignedCheckpoint> c = done.get_future().get();
     EXPECT_TRUE(c.ok()) << c.status();
-    EXPECT_TRUE(verifying_->Verify(c->body(), c->signature()).ok()) << "bad signature";
+    EXPECT_TRUE(verifying_->Verify(certs::SignedKind::kCheckpoint, c->body(), c->signature()).ok()) << "bad signature";
     tellonce::v1::Checkpoint body;
     EXPECT_TRUE(body.ParseFromString(c->body()));
     return body;
