@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ops/log.h"
+#include "ops/malformed_request.h"
 #include "certs/identity.h"
 #include "certs/signing.h"
 #include "certs/tls.h"
@@ -212,18 +213,21 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   builder.RegisterService(broker->transparency_service_.get());
   builder.RegisterService(broker->notification_service_.get());
   builder.RegisterService(broker->delivery_admin_service_.get());
+  const std::vector<std::string> services = {
+      tellonce::v1::ConsentService::service_full_name(),
+      tellonce::v1::ExchangeService::service_full_name(),
+      tellonce::v1::TransparencyService::service_full_name(),
+      tellonce::v1::NotificationService::service_full_name(),
+      tellonce::v1::DeliveryAdminService::service_full_name(),
+      tellonce::v1::AdminService::service_full_name()};
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  // First, so that the metrics count the status the client gets.
+  creators.push_back(ops::MalformedRequestInterceptorFactory(services));
   if (options.rpc_metrics) {
-    broker->rpc_metrics_ = std::make_unique<ops::RpcMetrics>(
-        &metrics, std::vector<std::string>{tellonce::v1::ConsentService::service_full_name(),
-                                           tellonce::v1::ExchangeService::service_full_name(),
-                                           tellonce::v1::TransparencyService::service_full_name(),
-                                           tellonce::v1::NotificationService::service_full_name(),
-                                           tellonce::v1::DeliveryAdminService::service_full_name(),
-                                           tellonce::v1::AdminService::service_full_name()});
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    broker->rpc_metrics_ = std::make_unique<ops::RpcMetrics>(&metrics, services);
     creators.push_back(broker->rpc_metrics_->InterceptorFactory());
-    builder.experimental().SetInterceptorCreators(std::move(creators));
   }
+  builder.experimental().SetInterceptorCreators(std::move(creators));
   builder.RegisterService(broker->admin_service_.get());
   broker->server_ = builder.BuildAndStart();
   if (broker->server_ == nullptr || broker->port_ == 0) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <set>
 #include <sstream>
@@ -17,6 +18,8 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
@@ -242,6 +245,37 @@ TEST_F(OperationsTest, ProbesNeedNoClientCertificateButTheAgencyPortDoes) {
   tellonce::v1::GetAttributesResponse response;
   grpc::Status status = stub->GetAttributes(&context, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+TEST_F(OperationsTest, RequestBytesThatDoNotParseAreInvalidArgumentNotUnimplemented) {
+  const Samples before = Scrape(broker_->admin_port(), dir_->path());
+  grpc::GenericStub stub(AgencyChannel(*pki_, "portal", broker_->address()));
+  // A length-delimited field 1 whose length runs past the end: not a GrantConsentRequest.
+  const std::string garbage("\x0a\xff\xff\xff\x0f", 5);
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer request(&slice, 1);
+  auto call = [&](const std::string& method) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    grpc::ByteBuffer response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                   [&done](grpc::Status s) { done.set_value(std::move(s)); });
+    return done.get_future().get();
+  };
+  grpc::Status status = call("/tellonce.v1.ConsentService/GrantConsent");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "request: does not parse as tellonce.v1.GrantConsentRequest");
+  // A method that does not exist is still UNIMPLEMENTED.
+  status = call("/tellonce.v1.ConsentService/NoSuchMethod");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << status.error_message();
+  // The metrics count what the client got.
+  const Samples after = Scrape(broker_->admin_port(), dir_->path());
+  const std::string key =
+      "tellonce_rpc_requests_total|code=INVALID_ARGUMENT,method=GrantConsent,"
+      "service=ConsentService";
+  EXPECT_EQ(Value(after, key) - Value(before, key), 1);
 }
 
 TEST_F(OperationsTest, ReadyzSaysWhyWhileTheDirectoryOnDiskIsRefused) {
