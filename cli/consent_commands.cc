@@ -56,6 +56,43 @@ absl::Status WriteReceipt(const std::string& path, const tellonce::v1::ConsentRe
   return absl::OkStatus();
 }
 
+// Calls `rpc(stub, context)` on the ConsentService with the citizen's assertion
+// attached (from --citizen-assertion or minted with --dev-idp-key). kExitOk, or the
+// failure's exit code once it is reported.
+template <typename Rpc>
+int CallForCitizen(const Args& args, const std::string& citizen, Rpc rpc) {
+  absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, citizen);
+  if (!assertion.ok()) return Fail(assertion.status());
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  auto stub = ConsentService::NewStub(conn->channel);
+  if (!Call(*conn, [&](grpc::ClientContext* context) {
+        AddCitizenAssertion(context, *assertion);
+        return rpc(*stub, context);
+      })) {
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+// Writes `receipt` to --receipt-out when asked (and `receipt` is given), then prints
+// the consent, or the whole response with --json.
+template <typename Response>
+int ShowConsent(const Args& args, const Response& response,
+                const tellonce::v1::ConsentReceipt* receipt) {
+  const bool write_receipt = receipt != nullptr && args.Has("receipt-out");
+  if (write_receipt) {
+    if (absl::Status s = WriteReceipt(args.Get("receipt-out"), *receipt); !s.ok()) return Fail(s);
+  }
+  if (args.json()) {
+    PrintJson(response);
+  } else {
+    PrintConsent(response.consent());
+    if (write_receipt) std::cout << "  receipt     " << args.Get("receipt-out") << "\n";
+  }
+  return kExitOk;
+}
+
 int Grant(const Args& args) {
   if (absl::Status s = RequireFlags(args, {"citizen", "consumer", "attributes", "purpose"});
       !s.ok()) {
@@ -94,29 +131,15 @@ int Grant(const Args& args) {
     return Fail(absl::InvalidArgumentError("--mode: must be until-expiry or one-time"));
   }
 
-  absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, request.citizen_id());
-  if (!assertion.ok()) return Fail(assertion.status());
-  absl::StatusOr<Connection> conn = Connect(args);
-  if (!conn.ok()) return Fail(conn.status());
   tellonce::v1::GrantConsentResponse response;
-  if (!Call(*conn, [&](grpc::ClientContext* context) {
-        AddCitizenAssertion(context, *assertion);
-        return ConsentService::NewStub(conn->channel)->GrantConsent(context, request, &response);
-      })) {
-    return kExitFailed;
+  if (int rc = CallForCitizen(args, request.citizen_id(),
+                              [&](ConsentService::Stub& stub, grpc::ClientContext* context) {
+                                return stub.GrantConsent(context, request, &response);
+                              });
+      rc != kExitOk) {
+    return rc;
   }
-  if (args.Has("receipt-out")) {
-    if (absl::Status s = WriteReceipt(args.Get("receipt-out"), response.receipt()); !s.ok()) {
-      return Fail(s);
-    }
-  }
-  if (args.json()) {
-    PrintJson(response);
-  } else {
-    PrintConsent(response.consent());
-    if (args.Has("receipt-out")) std::cout << "  receipt     " << args.Get("receipt-out") << "\n";
-  }
-  return kExitOk;
+  return ShowConsent(args, response, &response.receipt());
 }
 
 int Revoke(const Args& args) {
@@ -125,23 +148,15 @@ int Revoke(const Args& args) {
   request.set_citizen_id(args.Get("citizen"));
   request.set_consent_id(args.Get("id"));
   request.set_reason(args.Get("reason"));
-  absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, request.citizen_id());
-  if (!assertion.ok()) return Fail(assertion.status());
-  absl::StatusOr<Connection> conn = Connect(args);
-  if (!conn.ok()) return Fail(conn.status());
   tellonce::v1::RevokeConsentResponse response;
-  if (!Call(*conn, [&](grpc::ClientContext* context) {
-        AddCitizenAssertion(context, *assertion);
-        return ConsentService::NewStub(conn->channel)->RevokeConsent(context, request, &response);
-      })) {
-    return kExitFailed;
+  if (int rc = CallForCitizen(args, request.citizen_id(),
+                              [&](ConsentService::Stub& stub, grpc::ClientContext* context) {
+                                return stub.RevokeConsent(context, request, &response);
+                              });
+      rc != kExitOk) {
+    return rc;
   }
-  if (args.json()) {
-    PrintJson(response);
-  } else {
-    PrintConsent(response.consent());
-  }
-  return kExitOk;
+  return ShowConsent(args, response, nullptr);
 }
 
 int Get(const Args& args) {
@@ -149,28 +164,15 @@ int Get(const Args& args) {
   tellonce::v1::GetConsentRequest request;
   request.set_citizen_id(args.Get("citizen"));
   request.set_consent_id(args.Get("id"));
-  absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, request.citizen_id());
-  if (!assertion.ok()) return Fail(assertion.status());
-  absl::StatusOr<Connection> conn = Connect(args);
-  if (!conn.ok()) return Fail(conn.status());
   tellonce::v1::GetConsentResponse response;
-  if (!Call(*conn, [&](grpc::ClientContext* context) {
-        AddCitizenAssertion(context, *assertion);
-        return ConsentService::NewStub(conn->channel)->GetConsent(context, request, &response);
-      })) {
-    return kExitFailed;
+  if (int rc = CallForCitizen(args, request.citizen_id(),
+                              [&](ConsentService::Stub& stub, grpc::ClientContext* context) {
+                                return stub.GetConsent(context, request, &response);
+                              });
+      rc != kExitOk) {
+    return rc;
   }
-  if (args.Has("receipt-out")) {
-    if (absl::Status s = WriteReceipt(args.Get("receipt-out"), response.receipt()); !s.ok()) {
-      return Fail(s);
-    }
-  }
-  if (args.json()) {
-    PrintJson(response);
-  } else {
-    PrintConsent(response.consent());
-  }
-  return kExitOk;
+  return ShowConsent(args, response, &response.receipt());
 }
 
 int List(const Args& args) {
