@@ -33,17 +33,11 @@ class ExchangeTest : public ::testing::Test {
     absl::StatusOr<Pki> pki = MakePki(dir_->path() + "/pki", SampleDirectoryFile());
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = new Pki(*pki);
-    registry_ = new ConnectorProcess(AgencyBinary("registry"), dir_->path() + "/registry", *pki_,
-                                     "registry", SampleConnectorFile("registry-records.textproto"),
-                                     FreePort());
-    bank_ = new ConnectorProcess(AgencyBinary("bank"), dir_->path() + "/bank", *pki_, "bank",
-                                 SampleConnectorFile("bank-records.textproto"), FreePort());
-    ASSERT_TRUE(registry_->Start().ok()) << registry_->log();
-    ASSERT_TRUE(bank_->Start().ok()) << bank_->log();
-    const std::string directory = dir_->path() + "/directory.textproto";
-    ASSERT_TRUE(WriteDirectoryWithPorts(directory, {{"registry", registry_->port()},
-                                                    {"bank", bank_->port()}})
-                    .ok());
+    absl::StatusOr<SampleConnectors> connectors = StartSampleConnectors(dir_->path(), *pki_);
+    ASSERT_TRUE(connectors.ok()) << connectors.status();
+    registry_ = connectors->registry.release();
+    bank_ = connectors->bank.release();
+    const std::string directory = connectors->directory_file;
     broker_ = new BrokerProcess(dir_->path() + "/broker", *pki_, directory);
     ASSERT_TRUE(broker_->Start().ok()) << broker_->log();
   }

@@ -265,6 +265,27 @@ ConnectorProcess::ConnectorProcess(std::string binary, std::string dir, const Pk
   if (!data_file.empty()) out << "data_file: \"" << data_file << "\"\n";
 }
 
+absl::StatusOr<SampleConnectors> StartSampleConnectors(const std::string& dir, const Pki& pki,
+                                                       const std::string& registry_extra,
+                                                       const std::string& bank_extra) {
+  SampleConnectors c;
+  c.registry = std::make_unique<ConnectorProcess>(
+      AgencyBinary("registry"), dir + "/registry", pki, "registry",
+      SampleConnectorFile("registry-records.textproto"), FreePort(), registry_extra);
+  c.bank = std::make_unique<ConnectorProcess>(AgencyBinary("bank"), dir + "/bank", pki, "bank",
+                                              SampleConnectorFile("bank-records.textproto"),
+                                              FreePort(), bank_extra);
+  if (absl::Status s = c.registry->Start(); !s.ok()) return s;
+  if (absl::Status s = c.bank->Start(); !s.ok()) return s;
+  c.directory_file = dir + "/directory.textproto";
+  if (absl::Status s = WriteDirectoryWithPorts(
+          c.directory_file, {{"registry", c.registry->port()}, {"bank", c.bank->port()}});
+      !s.ok()) {
+    return s;
+  }
+  return c;
+}
+
 int HttpGet(int port, const std::string& path, std::string* body) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;

