@@ -298,6 +298,41 @@ TEST_F(NotificationTest, OnlyTheAuthoritativeProviderMayPublishAndAConsumerMayNo
   }
 }
 
+TEST_F(NotificationTest, PublishesBeyondTheProvidersBucketAreRefusedAndQueueNothing) {
+  // A broker of its own, over the same directory, with a small publish bucket.
+  BrokerProcess limited(dir_->path() + "/limited-broker", *pki_, directory_,
+                        "rate_limits { publish { per_second: 1 burst: 3 } }\n");
+  ASSERT_TRUE(limited.Start().ok()) << limited.log();
+  const std::string citizen = CitizenId(11);
+  int ok = 0;
+  std::vector<std::string> refused;
+  for (int i = 0; i < 10; ++i) {
+    const std::string id = absl::StrCat("limited-", i);
+    grpc::Status status = Publish("registry", AddressChanged(id, citizen), nullptr, &limited);
+    if (status.ok()) {
+      ++ok;
+      continue;
+    }
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+    EXPECT_EQ(status.error_message(),
+              "rate limit: publish for agency registry: at most 1 per second");
+    refused.push_back(id);
+  }
+  EXPECT_EQ(ok, 3);
+  ASSERT_EQ(refused.size(), 7u);
+  // A refused event was not stored: published again once the bucket has refilled, it is
+  // new (not replayed).
+  absl::SleepFor(absl::Milliseconds(1100));
+  PublishChangeResponse response;
+  ASSERT_TRUE(Publish("registry", AddressChanged(refused[0], citizen), &response, &limited).ok());
+  EXPECT_FALSE(response.replayed());
+  // Another provider's bucket is its own.
+  PublishChangeRequest iban = AddressChanged("limited-bank", citizen);
+  iban.set_attributes(0, "bank.account_iban");
+  grpc::Status bank = Publish("bank", iban, nullptr, &limited);
+  EXPECT_NE(bank.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << bank.error_message();
+}
+
 TEST_F(NotificationTest, OnlySubscribersWithABasisAreToldAndNoneAfterTheConsentIsRevoked) {
   const std::string consented = CitizenId(20);
   const std::string other = CitizenId(21);
