@@ -163,8 +163,7 @@ class RocksConsentStore final : public ConsentStore {
 
   void Grant(StoredConsent record, GrantDone done) override;
   void Revoke(const std::string& consent_id, const std::string& citizen_id,
-              const std::string& actor, const std::string& reason, absl::Time now,
-              ConsentDone done) override;
+              tellonce::v1::ConsentEvent event, absl::Time now, ConsentDone done) override;
   void MarkUsed(const std::string& consent_id, const std::string& actor, absl::Time now,
                 ConsentDone done) override;
   absl::StatusOr<StoredConsent> Get(const std::string& consent_id, const std::string& citizen_id,
@@ -337,11 +336,13 @@ void RocksConsentStore::Mutate(const std::string& consent_id, absl::Time now, Ch
 }
 
 void RocksConsentStore::Revoke(const std::string& consent_id, const std::string& citizen_id,
-                               const std::string& actor, const std::string& reason, absl::Time now,
-                               ConsentDone done) {
+                               ConsentEvent event, absl::Time now, ConsentDone done) {
+  event.set_kind(ConsentEvent::REVOKED);
+  ToTimestamp(now, event.mutable_at());
   Mutate(
       consent_id, now,
-      [citizen_id, actor, reason, now](StoredConsent& record, bool* modified) -> absl::Status {
+      [citizen_id, event = std::move(event), now](StoredConsent& record,
+                                                   bool* modified) -> absl::Status {
         Consent& consent = *record.mutable_consent();
         if (consent.citizen_id() != citizen_id) return NotFound();
         const ConsentStatus effective = EffectiveStatus(consent, now);
@@ -349,7 +350,7 @@ void RocksConsentStore::Revoke(const std::string& consent_id, const std::string&
         // caller learns that its revocation did not happen now.
         if (effective != tellonce::v1::ACTIVE) return NotActive(effective);
         consent.set_status(tellonce::v1::REVOKED);
-        AppendEvent(&consent, ConsentEvent::REVOKED, now, actor, reason);
+        *consent.add_events() = event;
         *modified = true;
         return absl::OkStatus();
       },

@@ -44,12 +44,13 @@ class ConsentStore {
   // "request_id: already used for a different consent". Nothing is stored then.
   virtual void Grant(tellonce::v1::StoredConsent record, GrantDone done) = 0;
 
-  // Revokes at `now`, appending a REVOKED event (actor, reason). NOT_FOUND when the id
-  // is unknown or belongs to another citizen. Not ACTIVE (already REVOKED, EXPIRED or
-  // USED): FAILED_PRECONDITION "consent is REVOKED" (or EXPIRED, USED), unchanged.
+  // Revokes at `now`, appending `event` as the REVOKED event (its actor, reason and
+  // the citizen's authentication evidence; the store sets its kind and time).
+  // NOT_FOUND when the id is unknown or belongs to another citizen. Not ACTIVE (already
+  // REVOKED, EXPIRED or USED): FAILED_PRECONDITION "consent is REVOKED" (or EXPIRED,
+  // USED), unchanged.
   virtual void Revoke(const std::string& consent_id, const std::string& citizen_id,
-                      const std::string& actor, const std::string& reason, absl::Time now,
-                      ConsentDone done) = 0;
+                      tellonce::v1::ConsentEvent event, absl::Time now, ConsentDone done) = 0;
 
   // Spends a ONE_TIME consent: ACTIVE (effective at `now`, and valid_from <= now) ->
   // USED with a USED event. FAILED_PRECONDITION when it is not ACTIVE at `now` or not

@@ -223,13 +223,19 @@ void ConsentRegistry::Revoke(
     done(status);
     return;
   }
-  if (absl::StatusOr<certs::VerifiedCitizenAssertion> citizen = directory->VerifyCitizenAssertion(
-          portal_id, citizen_assertion, request.citizen_id(), options_.clock());
-      !citizen.ok()) {
+  absl::StatusOr<certs::VerifiedCitizenAssertion> citizen = directory->VerifyCitizenAssertion(
+      portal_id, citizen_assertion, request.citizen_id(), options_.clock());
+  if (!citizen.ok()) {
     done(citizen.status());
     return;
   }
-  store_->Revoke(request.consent_id(), request.citizen_id(), portal_id, request.reason(),
+  ConsentEvent revoked;
+  revoked.set_actor(portal_id);
+  revoked.set_reason(request.reason());
+  revoked.set_citizen_authenticated_by(citizen->issuer);
+  revoked.set_citizen_assertion_id(citizen->token_id);
+  revoked.set_citizen_assertion_sha256(citizen->token_sha256);
+  store_->Revoke(request.consent_id(), request.citizen_id(), std::move(revoked),
                  options_.clock(),
                  [done = std::move(done)](absl::StatusOr<Consent> consent) mutable {
                    if (!consent.ok()) {

@@ -122,7 +122,10 @@ class ConsentStoreTest : public ::testing::Test {
   absl::StatusOr<Consent> Revoke(const std::string& id, const std::string& citizen, absl::Time now,
                                  const std::string& reason = "changed my mind") {
     std::promise<absl::StatusOr<Consent>> result;
-    store_->Revoke(id, citizen, "portal-a", reason, now,
+    tellonce::v1::ConsentEvent event;
+    event.set_actor("portal-a");
+    event.set_reason(reason);
+    store_->Revoke(id, citizen, std::move(event), now,
                    [&](absl::StatusOr<Consent> r) { result.set_value(std::move(r)); });
     return result.get_future().get();
   }

@@ -476,6 +476,24 @@ TEST_F(RegistryTest, GrantRecordsWhichProviderAuthenticatedTheCitizenAndTheToken
             std::string::npos);
 }
 
+TEST_F(RegistryTest, RevokeRecordsWhichProviderAuthenticatedTheCitizenAndTheTokensHash) {
+  absl::StatusOr<tellonce::v1::GrantConsentResponse> granted = Grant(Request("grant-1"));
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  absl::StatusOr<tellonce::v1::RevokeConsentResponse> revoked =
+      Revoke(granted->consent().consent_id());
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  ASSERT_EQ(revoked->consent().events_size(), 2);
+  const tellonce::v1::ConsentEvent& event = revoked->consent().events(1);
+  EXPECT_EQ(event.kind(), tellonce::v1::ConsentEvent::REVOKED);
+  EXPECT_EQ(event.actor(), "portal-a");
+  EXPECT_EQ(event.reason(), "no longer needed");
+  EXPECT_EQ(event.citizen_authenticated_by(), kIssuer);
+  EXPECT_EQ(event.citizen_assertion_sha256().size(), 64u);
+  // Not the grant's token: each call carries its own authentication.
+  EXPECT_NE(event.citizen_assertion_sha256(),
+            granted->consent().events(0).citizen_assertion_sha256());
+}
+
 TEST_F(RegistryTest, RevokingTwiceIsFailedPrecondition) {
   absl::StatusOr<tellonce::v1::GrantConsentResponse> granted = Grant(Request("grant-1"));
   ASSERT_TRUE(granted.ok()) << granted.status();
