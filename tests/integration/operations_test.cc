@@ -161,6 +161,11 @@ TEST_F(OperationsTest, MetricsCountEveryExchangeInItsResultSeries) {
               tellonce::v1::RESULT_NO_BASIS);
   }
   const Samples after = Scrape(broker_->admin_port(), dir_->path());
+  // The citizens of these exchanges appear nowhere in the exposition.
+  std::string raw;
+  ASSERT_EQ(HttpGet(broker_->admin_port(), "/metrics", &raw), 200);
+  EXPECT_FALSE(absl::StrContains(raw, kCitizen));
+  EXPECT_FALSE(absl::StrContains(raw, kStranger));
 
   auto delta = [&](const std::string& key) { return Value(after, key) - Value(before, key); };
   EXPECT_EQ(delta("tellonce_exchange_attribute_results_total|result=RESULT_OK"), kAllowed);
