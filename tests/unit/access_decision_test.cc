@@ -79,7 +79,10 @@ class AccessDecisionTest : public ::testing::Test {
     std::promise<absl::Status> done;
     auto finish = [&](absl::StatusOr<tellonce::v1::Consent> r) { done.set_value(r.status()); };
     if (revoke) {
-      store_->Revoke(consent_id, kCitizen, "portal", "test", kT0, finish);
+      tellonce::v1::ConsentEvent event;
+      event.set_actor("portal");
+      event.set_reason("test");
+      store_->Revoke(consent_id, kCitizen, std::move(event), kT0, finish);
     } else {
       store_->MarkUsed(consent_id, "tax", kT0, finish);
     }
