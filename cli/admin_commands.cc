@@ -91,6 +91,7 @@ std::vector<Command> AdminCommands() {
        .description = "The broker's status (as an operator: an agency with the ADMIN role).\n"
                       "Version, uptime, access log size and last signed checkpoint, outbox\n"
                       "depth, TLS certificate and CRL expiry, readiness.",
+       .flags = {},
        .run = Status},
   };
 }
