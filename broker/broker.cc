@@ -381,8 +381,8 @@ void Broker::Shutdown() {
   if (exchange_ != nullptr) {
     const ExchangeCounters& c = exchange_->counters();
     ops::LogInfo(absl::StrCat(
-        "exchange: ", c.requests.load(), " requests, ", c.attributes_delivered.load(),
-        " attributes delivered, ", c.attributes_refused.load(), " refused, ",
+        "exchange: ", c.requests.load(), " requests, ", c.delivered(),
+        " attributes delivered, ", c.refused(), " refused, ",
         c.provider_answers_rejected.load(), " provider answers rejected, ",
         c.provider_calls_failed.load(), " provider calls failed, ", c.refused_busy.load(),
         " refused as busy; ", connectors_->counters().fetches.load(), " fetches in ",

@@ -502,10 +502,7 @@ void Exchange::RecordAndAnswer(std::shared_ptr<Call> call) {
       const size_t code = static_cast<size_t>(r.code());
       counters_.results[code < counters_.results.size() ? code : 0].fetch_add(
           1, std::memory_order_relaxed);
-      if (r.code() == tellonce::v1::RESULT_OK) {
-        counters_.attributes_delivered.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        counters_.attributes_refused.fetch_add(1, std::memory_order_relaxed);
+      if (r.code() != tellonce::v1::RESULT_OK) {
         if (!refused_codes.empty()) refused_codes.push_back(',');
         refused_codes.append(tellonce::v1::ResultCode_Name(r.code()));
         ++refused;

@@ -52,8 +52,6 @@ struct ExchangeOptions {
 // What the exchange flow counts, for operators. Monotonic; read with relaxed loads.
 struct ExchangeCounters {
   std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> attributes_delivered{0};
-  std::atomic<uint64_t> attributes_refused{0};
   // Connector answers (or parts of them) dropped: unasked or repeated attributes,
   // values of the wrong type or over the size limit.
   std::atomic<uint64_t> provider_answers_rejected{0};
@@ -64,6 +62,16 @@ struct ExchangeCounters {
   std::atomic<uint64_t> refused_consumer_busy{0};
   // Attribute results answered, indexed by tellonce.v1.ResultCode.
   std::array<std::atomic<uint64_t>, 16> results{};
+
+  // Attributes delivered (RESULT_OK) and refused (every other code), from `results`.
+  uint64_t delivered() const { return results[1].load(std::memory_order_relaxed); }
+  uint64_t refused() const {
+    uint64_t n = 0;
+    for (size_t code = 0; code < results.size(); ++code) {
+      if (code != 1) n += results[code].load(std::memory_order_relaxed);
+    }
+    return n;
+  }
 };
 
 // Checks a GetAttributes request: request_id (1..max_string_bytes, printable ASCII),

@@ -26,14 +26,6 @@
 
 namespace tellonce::connectors::examples {
 
-void LogLine(char level, const std::string& /*program*/, absl::string_view text) {
-  // The program name is on every line already (ConfigureLogging in RunConnectorParts).
-  const ops::LogLevel l = level == 'E'   ? ops::LogLevel::kError
-                          : level == 'W' ? ops::LogLevel::kWarning
-                          : level == 'D' ? ops::LogLevel::kDebug
-                                         : ops::LogLevel::kInfo;
-  ops::Log(l, std::string_view(text.data(), text.size()));
-}
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> BrokerChannel(const ConnectorOptions& options) {
   if (options.broker_address.empty()) {
@@ -58,9 +50,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> BrokerChannel(const ConnectorOpti
 
 namespace {
 
-void Log(char level, const std::string& program, absl::string_view text) {
-  LogLine(level, program, text);
-}
 
 struct Flags {
   std::string config;
@@ -152,11 +141,9 @@ absl::StatusOr<std::unique_ptr<AttributeSource>> ProfileSource(const AgencyProfi
       options.data_file, profile.attributes,
       [program, path](const absl::Status& status, size_t citizens) {
         if (status.ok()) {
-          Log('I', program,
-              absl::StrCat("data_file ", path, " changed: now serving ", citizens, " citizens"));
+          ops::LogInfo(absl::StrCat("data_file ", path, " changed: now serving ", citizens, " citizens"));
         } else {
-          Log('W', program,
-              absl::StrCat("data_file changed but cannot be loaded, still serving the previous "
+          ops::LogWarning(absl::StrCat("data_file changed but cannot be loaded, still serving the previous "
                            "version: ",
                            status.message()));
         }
@@ -193,7 +180,7 @@ int RunConnectorParts(const std::string& program, const std::string& description
 
   absl::StatusOr<ConnectorOptions> options = LoadConnectorConfig(flags.config);
   if (!options.ok()) {
-    Log('E', program, absl::StrCat("configuration: ", options.status().message()));
+    ops::LogError(absl::StrCat("configuration: ", options.status().message()));
     return 1;
   }
   options->log.program = program;
@@ -202,36 +189,34 @@ int RunConnectorParts(const std::string& program, const std::string& description
   absl::StatusOr<std::unique_ptr<certs::TlsMaterialWatcher>> tls =
       certs::TlsMaterialWatcher::Start(options->tls, options->tls_watch);
   if (!tls.ok()) {
-    Log('E', program, absl::StrCat("start-up failed: ", tls.status().message()));
+    ops::LogError(absl::StrCat("start-up failed: ", tls.status().message()));
     return 1;
   }
   options->tls_watcher = *std::move(tls);
 
   absl::StatusOr<ConnectorParts> parts = make_parts(*options);
   if (!parts.ok()) {
-    Log('E', program,
-        absl::StrCat("configuration: ", flags.config, ": ", parts.status().message()));
+    ops::LogError(absl::StrCat("configuration: ", flags.config, ": ", parts.status().message()));
     return 1;
   }
 
   absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
       ConnectorServer::Start(*options, parts->source.get(), parts->handler.get());
   if (!server.ok()) {
-    Log('E', program, absl::StrCat("start-up failed: ", server.status().message()));
+    ops::LogError(absl::StrCat("start-up failed: ", server.status().message()));
     return 1;
   }
   // The admin port first: whoever waits for the port file finds both.
   if (!flags.admin_port_file.empty() &&
       !WritePortFile(flags.admin_port_file, (*server)->admin_port())) {
-    Log('E', program, absl::StrCat("cannot write --admin-port-file ", flags.admin_port_file));
+    ops::LogError(absl::StrCat("cannot write --admin-port-file ", flags.admin_port_file));
     return 1;
   }
   if (!flags.port_file.empty() && !WritePortFile(flags.port_file, (*server)->port())) {
-    Log('E', program, absl::StrCat("cannot write --port-file ", flags.port_file));
+    ops::LogError(absl::StrCat("cannot write --port-file ", flags.port_file));
     return 1;
   }
-  Log('I', program,
-      absl::StrCat(description, " (agency ", options->agency_id, ") serving ConnectorService on ",
+  ops::LogInfo(absl::StrCat(description, " (agency ", options->agency_id, ") serving ConnectorService on ",
                    options->listen_address, " (port ", (*server)->port(), "), trust domain ",
                    options->trust_domain, ": ", parts->serves));
 
@@ -240,12 +225,12 @@ int RunConnectorParts(const std::string& program, const std::string& description
     if (sigwait(&signals, &signal) != 0) continue;
     if (signal != SIGHUP) break;
     // SIGHUP: re-read the TLS files now (a refusal is logged by the watcher).
-    if (options->tls_watcher->Reload().ok()) Log('I', program, "TLS files reloaded");
+    if (options->tls_watcher->Reload().ok()) ops::LogInfo("TLS files reloaded");
   }
-  Log('I', program, absl::StrCat("received ", strsignal(signal), ", draining"));
+  ops::LogInfo(absl::StrCat("received ", strsignal(signal), ", draining"));
   (*server)->Shutdown();
   server->reset();
-  Log('I', program, "stopped cleanly");
+  ops::LogInfo("stopped cleanly");
   return 0;
 }
 

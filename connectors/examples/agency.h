@@ -65,11 +65,6 @@ using PartsFactory = std::function<absl::StatusOr<ConnectorParts>(const Connecto
 int RunConnectorParts(const std::string& program, const std::string& description,
                       const PartsFactory& make_parts, int argc, char** argv);
 
-// "<RFC 3339 UTC time> <level> <program>: <text>" on stderr in one write, the example
-// agencies' log format. `level` is 'I', 'W' or 'E'. Thread-safe. Callers keep attribute
-// values out of `text`, and citizen ids unless an operator needs them.
-void LogLine(char level, const std::string& program, absl::string_view text);
-
 // A mutual TLS channel to options.broker_address with the agency's certificate,
 // accepting only a server presenting spiffe://<trust_domain>/broker. Reconnects by
 // itself with a short back-off (100 ms at first, at most 1 s). INVALID_ARGUMENT "broker_address:

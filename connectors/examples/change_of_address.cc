@@ -1,4 +1,5 @@
 #include "connectors/examples/change_of_address.h"
+#include "ops/log.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -17,6 +18,7 @@
 #include "connectors/atomic_file.h"
 #include "connectors/config.h"
 #include "connectors/examples/agency.h"
+#include "ops/log.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
@@ -339,7 +341,7 @@ absl::Status AddressFollower::OnChange(const ChangeContext& ctx) {
   bool follows = false;
   for (const std::string& a : ctx.attributes) follows = follows || a == kAddressAttribute;
   if (!follows) {
-    LogLine('I', program_, absl::StrCat("learned of ", event, ": nothing this agency keeps"));
+    ops::LogInfo(absl::StrCat("learned of ", event, ": nothing this agency keeps"));
     return absl::OkStatus();
   }
   tellonce::v1::GetAttributesRequest request;
@@ -353,8 +355,7 @@ absl::Status AddressFollower::OnChange(const ChangeContext& ctx) {
   const grpc::Status status = exchange_->GetAttributes(&context, request, &response);
   if (!status.ok()) {
     const auto code = static_cast<absl::StatusCode>(status.error_code());
-    LogLine('W', program_,
-            absl::StrCat("learned of ", event, " but could not ask the broker for ",
+    ops::LogWarning(absl::StrCat("learned of ", event, " but could not ask the broker for ",
                          kAddressAttribute, ": ", absl::StatusCodeToString(code), ": ",
                          status.error_message(), "; the broker will deliver it again"));
     if (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
@@ -370,22 +371,18 @@ absl::Status AddressFollower::OnChange(const ChangeContext& ctx) {
   const std::string code = tellonce::v1::ResultCode_Name(result.code());
   switch (result.code()) {
     case tellonce::v1::RESULT_OK:
-      LogLine('I', program_,
-              absl::StrCat("learned of ", event, "; fetched the new ", kAddressAttribute,
+      ops::LogInfo(absl::StrCat("learned of ", event, "; fetched the new ", kAddressAttribute,
                            " through the broker (exchange ", response.exchange_id(), ", from ",
                            result.provenance().provider(), ", for ", purpose_, ")"));
       return absl::OkStatus();
     case tellonce::v1::RESULT_PROVIDER_UNAVAILABLE:
     case tellonce::v1::RESULT_DEADLINE_EXCEEDED:
     case tellonce::v1::RESULT_PROVIDER_ERROR:
-      LogLine(
-          'W', program_,
-          absl::StrCat("learned of ", event, " but the ", kAddressAttribute,
+      ops::LogWarning(absl::StrCat("learned of ", event, " but the ", kAddressAttribute,
                        " could not be fetched now (", code, "); the broker will deliver it again"));
       return absl::UnavailableError("the changed value's source cannot answer now");
     default:
-      LogLine('I', program_,
-              absl::StrCat("learned of ", event, " but may not fetch the ", kAddressAttribute, " (",
+      ops::LogInfo(absl::StrCat("learned of ", event, " but may not fetch the ", kAddressAttribute, " (",
                            code, "): acknowledged without it"));
       return absl::OkStatus();
   }
@@ -404,7 +401,7 @@ int RunAddressFollower(const std::string& program, const std::string& descriptio
                            " (this agency pulls changed values through the broker)"));
         }
         ConnectorParts parts;
-        parts.handler = std::make_unique<AddressFollower>(program, purpose, *std::move(broker));
+        parts.handler = std::make_unique<AddressFollower>(purpose, *std::move(broker));
         parts.serves = absl::StrCat("no attributes (consumer); change notifications, pulling ",
                                     kAddressAttribute, " from the broker at ",
                                     options.broker_address, " for ", purpose);

@@ -67,15 +67,14 @@ int RunMoveCommand(const std::string& program, int argc, char** argv);
 // A subscriber's reaction to a change of address: on an event naming person.address it
 // pulls the new value through the broker's ExchangeService (GetAttributes, with the
 // agency's own certificate, for `purpose`), checked and audited there like any fetch. It
-// logs (LogLine) that it learned of the change and fetched it, with the event, delivery
+// logs (ops/log.h) that it learned of the change and fetched it, with the event, delivery
 // and exchange ids an operator traces it by; never the value, nor the citizen. Other
 // events are acknowledged and logged. Thread-safe.
 class AddressFollower final : public ChangeHandler {
  public:
-  // `broker` is a channel to the broker (BrokerChannel); `program` names the log lines.
-  AddressFollower(std::string program, std::string purpose, std::shared_ptr<grpc::Channel> broker)
-      : program_(std::move(program)),
-        purpose_(std::move(purpose)),
+  // `broker` is a channel to the broker (BrokerChannel).
+  AddressFollower(std::string purpose, std::shared_ptr<grpc::Channel> broker)
+      : purpose_(std::move(purpose)),
         exchange_(tellonce::v1::ExchangeService::NewStub(std::move(broker))) {}
 
   // OK once the new address is fetched, or when the broker says the agency may not have
@@ -86,7 +85,6 @@ class AddressFollower final : public ChangeHandler {
   absl::Status OnChange(const ChangeContext& ctx) override;
 
  private:
-  const std::string program_;
   const std::string purpose_;
   std::unique_ptr<tellonce::v1::ExchangeService::Stub> exchange_;
 };
