@@ -49,6 +49,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       broker->tls_->ServerCredentials(std::move(admit));
   if (!credentials.ok()) return credentials.status();
+  if (!options.allow_readable_private_keys) {
+    if (absl::Status s =
+            certs::CheckPrivateKeyPermissions("signing.key_file", options.signing_key_file);
+        !s.ok()) {
+      return s;
+    }
+  }
   absl::StatusOr<certs::SigningKey> signing_key =
       certs::SigningKey::FromPemFile(options.signing_key_file, options.signing_key_id);
   if (!signing_key.ok()) {
@@ -105,11 +112,23 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->consent_service_ = std::make_unique<ConsentServiceImpl>(
       broker->directory_.get(), broker->registry_.get(), broker->grant_limit_.get());
   broker->access_log_ = std::make_unique<AccessLog>(broker->db_.get(), broker->queue_.get());
+  // Refuses data whose log is behind a checkpoint already signed (broker/checkpoint_guard.h).
+  absl::StatusOr<std::unique_ptr<CheckpointGuard>> guard = CheckpointGuard::Open(
+      options.signed_checkpoint_file, options.data_dir, broker->db_.get(),
+      broker->access_log_.get(), options.accept_log_rollback);
+  if (!guard.ok()) return guard.status();
+  broker->checkpoint_guard_ = *std::move(guard);
+  broker->backups_ =
+      std::make_unique<BackupMaker>(options.backup_dir, broker->db_.get(),
+                                    broker->access_log_.get(), broker->checkpoint_guard_.get());
   absl::StatusOr<std::unique_ptr<TransparencyLog>> transparency = TransparencyLog::Start(
       broker->db_.get(), broker->access_log_.get(), std::move(checkpoint_key),
-      TransparencyLog::Options{.issuer = certs::BrokerSpiffeId(trust_domain),
-                               .checkpoint_interval = options.checkpoint_interval,
-                               .fresh_interval = options.fresh_checkpoint_interval});
+      TransparencyLog::Options{
+          .issuer = certs::BrokerSpiffeId(trust_domain),
+          .checkpoint_interval = options.checkpoint_interval,
+          .fresh_interval = options.fresh_checkpoint_interval,
+          .on_signed = [guard = broker->checkpoint_guard_.get()](
+                           const tellonce::v1::SignedCheckpoint& c) { return guard->Record(c); }});
   if (!transparency.ok()) return transparency.status();
   broker->transparency_ = *std::move(transparency);
   broker->access_log_->set_listener([t = broker->transparency_.get()] { t->Notify(); });
@@ -170,7 +189,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                                for (std::string& reason : raw->NotReadyReasons()) {
                                  status->add_not_ready_reasons(std::move(reason));
                                }
-                             }));
+                             }),
+      [backups = broker->backups_.get()] { return backups->Run(); });
 
   ops::Family<ops::Counter>& reloads = metrics.AddCounter(
       "tellonce_directory_reloads_total", "Directory reloads (SIGHUP), by result.", {"result"});
@@ -406,6 +426,8 @@ void Broker::Shutdown() {
   connectors_.reset();
   transparency_service_.reset();
   transparency_.reset();
+  backups_.reset();
+  checkpoint_guard_.reset();
   access_log_.reset();
   consent_service_.reset();
   registry_.reset();

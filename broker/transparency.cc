@@ -325,6 +325,9 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::Sign() {
   rocksdb::Status s = db_->db()->Put(sync, db_->family(Family::kAccessLog), CheckpointKey(size),
                                      checkpoint.SerializeAsString());
   if (!s.ok()) return consent::FromRocks(s);
+  if (options_.on_signed) {
+    if (absl::Status kept = options_.on_signed(checkpoint); !kept.ok()) return kept;
+  }
   last_signed_ = now;
   absl::MutexLock lock(&mu_);
   latest_ = checkpoint;

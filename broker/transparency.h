@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,10 @@ class TransparencyLog {
     // Fresh requests that need a new checkpoint get one signed at most this long after
     // the previous signature. Default 1 s.
     absl::Duration fresh_interval = absl::Seconds(1);
+    // Called with each new checkpoint once it is stored and before anyone is handed it
+    // (the rollback guard keeps a copy outside the database); an error fails that
+    // signature. Runs on the hashing thread. Default none.
+    std::function<absl::Status(const tellonce::v1::SignedCheckpoint&)> on_signed;
   };
 
   // Restores the tree from what is stored and starts the hashing thread. `db` and `log`
