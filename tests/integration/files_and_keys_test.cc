@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 #include "tests/testing/temp_dir.h"
@@ -70,6 +71,17 @@ class FilesAndKeysTest : public ::testing::Test {
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = *pki;
     directory_ = SampleDirectoryFor(pki_);
+  }
+
+  // Points the broker's config at another TLS certificate and key.
+  static void UseCertificate(const BrokerProcess& broker, const std::string& from_cert,
+                             const std::string& from_key, const std::string& cert,
+                             const std::string& key) {
+    std::string config = ReadText(broker.config_path());
+    absl::StrReplaceAll({{"\"" + from_cert + "\"", "\"" + cert + "\""},
+                         {"\"" + from_key + "\"", "\"" + key + "\""}},
+                        &config);
+    std::ofstream(broker.config_path()) << config;
   }
 
   // `tellonce-broker --config <broker's config> --check`; its exit code.
@@ -187,9 +199,8 @@ TEST_F(FilesAndKeysTest, CheckReportsACertificateWithAnotherSan) {
   BrokerProcess broker(dir_.path() + "/broker", pki_, directory_);
   // The registry's certificate and key in the broker's place: they match, the CA
   // issued them, but they are not the broker's identity.
-  std::ofstream(broker.config_path(), std::ios::app)
-      << "tls { cert_file: \"" << pki_.cert("registry") << "\" key_file: \""
-      << pki_.key("registry") << "\" }\n";
+  UseCertificate(broker, pki_.broker_cert(), pki_.broker_key(), pki_.cert("registry"),
+                 pki_.key("registry"));
   std::string output;
   EXPECT_EQ(Check(broker, &output), 1) << output;
   EXPECT_TRUE(absl::StrContains(output, "URI SAN is spiffe://tellonce.local/agency/registry, "
@@ -202,9 +213,8 @@ TEST_F(FilesAndKeysTest, CheckReportsACertificateFromAnotherCaAndAReadableKey) {
   ASSERT_TRUE(other.ok()) << other.status();
   chmod(pki_.signing_key().c_str(), 0644);
   BrokerProcess broker(dir_.path() + "/broker", pki_, directory_);
-  std::ofstream(broker.config_path(), std::ios::app)
-      << "tls { cert_file: \"" << other->broker_cert() << "\" key_file: \""
-      << other->broker_key() << "\" }\n";
+  UseCertificate(broker, pki_.broker_cert(), pki_.broker_key(), other->broker_cert(),
+                 other->broker_key());
   std::string output;
   EXPECT_EQ(Check(broker, &output), 1) << output;
   EXPECT_TRUE(absl::StrContains(output, "not verified by tls.ca_file")) << output;
