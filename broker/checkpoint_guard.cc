@@ -179,12 +179,13 @@ absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Open(
   }
   if (!accept_rollback) return checked;
 
-  const std::string what = absl::StrCat(
-      "LOG_ROLLBACK: accepted by the operator (--accept-log-rollback): ", checked.message(),
-      " Going on from ", state->size, " events",
-      state->latest.has_value() ? absl::StrCat(" and checkpoint ", DescribeCheckpoint(*state->latest))
-                                : std::string(" and no checkpoint"),
-      ".");
+  const std::string from =
+      state->latest.has_value()
+          ? absl::StrCat(" and checkpoint ", DescribeCheckpoint(*state->latest))
+          : std::string(" and no checkpoint");
+  const std::string what =
+      absl::StrCat("LOG_ROLLBACK: accepted by the operator (--accept-log-rollback): ",
+                   checked.message(), " Going on from ", state->size, " events", from, ".");
   ops::LogWarning(what);
   tellonce::v1::AccessEvent event;
   *event.mutable_at() = ToProtoTime(absl::Now());

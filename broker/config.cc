@@ -73,7 +73,9 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
 
   if (config.data_dir().empty()) return required("data_dir");
   options.data_dir = Resolve(base, config.data_dir());
-  while (options.data_dir.size() > 1 && options.data_dir.back() == '/') options.data_dir.pop_back();
+  while (options.data_dir.size() > 1 && options.data_dir.back() == '/') {
+    options.data_dir.pop_back();
+  }
   options.signed_checkpoint_file = config.signed_checkpoint_file().empty()
                                        ? options.data_dir + ".checkpoint"
                                        : Resolve(base, config.signed_checkpoint_file());

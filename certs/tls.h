@@ -43,8 +43,9 @@ absl::Status CheckPrivateKeyPermissions(absl::string_view field, const std::stri
 // MakeServerCredentials loads them (certificate chain and CA bundle parse, the key is
 // this certificate's, each CRL is signed by its CA and current, and the key's mode when
 // refuse_readable_key), the CA bundle verifies the certificate chain (time included),
-// and the certificate's one URI SAN is `expected_spiffe_id` (not checked when empty). INVALID_ARGUMENT or
-// FAILED_PRECONDITION naming the field and path otherwise. Starts nothing.
+// and the certificate's one URI SAN is `expected_spiffe_id` (not checked when empty).
+// INVALID_ARGUMENT or FAILED_PRECONDITION naming the field and path otherwise. Starts
+// nothing.
 absl::Status CheckTlsFiles(const TlsPaths& paths, std::string_view expected_spiffe_id);
 
 // Server credentials for mutual TLS: presents cert/key, requires a client certificate

@@ -227,7 +227,8 @@ TEST_F(FilesAndKeysTest, CheckDirectoryValidatesOnlyTheDirectoryFile) {
   EXPECT_EQ(RunCommand({BrokerBinary(), "--check-directory", directory_}, &output), 0) << output;
   EXPECT_TRUE(absl::StrContains(output, "directory OK")) << output;
   const std::string broken = dir_.path() + "/broken.textproto";
-  std::ofstream(broken) << ReadText(directory_) << "\nmandates { id: \"m\" consumer: \"nobody\" }\n";
+  std::ofstream(broken) << ReadText(directory_)
+                        << "\nmandates { id: \"m\" consumer: \"nobody\" }\n";
   EXPECT_EQ(RunCommand({BrokerBinary(), "--check-directory", broken}, &output), 1) << output;
   EXPECT_TRUE(absl::StrContains(output, broken)) << output;
 }

@@ -44,7 +44,8 @@ TEST(InstallTest, ConnectorBuiltAgainstTheInstalledSdkServesAFetchThroughTheInst
   const std::string prefix = tmp.path() + "/prefix";
   MustRun({TELLONCE_CMAKE_COMMAND, "--install", Env("TELLONCE_BINARY_DIR"), "--prefix", prefix});
   for (const char* file :
-       {"bin/tellonce-broker", "bin/tellonce", "bin/tellonce-registry", "share/tellonce/make-dev-pki",
+       {"bin/tellonce-broker", "bin/tellonce", "bin/tellonce-registry",
+        "share/tellonce/make-dev-pki",
         "include/tellonce/connectors/sdk.h", "include/tellonce/tellonce/v1/connector.pb.h",
         "lib/systemd/system/tellonce-broker.service"}) {
     EXPECT_TRUE(std::filesystem::exists(prefix + "/" + file)) << file;

@@ -59,7 +59,8 @@ class TransparencyTest : public ::testing::Test {
         db_.get(), log_.get(), *key_,
         {.issuer = "spiffe://test.local/broker",
          .checkpoint_interval = absl::Hours(1),
-         .fresh_interval = fresh_interval_});
+         .fresh_interval = fresh_interval_,
+         .on_signed = nullptr});
     ASSERT_TRUE(t.ok()) << t.status();
     tlog_ = *std::move(t);
     log_->set_listener([t = tlog_.get()] { t->Notify(); });
