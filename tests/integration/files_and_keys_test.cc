@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 #include "tests/testing/temp_dir.h"
@@ -148,6 +149,24 @@ TEST_F(FilesAndKeysTest, BrokerRefusesATlsKeyOthersCanRead) {
   BrokerProcess relaxed(dir_.path() + "/relaxed", pki_, directory_,
                         "allow_readable_private_keys: true\n");
   EXPECT_TRUE(relaxed.Start().ok()) << relaxed.log();
+}
+
+TEST_F(FilesAndKeysTest, ReloadRefusesARotatedKeyOthersCanReadAndKeepsServing) {
+  BrokerProcess broker(dir_.path() + "/broker", pki_, directory_);
+  ASSERT_TRUE(broker.Start().ok()) << broker.log();
+  // A rotated key written as 0644 while the broker runs (the files are re-read when
+  // their contents change).
+  const std::string rotated = ReadText(pki_.key("registry"));
+  std::ofstream(pki_.broker_key(), std::ios::trunc) << rotated;
+  chmod(pki_.broker_key().c_str(), 0644);
+  broker.Hangup();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!absl::StrContains(broker.log(), "chmod 600") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(absl::StrContains(broker.log(), "chmod 600 " + pki_.broker_key())) << broker.log();
+  Grant(broker, 1);
+  EXPECT_EQ(broker.Terminate(), 0);
 }
 
 TEST_F(FilesAndKeysTest, BrokerRefusesASigningKeyTheGroupCanRead) {
