@@ -114,9 +114,15 @@ TEST_F(FilesAndKeysTest, DataDirectoryAndItsFilesArePrivate) {
   BrokerProcess broker(dir_.path() + "/broker", pki_, directory_);
   ASSERT_TRUE(broker.Start().ok()) << broker.log();
   Grant(broker, 5);
+  // The first checkpoint is signed within a second of the start.
+  for (int i = 0; i < 100 && !fs::exists(broker.data_dir() + ".checkpoint"); ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
   EXPECT_EQ(broker.Terminate(), 0);
   EXPECT_EQ(ModeOf(broker.data_dir()), 0700u);
   EXPECT_EQ(OpenEntries(broker.data_dir()), std::vector<std::string>());
+  // The signed checkpoint file beside it too.
+  EXPECT_EQ(ModeOf(broker.data_dir() + ".checkpoint"), 0600u);
 }
 
 TEST_F(FilesAndKeysTest, AnOpenDataDirectoryIsMadePrivateAtStart) {
