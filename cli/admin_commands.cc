@@ -101,10 +101,8 @@ int Backup(const Args& args) {
   }
   std::cout << "backup           " << backup.directory() << " (on the broker's host)\n"
             << "access log       " << backup.access_log_size() << " event(s) at the start\n"
-            << "checkpoint       "
-            << (backup.checkpoint_size() > 0 ? absl::StrCat("size ", backup.checkpoint_size())
-                                             : std::string("none signed yet"))
-            << "\n"
+            << "checkpoint       tree size " << backup.checkpoint_size()
+            << " (signed-checkpoint beside data/)\n"
             << "size             " << backup.bytes() << " bytes\n"
             << "took             "
             << HumanDuration(FromTimestamp(backup.finished_at()) -
