@@ -140,8 +140,13 @@ Storage::CommitCounts PgStorage::commit_counts() const {
 }
 
 absl::Status PgStorage::Health() {
-  if (absl::Status s = reads_->Health(); !s.ok()) return s;
-  return commits_->Health();
+  // The pool that heard from the database last knows best.
+  std::pair<absl::Time, absl::Status> latest = reads_->LastOutcome();
+  for (const pq::ConnectionPool* pool : {commits_.get(), unsynced_.get()}) {
+    std::pair<absl::Time, absl::Status> outcome = pool->LastOutcome();
+    if (outcome.first > latest.first) latest = std::move(outcome);
+  }
+  return latest.second;
 }
 
 void PgStorage::CommitLoop(int thread) {
@@ -290,6 +295,7 @@ PgStorage::GroupResult PgStorage::TryGroup(pq::Connection& conn, std::vector<Pen
     if (!conn.ok()) return {Outcome::kUnknown, committed};
     return classify(committed);
   }
+  commits_->ReportOk();
   groups_.fetch_add(1, std::memory_order_relaxed);
   if (wrote) writes_.fetch_add(1, std::memory_order_relaxed);
   return {Outcome::kCommitted, absl::OkStatus()};

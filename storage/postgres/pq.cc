@@ -289,6 +289,9 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const Options& opti
     PQfinish(conn);
     return status;
   }
+  // Server notices (e.g. "terminating connection due to immediate shutdown") would go
+  // to stderr; the error that follows them says the same through a Status.
+  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<Connection>(new Connection(conn));
 }
 
@@ -373,10 +376,14 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire() {
   if (!conn.ok()) {
     --open_;
     failing_ = conn.status();
+    changed_ = absl::Now();
     retry_at_ = absl::Now() + options_.retry_after_failure;
     return conn.status();
   }
-  failing_.reset();
+  if (failing_.has_value()) {
+    failing_.reset();
+    changed_ = absl::Now();
+  }
   return Lease(this, *std::move(conn), generation);
 }
 
@@ -401,6 +408,7 @@ void ConnectionPool::ReportLost(const absl::Status& status) {
   open_ -= static_cast<int>(idle_.size());
   drop.swap(idle_);
   failing_ = status;
+  changed_ = absl::Now();
   // Let the next acquire try at once: the server may be back already.
   retry_at_ = absl::InfinitePast();
 }
@@ -410,6 +418,19 @@ absl::Status ConnectionPool::Health() const {
   return failing_.has_value() ? *failing_ : absl::OkStatus();
 }
 
+std::pair<absl::Time, absl::Status> ConnectionPool::LastOutcome() const {
+  absl::MutexLock lock(&mu_);
+  return {changed_, failing_.has_value() ? *failing_ : absl::OkStatus()};
+}
+
+void ConnectionPool::ReportOk() {
+  absl::MutexLock lock(&mu_);
+  if (failing_.has_value()) {
+    failing_.reset();
+    changed_ = absl::Now();
+  }
+}
+
 absl::Status ConnectionPool::With(bool idempotent,
                                   const std::function<absl::Status(Connection&)>& body) {
   for (int attempt = 0;; ++attempt) {
@@ -417,8 +438,7 @@ absl::Status ConnectionPool::With(bool idempotent,
     if (!lease.ok()) return lease.status();
     absl::Status status = body(**lease);
     if (status.ok()) {
-      absl::MutexLock lock(&mu_);
-      failing_.reset();
+      ReportOk();
       return status;
     }
     if (!(*lease)->ok()) {

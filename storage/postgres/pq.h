@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -237,6 +238,10 @@ class ConnectionPool {
 
   // OK, or UNAVAILABLE with the last connection error while connections fail.
   absl::Status Health() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Health, and when it last changed (for combining several pools: the latest wins).
+  std::pair<absl::Time, absl::Status> LastOutcome() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Records that a statement on a leased connection worked (Health becomes OK).
+  void ReportOk() ABSL_LOCKS_EXCLUDED(mu_);
   // Records a lost connection (a statement failed with UNAVAILABLE): idle connections
   // opened before now are dropped, and Health reports it until a connection works.
   void ReportLost(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
@@ -252,6 +257,7 @@ class ConnectionPool {
   int open_ ABSL_GUARDED_BY(mu_) = 0;  // idle + leased + being opened
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<absl::Status> failing_ ABSL_GUARDED_BY(mu_);
+  absl::Time changed_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
