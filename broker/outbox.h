@@ -16,10 +16,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/connector_pool.h"
-#include "consent/commit_queue.h"
-#include "consent/database.h"
 #include "consent/registry.h"
 #include "grpcpp/client_context.h"
+#include "storage/storage.h"
 #include "tellonce/v1/notification.pb.h"
 
 namespace tellonce::broker {
@@ -44,9 +43,9 @@ struct DispatchOptions {
   absl::Duration call_timeout = absl::Seconds(5);
 };
 
-// Design: the notification outbox and its dispatcher. Deliveries are written by the
-// publisher (Stage, inside a CommitQueue operation, atomically with the access events
-// that record them) and handed over with Enqueue once durable. One dispatcher thread
+// Design: the notification outbox and its dispatcher. Deliveries are stored by the
+// publisher (NewDeliveries, in the publisher's transaction, atomically with the access
+// events that record them) and handed over with Enqueue once durable. One dispatcher thread
 // sends them to each subscriber's connector (ConnectorService.DeliverChange over the
 // pooled mutual TLS channel): in publication order per (subscriber, citizen), up to
 // `window` in flight per subscriber, so a slow or broken subscriber holds up only its
@@ -61,32 +60,28 @@ struct DispatchOptions {
 // pending deliveries in sequence order, so the oldest delivery of each citizen is
 // among them and order per (subscriber, citizen) holds). Once a subscriber's window is
 // full, further deliveries are only counted; when the window has drained to half, the
-// dispatcher reads the next ones back through the per-subscriber index. Counts of
+// dispatcher reads the next ones back (storage::DeliveryStore::Pending). Counts of
 // pending and dead deliveries are kept in memory, so metrics never scan the database.
-//
-// Storage (family outbox): "d" <sequence, 8 bytes big-endian> -> Delivery; for each
-// PENDING delivery an index entry "p" <subscriber> 0x00 <sequence> -> "" (written with
-// the delivery, removed when it is acknowledged or parked as dead; rebuilt at start
-// when a data directory predates it); the next sequence in the default family under
-// "outbox.sequence".
+// This dispatcher claims every delivery: the storage contract's single-process answer
+// (storage::DeliveryStore says how several processes would share them).
 class Outbox {
  public:
   // Loads the PENDING deliveries and starts the dispatcher thread. None of the pointers
   // is owned; all must outlive the Outbox.
-  static absl::StatusOr<std::unique_ptr<Outbox>> Start(consent::Database* db,
+  static absl::StatusOr<std::unique_ptr<Outbox>> Start(storage::DeliveryStore* store,
                                                        const consent::DirectoryHolder* directory,
                                                        ConnectorPool* connectors,
                                                        DispatchOptions options);
   // Stops the dispatcher and waits for calls in flight (cancelled) to finish.
   ~Outbox();
 
-  // Stages one PENDING delivery per subscriber of `event` into `batch`, assigning
-  // sequence numbers; returns the records (to pass to Enqueue once durable).
-  static absl::StatusOr<std::vector<tellonce::v1::Delivery>> Stage(
-      consent::GroupBatch& batch, const tellonce::v1::ChangeEvent& event,
+  // One PENDING delivery per subscriber of `event`, not yet stored: the publisher stores
+  // them (storage::Transaction::AddDeliveries, which numbers them) atomically with the
+  // access events that record them, and passes them to Enqueue once durable.
+  static std::vector<tellonce::v1::Delivery> NewDeliveries(
+      const tellonce::v1::ChangeEvent& event,
       const std::vector<std::pair<std::string, tellonce::v1::Basis>>& subscribers,
       absl::Time now);
-
   // Hands durable deliveries to the dispatcher. Never blocks for long.
   void Enqueue(std::vector<tellonce::v1::Delivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -121,14 +116,10 @@ class Outbox {
   // the admin status; takes the lock once.
   std::vector<Depth> Depths() ABSL_LOCKS_EXCLUDED(mu_);
 
-  static std::string Key(uint64_t sequence);
-  // The index entry of a PENDING delivery (see the design comment).
-  static std::string PendingKey(const std::string& subscriber, uint64_t sequence);
-
  private:
-  Outbox(consent::Database* db, const consent::DirectoryHolder* directory,
+  Outbox(storage::DeliveryStore* store, const consent::DirectoryHolder* directory,
          ConnectorPool* connectors, DispatchOptions options)
-      : db_(db), directory_(directory), connectors_(connectors), options_(options) {}
+      : store_(store), directory_(directory), connectors_(connectors), options_(options) {}
 
   struct Subscriber {
     // Sequence -> delivery, PENDING only: the oldest `memory_window` of them.
@@ -178,7 +169,7 @@ class Outbox {
   void Erase(const tellonce::v1::Delivery& delivery);
   absl::Duration Backoff(int attempts) ABSL_LOCKS_EXCLUDED(mu_);
 
-  consent::Database* db_;
+  storage::DeliveryStore* store_;
   const consent::DirectoryHolder* directory_;
   ConnectorPool* connectors_;
   DispatchOptions options_;

@@ -17,22 +17,22 @@
 #include "broker/access_log.h"
 #include "certs/merkle.h"
 #include "certs/signing.h"
-#include "consent/database.h"
+#include "storage/storage.h"
 #include "tellonce/v1/transparency.pb.h"
 
 namespace tellonce::broker {
 
 // Design: the access log seen as an append-only Merkle tree (RFC 6962) that anyone
-// holding the broker's certificate can check. Appends stay on the AccessLog's commit
-// path; hashing happens here, on one background thread that follows the log: it reads
-// the events appended since it last ran, hashes them as leaves, and stores every
-// complete subtree it finishes ("n" <level> <index> -> hash), so the root of any size
-// and any proof are O(log n) point reads. Because the tree is a function of the
-// events, it needs no synced write of its own: after a crash the thread starts from
-// the last stored tree size and catches up. A checkpoint (tree size, root, time)
+// holding the broker's certificate can check. Appends stay on the commit path; hashing
+// happens here, on one background thread that follows the log: it reads the events
+// numbered since it last ran, hashes them as leaves, and stores every complete subtree
+// it finishes (storage::TreeStore), so the root of any size and any proof are
+// O(log n) point reads. Because the tree is a function of the events, it needs no
+// durable write of its own: after a crash the thread starts from the last stored tree
+// size and catches up. Only the sequencer (TreeStore::AcquireSequencer; with RocksDB,
+// always this process) extends the tree and signs. A checkpoint (tree size, root, time)
 // is signed with the broker's key every `checkpoint_interval` while the log grows and
-// when a fresh one is asked for, written with a synced write, and kept
-// ("c" <size> -> SignedCheckpoint), at most one per size. Fresh requests are coalesced:
+// when a fresh one is asked for, stored durably, at most one per size. Fresh requests are coalesced:
 // a request the latest checkpoint already covers (every event durable when it was made)
 // gets that one at once; the others wait, all together, for the next signature, and no
 // more than one is signed per `fresh_interval`, so a flood of requests costs at most one
@@ -54,7 +54,7 @@ class TransparencyLog {
   // Restores the tree from what is stored and starts the hashing thread. `db` and `log`
   // are not owned and must outlive the TransparencyLog. Errors: storage errors, a
   // stored tree that does not match its own checkpoints (DATA_LOSS).
-  static absl::StatusOr<std::unique_ptr<TransparencyLog>> Start(consent::Database* db,
+  static absl::StatusOr<std::unique_ptr<TransparencyLog>> Start(storage::Storage* storage,
                                                                 AccessLog* log,
                                                                 certs::SigningKey key,
                                                                 Options options);
@@ -113,14 +113,14 @@ class TransparencyLog {
   // Every stored checkpoint, oldest first.
   absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> Checkpoints();
 
-  // Storage keys in kAccessLog (see the design comment).
-  static std::string NodeKey(int level, uint64_t index);
-  static std::string CheckpointKey(uint64_t tree_size);
-  static constexpr char kTreeSizeKey[] = "access_log.tree_size";
-
  private:
-  TransparencyLog(consent::Database* db, AccessLog* log, certs::SigningKey key, Options options)
-      : db_(db), log_(log), key_(std::move(key)), options_(std::move(options)) {}
+  TransparencyLog(storage::TreeStore* tree, storage::AccessEventLog* events, AccessLog* log,
+                  certs::SigningKey key, Options options)
+      : tree_(tree),
+        events_(events),
+        log_(log),
+        key_(std::move(key)),
+        options_(std::move(options)) {}
 
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
   // Hashes every durable event not yet in the tree. Hashing thread only.
@@ -130,7 +130,8 @@ class TransparencyLog {
   absl::StatusOr<tellonce::v1::SignedCheckpoint> Sign();
   absl::StatusOr<certs::Hash> ReadNode(int level, uint64_t index);
 
-  consent::Database* db_;
+  storage::TreeStore* tree_;
+  storage::AccessEventLog* events_;
   AccessLog* log_;
   certs::SigningKey key_;
   Options options_;

@@ -1,15 +1,20 @@
 #include "storage/storage.h"
 
-#include <future>
 #include <utility>
+
+#include "absl/synchronization/notification.h"
 
 namespace tellonce::storage {
 
 absl::Status Storage::Run(Work work) {
-  std::promise<absl::Status> result;
-  std::future<absl::Status> future = result.get_future();
-  Submit(std::move(work), [&result](absl::Status status) { result.set_value(std::move(status)); });
-  return future.get();
+  absl::Notification done;
+  absl::Status result;
+  Submit(std::move(work), [&](absl::Status status) {
+    result = std::move(status);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
 }
 
 }  // namespace tellonce::storage

@@ -251,6 +251,17 @@ class Storage {
   // Submit and wait. Not to be called from a completion.
   absl::Status Run(Work work);
 
+  // Commits and completes everything submitted so far; later submissions complete with
+  // UNAVAILABLE. Reads keep working until destruction. Idempotent; not to be called from
+  // a completion. The destructor closes too.
+  virtual void Close() = 0;
+
+  // Called after each transaction that appended access events is durable, before its
+  // completion, on the thread that completes it; must not block. Set before the first
+  // Submit. The transparency log uses it to wake its hashing thread at once; other
+  // processes sharing the database are not told, and find new events by polling.
+  virtual void SetAppendListener(std::function<void()> listener) = 0;
+
   virtual ConsentRows& consents() = 0;
   virtual AccessEventLog& access_events() = 0;
   virtual TreeStore& tree() = 0;

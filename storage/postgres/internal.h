@@ -61,6 +61,7 @@ class PgTransaction final : public Transaction {
   // Writes the events of every kept work (before COMMIT).
   absl::Status FlushEvents(Numbering numbering);
   bool has_writes() const { return any_write_ || group_events_.size() > 0; }
+  bool has_events() const { return group_events_.size() > 0; }
 
   // Transaction:
   absl::StatusOr<StoredConsent> GetConsent(const std::string& consent_id) override;
@@ -104,6 +105,10 @@ class PgStorage final : public PostgresStorage {
   ~PgStorage() override;
 
   void Submit(Work work, Done done) override ABSL_LOCKS_EXCLUDED(mu_);
+  void Close() override ABSL_LOCKS_EXCLUDED(mu_);
+  void SetAppendListener(std::function<void()> listener) override {
+    append_listener_ = std::move(listener);
+  }
   ConsentRows& consents() override { return *consent_rows_; }
   AccessEventLog& access_events() override { return *access_events_; }
   TreeStore& tree() override { return *tree_; }
@@ -162,6 +167,8 @@ class PgStorage final : public PostgresStorage {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
+  absl::Mutex close_mu_;  // one Close at a time joins the threads
+  std::function<void()> append_listener_;
 
   std::atomic<uint64_t> operations_{0};
   std::atomic<uint64_t> groups_{0};

@@ -112,12 +112,19 @@ absl::StatusOr<std::unique_ptr<PgStorage>> PgStorage::Open(PostgresOptions optio
 }
 
 PgStorage::~PgStorage() {
+  Close();
+  Release();
+}
+
+void PgStorage::Close() {
+  absl::MutexLock close(&close_mu_);
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  for (std::thread& t : threads_) t.join();  // each returns once the queue is empty
-  Release();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();  // each returns once the queue is empty
+  }
 }
 
 void PgStorage::Submit(Work work, Done done) {
@@ -279,12 +286,11 @@ PgStorage::GroupResult PgStorage::TryGroup(pq::Connection& conn, std::vector<Pen
       continue;
     }
     if (dirty) {
-      GroupResult r = abandon(status);
-      if (r.outcome == Outcome::kFailed) {
-        r.outcome = Outcome::kWorkFailed;
-        r.work = i;
-      }
-      return r;
+      // The work's own error, whatever its code: undo everything, and run the group
+      // again without it.
+      if (conn.ok()) (void)Exec(conn, "ROLLBACK");
+      if (!conn.ok()) return {Outcome::kLost, status};
+      return {Outcome::kWorkFailed, status, i};
     }
   }
   if (absl::Status flushed = tx.FlushEvents(options_.numbering); !flushed.ok()) {
@@ -298,6 +304,7 @@ PgStorage::GroupResult PgStorage::TryGroup(pq::Connection& conn, std::vector<Pen
   commits_->ReportOk();
   groups_.fetch_add(1, std::memory_order_relaxed);
   if (wrote) writes_.fetch_add(1, std::memory_order_relaxed);
+  if (tx.has_events() && append_listener_) append_listener_();
   return {Outcome::kCommitted, absl::OkStatus()};
 }
 

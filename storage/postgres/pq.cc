@@ -89,6 +89,9 @@ absl::Status ErrorFromResult(const PGresult* result, PGconn* connection, absl::s
   }
   if (state == "40001" || state == "40P01" || state == "55P03") return absl::AbortedError(text);
   if (state == "23505") return absl::AlreadyExistsError(text);
+  // Data exceptions: a value PostgreSQL cannot store (a NUL or invalid UTF-8 in text, a
+  // number out of range).
+  if (absl::StartsWith(state, "22")) return absl::InvalidArgumentError(text);
   if (state == "57014") return absl::DeadlineExceededError(text);
   if (state == "42P01") {
     return absl::FailedPreconditionError(

@@ -356,6 +356,17 @@ absl::Status PgTransaction::DropExpired(const Consent& consent) {
 
 absl::Status PgTransaction::InsertConsent(const StoredConsent& record) {
   const Consent& c = record.consent();
+  // The keys, checked here so that a bad one is a clear INVALID_ARGUMENT (PostgreSQL
+  // text holds no NUL).
+  for (auto [value, field] :
+       {std::pair{&c.consent_id(), "consent_id"}, std::pair{&c.citizen_id(), "citizen_id"},
+        std::pair{&c.consumer(), "consumer"}, std::pair{&c.portal(), "portal"},
+        std::pair{&c.request_id(), "request_id"}}) {
+    if (value->empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+    if (value->find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": must not contain NUL"));
+    }
+  }
   pq::Params params;
   params.Text(c.consent_id()).Text(c.citizen_id()).Text(c.consumer()).Text(c.portal())
       .Text(c.request_id()).Text(tellonce::v1::ConsentStatus_Name(c.status()))
