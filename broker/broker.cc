@@ -8,6 +8,7 @@
 #include "certs/tls.h"
 #include "ops/version.h"
 #include "proto/time.h"
+#include "storage/postgres/postgres_storage.h"
 #include "storage/rocksdb/rocks_storage.h"
 #include "certs/tls_watch.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -16,6 +17,14 @@
 #include "grpcpp/server_builder.h"
 
 namespace tellonce::broker {
+namespace {
+
+// With several replicas over one database: how often the transparency log looks for
+// events other replicas appended (the sequencer) and for the tree and checkpoints the
+// sequencer stored (the others).
+constexpr absl::Duration kSharedPollInterval = absl::Milliseconds(200);
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   std::unique_ptr<Broker> broker(new Broker(options));
@@ -60,22 +69,45 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   // Replies to gRPC go from the completion thread, so the next group's write and WAL
   // sync do not wait for them (tests/bench/README.md: +4% exchanges/s).
   ops::MetricsRegistry& metrics = *broker->metrics_;
-  absl::StatusOr<std::unique_ptr<storage::Storage>> stored = storage::OpenRocksStorage(
-      {.path = options.data_dir,
-       .block_cache_mb = options.block_cache_mb,
-       .gather = options.group_commit_wait,
-       .completion_thread = true,
-       .group_operations =
-           &metrics
-                .AddHistogram("tellonce_commit_group_operations",
-                              "Operations committed together in one group (one write).", {},
-                              {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
-                .Get(),
-       .write_seconds = &metrics
-                             .AddHistogram("tellonce_commit_write_duration_seconds",
-                                           "Time of one group's write, WAL sync included.", {},
-                                           ops::LatencyBuckets())
-                             .Get()});
+  absl::StatusOr<std::unique_ptr<storage::Storage>> stored;
+  storage::postgres::PostgresStorage* shared = nullptr;
+  if (!options.postgres.conninfo.empty()) {
+    // Several replicas over one database (storage/postgres/README.md).
+    const BrokerOptions::Postgres& pg = options.postgres;
+    storage::postgres::PostgresOptions pg_options;
+    pg_options.conninfo = pg.conninfo;
+    pg_options.pool_size = pg.pool_size;
+    pg_options.commit_threads = pg.commit_threads;
+    pg_options.gather = options.group_commit_wait;
+    pg_options.sequencer_lease = pg.sequencer_lease;
+    pg_options.claim_lease = pg.claim_lease;
+    pg_options.apply_migrations = pg.migrate_on_start;
+    absl::StatusOr<std::unique_ptr<storage::postgres::PostgresStorage>> opened =
+        storage::postgres::OpenPostgresStorage(std::move(pg_options));
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(),
+                          absl::StrCat("storage.postgres: ", opened.status().message()));
+    }
+    shared = opened->get();
+    stored = std::unique_ptr<storage::Storage>(std::move(*opened));
+  } else {
+    stored = storage::OpenRocksStorage(
+        {.path = options.data_dir,
+         .block_cache_mb = options.block_cache_mb,
+         .gather = options.group_commit_wait,
+         .completion_thread = true,
+         .group_operations =
+             &metrics
+                  .AddHistogram("tellonce_commit_group_operations",
+                                "Operations committed together in one group (one write).", {},
+                                {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
+                  .Get(),
+         .write_seconds = &metrics
+                               .AddHistogram("tellonce_commit_write_duration_seconds",
+                                             "Time of one group's write, WAL sync included.", {},
+                                             ops::LatencyBuckets())
+                               .Get()});
+  }
   if (!stored.ok()) return stored.status();
   broker->storage_ = *std::move(stored);
   broker->store_ = consent::NewConsentStore(broker->storage_.get(), options.consent_store);
@@ -105,9 +137,17 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->access_log_ = std::make_unique<AccessLog>(broker->storage_.get());
   absl::StatusOr<std::unique_ptr<TransparencyLog>> transparency = TransparencyLog::Start(
       broker->storage_.get(), broker->access_log_.get(), std::move(checkpoint_key),
-      TransparencyLog::Options{.issuer = certs::BrokerSpiffeId(trust_domain),
-                               .checkpoint_interval = options.checkpoint_interval,
-                               .fresh_interval = options.fresh_checkpoint_interval});
+      TransparencyLog::Options{
+          .issuer = certs::BrokerSpiffeId(trust_domain),
+          // Shared: the sequencer signs at the fresh pace while the log grows, since a
+          // fresh request made at another replica cannot reach it.
+          .checkpoint_interval =
+              shared != nullptr
+                  ? std::min(options.checkpoint_interval, options.fresh_checkpoint_interval)
+                  : options.checkpoint_interval,
+          .fresh_interval = options.fresh_checkpoint_interval,
+          // Shared: events appended at other replicas are found by polling.
+          .poll_interval = shared != nullptr ? kSharedPollInterval : absl::Seconds(1)});
   if (!transparency.ok()) return transparency.status();
   broker->transparency_ = *std::move(transparency);
   broker->storage_->SetAppendListener([t = broker->transparency_.get()] { t->Notify(); });
@@ -142,9 +182,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   }
   broker->exchange_service_ =
       std::make_unique<ExchangeServiceImpl>(broker->directory_.get(), broker->exchange_.get());
+  ClaimSubscriber claim;
+  if (shared != nullptr) {
+    claim = [shared](const std::string& subscriber) { return shared->ClaimSubscriber(subscriber); };
+  }
   absl::StatusOr<std::unique_ptr<Outbox>> outbox = Outbox::Start(
       &broker->storage_->deliveries(), broker->directory_.get(), broker->connectors_.get(),
-      options.dispatch);
+      options.dispatch, std::move(claim));
   if (!outbox.ok()) return outbox.status();
   broker->outbox_ = *std::move(outbox);
   broker->publisher_ = std::make_unique<ChangePublisher>(
@@ -249,7 +293,10 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       absl::StrCat("serving ConsentService, ExchangeService, TransparencyService, "
                    "NotificationService, DeliveryAdminService and AdminService on ",
                    options.listen_address, " (port ", broker->port_, "), trust domain ",
-                   trust_domain, ", data in ", options.data_dir));
+                   trust_domain, ", data in ",
+                   options.postgres.conninfo.empty()
+                       ? options.data_dir
+                       : absl::StrCat("PostgreSQL (replica ", shared->replica_id(), ")")));
   return broker;
 }
 

@@ -32,6 +32,38 @@ absl::Status CheckHostPort(const std::string& source, const std::string& address
   return absl::OkStatus();
 }
 
+absl::Status LoadPostgres(const std::string& path, const tellonce::v1::PostgresStorageConfig& pg,
+                          BrokerOptions::Postgres* out) {
+  auto bad = [&](const std::string& field, const std::string& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": storage.postgres.", field, ": ", why));
+  };
+  if (pg.conninfo().empty()) return bad("conninfo", "required");
+  if (pg.conninfo().find('\n') != std::string::npos) return bad("conninfo", "one line");
+  out->conninfo = pg.conninfo();
+  struct Bound {
+    const char* field;
+    uint32_t value, low, high;
+  };
+  for (const Bound& b : {Bound{"pool_size", pg.pool_size(), 2, 256},
+                         Bound{"commit_threads", pg.commit_threads(), 1, 16},
+                         Bound{"sequencer_lease_ms", pg.sequencer_lease_ms(), 500, 60000},
+                         Bound{"claim_lease_ms", pg.claim_lease_ms(), 500, 600000}}) {
+    if (b.value != 0 && (b.value < b.low || b.value > b.high)) {
+      return bad(b.field, absl::StrCat("must be between ", b.low, " and ", b.high));
+    }
+  }
+  if (pg.pool_size() != 0) out->pool_size = static_cast<int>(pg.pool_size());
+  if (pg.commit_threads() != 0) out->commit_threads = static_cast<int>(pg.commit_threads());
+  if (pg.sequencer_lease_ms() != 0) {
+    out->sequencer_lease = absl::Milliseconds(pg.sequencer_lease_ms());
+  }
+  if (pg.claim_lease_ms() != 0) out->claim_lease = absl::Milliseconds(pg.claim_lease_ms());
+  out->migrate_on_start =
+      pg.migrate_on_start() != tellonce::v1::PostgresStorageConfig::CHECK_ONLY;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
@@ -69,8 +101,19 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     options.tls_watch.expiry_warning = absl::Hours(config.tls().expiry_warning_hours());
   }
 
-  if (config.data_dir().empty()) return required("data_dir");
-  options.data_dir = Resolve(base, config.data_dir());
+  if (config.storage().has_postgres()) {
+    if (!config.data_dir().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": data_dir: must be empty with storage.postgres (the state is in PostgreSQL)"));
+    }
+    if (absl::Status s = LoadPostgres(path, config.storage().postgres(), &options.postgres);
+        !s.ok()) {
+      return s;
+    }
+  } else {
+    if (config.data_dir().empty()) return required("data_dir");
+    options.data_dir = Resolve(base, config.data_dir());
+  }
   if (config.directory_file().empty()) return required("directory_file");
   options.directory_file = Resolve(base, config.directory_file());
 

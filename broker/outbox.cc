@@ -46,9 +46,11 @@ tellonce::v1::DeliverChangeRequest ToRequest(const Delivery& d) {
 absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Start(storage::DeliveryStore* store,
                                                       const consent::DirectoryHolder* directory,
                                                       ConnectorPool* connectors,
-                                                      DispatchOptions options) {
+                                                      DispatchOptions options,
+                                                      ClaimSubscriber claim) {
   options.memory_window = std::max(options.memory_window, options.window);
   std::unique_ptr<Outbox> outbox(new Outbox(store, directory, connectors, options));
+  outbox->claim_ = std::move(claim);
   size_t loaded = 0;
   absl::Status scanned;
   {
@@ -202,15 +204,65 @@ void Outbox::Merge(Refill refill) {
   wake_ = true;
 }
 
+void Outbox::Reclaim() {
+  std::vector<std::string> names;
+  for (const tellonce::v1::Subscription& s : directory_->Current()->proto().subscriptions()) {
+    names.push_back(s.agency());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, s] : subscribers_) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::vector<std::pair<std::string, bool>> claims;
+  for (const std::string& name : names) {
+    absl::StatusOr<bool> held = claim_(name);
+    if (!held.ok()) {
+      // Unknown: keep what we had; the lease says whether others may take it.
+      ops::LogDebug(absl::StrCat("outbox: cannot renew a claim: ", held.status().ToString()));
+      continue;
+    }
+    claims.emplace_back(name, *held);
+  }
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, held] : claims) {
+    Subscriber& s = subscribers_[name];
+    if (held) {
+      // Read the subscriber's pending deliveries again from the start: others may have
+      // stored some (merged by sequence, so nothing held twice).
+      s.claimed = true;
+      s.spilled = true;
+      s.resume_from = 0;
+      ++s.spill_generation;
+    } else if (s.claimed || !s.pending.empty()) {
+      // Another process dispatches these now.
+      s.claimed = false;
+      s.pending.clear();
+      s.spilled = false;
+      s.owed = 0;
+    }
+  }
+  wake_ = true;
+}
+
 void Outbox::Run() {
   absl::Time next_due = absl::InfiniteFuture();
+  absl::Time next_claim = absl::InfinitePast();
   while (true) {
     std::vector<Delivery> to_send;
     std::vector<Refill> refills;
+    if (claim_ && absl::Now() >= next_claim) {
+      Reclaim();
+      next_claim = absl::Now() + kClaimPoll;
+    }
     {
       absl::MutexLock lock(&mu_);
-      const absl::Duration wait =
+      absl::Duration wait =
           std::clamp(next_due - absl::Now(), absl::ZeroDuration(), absl::Seconds(1));
+      if (claim_) {
+        wait = std::min(wait, std::max(next_claim - absl::Now(), absl::ZeroDuration()));
+      }
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || wake_; };
       mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
       if (stop_) return;
@@ -219,11 +271,13 @@ void Outbox::Run() {
       const absl::Time now = absl::Now();
       const size_t window = static_cast<size_t>(options_.memory_window);
       for (auto& [name, s] : subscribers_) {
+        if (claim_ && !s.claimed) continue;  // another process dispatches these
         if (s.spilled && !s.refilling && s.pending.size() <= window / 2) {
           s.refilling = true;
           refills.push_back({.subscriber = name,
                              .from = s.resume_from,
-                             .upper = enqueued_upto_,
+                             // Shared: others number deliveries too, so read them all.
+                             .upper = claim_ ? UINT64_MAX : enqueued_upto_,
                              .want = window - s.pending.size(),
                              .generation = s.spill_generation});
         }

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -43,6 +44,15 @@ struct DispatchOptions {
   absl::Duration call_timeout = absl::Seconds(5);
 };
 
+// Several processes over one database: whether this process dispatches a subscriber's
+// deliveries now (storage::postgres::PostgresStorage::ClaimSubscriber, a lease in the
+// database).
+using ClaimSubscriber = std::function<absl::StatusOr<bool>(const std::string& subscriber)>;
+// With a ClaimSubscriber: how often claims are renewed (or taken over) and each claimed
+// subscriber's pending deliveries are read again from storage (others may have stored
+// some).
+inline constexpr absl::Duration kClaimPoll = absl::Milliseconds(500);
+
 // Design: the notification outbox and its dispatcher. Deliveries are stored by the
 // publisher (NewDeliveries, in the publisher's transaction, atomically with the access
 // events that record them) and handed over with Enqueue once durable. One dispatcher thread
@@ -62,16 +72,23 @@ struct DispatchOptions {
 // full, further deliveries are only counted; when the window has drained to half, the
 // dispatcher reads the next ones back (storage::DeliveryStore::Pending). Counts of
 // pending and dead deliveries are kept in memory, so metrics never scan the database.
-// This dispatcher claims every delivery: the storage contract's single-process answer
-// (storage::DeliveryStore says how several processes would share them).
+// With one process this dispatcher claims every delivery (the storage contract's
+// single-process answer). With several over one database (a ClaimSubscriber) it
+// dispatches only the subscribers it holds a claim for, re-reads their pending
+// deliveries from storage every kClaimPoll (wherever they were published), and drops
+// from memory those whose claim another process holds; a dead process's subscribers
+// are taken over when its claims expire, and their unacknowledged deliveries are sent
+// again (at least once). The depth counts then describe what this process holds.
 class Outbox {
  public:
   // Loads the PENDING deliveries and starts the dispatcher thread. None of the pointers
-  // is owned; all must outlive the Outbox.
+  // is owned; all must outlive the Outbox. `claim`: null when this process dispatches
+  // every delivery (one process over its database).
   static absl::StatusOr<std::unique_ptr<Outbox>> Start(storage::DeliveryStore* store,
                                                        const consent::DirectoryHolder* directory,
                                                        ConnectorPool* connectors,
-                                                       DispatchOptions options);
+                                                       DispatchOptions options,
+                                                       ClaimSubscriber claim = nullptr);
   // Stops the dispatcher and waits for calls in flight (cancelled) to finish.
   ~Outbox();
 
@@ -139,6 +156,8 @@ class Outbox {
     int in_flight = 0;
     // DEAD deliveries stored (counted at start, kept up to date since).
     size_t dead = 0;
+    // With a ClaimSubscriber: whether this process holds the subscriber's claim.
+    bool claimed = false;
   };
 
   // What the dispatcher reads back for one subscriber whose window has drained.
@@ -156,6 +175,8 @@ class Outbox {
   };
 
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
+  // Renews or takes the claims (claim_), outside the lock.
+  void Reclaim() ABSL_LOCKS_EXCLUDED(mu_);
   // Reads `refill.want` PENDING deliveries from the index into refill.loaded; drops
   // index entries whose delivery is gone. Without the lock.
   void ReadBack(Refill& refill) ABSL_LOCKS_EXCLUDED(mu_);
@@ -173,6 +194,7 @@ class Outbox {
   const consent::DirectoryHolder* directory_;
   ConnectorPool* connectors_;
   DispatchOptions options_;
+  ClaimSubscriber claim_;
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -159,8 +159,9 @@ void TransparencyLog::Run() {
       };
       const absl::Duration timeout =
           held_until_.has_value()
-              ? std::clamp(*held_until_ - absl::Now(), absl::ZeroDuration(), absl::Seconds(1))
-              : absl::Seconds(1);
+              ? std::clamp(*held_until_ - absl::Now(), absl::ZeroDuration(),
+                           options_.poll_interval)
+              : options_.poll_interval;
       mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
       if (stop_) return;
       if (!urgent()) {
@@ -196,7 +197,7 @@ void TransparencyLog::Run() {
       for (Waiter& w : waiters_) {
         if (have_latest && w.size <= latest.tree_size()) {
           covered.push_back(std::move(w));
-        } else if (w.size <= size && fresh_allowed) {
+        } else if (w.size <= size && fresh_allowed && sequencer_) {
           ready.push_back(std::move(w));
         } else {
           waiting.push_back(std::move(w));
@@ -208,7 +209,12 @@ void TransparencyLog::Run() {
                       [size](const Waiter& w) { return w.size <= size; })) {
         held_until_ = last_signed_ + options_.fresh_interval;
       }
-      sign = !ready.empty() || !have_latest || (latest.tree_size() != size && due);
+      sign = sequencer_ &&
+             (!ready.empty() || !have_latest || (latest.tree_size() != size && due));
+      if (!sequencer_ && !waiters_.empty()) {
+        // The sequencer signs; look for its checkpoint at the next poll.
+        held_until_ = now + std::min(options_.poll_interval, options_.fresh_interval);
+      }
     }
     for (Waiter& w : covered) w.done(*latest_signed);
     if (!sign) continue;
@@ -224,10 +230,43 @@ absl::StatusOr<certs::Hash> TransparencyLog::ReadNode(int level, uint64_t index)
   return tree_->ReadNode(level, index);
 }
 
+absl::Status TransparencyLog::Follow() {
+  absl::StatusOr<uint64_t> stored = tree_->TreeSize();
+  if (!stored.ok()) return stored.status();
+  if (*stored != builder_.size()) {
+    absl::StatusOr<certs::TreeBuilder> restored = certs::TreeBuilder::Restore(
+        *stored, [this](int level, uint64_t index) { return ReadNode(level, index); });
+    if (!restored.ok()) return restored.status();
+    builder_ = *std::move(restored);
+    tree_size_.store(*stored, std::memory_order_release);
+  }
+  uint64_t from = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    tellonce::v1::Checkpoint body;
+    if (latest_.has_value() && body.ParseFromString(latest_->body())) from = body.tree_size() + 1;
+  }
+  std::optional<tellonce::v1::SignedCheckpoint> newest;
+  absl::Status scanned =
+      tree_->ScanCheckpoints(from, [&](uint64_t, tellonce::v1::SignedCheckpoint& c) {
+        newest = std::move(c);
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+  if (newest.has_value()) {
+    absl::MutexLock lock(&mu_);
+    latest_ = *std::move(newest);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TransparencyLog::CatchUp() {
   absl::StatusOr<bool> sequencer = tree_->AcquireSequencer();
   if (!sequencer.ok()) return sequencer.status();
-  if (!*sequencer) return absl::OkStatus();
+  sequencer_ = *sequencer;
+  // Another process may have extended the tree (it was the sequencer before this one,
+  // or still is); a lone process finds it unchanged at one read per pass.
+  if (absl::Status followed = Follow(); !followed.ok() || !*sequencer) return followed;
   absl::StatusOr<uint64_t> log_size = tree_->Sequence();
   if (!log_size.ok()) return log_size.status();
   while (builder_.size() < *log_size) {
@@ -242,10 +281,14 @@ absl::Status TransparencyLog::CatchUp() {
     });
     absl::Status written = scanned.ok() ? tree_->ExtendTree(start, end, nodes) : scanned;
     if (!written.ok()) {
-      // The in-memory builder is ahead of what is stored: start again from storage.
-      absl::StatusOr<certs::TreeBuilder> restored = certs::TreeBuilder::Restore(
-          tree_size(), [this](int level, uint64_t index) { return ReadNode(level, index); });
-      if (restored.ok()) builder_ = *std::move(restored);
+      // The in-memory builder is ahead of what is stored (or another process moved the
+      // stored tree): start again from storage.
+      absl::Status followed = Follow();
+      if (!followed.ok() || builder_.size() != tree_size()) {
+        absl::StatusOr<certs::TreeBuilder> restored = certs::TreeBuilder::Restore(
+            tree_size(), [this](int level, uint64_t index) { return ReadNode(level, index); });
+        if (restored.ok()) builder_ = *std::move(restored);
+      }
       return written;
     }
     tree_size_.store(end, std::memory_order_release);
@@ -277,7 +320,19 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::Sign() {
   checkpoint.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
   checkpoint.set_key_id(key_.key_id());
 
-  if (absl::Status stored = tree_->PutCheckpoint(size, checkpoint); !stored.ok()) return stored;
+  if (absl::Status stored = tree_->PutCheckpoint(size, checkpoint); !stored.ok()) {
+    if (!absl::IsAlreadyExists(stored)) return stored;
+    // Another process (a sequencer before this one) signed this size: use its checkpoint.
+    std::optional<tellonce::v1::SignedCheckpoint> theirs;
+    absl::Status scanned =
+        tree_->ScanCheckpoints(size, [&](uint64_t at, tellonce::v1::SignedCheckpoint& c) {
+          if (at == size) theirs = std::move(c);
+          return false;
+        });
+    if (!scanned.ok()) return scanned;
+    if (!theirs.has_value()) return stored;
+    checkpoint = *std::move(theirs);
+  }
   last_signed_ = now;
   absl::MutexLock lock(&mu_);
   latest_ = checkpoint;

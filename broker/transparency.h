@@ -38,6 +38,12 @@ namespace tellonce::broker {
 // more than one is signed per `fresh_interval`, so a flood of requests costs at most one
 // synced signature per interval.
 //
+// Several processes over one database (storage/postgres): only the sequencer hashes and
+// signs; every other process follows, every `poll_interval`: it takes the stored tree
+// size (proofs up to it work on every replica) and the newest stored checkpoint, and
+// answers fresh requests with the sequencer's next checkpoint that covers them (never
+// signing itself). A process that becomes the sequencer first takes the stored tree.
+//
 // Thread-safe.
 class TransparencyLog {
  public:
@@ -49,6 +55,10 @@ class TransparencyLog {
     // Fresh requests that need a new checkpoint get one signed at most this long after
     // the previous signature. Default 1 s.
     absl::Duration fresh_interval = absl::Seconds(1);
+    // How often the hashing thread looks at storage when nothing woke it: for events
+    // other processes appended, and, when another process is the sequencer, for the
+    // tree and checkpoints it stored. Default 1 s.
+    absl::Duration poll_interval = absl::Seconds(1);
   };
 
   // Restores the tree from what is stored and starts the hashing thread. `db` and `log`
@@ -129,6 +139,9 @@ class TransparencyLog {
   // size; returns it. Hashing thread only.
   absl::StatusOr<tellonce::v1::SignedCheckpoint> Sign();
   absl::StatusOr<certs::Hash> ReadNode(int level, uint64_t index);
+  // Takes the stored tree (when it differs from the builder) and the newest stored
+  // checkpoints. Hashing thread only.
+  absl::Status Follow() ABSL_LOCKS_EXCLUDED(mu_);
 
   storage::TreeStore* tree_;
   storage::AccessEventLog* events_;
@@ -139,6 +152,8 @@ class TransparencyLog {
   // Owned by the hashing thread after Start.
   certs::TreeBuilder builder_;
   absl::Time last_signed_ = absl::InfinitePast();
+  // Whether this process was the sequencer at the last pass.
+  bool sequencer_ = true;
 
   std::atomic<uint64_t> tree_size_{0};
 
