@@ -82,6 +82,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
     pg_options.sequencer_lease = pg.sequencer_lease;
     pg_options.claim_lease = pg.claim_lease;
     pg_options.apply_migrations = pg.migrate_on_start;
+    pg_options.replica_name = pg.replica_name;
     absl::StatusOr<std::unique_ptr<storage::postgres::PostgresStorage>> opened =
         storage::postgres::OpenPostgresStorage(std::move(pg_options));
     if (!opened.ok()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -59,6 +60,14 @@ absl::Status LoadPostgres(const std::string& path, const tellonce::v1::PostgresS
     out->sequencer_lease = absl::Milliseconds(pg.sequencer_lease_ms());
   }
   if (pg.claim_lease_ms() != 0) out->claim_lease = absl::Milliseconds(pg.claim_lease_ms());
+  if (pg.replica_name().size() > 64 ||
+      !std::all_of(pg.replica_name().begin(), pg.replica_name().end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+               c == '-';
+      })) {
+    return bad("replica_name", "letters, digits, '.', '_' or '-', at most 64");
+  }
+  out->replica_name = pg.replica_name();
   out->migrate_on_start =
       pg.migrate_on_start() != tellonce::v1::PostgresStorageConfig::CHECK_ONLY;
   return absl::OkStatus();

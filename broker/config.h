@@ -39,6 +39,7 @@ struct BrokerOptions {
     absl::Duration sequencer_lease = absl::Seconds(3);
     absl::Duration claim_lease = absl::Seconds(10);
     bool migrate_on_start = true;
+    std::string replica_name;
   };
   Postgres postgres;
   // Text-format tellonce.v1.Directory. Required.

@@ -44,11 +44,14 @@ RETURNING epoch
 constexpr pq::Statement kReleaseClaims{"s_release_claims",
                                        "DELETE FROM delivery_claims WHERE owner = $1"};
 
-std::string DefaultReplicaId() {
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+std::string NewReplicaId(std::string name) {
+  if (name.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+    name = host;
+  }
   absl::BitGen gen;
-  return absl::StrFormat("%s:%d:%08x", host, getpid(), absl::Uniform<uint32_t>(gen));
+  return absl::StrFormat("%s:%d:%08x", name, getpid(), absl::Uniform<uint32_t>(gen));
 }
 
 absl::Status Exec(pq::Connection& conn, const char* sql) {
@@ -75,7 +78,7 @@ absl::StatusOr<std::unique_ptr<PgStorage>> PgStorage::Open(PostgresOptions optio
   }
   options.max_group = std::max<size_t>(options.max_group, 1);
   options.max_attempts = std::max(options.max_attempts, 1);
-  if (options.replica_id.empty()) options.replica_id = DefaultReplicaId();
+  if (options.replica_id.empty()) options.replica_id = NewReplicaId(options.replica_name);
 
   std::unique_ptr<PgStorage> s(new PgStorage(std::move(options)));
   const PostgresOptions& o = s->options_;
@@ -83,12 +86,21 @@ absl::StatusOr<std::unique_ptr<PgStorage>> PgStorage::Open(PostgresOptions optio
   pool.connection.conninfo = o.conninfo;
   pool.connection.connect_timeout_seconds = o.connect_timeout_seconds;
   pool.connection.application_name = o.application_name;
+  // A process that stops between the statements of a transaction (paused, hung, cut
+  // off without a reset) would keep its row locks, and with them the sequencer row,
+  // for ever: PostgreSQL ends such a session after half a lease, so another replica can
+  // take over in time. Work functions never wait between statements.
+  const int64_t idle_ms =
+      std::max<int64_t>(absl::ToInt64Milliseconds(o.sequencer_lease) / 2, 200);
+  const std::string session =
+      absl::StrCat("-c idle_in_transaction_session_timeout=", idle_ms);
+  pool.connection.session_options = session;
   pool.size = o.pool_size;
   s->reads_ = std::make_unique<pq::ConnectionPool>(pool);
   pool.size = o.commit_threads;
   s->commits_ = std::make_unique<pq::ConnectionPool>(pool);
   pool.size = 2;
-  pool.connection.session_options = "-c synchronous_commit=off";
+  pool.connection.session_options = absl::StrCat(session, " -c synchronous_commit=off");
   s->unsynced_ = std::make_unique<pq::ConnectionPool>(pool);
 
   absl::Status migrated = s->reads_->With(true, [&](pq::Connection& conn) {

@@ -50,7 +50,10 @@
 // lease/3). Sequence, ExtendTree and PutCheckpoint each check, in the database and in
 // their own transaction, that the stored epoch is still this process's: a process that
 // was paused past its lease and woke up after another took over gets ABORTED and
-// writes nothing. ExtendTree is also fenced on the stored tree size.
+// writes nothing. ExtendTree is also fenced on the stored tree size. A process stopped
+// in the middle of a transaction would keep its row locks (the sequencer row among
+// them) and block every takeover, so each session has idle_in_transaction_session_timeout
+// at half the lease: PostgreSQL ends a transaction left waiting for its client that long.
 //
 // Deliveries: sequence numbers come from a counter row (increasing in commit order).
 // ClaimSubscriber leases a subscriber's deliveries to one replica (delivery_claims).
@@ -85,8 +88,10 @@ struct PostgresOptions {
   // How long a replica holds a subscriber's deliveries without renewing. Default 10 s.
   absl::Duration claim_lease = absl::Seconds(10);
 
-  // This process's name in the sequencer and claim rows. Default: host name, process
-  // id and a random suffix (unique per process start).
+  // This process's id in the sequencer and claim rows: "<replica_name>:<pid>:<random>",
+  // unique per process start (two processes never share one, even with the same
+  // name). replica_name defaults to the host name. Tests may set replica_id whole.
+  std::string replica_name;
   std::string replica_id;
   // Apply missing migrations at open (true), or only check the version (false).
   // Default true.
