@@ -2,7 +2,7 @@
 // own client certificate. Reports throughput, latency percentiles, errors and the CPU
 // time per call of the processes under test; it decides nothing (see scripts/bench).
 //
-//   rpc_load --target HOST:PORT --rpc fetch|get|grant --ca ca.pem --cert me.pem
+//   rpc_load --target HOST:PORT[,HOST:PORT...] --rpc fetch|get|grant --ca ca.pem --cert me.pem
 //            --key me.key [--server-id spiffe://...] [--concurrency 32 | --rate N]
 //            [--seconds 10] [--warmup 2] [--connections 4] [--threads 2] [--citizens N]
 //            [--citizen-stride S] [--pid NAME=PID[,PID...]]... [--label TEXT]
@@ -52,6 +52,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "certs/identity.h"
 #include "certs/tls.h"
