@@ -254,5 +254,41 @@ directory_file: "d")txt";
   EXPECT_EQ(missing.status().message(), absl::StrCat(path, ": data_dir: required"));
 }
 
+// Issue 14: the backend is chosen in the config; data_dir stays a shorthand.
+TEST_F(BrokerConfigTest, StorageChoosesTheBackendAndDataDirIsItsShorthand) {
+  const std::string path = dir_.path() + "/storage.textproto";
+  auto load = [&](const std::string& storage) {
+    std::ofstream(path) << R"txt(tls { ca_file: "a" cert_file: "b" key_file: "c" }
+directory_file: "d"
+signing { key_file: "s" key_id: "k-1" }
+)txt" << storage << "\n";
+    return LoadBrokerConfig(path);
+  };
+  absl::StatusOr<BrokerOptions> rocks =
+      load(R"(storage { rocksdb { path: "state" block_cache_mb: 128 } })");
+  ASSERT_TRUE(rocks.ok()) << rocks.status();
+  EXPECT_EQ(rocks->data_dir, dir_.path() + "/state");
+  EXPECT_EQ(rocks->block_cache_mb, 128u);
+
+  absl::StatusOr<BrokerOptions> both =
+      load(R"(data_dir: "data" storage { rocksdb { path: "state" } })");
+  ASSERT_FALSE(both.ok());
+  EXPECT_THAT(std::string(both.status().message()), HasSubstr("storage: set either data_dir"));
+
+  absl::StatusOr<BrokerOptions> no_backend = load("storage { }");
+  ASSERT_FALSE(no_backend.ok());
+  EXPECT_THAT(std::string(no_backend.status().message()), HasSubstr("storage: choose a backend"));
+
+  absl::StatusOr<BrokerOptions> no_path = load("storage { rocksdb { } }");
+  ASSERT_FALSE(no_path.ok());
+  EXPECT_EQ(no_path.status().message(), absl::StrCat(path, ": storage.rocksdb.path: required"));
+
+  absl::StatusOr<BrokerOptions> cache_twice =
+      load(R"(block_cache_mb: 8 storage { rocksdb { path: "state" } })");
+  ASSERT_FALSE(cache_twice.ok());
+  EXPECT_THAT(std::string(cache_twice.status().message()),
+              HasSubstr("set storage.rocksdb.block_cache_mb"));
+}
+
 }  // namespace
 }  // namespace tellonce::broker
