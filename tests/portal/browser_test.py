@@ -24,7 +24,7 @@ import time
 import traceback
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -91,7 +91,8 @@ class Portal:
         opts.add_argument('--ignore-certificate-errors-spki-list=' + ','.join(pins))
         self.driver = webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=opts)
         self.driver.set_window_size(*SIZES['desktop'])
-        self.wait = WebDriverWait(self.driver, 20)
+        self.wait = WebDriverWait(self.driver, 20,
+                                  ignored_exceptions=[StaleElementReferenceException])
 
     def go(self, path):
         self.driver.get(self.url + path)
@@ -239,7 +240,7 @@ def run(p, fed):
 
     for kind, words in (('proof', 'does not lead to the signed log root'),
                         ('checkpoint', 'signature does not verify'),
-                        ('root', 'does not lead to the signed log root'),
+                        ('root', 'signature does not verify'),
                         ('entry', 'differs from what is shown')):
         p.go('/history')
         p.loaded('#history')
