@@ -236,7 +236,8 @@ int DevSignIn(HttpsClient& client, const std::string& citizen) {
 }
 
 int OidcSignIn(HttpsClient& client, int idp_port, const std::string& ca_file,
-               const std::string& citizen, const std::string& fault, std::string* callback_url) {
+               const std::string& citizen, const std::string& fault, std::string* callback_url,
+               bool follow) {
   HttpsClient::Response login = client.Get("/auth/login");
   if (login.status != 302) return login.status;
   const std::string location = login.header("Location");
@@ -255,6 +256,7 @@ int OidcSignIn(HttpsClient& client, int idp_port, const std::string& ca_file,
   if (!absl::StartsWith(back, portal_prefix)) return -4;
   const std::string callback = back.substr(portal_prefix.size());
   if (callback_url != nullptr) *callback_url = callback;
+  if (!follow) return 0;
   HttpsClient::Response r = client.Get(callback);
   if (r.status == 303) {
     HttpsClient::Response session = client.Get("/api/session");

@@ -118,10 +118,11 @@ int DevSignIn(HttpsClient& client, const std::string& citizen);
 
 // Signs in through the test OpenID Connect provider as `citizen`, with `fault` (empty
 // for none) applied to the ID token; the status of the portal's callback (303 when
-// signed in). `callback_url` gets the callback's path and query, for replays.
+// signed in). `callback_url` gets the callback's path and query, for replays; with
+// `follow` false the callback is not visited and 0 is returned.
 int OidcSignIn(HttpsClient& client, int idp_port, const std::string& ca_file,
                const std::string& citizen, const std::string& fault = "",
-               std::string* callback_url = nullptr);
+               std::string* callback_url = nullptr, bool follow = true);
 
 // The value of "field":"..." in a JSON text (first occurrence); empty when absent.
 std::string JsonField(const std::string& json, const std::string& field);
