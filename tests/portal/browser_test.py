@@ -278,6 +278,28 @@ def run(p, fed):
     check('"told once" counts the reuse', '2 times' in total, total)
     p.shoot('told-once')
 
+    # CSRF: a page of another origin on the same machine (the test eID provider's) posts
+    # a form to the portal. The browser sends the session cookie along (same site), but
+    # the page cannot know the CSRF token: refused, and nothing is granted.
+    before = len(d.execute_async_script(
+        'const done = arguments[0]; fetch("/api/consents").then(r => r.json())'
+        '.then(j => done(j.consents))'))
+    d.get(f"https://127.0.0.1:{fed['idp_port']}/jwks.json")
+    d.execute_script(
+        'const f = document.createElement("form"); f.method = "POST";'
+        'f.enctype = "text/plain"; f.action = arguments[0] + "/api/consents";'
+        'const i = document.createElement("input"); i.name = \'{"request_id":"csrf","x":"\';'
+        'i.value = \'"}\'; f.append(i); document.body.append(f); f.submit();', p.url)
+    p.wait.until(lambda drv: 'PERMISSION_DENIED' in drv.page_source or 'code' in drv.page_source)
+    check('a cross-site POST without the CSRF token is refused',
+          'PERMISSION_DENIED' in d.page_source, d.page_source[:300])
+    p.go('/')
+    p.loaded('#consents')
+    after = len(d.execute_async_script(
+        'const done = arguments[0]; fetch("/api/consents").then(r => r.json())'
+        '.then(j => done(j.consents))'))
+    check('the refused cross-site POST granted nothing', after == before, (before, after))
+
     # Sign out: the session is gone.
     p.go('/')
     p.find('#sign-out').click()
@@ -285,6 +307,17 @@ def run(p, fed):
     status = d.execute_async_script(
         'const done = arguments[0]; fetch("/api/consents").then(r => done(r.status));')
     check('after sign-out the API answers 401', status == 401, status)
+
+    # The eID provider issues an expired ID token: the portal refuses the sign-in.
+    p.find('#sign-in-eid').click()
+    p.find('#login_hint').send_keys(citizen)
+    Select(p.find('#test_fault')).select_by_visible_text('expired')
+    p.find('#approve').click()
+    p.wait.until(lambda drv: 'Sign-in failed' in drv.page_source)
+    check('an expired ID token is refused at sign-in', 'expired' in d.page_source,
+          d.page_source[:300])
+    p.go('/')
+    p.wait.until(EC.url_contains('/sign-in'))
 
     # The development sign-in.
     p.find('#dev-sign-in-submit').click()
