@@ -112,11 +112,15 @@ class Portal:
         for size, (w, h) in SIZES.items():
             self.driver.set_window_size(w, h)
             time.sleep(0.3)
-            self.driver.save_screenshot(os.path.join(self.out, f'{name}-{size}.png'))
             if size == 'phone':
                 overflow = self.driver.execute_script(
                     'return document.documentElement.scrollWidth > window.innerWidth + 1')
                 check(f'{name}: no horizontal scrolling on a phone', not overflow)
+            # The whole page, not only the first screen.
+            full = self.driver.execute_script('return document.documentElement.scrollHeight')
+            self.driver.set_window_size(w, min(max(h, full + 140), 6000))
+            time.sleep(0.2)
+            self.driver.save_screenshot(os.path.join(self.out, f'{name}-{size}.png'))
         self.driver.set_window_size(*SIZES['desktop'])
         if self.axe is None:
             return
