@@ -26,7 +26,9 @@ import traceback
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -323,8 +325,18 @@ def run(p, fed):
     p.go('/')
     p.wait.until(EC.url_contains('/sign-in'))
 
-    # The development sign-in.
-    p.find('#dev-sign-in-submit').click()
+    # The development sign-in, with the keyboard only: Tab to the button, Enter.
+    p.find('#dev-sign-in-submit')
+    body = d.find_element(By.TAG_NAME, 'body')
+    body.click()
+    reached = False
+    for _ in range(40):
+        ActionChains(d).send_keys(Keys.TAB).perform()
+        if d.switch_to.active_element.get_attribute('id') == 'dev-sign-in-submit':
+            reached = True
+            break
+    check('the sign-in button is reachable with Tab', reached)
+    ActionChains(d).send_keys(Keys.ENTER).perform()
     p.wait.until(lambda drv: drv.current_url.rstrip('/') == p.url)
     check('development sign-in works', citizen in p.find('#signed-in-as').text)
 

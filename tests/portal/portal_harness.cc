@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/struct.pb.h"
@@ -115,6 +116,15 @@ absl::StatusOr<std::unique_ptr<PortalFederation>> PortalFederation::Start(
   absl::StatusOr<SampleConnectors> connectors = StartSampleConnectors(dir, f->pki);
   if (!connectors.ok()) return connectors.status();
   f->connectors = *std::move(connectors);
+  if (options.idp_max_age_seconds > 0) {
+    absl::StatusOr<std::string> text = ReadFileToString(f->connectors.directory_file);
+    if (!text.ok()) return text.status();
+    std::string edited = absl::StrReplaceAll(
+        *text, {{"max_age { seconds: 900 }",
+                 absl::StrCat("max_age { seconds: ", options.idp_max_age_seconds, " }")}});
+    if (edited == *text) return absl::InternalError("sample directory has no max_age 900");
+    std::ofstream(f->connectors.directory_file) << edited;
+  }
   f->broker = std::make_unique<BrokerProcess>(dir + "/broker", f->pki, f->connectors.directory_file);
   if (absl::Status s = f->broker->Start(); !s.ok()) return s;
 

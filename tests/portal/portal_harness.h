@@ -49,6 +49,9 @@ struct PortalFederationOptions {
   std::string portal_agency = "portal";
   // Appended to the generated PortalConfig.
   std::string extra_config;
+  // When > 0: the directory's development identity provider accepts authentications at
+  // most this old (max_age; the sample says 900 s).
+  int idp_max_age_seconds = 0;
 };
 
 class PortalFederation {

@@ -454,6 +454,27 @@ TEST_F(PortalTest, DevSignInIsRefusedOnANonLoopbackAddress) {
   EXPECT_THAT(output, HasSubstr("sign-in is required"));
 }
 
+// The broker, not only the portal, judges the ID token: once it finds the citizen's
+// authentication too old, the portal ends the session and asks them to sign in again.
+TEST(PortalSessionTest, ABrokerRefusalOfTheIdTokenEndsTheSession) {
+  TempDir dir;
+  PortalFederationOptions options;
+  options.oidc = false;
+  options.idp_max_age_seconds = 2;
+  absl::StatusOr<std::unique_ptr<PortalFederation>> fed =
+      PortalFederation::Start(dir.path(), options);
+  ASSERT_TRUE(fed.ok()) << fed.status();
+  HttpsClient c((*fed)->pki.ca(), (*fed)->portal_port());
+  ASSERT_EQ(DevSignIn(c, kJaan), 200);
+  EXPECT_EQ(c.Get("/api/consents").status, 200);
+  absl::SleepFor(absl::Seconds(3));
+  HttpsClient::Response r = c.Get("/api/consents");
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(JsonField(r.body, "sign_in"), "true");
+  EXPECT_THAT(JsonField(r.body, "message"), HasSubstr("too old"));
+  EXPECT_EQ(c.Get("/api/session").status, 401);
+}
+
 TEST_F(PortalTest, UsageErrorsExit2) {
   std::string output;
   EXPECT_EQ(RunCommand({PortalBinary(), "--bogus"}, &output), 2);
