@@ -49,8 +49,7 @@ BrokerClient::BrokerClient(std::shared_ptr<grpc::Channel> channel, absl::Duratio
 namespace {
 
 // A context with the deadline and, for citizen-bound calls, the citizen's ID token.
-std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout,
-                                             const CitizenCredential* who) {
+std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout, const CitizenCredential* who) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   if (who != nullptr) {
@@ -118,8 +117,8 @@ absl::StatusOr<tellonce::v1::GrantConsentResponse> BrokerClient::GrantConsent(
 }
 
 absl::StatusOr<tellonce::v1::Consent> BrokerClient::RevokeConsent(const CitizenCredential& who,
-                                                                 const std::string& consent_id,
-                                                                 const std::string& reason) {
+                                                                  const std::string& consent_id,
+                                                                  const std::string& reason) {
   if (absl::Status s = NeedsToken(who); !s.ok()) return s;
   tellonce::v1::RevokeConsentRequest request;
   request.set_citizen_id(who.citizen_id);

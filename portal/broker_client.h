@@ -34,9 +34,9 @@ class BrokerClient {
   // Reads and checks the TLS files (errors name the file). `broker_id` empty: the
   // broker of the trust domain of the portal's certificate.
   static absl::StatusOr<std::unique_ptr<BrokerClient>> Connect(const std::string& address,
-                                                              const certs::TlsPaths& tls,
-                                                              std::string broker_id,
-                                                              absl::Duration timeout);
+                                                               const certs::TlsPaths& tls,
+                                                               std::string broker_id,
+                                                               absl::Duration timeout);
 
   // Every consent of the citizen, oldest first (all pages; at most kMaxItems).
   absl::StatusOr<std::vector<tellonce::v1::Consent>> ListConsents(const CitizenCredential& who);
@@ -55,7 +55,7 @@ class BrokerClient {
   // The latest signed checkpoint, or (fresh) one covering every event acknowledged.
   absl::StatusOr<tellonce::v1::SignedCheckpoint> GetCheckpoint(bool fresh);
   absl::StatusOr<tellonce::v1::GetInclusionProofResponse> GetInclusionProof(uint64_t index,
-                                                                           uint64_t tree_size);
+                                                                            uint64_t tree_size);
 
   // The most items a list call gathers for one page of the portal.
   static constexpr size_t kMaxItems = 10000;

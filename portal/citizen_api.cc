@@ -159,9 +159,9 @@ tellonce::v1::ToldOnce SummarizeToldOnce(const tellonce::v1::AccessHistory& hist
 
 absl::Status CheckConsentId(const std::string& id) {
   static constexpr std::string_view kCrockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-  if (id.size() != 26 ||
-      !std::all_of(id.begin(), id.end(),
-                   [](char c) { return kCrockford.find(c) != std::string_view::npos; })) {
+  if (id.size() != 26 || !std::all_of(id.begin(), id.end(), [](char c) {
+        return kCrockford.find(c) != std::string_view::npos;
+      })) {
     return absl::InvalidArgumentError("consent id: malformed (26 characters, Crockford base32)");
   }
   return absl::OkStatus();
@@ -220,12 +220,11 @@ absl::StatusOr<tellonce::v1::Consent> CitizenApi::Revoke(
     const tellonce::v1::RevokeRequest& request) const {
   if (absl::Status s = CheckConsentId(consent_id); !s.ok()) return s;
   if (request.reason().size() > kMaxReasonBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("reason: at most ", kMaxReasonBytes, " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat("reason: at most ", kMaxReasonBytes, " bytes"));
   }
-  return broker_->RevokeConsent(Who(session), consent_id,
-                                request.reason().empty() ? "revoked by the citizen in the portal"
-                                                         : request.reason());
+  return broker_->RevokeConsent(
+      Who(session), consent_id,
+      request.reason().empty() ? "revoked by the citizen in the portal" : request.reason());
 }
 
 absl::StatusOr<tellonce::v1::AccessHistory> CitizenApi::History(const Session& session) const {
@@ -256,8 +255,7 @@ absl::StatusOr<tellonce::v1::EntryProof> CitizenApi::Proof(const Session& sessio
   absl::StatusOr<tellonce::v1::GetInclusionProofResponse> proof =
       broker_->GetInclusionProof(index, size_of(*checkpoint));
   if (!proof.ok()) {
-    return proof.status().code() == absl::StatusCode::kInvalidArgument ? not_found
-                                                                       : proof.status();
+    return proof.status().code() == absl::StatusCode::kInvalidArgument ? not_found : proof.status();
   }
   tellonce::v1::AccessEvent event;
   if (!event.ParseFromString(proof->event_bytes()) || event.citizen_id() != session.citizen_id) {

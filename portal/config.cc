@@ -73,10 +73,11 @@ absl::StatusOr<PortalOptions> CheckPortalConfig(tellonce::v1::PortalConfig c,
   }
   for (std::string* p :
        {c.mutable_https_cert_file(), c.mutable_https_key_file(), c.mutable_directory_file(),
-        c.mutable_signing_keys_dir(), c.mutable_web_root(), c.mutable_broker_tls()->mutable_ca_file(),
-        c.mutable_broker_tls()->mutable_cert_file(), c.mutable_broker_tls()->mutable_key_file(),
-        c.mutable_oidc()->mutable_jwks_file(), c.mutable_oidc()->mutable_client_secret_file(),
-        c.mutable_oidc()->mutable_ca_file(), c.mutable_dev_sign_in()->mutable_idp_key_file()}) {
+        c.mutable_signing_keys_dir(), c.mutable_web_root(),
+        c.mutable_broker_tls()->mutable_ca_file(), c.mutable_broker_tls()->mutable_cert_file(),
+        c.mutable_broker_tls()->mutable_key_file(), c.mutable_oidc()->mutable_jwks_file(),
+        c.mutable_oidc()->mutable_client_secret_file(), c.mutable_oidc()->mutable_ca_file(),
+        c.mutable_dev_sign_in()->mutable_idp_key_file()}) {
     Resolve(base_dir, p);
   }
   if (absl::Status s = CheckFile("https_cert_file", c.https_cert_file()); !s.ok()) return s;

@@ -56,9 +56,9 @@ absl::StatusOr<HttpsUrl> ParseHttpsUrl(std::string_view url) {
     colon = authority.find(':', close);
   }
   if (colon != std::string_view::npos) {
-    if (!absl::SimpleAtoi(absl::string_view(authority.data() + colon + 1,
-                                            authority.size() - colon - 1),
-                          &out.port) ||
+    if (!absl::SimpleAtoi(
+            absl::string_view(authority.data() + colon + 1, authority.size() - colon - 1),
+            &out.port) ||
         out.port <= 0 || out.port > 65535) {
       return absl::InvalidArgumentError("bad port");
     }
@@ -125,13 +125,13 @@ OidcRelyingParty::Redirect OidcRelyingParty::Begin() const {
   r.pending.nonce = RandomToken();
   r.pending.code_verifier = RandomToken();
   const std::string& endpoint = config_.authorization_endpoint();
-  r.url = absl::StrCat(
-      endpoint, endpoint.find('?') == std::string::npos ? "?" : "&",
-      "response_type=code&client_id=", FormEncode(config_.client_id()),
-      "&redirect_uri=", FormEncode(config_.redirect_uri()),
-      "&scope=", FormEncode(absl::StrJoin(config_.scopes(), " ")), "&state=", r.state,
-      "&nonce=", r.pending.nonce, "&code_challenge=", PkceChallenge(r.pending.code_verifier),
-      "&code_challenge_method=S256");
+  r.url = absl::StrCat(endpoint, endpoint.find('?') == std::string::npos ? "?" : "&",
+                       "response_type=code&client_id=", FormEncode(config_.client_id()),
+                       "&redirect_uri=", FormEncode(config_.redirect_uri()),
+                       "&scope=", FormEncode(absl::StrJoin(config_.scopes(), " ")),
+                       "&state=", r.state, "&nonce=", r.pending.nonce,
+                       "&code_challenge=", PkceChallenge(r.pending.code_verifier),
+                       "&code_challenge_method=S256");
   return r;
 }
 
@@ -211,8 +211,9 @@ absl::Status OidcRelyingParty::RefreshJwks(absl::Time now) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<certs::VerifiedCitizenAssertion> OidcRelyingParty::Verify(
-    std::string_view id_token, std::string_view nonce, absl::Time now) {
+absl::StatusOr<certs::VerifiedCitizenAssertion> OidcRelyingParty::Verify(std::string_view id_token,
+                                                                         std::string_view nonce,
+                                                                         absl::Time now) {
   certs::CitizenAssertionPolicy policy;
   policy.issuer = config_.issuer();
   policy.audience = config_.client_id();
@@ -245,11 +246,10 @@ absl::StatusOr<SignedInCitizen> OidcRelyingParty::Complete(std::string_view code
                                                            const PendingSignIn& pending,
                                                            absl::Time now) {
   if (code.empty() || code.size() > 2048) return SignInFailed("code: missing or too long");
-  const std::string form = absl::StrCat(
-      "grant_type=authorization_code&code=", FormEncode(code),
-      "&redirect_uri=", FormEncode(config_.redirect_uri()),
-      "&client_id=", FormEncode(config_.client_id()),
-      "&code_verifier=", FormEncode(pending.code_verifier));
+  const std::string form = absl::StrCat("grant_type=authorization_code&code=", FormEncode(code),
+                                        "&redirect_uri=", FormEncode(config_.redirect_uri()),
+                                        "&client_id=", FormEncode(config_.client_id()),
+                                        "&code_verifier=", FormEncode(pending.code_verifier));
   absl::StatusOr<std::string> body = Post(config_.token_endpoint(), form);
   if (!body.ok()) return body.status();
   google::protobuf::Struct answer;

@@ -73,8 +73,7 @@ absl::StatusOr<std::unique_ptr<StaticFiles>> LoadStaticFiles(const std::string& 
   for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file()) continue;
-    const std::string relative =
-        std::filesystem::relative(it->path(), root).generic_string();
+    const std::string relative = std::filesystem::relative(it->path(), root).generic_string();
     const std::string type = ContentType(relative);
     if (type.empty()) continue;
     absl::StatusOr<std::string> bytes = ReadFileToString(it->path().string());
@@ -87,19 +86,28 @@ absl::StatusOr<std::unique_ptr<StaticFiles>> LoadStaticFiles(const std::string& 
 
 int HttpStatus(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kOk:
+      return 200;
     case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange: return 400;
-    case absl::StatusCode::kUnauthenticated: return 401;
-    case absl::StatusCode::kPermissionDenied: return 403;
-    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kAborted: return 409;
-    case absl::StatusCode::kResourceExhausted: return 429;
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
     case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded: return 503;
-    default: return 500;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 503;
+    default:
+      return 500;
   }
 }
 
@@ -160,8 +168,8 @@ absl::Status ParseBody(const httplib::Request& req, google::protobuf::Message* m
   }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  auto s = google::protobuf::util::JsonStringToMessage(req.body.empty() ? "{}" : req.body,
-                                                       message, options);
+  auto s = google::protobuf::util::JsonStringToMessage(req.body.empty() ? "{}" : req.body, message,
+                                                       options);
   if (!s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("body: ", std::string(s.message())));
   }
@@ -171,9 +179,8 @@ absl::Status ParseBody(const httplib::Request& req, google::protobuf::Message* m
 // Query parameters are refused on the API (the citizen never comes from the URL).
 absl::Status NoParams(const httplib::Request& req) {
   if (!req.params.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unexpected query parameter \"", req.params.begin()->first.substr(0, 64),
-                     "\""));
+    return absl::InvalidArgumentError(absl::StrCat("unexpected query parameter \"",
+                                                   req.params.begin()->first.substr(0, 64), "\""));
   }
   return absl::OkStatus();
 }
@@ -192,13 +199,13 @@ absl::StatusOr<std::unique_ptr<PortalServer>> PortalServer::Start(PortalOptions 
   p->options_ = std::move(options);
   const tellonce::v1::PortalConfig& c = p->options_.config;
 
-  absl::StatusOr<std::unique_ptr<BrokerClient>> broker = BrokerClient::Connect(
-      c.broker_address(),
-      certs::TlsPaths{.ca_file = c.broker_tls().ca_file(),
-                      .cert_file = c.broker_tls().cert_file(),
-                      .key_file = c.broker_tls().key_file(),
-                      .crl_dir = c.broker_tls().crl_dir()},
-      c.broker_id(), p->options_.broker_timeout);
+  absl::StatusOr<std::unique_ptr<BrokerClient>> broker =
+      BrokerClient::Connect(c.broker_address(),
+                            certs::TlsPaths{.ca_file = c.broker_tls().ca_file(),
+                                            .cert_file = c.broker_tls().cert_file(),
+                                            .key_file = c.broker_tls().key_file(),
+                                            .crl_dir = c.broker_tls().crl_dir()},
+                            c.broker_id(), p->options_.broker_timeout);
   if (!broker.ok()) return broker.status();
   p->broker_ = *std::move(broker);
   absl::StatusOr<tellonce::v1::SigningKeyList> keys = LoadSigningKeys(c.signing_keys_dir());
@@ -305,13 +312,13 @@ void PortalServer::Routes() {
   // GET with a session, no query parameters.
   using Reader = std::function<void(const Session&, const httplib::Request&, httplib::Response&)>;
   auto get = [&http, session_of, fail](const std::string& pattern, Reader reader) {
-    http.Get(pattern, [session_of, fail, reader](const httplib::Request& req,
-                                                 httplib::Response& res) {
-      std::optional<Session> session = session_of(req);
-      if (!session) return SendError(res, absl::UnauthenticatedError("sign in first"));
-      if (absl::Status s = NoParams(req); !s.ok()) return fail(req, res, s);
-      reader(*session, req, res);
-    });
+    http.Get(pattern,
+             [session_of, fail, reader](const httplib::Request& req, httplib::Response& res) {
+               std::optional<Session> session = session_of(req);
+               if (!session) return SendError(res, absl::UnauthenticatedError("sign in first"));
+               if (absl::Status s = NoParams(req); !s.ok()) return fail(req, res, s);
+               reader(*session, req, res);
+             });
   };
   // POST with a session, its CSRF token and this origin.
   auto post = [&http, session_of, same_origin, fail](const std::string& pattern, Reader writer) {
@@ -323,8 +330,8 @@ void PortalServer::Routes() {
         return SendError(res, absl::PermissionDeniedError("cross-site request refused"));
       }
       if (!SecretsEqual(req.get_header_value("X-CSRF-Token"), session->csrf_token)) {
-        return SendError(res, absl::PermissionDeniedError(
-                                  "missing or wrong X-CSRF-Token (reload the page)"));
+        return SendError(
+            res, absl::PermissionDeniedError("missing or wrong X-CSRF-Token (reload the page)"));
       }
       if (absl::Status s = NoParams(req); !s.ok()) return fail(req, res, s);
       writer(*session, req, res);
@@ -342,11 +349,11 @@ void PortalServer::Routes() {
     res.set_content(it->second.second, it->second.first);
   };
   // Pages of a signed-in citizen: without a session, the sign-in page.
-  for (const auto& [path, file] : std::vector<std::pair<std::string, std::string>>{
-           {"/", "/index.html"},
-           {"/grant", "/grant.html"},
-           {"/history", "/history.html"},
-           {"/told-once", "/told-once.html"}}) {
+  for (const auto& [path, file] :
+       std::vector<std::pair<std::string, std::string>>{{"/", "/index.html"},
+                                                        {"/grant", "/grant.html"},
+                                                        {"/history", "/history.html"},
+                                                        {"/told-once", "/told-once.html"}}) {
     http.Get(path, [session_of, page, file](const httplib::Request& req, httplib::Response& res) {
       if (!session_of(req)) {
         res.status = 303;
@@ -356,9 +363,8 @@ void PortalServer::Routes() {
       page(file, res);
     });
   }
-  http.Get("/sign-in", [page](const httplib::Request&, httplib::Response& res) {
-    page("/sign-in.html", res);
-  });
+  http.Get("/sign-in",
+           [page](const httplib::Request&, httplib::Response& res) { page("/sign-in.html", res); });
   http.Get("/signed-in", [page](const httplib::Request&, httplib::Response& res) {
     page("/signed-in.html", res);
   });
@@ -398,8 +404,7 @@ void PortalServer::Routes() {
     session.expires_at = std::min(now + lifetime, who.evidence.expires_at);
     const std::string id = sessions_->Create(session, now);
     std::optional<Session> stored = sessions_->Find(id, now);
-    res.set_header("Set-Cookie",
-                   SetCookie(kSessionCookie, id, "Strict", session.expires_at - now));
+    res.set_header("Set-Cookie", SetCookie(kSessionCookie, id, "Strict", session.expires_at - now));
     ops::LogInfo("citizen signed in", {{"method", method}});
     return stored.value_or(session);
   };
@@ -454,25 +459,22 @@ void PortalServer::Routes() {
       res.set_header("Set-Cookie", SetCookie(kSignInCookie, "", "Lax", absl::ZeroDuration()));
       res.status = HttpStatus(s.code());
       res.set_header("Cache-Control", "no-store");
-      res.set_content(absl::StrCat("Sign-in failed: ", s.message(),
-                                   "\nStart again at /sign-in.\n"),
+      res.set_content(absl::StrCat("Sign-in failed: ", s.message(), "\nStart again at /sign-in.\n"),
                       "text/plain; charset=utf-8");
     };
     if (oidc_ == nullptr) return refuse(absl::NotFoundError("OpenID Connect is not configured"));
     if (req.has_param("error")) {
-      return refuse(absl::UnauthenticatedError(
-          absl::StrCat("sign-in: the identity provider answered ",
-                       req.get_param_value("error").substr(0, 64))));
+      return refuse(absl::UnauthenticatedError(absl::StrCat(
+          "sign-in: the identity provider answered ", req.get_param_value("error").substr(0, 64))));
     }
     // One use: a replayed state finds nothing.
-    std::optional<PendingSignIn> pending = pending_->Take(req.get_param_value("state"), absl::Now());
+    std::optional<PendingSignIn> pending =
+        pending_->Take(req.get_param_value("state"), absl::Now());
     if (!pending) {
-      return refuse(absl::UnauthenticatedError(
-          "sign-in: unknown, expired or already used state"));
+      return refuse(absl::UnauthenticatedError("sign-in: unknown, expired or already used state"));
     }
     if (!SecretsEqual(CookieValue(req, kSignInCookie), pending->browser_binding)) {
-      return refuse(absl::UnauthenticatedError(
-          "sign-in: this browser did not start this sign-in"));
+      return refuse(absl::UnauthenticatedError("sign-in: this browser did not start this sign-in"));
     }
     absl::StatusOr<SignedInCitizen> who =
         oidc_->Complete(req.get_param_value("code"), *pending, absl::Now());
@@ -504,18 +506,18 @@ void PortalServer::Routes() {
   get("/api/directory", [this](const Session&, const httplib::Request&, httplib::Response& res) {
     SendJson(res, api_->directory_view());
   });
-  get("/api/consents", [this, fail](const Session& s, const httplib::Request& req,
-                                    httplib::Response& res) {
-    absl::StatusOr<tellonce::v1::ConsentList> out = api_->Consents(s);
-    if (!out.ok()) return fail(req, res, out.status());
-    SendJson(res, *out);
-  });
-  get(R"(/api/consents/([^/]+))", [this, fail](const Session& s, const httplib::Request& req,
-                                               httplib::Response& res) {
-    absl::StatusOr<tellonce::v1::GetConsentResponse> out = api_->Consent(s, req.matches[1]);
-    if (!out.ok()) return fail(req, res, out.status());
-    SendJson(res, *out);
-  });
+  get("/api/consents",
+      [this, fail](const Session& s, const httplib::Request& req, httplib::Response& res) {
+        absl::StatusOr<tellonce::v1::ConsentList> out = api_->Consents(s);
+        if (!out.ok()) return fail(req, res, out.status());
+        SendJson(res, *out);
+      });
+  get(R"(/api/consents/([^/]+))",
+      [this, fail](const Session& s, const httplib::Request& req, httplib::Response& res) {
+        absl::StatusOr<tellonce::v1::GetConsentResponse> out = api_->Consent(s, req.matches[1]);
+        if (!out.ok()) return fail(req, res, out.status());
+        SendJson(res, *out);
+      });
   post("/api/consents", [this, fail](const Session& s, const httplib::Request& req,
                                      httplib::Response& res) {
     tellonce::v1::GrantRequest body;
@@ -525,22 +527,21 @@ void PortalServer::Routes() {
     ops::LogInfo("consent granted through the portal", {{"consent", out->consent().consent_id()}});
     SendJson(res, *out);
   });
-  post(R"(/api/consents/([^/]+)/revoke)", [this, fail](const Session& s,
-                                                       const httplib::Request& req,
-                                                       httplib::Response& res) {
-    tellonce::v1::RevokeRequest body;
-    if (absl::Status st = ParseBody(req, &body); !st.ok()) return fail(req, res, st);
-    absl::StatusOr<tellonce::v1::Consent> out = api_->Revoke(s, req.matches[1], body);
-    if (!out.ok()) return fail(req, res, out.status());
-    ops::LogInfo("consent revoked through the portal", {{"consent", out->consent_id()}});
-    SendJson(res, *out);
-  });
-  get("/api/history", [this, fail](const Session& s, const httplib::Request& req,
-                                   httplib::Response& res) {
-    absl::StatusOr<tellonce::v1::AccessHistory> out = api_->History(s);
-    if (!out.ok()) return fail(req, res, out.status());
-    SendJson(res, *out);
-  });
+  post(R"(/api/consents/([^/]+)/revoke)",
+       [this, fail](const Session& s, const httplib::Request& req, httplib::Response& res) {
+         tellonce::v1::RevokeRequest body;
+         if (absl::Status st = ParseBody(req, &body); !st.ok()) return fail(req, res, st);
+         absl::StatusOr<tellonce::v1::Consent> out = api_->Revoke(s, req.matches[1], body);
+         if (!out.ok()) return fail(req, res, out.status());
+         ops::LogInfo("consent revoked through the portal", {{"consent", out->consent_id()}});
+         SendJson(res, *out);
+       });
+  get("/api/history",
+      [this, fail](const Session& s, const httplib::Request& req, httplib::Response& res) {
+        absl::StatusOr<tellonce::v1::AccessHistory> out = api_->History(s);
+        if (!out.ok()) return fail(req, res, out.status());
+        SendJson(res, *out);
+      });
   get(R"(/api/proof/([^/]+))", [this, fail](const Session& s, const httplib::Request& req,
                                             httplib::Response& res) {
     uint64_t index = 0;
@@ -553,12 +554,12 @@ void PortalServer::Routes() {
     if (!out.ok()) return fail(req, res, out.status());
     SendJson(res, *out);
   });
-  get("/api/told-once", [this, fail](const Session& s, const httplib::Request& req,
-                                     httplib::Response& res) {
-    absl::StatusOr<tellonce::v1::ToldOnce> out = api_->ToldOnceSummary(s);
-    if (!out.ok()) return fail(req, res, out.status());
-    SendJson(res, *out);
-  });
+  get("/api/told-once",
+      [this, fail](const Session& s, const httplib::Request& req, httplib::Response& res) {
+        absl::StatusOr<tellonce::v1::ToldOnce> out = api_->ToldOnceSummary(s);
+        if (!out.ok()) return fail(req, res, out.status());
+        SendJson(res, *out);
+      });
 
   // Anything else under /api: 401 without a session, 404 with one.
   auto api_fallback = [session_of](const httplib::Request& req, httplib::Response& res) {
@@ -571,12 +572,12 @@ void PortalServer::Routes() {
   http.Delete(R"(/api/.*)", api_fallback);
   http.Patch(R"(/api/.*)", api_fallback);
 
-  http.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    res.set_content(absl::StrCat("HTTP ", res.status, "\n"), "text/plain; charset=utf-8");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  http.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        res.set_content(absl::StrCat("HTTP ", res.status, "\n"), "text/plain; charset=utf-8");
+        return httplib::Server::HandlerResponse::Handled;
+      }));
 }
 
 }  // namespace tellonce::portal

@@ -32,10 +32,9 @@ void SessionStore::MakeRoom(absl::Time now) {
   if (sessions_.size() < max_sessions_) return;
   absl::erase_if(sessions_, [now](const auto& entry) { return entry.second.expires_at <= now; });
   while (sessions_.size() >= max_sessions_ && !sessions_.empty()) {
-    auto nearest = std::min_element(sessions_.begin(), sessions_.end(), [](const auto& a,
-                                                                           const auto& b) {
-      return a.second.expires_at < b.second.expires_at;
-    });
+    auto nearest = std::min_element(
+        sessions_.begin(), sessions_.end(),
+        [](const auto& a, const auto& b) { return a.second.expires_at < b.second.expires_at; });
     sessions_.erase(nearest);
   }
 }
@@ -67,10 +66,9 @@ void PendingSignIns::Put(const std::string& state, PendingSignIn pending, absl::
     absl::erase_if(pending_, [now](const auto& e) { return e.second.expires_at <= now; });
     // Still full: a flood of unfinished sign-ins; the oldest go.
     while (pending_.size() >= max_pending_) {
-      auto oldest = std::min_element(pending_.begin(), pending_.end(), [](const auto& a,
-                                                                          const auto& b) {
-        return a.second.expires_at < b.second.expires_at;
-      });
+      auto oldest = std::min_element(
+          pending_.begin(), pending_.end(),
+          [](const auto& a, const auto& b) { return a.second.expires_at < b.second.expires_at; });
       pending_.erase(oldest);
     }
   }

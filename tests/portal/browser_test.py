@@ -179,7 +179,7 @@ window.fetch = async (input, init) => {
   const json = await res.json();
   if (kind === 'proof') json.proof.path[0] = flip(json.proof.path[0], 5);
   if (kind === 'checkpoint') json.checkpoint.signature = flip(json.checkpoint.signature, 20);
-  if (kind === 'root') json.checkpoint.body = flip(json.checkpoint.body, json.checkpoint.body.length > 40 ? 40 : 5);
+  if (kind === 'root') json.checkpoint.body = flip(json.checkpoint.body, 40);
   if (kind === 'entry') json.proof.event_bytes = flip(json.proof.event_bytes, 30);
   return new Response(JSON.stringify(json), {status: res.status, headers: res.headers});
 };
@@ -236,7 +236,8 @@ def run(p, fed):
 
     # The tax office obtains the data; the access appears in the history and verifies.
     fetched = p.tax_fetches(citizen)
-    check('the tax office obtains the data', fetched.returncode == 0, fetched.stdout + fetched.stderr)
+    check('the tax office obtains the data', fetched.returncode == 0,
+          fetched.stdout + fetched.stderr)
     state, text = p.verify_newest()
     check('history shows the access and "verify" says verified', state == 'verified', text)
     entry = p.find('#history > li').text

@@ -78,28 +78,26 @@ std::string ChildProcess::log() const {
 std::string PortalFederation::PortalConfigText(const std::string& listen_address,
                                                const PortalFederationOptions& options) const {
   std::string text = absl::StrCat(
-      "listen_address: \"", listen_address, "\"\n",
-      "https_cert_file: \"", pki.cert("portal"), "\"\n",
-      "https_key_file: \"", pki.key("portal"), "\"\n",
-      "broker_address: \"", broker->address(), "\"\n",
-      "broker_tls { ca_file: \"", pki.ca(), "\" cert_file: \"", pki.cert(options.portal_agency),
-      "\" key_file: \"", pki.key(options.portal_agency), "\" }\n",
-      "directory_file: \"", connectors.directory_file, "\"\n",
-      "signing_keys_dir: \"", pki.signing_keys(), "\"\n");
+      "listen_address: \"", listen_address, "\"\n", "https_cert_file: \"", pki.cert("portal"),
+      "\"\n", "https_key_file: \"", pki.key("portal"), "\"\n", "broker_address: \"",
+      broker->address(), "\"\n", "broker_tls { ca_file: \"", pki.ca(), "\" cert_file: \"",
+      pki.cert(options.portal_agency), "\" key_file: \"", pki.key(options.portal_agency), "\" }\n",
+      "directory_file: \"", connectors.directory_file, "\"\n", "signing_keys_dir: \"",
+      pki.signing_keys(), "\"\n");
   if (options.dev_sign_in) {
     absl::StrAppend(&text, "dev_sign_in {\n  idp_key_file: \"", pki.idp_key(), "\"\n",
                     "  citizens { citizen_id: \"", kJaan, "\" label: \"Jaan Tamm (sample)\" }\n",
-                    "  citizens { citizen_id: \"", kMari, "\" label: \"Mari Kask (sample)\" }\n}\n");
+                    "  citizens { citizen_id: \"", kMari,
+                    "\" label: \"Mari Kask (sample)\" }\n}\n");
   }
   if (options.oidc) {
     const std::string idp = absl::StrCat("https://127.0.0.1:", idp_port);
     absl::StrAppend(&text, "oidc {\n  issuer: \"", kDevIdpIssuer, "\"\n",
-                    "  authorization_endpoint: \"", idp, "/authorize\"\n",
-                    "  token_endpoint: \"", idp, "/token\"\n",
-                    "  jwks_uri: \"", idp, "/jwks.json\"\n",
-                    "  client_id: \"", kPortalClientId, "\"\n",
-                    "  redirect_uri: \"https://127.0.0.1:", chosen_portal_port, "/auth/callback\"\n",
-                    "  ca_file: \"", pki.ca(), "\"\n}\n");
+                    "  authorization_endpoint: \"", idp, "/authorize\"\n", "  token_endpoint: \"",
+                    idp, "/token\"\n", "  jwks_uri: \"", idp, "/jwks.json\"\n", "  client_id: \"",
+                    kPortalClientId, "\"\n",
+                    "  redirect_uri: \"https://127.0.0.1:", chosen_portal_port,
+                    "/auth/callback\"\n", "  ca_file: \"", pki.ca(), "\"\n}\n");
   }
   absl::StrAppend(&text, options.extra_config, "\n");
   return text;
@@ -125,7 +123,8 @@ absl::StatusOr<std::unique_ptr<PortalFederation>> PortalFederation::Start(
     if (edited == *text) return absl::InternalError("sample directory has no max_age 900");
     std::ofstream(f->connectors.directory_file) << edited;
   }
-  f->broker = std::make_unique<BrokerProcess>(dir + "/broker", f->pki, f->connectors.directory_file);
+  f->broker =
+      std::make_unique<BrokerProcess>(dir + "/broker", f->pki, f->connectors.directory_file);
   if (absl::Status s = f->broker->Start(); !s.ok()) return s;
 
   f->chosen_portal_port = FreePort();
@@ -141,8 +140,8 @@ absl::StatusOr<std::unique_ptr<PortalFederation>> PortalFederation::Start(
   f->idp_port = f->idp->port();
 
   const std::string config = dir + "/portal.textproto";
-  std::ofstream(config) << f->PortalConfigText(
-      absl::StrCat("127.0.0.1:", f->chosen_portal_port), options);
+  std::ofstream(config) << f->PortalConfigText(absl::StrCat("127.0.0.1:", f->chosen_portal_port),
+                                               options);
   f->portal = std::make_unique<ServerProcess>(PortalBinary(), config, dir + "/portal.log",
                                               dir + "/portal.port");
   if (absl::Status s = f->portal->Start(); !s.ok()) return s;
@@ -178,12 +177,13 @@ HttpsClient::Response HttpsClient::Send(const std::string& method, const std::st
   for (const auto& [k, v] : headers) h.emplace(k, v);
   if (with_cookies && !cookies_.empty()) {
     std::string cookie;
-    for (const auto& [k, v] : cookies_) absl::StrAppend(&cookie, cookie.empty() ? "" : "; ", k, "=", v);
+    for (const auto& [k, v] : cookies_)
+      absl::StrAppend(&cookie, cookie.empty() ? "" : "; ", k, "=", v);
     h.emplace("Cookie", cookie);
   }
-  httplib::Result r = method == "GET"    ? client.Get(path.c_str(), h)
-                      : method == "PUT"  ? client.Put(path.c_str(), h, body, content_type.c_str())
-                                         : client.Post(path.c_str(), h, body, content_type.c_str());
+  httplib::Result r = method == "GET"   ? client.Get(path.c_str(), h)
+                      : method == "PUT" ? client.Put(path.c_str(), h, body, content_type.c_str())
+                                        : client.Post(path.c_str(), h, body, content_type.c_str());
   Response out;
   if (!r) return out;
   out.status = r->status;

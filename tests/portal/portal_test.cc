@@ -12,8 +12,8 @@
 #include "absl/time/clock.h"
 #include "certs/merkle.h"
 #include "certs/signing.h"
-#include "google/protobuf/util/json_util.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tellonce/v1/portal.pb.h"
 #include "tests/portal/portal_harness.h"
@@ -103,8 +103,8 @@ TEST_F(PortalTest, UnauthenticatedApiCallsGet401AndPagesSendToSignIn) {
 
 TEST_F(PortalTest, EveryAnswerCarriesAStrictContentSecurityPolicy) {
   HttpsClient c = SignedIn(kJaan);
-  for (const char* path : {"/", "/sign-in", "/history", "/js/app.js", "/api/consents",
-                           "/api/keys", "/nothing-here"}) {
+  for (const char* path :
+       {"/", "/sign-in", "/history", "/js/app.js", "/api/consents", "/api/keys", "/nothing-here"}) {
     HttpsClient::Response r = c.Get(path);
     const std::string csp = r.header("Content-Security-Policy");
     EXPECT_THAT(csp, HasSubstr("default-src 'none'")) << path;
@@ -169,9 +169,9 @@ TEST_F(PortalTest, StateChangesNeedTheCsrfTokenAndThisOrigin) {
   c.set_csrf_token(token + "x");
   EXPECT_EQ(c.PostJson("/api/consents", GrantBody("csrf-2")).status, 403);
   c.set_csrf_token(token);
-  EXPECT_EQ(c.PostJson("/api/consents", GrantBody("csrf-3"), {{"Origin", "https://evil.example"}})
-                .status,
-            403);
+  EXPECT_EQ(
+      c.PostJson("/api/consents", GrantBody("csrf-3"), {{"Origin", "https://evil.example"}}).status,
+      403);
   EXPECT_EQ(c.PostJson("/auth/logout", "{}", {{"X-CSRF-Token", "wrong"}}).status, 403);
   // Nothing was granted by the refused requests.
   tellonce::v1::ConsentList before = Parse<tellonce::v1::ConsentList>(c.Get("/api/consents").body);
@@ -260,8 +260,8 @@ TEST_F(PortalTest, GrantHistoryProofAndRevokeThroughTheApi) {
   ASSERT_EQ(revoked.status, 200) << revoked.body;
   EXPECT_EQ(JsonField(revoked.body, "status"), "REVOKED");
   EXPECT_EQ(c.PostJson(absl::StrCat("/api/consents/", consent_id, "/revoke"), "{}").status, 409);
-  ASSERT_TRUE(GetAttributes(fed_->pki, fed_->broker_address(), "tax", kJaan,
-                            {"bank.interest_paid"}, "TAX_DEDUCTION_CHECK", &fetched)
+  ASSERT_TRUE(GetAttributes(fed_->pki, fed_->broker_address(), "tax", kJaan, {"bank.interest_paid"},
+                            "TAX_DEDUCTION_CHECK", &fetched)
                   .ok());
   EXPECT_EQ(fetched.results(0).code(), tellonce::v1::RESULT_CONSENT_REVOKED);
   history = Parse<tellonce::v1::AccessHistory>(c.Get("/api/history").body);
@@ -316,7 +316,8 @@ TEST_F(PortalTest, BadInputIsRefusedWithTheFieldNamed) {
           R"("expires_at":"2099-01-01T00:00:00Z","mode":"ONE_TIME"})",
           "attributes");
   refused(absl::StrReplaceAll(GrantBody("b3"), {{"\"tax\"", "\"nobody\""}}), "consumer");
-  refused(absl::StrReplaceAll(GrantBody("b4"), {{"person.name", "person.shoe_size"}}), "attributes");
+  refused(absl::StrReplaceAll(GrantBody("b4"), {{"person.name", "person.shoe_size"}}),
+          "attributes");
   refused(GrantBody("b5", absl::Hours(24 * 800)), "expires_at");
   refused(R"({"request_id":"b6","mode":"SOMETIMES"})", "body");
   EXPECT_EQ(c.Get("/api/consents/not-an-id").status, 400);
@@ -358,9 +359,9 @@ TEST_F(PortalTest, OidcRequestCarriesPkceStateAndNonce) {
   HttpsClient::Response login = c.Get("/auth/login");
   ASSERT_EQ(login.status, 302);
   const std::string to = login.header("Location");
-  for (const char* part : {"response_type=code", "client_id=tellonce-portal",
-                           "code_challenge_method=S256", "code_challenge=", "state=", "nonce=",
-                           "scope=openid", "redirect_uri=https"}) {
+  for (const char* part :
+       {"response_type=code", "client_id=tellonce-portal", "code_challenge_method=S256",
+        "code_challenge=", "state=", "nonce=", "scope=openid", "redirect_uri=https"}) {
     EXPECT_THAT(to, HasSubstr(part));
   }
   // (httplib's client decodes the Location it reads; curl shows redirect_uri encoded.)

@@ -31,8 +31,7 @@ TEST(PortalConfigTest, LoopbackAddressesAreRecognised) {
 class PortalConfigFilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* f : {"cert.pem", "key.pem", "ca.pem", "agency.pem", "agency.key",
-                          "idp.key"}) {
+    for (const char* f : {"cert.pem", "key.pem", "ca.pem", "agency.pem", "agency.key", "idp.key"}) {
       std::ofstream(dir_.path() + "/" + f) << "x";
     }
     std::ofstream(dir_.path() + "/directory.textproto") << "trust_domain: \"t.local\"\n";
@@ -149,7 +148,7 @@ TEST(PendingSignInsTest, AStateIsUsedOnceAndExpires) {
   pending.Put("s1", PendingSignIn{"n", "v", "b", now + absl::Minutes(10)}, now);
   pending.Put("s2", PendingSignIn{"n", "v", "b", now + absl::Minutes(10)}, now);
   ASSERT_TRUE(pending.Take("s1", now).has_value());
-  EXPECT_FALSE(pending.Take("s1", now).has_value());  // replayed
+  EXPECT_FALSE(pending.Take("s1", now).has_value());                      // replayed
   EXPECT_FALSE(pending.Take("s2", now + absl::Minutes(11)).has_value());  // expired
   EXPECT_FALSE(pending.Take("never", now).has_value());
 }
@@ -191,8 +190,8 @@ TEST(DevSignInTest, MintsAVerifiedTokenOnlyForItsCitizens) {
   // A PEM of a fresh key, written as make-dev-pki would.
   std::string pem;
   {
-    FILE* p = popen("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null",
-                    "r");
+    FILE* p =
+        popen("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null", "r");
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, p)) > 0) pem.append(buf, n);

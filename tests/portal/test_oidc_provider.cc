@@ -48,11 +48,20 @@ std::string Html(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -124,20 +133,19 @@ int main(int argc, char** argv) {
                                "\">\n");
       }
       res.set_content(
-          absl::StrCat(
-              "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-              "<title>Test eID</title></head><body><main><h1>Test eID</h1>"
-              "<form method=\"get\" action=\"/authorize\">",
-              hidden,
-              "<p><label for=\"login_hint\">Citizen id</label> "
-              "<input id=\"login_hint\" name=\"login_hint\"></p>"
-              "<p><label for=\"test_fault\">Fault</label> <select id=\"test_fault\" "
-              "name=\"test_fault\"><option value=\"\">none</option>"
-              "<option>expired</option><option>wrong_audience</option>"
-              "<option>bad_signature</option><option>wrong_issuer</option>"
-              "<option>wrong_nonce</option></select></p>"
-              "<p><button id=\"approve\" type=\"submit\">Sign in</button></p>"
-              "</form></main></body></html>"),
+          absl::StrCat("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                       "<title>Test eID</title></head><body><main><h1>Test eID</h1>"
+                       "<form method=\"get\" action=\"/authorize\">",
+                       hidden,
+                       "<p><label for=\"login_hint\">Citizen id</label> "
+                       "<input id=\"login_hint\" name=\"login_hint\"></p>"
+                       "<p><label for=\"test_fault\">Fault</label> <select id=\"test_fault\" "
+                       "name=\"test_fault\"><option value=\"\">none</option>"
+                       "<option>expired</option><option>wrong_audience</option>"
+                       "<option>bad_signature</option><option>wrong_issuer</option>"
+                       "<option>wrong_nonce</option></select></p>"
+                       "<p><button id=\"approve\" type=\"submit\">Sign in</button></p>"
+                       "</form></main></body></html>"),
           "text/html; charset=utf-8");
       return;
     }
@@ -148,8 +156,8 @@ int main(int argc, char** argv) {
                           param("login_hint"), param("test_fault")};
     }
     res.status = 302;
-    res.set_header("Location", absl::StrCat(redirect_uri, "?code=", code,
-                                            "&state=", tellonce::portal::FormEncode(param("state"))));
+    res.set_header("Location", absl::StrCat(redirect_uri, "?code=", code, "&state=",
+                                            tellonce::portal::FormEncode(param("state"))));
   });
   server.Post("/token", [&](const httplib::Request& req, httplib::Response& res) {
     auto param = [&](const char* name) { return req.get_param_value(name); };

@@ -63,10 +63,10 @@ Tree Build(const std::vector<std::string>& leaves) {
 }
 
 std::vector<Hash> Proof(const Tree& t, uint64_t index) {
-  return *tellonce::certs::InclusionProof(
-      index, t.size, [&](int level, uint64_t i) -> absl::StatusOr<Hash> {
-        return t.nodes.at({level, i});
-      });
+  return *tellonce::certs::InclusionProof(index, t.size,
+                                          [&](int level, uint64_t i) -> absl::StatusOr<Hash> {
+                                            return t.nodes.at({level, i});
+                                          });
 }
 
 std::string ProofJson(const std::vector<Hash>& proof) {
@@ -92,7 +92,8 @@ tellonce::v1::AccessEvent Event(int i) {
     e.mutable_basis()->set_mandate_id("income-tax-act-identity");
     e.mutable_basis()->set_legal_reference("Income Tax Act s. 12(3) (example) – ü");
   }
-  e.set_outcome(i % 4 == 3 ? tellonce::v1::AccessEvent::DENIED : tellonce::v1::AccessEvent::ALLOWED);
+  e.set_outcome(i % 4 == 3 ? tellonce::v1::AccessEvent::DENIED
+                           : tellonce::v1::AccessEvent::ALLOWED);
   e.set_code(i % 4 == 3 ? tellonce::v1::RESULT_CONSENT_REVOKED : tellonce::v1::RESULT_OK);
   return e;
 }
@@ -150,12 +151,14 @@ int main() {
                   ",\"short_signature\":", Quoted(B64(short_signature)),
                   ",\"signature_algorithm\":\"ecdsa-p256-sha256\",\"key_id\":\"test-key\"",
                   ",\"tree_size\":", log.size, ",\"root\":", Quoted(B64(log.root)), "}");
-  absl::StrAppend(&out, ",\"entry\":{\"index\":\"", entry, "\",\"event\":{\"at\":",
-                  Quoted("2025-12-01T00:00:05.123456789Z"), ",\"exchange_id\":\"EX5\","
-                  "\"consumer\":\"tax\",\"provider\":\"bank\",\"citizen_id\":\"37605030299\","
-                  "\"attributes\":[\"bank.interest_paid\"],\"purpose\":\"TAX_DEDUCTION_CHECK\","
-                  "\"basis\":{\"consent_id\":\"01M8Q5J6WW8MJD6HNWTPM9A8XT\",\"legal_reference\":\"\"},"
-                  "\"outcome\":\"ALLOWED\",\"code\":\"RESULT_OK\",\"notified_event_type\":\"\"}}");
+  absl::StrAppend(
+      &out, ",\"entry\":{\"index\":\"", entry,
+      "\",\"event\":{\"at\":", Quoted("2025-12-01T00:00:05.123456789Z"),
+      ",\"exchange_id\":\"EX5\","
+      "\"consumer\":\"tax\",\"provider\":\"bank\",\"citizen_id\":\"37605030299\","
+      "\"attributes\":[\"bank.interest_paid\"],\"purpose\":\"TAX_DEDUCTION_CHECK\","
+      "\"basis\":{\"consent_id\":\"01M8Q5J6WW8MJD6HNWTPM9A8XT\",\"legal_reference\":\"\"},"
+      "\"outcome\":\"ALLOWED\",\"code\":\"RESULT_OK\",\"notified_event_type\":\"\"}}");
   absl::StrAppend(&out, ",\"proof\":{\"index\":\"", entry, "\",\"tree_size\":\"", log.size,
                   "\",\"event_bytes\":", Quoted(B64(events[entry])),
                   ",\"path\":", ProofJson(Proof(log, entry)), "}");
@@ -175,15 +178,16 @@ int main() {
   receipt.set_mode(tellonce::v1::UNTIL_EXPIRY);
   std::string receipt_body;
   receipt.SerializeToString(&receipt_body);
-  absl::StrAppend(&out, ",\"receipt\":{\"body\":", Quoted(B64(receipt_body)), ",\"signature\":",
-                  Quoted(B64(*key->Sign(tellonce::certs::SignedKind::kConsentReceipt,
-                                        receipt_body))),
-                  ",\"key_id\":\"test-key\"}");
-  absl::StrAppend(&out, ",\"consent\":{\"consent_id\":\"01M8Q5J6WW8MJD6HNWTPM9A8XT\","
-                        "\"citizen_id\":\"37605030299\",\"consumer\":\"tax\","
-                        "\"attributes\":[\"bank.interest_paid\",\"person.name\"],"
-                        "\"purpose\":\"TAX_DEDUCTION_CHECK\",\"expires_at\":"
-                        "\"2026-01-01T00:00:00Z\",\"mode\":\"UNTIL_EXPIRY\"}}\n");
+  absl::StrAppend(
+      &out, ",\"receipt\":{\"body\":", Quoted(B64(receipt_body)), ",\"signature\":",
+      Quoted(B64(*key->Sign(tellonce::certs::SignedKind::kConsentReceipt, receipt_body))),
+      ",\"key_id\":\"test-key\"}");
+  absl::StrAppend(&out,
+                  ",\"consent\":{\"consent_id\":\"01M8Q5J6WW8MJD6HNWTPM9A8XT\","
+                  "\"citizen_id\":\"37605030299\",\"consumer\":\"tax\","
+                  "\"attributes\":[\"bank.interest_paid\",\"person.name\"],"
+                  "\"purpose\":\"TAX_DEDUCTION_CHECK\",\"expires_at\":"
+                  "\"2026-01-01T00:00:00Z\",\"mode\":\"UNTIL_EXPIRY\"}}\n");
   std::fputs(out.c_str(), stdout);
   return 0;
 }

@@ -10,7 +10,8 @@ function describe(d, c) {
   const attributes = c.attributes.map((a) => {
     const provider = d.attribute.get(a)?.provider;
     return el('li', {}, provider ?
-      t('consent_from_provider', {attribute: attributeWords(d, a), provider: agencyName(d, provider)}) :
+      t('consent_from_provider',
+          {attribute: attributeWords(d, a), provider: agencyName(d, provider)}) :
       attributeWords(d, a));
   });
   const row = (key, ...value) => [el('dt', {}, t(key)), el('dd', {}, ...value)];
@@ -30,12 +31,14 @@ function describe(d, c) {
 function card(d, c) {
   const result = el('p', {class: 'check-result', 'aria-live': 'polite'});
   const actions = el('div', {class: 'actions'});
-  const article = el('article', {class: `consent status-${c.status}`, 'data-consent-id': c.consent_id},
+  const article = el('article',
+      {class: `consent status-${c.status}`, 'data-consent-id': c.consent_id},
       el('h2', {}, t('consent_heading', {agency: agencyName(d, c.consumer)}), ' ',
           el('span', {class: `badge ${c.status}`}, t(`status_${c.status}`))),
       describe(d, c), actions, result);
 
-  const check = el('button', {type: 'button', class: 'secondary check-receipt'}, t('receipt_check'));
+  const check = el('button', {type: 'button', class: 'secondary check-receipt'},
+      t('receipt_check'));
   check.addEventListener('click', async () => {
     try {
       const [full, keys] = await Promise.all([api(`/api/consents/${c.consent_id}`), signingKeys()]);
@@ -54,7 +57,8 @@ function card(d, c) {
     try {
       const full = await api(`/api/consents/${c.consent_id}`);
       const blob = new Blob([JSON.stringify(full.receipt, null, 2)], {type: 'application/json'});
-      const a = el('a', {href: URL.createObjectURL(blob), download: `receipt-${c.consent_id}.json`});
+      const a = el('a',
+          {href: URL.createObjectURL(blob), download: `receipt-${c.consent_id}.json`});
       document.body.append(a);
       a.click();
       a.remove();

@@ -29,15 +29,19 @@ async function main() {
       el('input', {type: 'checkbox', id: `attribute-${i}`, name: 'attribute', value: a.name}),
       ' ',
       el('label', {for: `attribute-${i}`},
-          t('grant_attribute_option', {attribute: a.description, provider: agencyName(d, a.provider)})))));
-  const maxDays = Math.floor(Number(String(d.max_consent_lifetime || '31536000s').replace('s', '')) / 86400);
+          t('grant_attribute_option',
+              {attribute: a.description, provider: agencyName(d, a.provider)})))));
+  // proto3 JSON Duration: "31536000s".
+  const lifetime = Number(String(d.max_consent_lifetime || '31536000s').replace('s', ''));
+  const maxDays = Math.floor(lifetime / 86400);
   document.getElementById('expires-label').textContent = t('grant_until', {max: maxDays});
   const today = new Date();
   expires.min = isoDate(new Date(today.getTime() + DAY_MS));
   expires.max = isoDate(new Date(today.getTime() + (maxDays - 1) * DAY_MS));
   expires.value = isoDate(new Date(today.getTime() + 90 * DAY_MS));
 
-  const chosen = () => [...form.querySelectorAll('input[name=attribute]:checked')].map((i) => i.value);
+  const chosen = () =>
+    [...form.querySelectorAll('input[name=attribute]:checked')].map((i) => i.value);
   const mode = () => form.querySelector('input[name=mode]:checked').value;
   const update = () => {
     if (!consumer.value || !purpose.value || !chosen().length) {

@@ -55,7 +55,8 @@ function entry(d, logged) {
               row('history_when', formatTime(e.at)),
               row('history_who', agencyName(d, e.consumer)),
               row('history_what', what),
-              row('history_from', agencyName(d, e.provider || d.attribute.get(e.attributes[0])?.provider)),
+              row('history_from',
+                  agencyName(d, e.provider || d.attribute.get(e.attributes[0])?.provider)),
               row('history_why', e.notified_event_type ?
                 t('history_notified', {event: e.notified_event_type}) : purposeWords(d, e.purpose)),
               row('history_basis', basisWords(e.basis)),

@@ -296,7 +296,9 @@ export async function verifyEntry(entry, bundle, keys) {
     for (const field of ['consent_id', 'mandate_id', 'legal_reference']) {
       if ((basis[field] || '') !== logged.basis[field]) differs.push(`basis.${field}`);
     }
-    if (differs.length) return {ok: false, reason: 'verify_event_differs', detail: differs.join(', ')};
+    if (differs.length) {
+      return {ok: false, reason: 'verify_event_differs', detail: differs.join(', ')};
+    }
     const path = (proof.path || []).map(b64decode);
     const result = await verifyInclusion(proof.index, proof.tree_size,
         await leafHash(eventBytes), path, checkpoint.root);

@@ -63,7 +63,8 @@ export default {
   event_EXPIRED: 'Expired on {time}',
   receipt_check: 'Check the receipt',
   receipt_download: 'Download the receipt',
-  receipt_verified: 'Receipt verified: signed by the broker (key {key}), and it says what is shown here.',
+  receipt_verified:
+    'Receipt verified: signed by the broker (key {key}), and it says what is shown here.',
   receipt_failed: 'Receipt check failed: {reason}',
   revoke: 'Revoke',
   revoke_reason_label: 'Reason (optional, never shared with the agency)',
@@ -135,7 +136,8 @@ export default {
     'whose state the broker signed on {time} (key {key}).',
   verify_failed: 'Verification failed: {reason}',
   verify_unknown_key: 'signed with a key ({detail}) that is not among the broker\'s keys',
-  verify_bad_signature: 'the checkpoint or receipt signature does not verify with the broker\'s key',
+  verify_bad_signature:
+    'the checkpoint or receipt signature does not verify with the broker\'s key',
   verify_size_mismatch: 'the proof is for another log size than the signed checkpoint',
   verify_event_differs: 'the logged entry differs from what is shown ({detail})',
   verify_proof_shape: 'the inclusion proof has the wrong length for this entry',
