@@ -394,8 +394,13 @@ void PortalServer::Routes() {
   });
 
   // A new session for a verified ID token; the browser gets the cookie.
+  // A new session (never the browser's old one, which ends here) for a verified ID token.
   auto start_session = [this, lifetime](const SignedInCitizen& who, const std::string& method,
+                                        const httplib::Request& req,
                                         httplib::Response& res) -> Session {
+    if (const std::string old = CookieValue(req, kSessionCookie); !old.empty()) {
+      sessions_->Remove(old);
+    }
     Session session;
     session.citizen_id = who.evidence.citizen_id;
     session.id_token = who.id_token;
@@ -433,7 +438,7 @@ void PortalServer::Routes() {
     if (absl::Status s = ParseBody(req, &body); !s.ok()) return SendError(res, s);
     absl::StatusOr<SignedInCitizen> who = dev_->SignIn(body.citizen_id(), lifetime, absl::Now());
     if (!who.ok()) return SendError(res, who.status());
-    SendJson(res, session_json(start_session(*who, "dev", res)));
+    SendJson(res, session_json(start_session(*who, "dev", req, res)));
   });
 
   http.Get("/auth/login", [this](const httplib::Request&, httplib::Response& res) {
@@ -479,7 +484,7 @@ void PortalServer::Routes() {
     absl::StatusOr<SignedInCitizen> who =
         oidc_->Complete(req.get_param_value("code"), *pending, absl::Now());
     if (!who.ok()) return refuse(who.status());
-    start_session(*who, "oidc", res);
+    start_session(*who, "oidc", req, res);
     // The session cookie is SameSite=Strict, so the navigation that came from the
     // provider does not send it: a page of ours continues from this origin.
     res.status = 303;

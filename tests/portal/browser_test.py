@@ -285,6 +285,17 @@ def run(p, fed):
     check('"told once" counts the reuse', '2 times' in total, total)
     p.shoot('told-once')
 
+    # An access under a law (a mandate) names that law as its basis, and verifies.
+    by_law = p.cli('fetch', '--citizen', citizen, '--attributes', 'person.name', '--purpose',
+                   'TAX_ASSESSMENT')
+    check('the tax office obtains the name under the law', by_law.returncode == 0,
+          by_law.stdout + by_law.stderr)
+    state, text = p.verify_newest()
+    entry = p.find('#history > li').text
+    check('the history names the law the mandate rests on',
+          'The law: Income Tax Act s. 12(3)' in entry, entry)
+    check('the access under the law verifies', state == 'verified', text)
+
     # CSRF: a page of another origin on the same machine (the test eID provider's) posts
     # a form to the portal. The browser sends the session cookie along (same site), but
     # the page cannot know the CSRF token: refused, and nothing is granted.

@@ -328,6 +328,17 @@ TEST_F(PortalTest, BadInputIsRefusedWithTheFieldNamed) {
   EXPECT_EQ(big.status, 413);
 }
 
+TEST_F(PortalTest, SigningInAgainReplacesTheOldSession) {
+  HttpsClient c = SignedIn(kJaan);
+  const std::string old_cookie = c.cookies()["__Host-tellonce-session"];
+  ASSERT_EQ(DevSignIn(c, kMari), 200);
+  EXPECT_NE(c.cookies()["__Host-tellonce-session"], old_cookie);
+  EXPECT_EQ(JsonField(c.Get("/api/session").body, "citizen_id"), kMari);
+  HttpsClient replay = Client();
+  replay.cookies()["__Host-tellonce-session"] = old_cookie;
+  EXPECT_EQ(replay.Get("/api/session").status, 401);
+}
+
 TEST_F(PortalTest, SignOutEndsTheSession) {
   HttpsClient c = SignedIn(kJaan);
   ASSERT_EQ(c.Get("/api/session").status, 200);
