@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -267,6 +268,45 @@ TEST_F(PortalTest, GrantHistoryProofAndRevokeThroughTheApi) {
   history = Parse<tellonce::v1::AccessHistory>(c.Get("/api/history").body);
   EXPECT_EQ(history.events(history.events_size() - 1).event().outcome(),
             tellonce::v1::AccessEvent::DENIED);
+}
+
+TEST_F(PortalTest, ConsentsAreListedInEveryStatus) {
+  HttpsClient c = SignedIn(kMari);
+  auto grant = [&](const std::string& request_id, const std::string& mode,
+                   absl::Duration lifetime) {
+    // Date of birth for the tax assessment: no mandate and no other test's consent
+    // covers it, so the exchange below rests on these consents alone.
+    const std::string body =
+        absl::StrReplaceAll(GrantBody(request_id, lifetime),
+                            {{"UNTIL_EXPIRY", mode},
+                             {R"("bank.interest_paid","person.name")", R"("person.date_of_birth")"},
+                             {"TAX_DEDUCTION_CHECK", "TAX_ASSESSMENT"}});
+    HttpsClient::Response r = c.PostJson("/api/consents", body);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return JsonField(r.body, "consent.consent_id");
+  };
+  const std::string once = grant("status-once", "ONE_TIME", absl::Hours(1));
+  const std::string brief = grant("status-brief", "UNTIL_EXPIRY", absl::Seconds(2));
+  const std::string revoked = grant("status-revoked", "UNTIL_EXPIRY", absl::Hours(1));
+  const std::string active = grant("status-active", "UNTIL_EXPIRY", absl::Hours(1));
+  ASSERT_EQ(c.PostJson(absl::StrCat("/api/consents/", revoked, "/revoke"), "{}").status, 200);
+  // Only the ONE_TIME consent is left to rest the exchange on, which spends it.
+  ASSERT_EQ(c.PostJson(absl::StrCat("/api/consents/", active, "/revoke"), "{}").status, 200);
+  tellonce::v1::GetAttributesResponse fetched;
+  absl::SleepFor(absl::Seconds(3));  // `brief` has expired
+  ASSERT_TRUE(GetAttributes(fed_->pki, fed_->broker_address(), "tax", kMari,
+                            {"person.date_of_birth"}, "TAX_ASSESSMENT", &fetched)
+                  .ok());
+  ASSERT_EQ(fetched.results(0).code(), tellonce::v1::RESULT_OK) << fetched.DebugString();
+  tellonce::v1::ConsentList list = Parse<tellonce::v1::ConsentList>(c.Get("/api/consents").body);
+  std::map<std::string, std::string> status;
+  for (const auto& consent : list.consents()) {
+    status[consent.consent_id()] = tellonce::v1::ConsentStatus_Name(consent.status());
+  }
+  EXPECT_EQ(status[once], "USED");
+  EXPECT_EQ(status[brief], "EXPIRED");
+  EXPECT_EQ(status[revoked], "REVOKED");
+  EXPECT_EQ(status[active], "REVOKED");
 }
 
 TEST_F(PortalTest, OneCitizenCannotReadOrChangeAnothersData) {
