@@ -92,12 +92,19 @@ std::string PortalFederation::PortalConfigText(const std::string& listen_address
   }
   if (options.oidc) {
     const std::string idp = absl::StrCat("https://127.0.0.1:", idp_port);
+    const std::string port = listen_address.substr(listen_address.rfind(':') + 1);
     absl::StrAppend(&text, "oidc {\n  issuer: \"", kDevIdpIssuer, "\"\n",
                     "  authorization_endpoint: \"", idp, "/authorize\"\n", "  token_endpoint: \"",
                     idp, "/token\"\n", "  jwks_uri: \"", idp, "/jwks.json\"\n", "  client_id: \"",
-                    kPortalClientId, "\"\n",
-                    "  redirect_uri: \"https://127.0.0.1:", chosen_portal_port,
-                    "/auth/callback\"\n", "  ca_file: \"", pki.ca(), "\"\n}\n");
+                    kPortalClientId, "\"\n", "  redirect_uri: \"https://127.0.0.1:", port,
+                    "/auth/callback\"\n", "  ca_file: \"", pki.ca(), "\"\n");
+    if (!options.client_secret.empty()) {
+      const std::string secret_file =
+          absl::StrCat(dir, "/client-secret-", std::hash<std::string>()(options.client_secret));
+      std::ofstream(secret_file) << options.client_secret << "\n";
+      absl::StrAppend(&text, "  client_secret_file: \"", secret_file, "\"\n");
+    }
+    absl::StrAppend(&text, "}\n");
   }
   absl::StrAppend(&text, options.extra_config, "\n");
   return text;
@@ -129,12 +136,11 @@ absl::StatusOr<std::unique_ptr<PortalFederation>> PortalFederation::Start(
 
   f->chosen_portal_port = FreePort();
   f->idp = std::make_unique<ChildProcess>(
-      std::vector<std::string>{
-          OidcProviderBinary(), "--issuer", kDevIdpIssuer, "--signing-key", f->pki.idp_key(),
-          "--tls-cert", f->pki.cert("eid"), "--tls-key", f->pki.key("eid"), "--client-id",
-          kPortalClientId, "--redirect-uri",
-          absl::StrCat("https://127.0.0.1:", f->chosen_portal_port, "/auth/callback"),
-          "--port-file", dir + "/idp.port"},
+      std::vector<std::string>{OidcProviderBinary(), "--issuer", kDevIdpIssuer, "--signing-key",
+                               f->pki.idp_key(), "--tls-cert", f->pki.cert("eid"), "--tls-key",
+                               f->pki.key("eid"), "--client-id", kPortalClientId,
+                               "--redirect-uri-prefix", "https://127.0.0.1:", "--client-secret",
+                               kOidcClientSecret, "--port-file", dir + "/idp.port"},
       dir + "/idp.log", dir + "/idp.port");
   if (absl::Status s = f->idp->Start(); !s.ok()) return s;
   f->idp_port = f->idp->port();

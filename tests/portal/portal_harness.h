@@ -52,14 +52,20 @@ struct PortalFederationOptions {
   // When > 0: the directory's development identity provider accepts authentications at
   // most this old (max_age; the sample says 900 s).
   int idp_max_age_seconds = 0;
+  // The portal's OpenID Connect client secret (the test provider requires
+  // kOidcClientSecret); empty: a public client.
+  std::string client_secret = "test-client-secret";
 };
+
+inline constexpr char kOidcClientSecret[] = "test-client-secret";
 
 class PortalFederation {
  public:
   static absl::StatusOr<std::unique_ptr<PortalFederation>> Start(
       const std::string& dir, const PortalFederationOptions& options = {});
 
-  // A PortalConfig text for this federation (listen address host:port given).
+  // A PortalConfig text for this federation: listening on `listen_address`
+  // (127.0.0.1:<port>; the OpenID Connect redirect URI names that port).
   std::string PortalConfigText(const std::string& listen_address,
                                const PortalFederationOptions& options) const;
 

@@ -68,7 +68,8 @@ class PortalTest : public ::testing::Test {
                                              const PortalFederationOptions& options,
                                              absl::Status* started) {
     const std::string config = absl::StrCat(fed_->dir, "/", name, ".textproto");
-    std::ofstream(config) << fed_->PortalConfigText("127.0.0.1:0", options);
+    std::ofstream(config) << fed_->PortalConfigText(absl::StrCat("127.0.0.1:", FreePort()),
+                                                    options);
     auto p = std::make_unique<ServerProcess>(PortalBinary(), config,
                                              absl::StrCat(fed_->dir, "/", name, ".log"),
                                              absl::StrCat(fed_->dir, "/", name, ".port"));
@@ -403,6 +404,25 @@ TEST_F(PortalTest, OidcSignInVerifiesTheIdTokenAndForwardsIt) {
   HttpsClient::Response granted = c.PostJson("/api/consents", GrantBody("oidc-1"));
   ASSERT_EQ(granted.status, 200) << granted.body;
   EXPECT_EQ(JsonField(granted.body, "consent.citizen_id"), citizen);
+}
+
+TEST_F(PortalTest, OidcClientAuthenticatesWithItsSecret) {
+  // The main portal (with the secret) signed in above; a wrong secret, or none, is
+  // refused by the provider's token endpoint and the sign-in fails.
+  for (const char* secret : {"wrong-secret", ""}) {
+    PortalFederationOptions options;
+    options.dev_sign_in = false;
+    options.client_secret = secret;
+    absl::Status started;
+    std::unique_ptr<ServerProcess> p =
+        ExtraPortal(absl::StrCat("secret-", std::string(secret).size()), options, &started);
+    ASSERT_TRUE(started.ok()) << started;
+    HttpsClient c(fed_->pki.ca(), p->port());
+    EXPECT_EQ(OidcSignIn(c, fed_->idp_port, fed_->pki.ca(), CitizenId(11)), 401) << secret;
+    EXPECT_EQ(c.Get("/api/session").status, 401);
+    p->Terminate();
+    EXPECT_THAT(p->log(), HasSubstr("invalid_client")) << secret;
+  }
 }
 
 TEST_F(PortalTest, OidcRequestCarriesPkceStateAndNonce) {

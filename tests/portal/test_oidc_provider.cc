@@ -3,8 +3,9 @@
 // over HTTPS. Not for anything but tests.
 //
 //   test_oidc_provider --issuer URL --signing-key FILE --tls-cert FILE --tls-key FILE
-//       --client-id ID --redirect-uri URL [--port-file FILE]
+//       --client-id ID --redirect-uri-prefix URL [--client-secret S] [--port-file FILE]
 //
+// POST /token needs the client secret (HTTP Basic) when --client-secret is given.
 // GET  /authorize   with login_hint=<citizen id>: issues a code and redirects back at
 //                   once; without: a form asking for the citizen id (and a fault).
 //                   test_fault=<fault> makes this sign-in's ID token bad on purpose:
@@ -24,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "certs/citizen_assertion.h"
@@ -77,7 +80,9 @@ int main(int argc, char** argv) {
       {"tls-cert", "FILE", "HTTPS certificate; required"},
       {"tls-key", "FILE", "HTTPS key; required"},
       {"client-id", "ID", "the one client; required"},
-      {"redirect-uri", "URL", "its redirect URI; required"},
+      {"redirect-uri-prefix", "URL",
+       "redirect URIs the client may use start with this (tests run several portals); required"},
+      {"client-secret", "SECRET", "when set, /token requires it (client_secret_basic)"},
       {"port-file", "FILE", "write the bound port here"},
   };
   absl::StatusOr<tellonce::ops::ParsedFlags> flags =
@@ -87,7 +92,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const char* required :
-       {"issuer", "signing-key", "tls-cert", "tls-key", "client-id", "redirect-uri"}) {
+       {"issuer", "signing-key", "tls-cert", "tls-key", "client-id", "redirect-uri-prefix"}) {
     if (!flags->Has(required)) {
       std::fprintf(stderr, "test_oidc_provider: --%s is required\n", required);
       return 2;
@@ -104,7 +109,8 @@ int main(int argc, char** argv) {
   }
   const std::string issuer = flags->Get("issuer");
   const std::string client_id = flags->Get("client-id");
-  const std::string redirect_uri = flags->Get("redirect-uri");
+  const std::string redirect_prefix = flags->Get("redirect-uri-prefix");
+  const std::string client_secret = flags->Get("client-secret");
 
   std::mutex mu;
   std::map<std::string, Grant> codes;
@@ -120,8 +126,9 @@ int main(int argc, char** argv) {
   server.Get("/authorize", [&](const httplib::Request& req, httplib::Response& res) {
     auto param = [&](const char* name) { return req.get_param_value(name); };
     if (param("response_type") != "code" || param("client_id") != client_id ||
-        param("redirect_uri") != redirect_uri || param("code_challenge_method") != "S256" ||
-        param("code_challenge").empty() || param("state").empty() || param("nonce").empty()) {
+        !absl::StartsWith(param("redirect_uri"), redirect_prefix) ||
+        param("code_challenge_method") != "S256" || param("code_challenge").empty() ||
+        param("state").empty() || param("nonce").empty()) {
       res.status = 400;
       res.set_content("bad authorization request\n", "text/plain");
       return;
@@ -156,7 +163,7 @@ int main(int argc, char** argv) {
                           param("login_hint"), param("test_fault")};
     }
     res.status = 302;
-    res.set_header("Location", absl::StrCat(redirect_uri, "?code=", code, "&state=",
+    res.set_header("Location", absl::StrCat(param("redirect_uri"), "?code=", code, "&state=",
                                             tellonce::portal::FormEncode(param("state"))));
   });
   server.Post("/token", [&](const httplib::Request& req, httplib::Response& res) {
@@ -165,6 +172,17 @@ int main(int argc, char** argv) {
       res.status = 400;
       res.set_content(absl::StrCat("{\"error\":\"", error, "\"}"), "application/json");
     };
+    if (!client_secret.empty()) {
+      // client_secret_basic (RFC 6749 2.3.1): form-encoded id and secret.
+      const std::string expected = absl::StrCat(
+          "Basic ", absl::Base64Escape(absl::StrCat(tellonce::portal::FormEncode(client_id), ":",
+                                                    tellonce::portal::FormEncode(client_secret))));
+      if (req.get_header_value("Authorization") != expected) {
+        res.status = 401;
+        res.set_content("{\"error\":\"invalid_client\"}", "application/json");
+        return;
+      }
+    }
     Grant grant;
     {
       std::lock_guard<std::mutex> lock(mu);
