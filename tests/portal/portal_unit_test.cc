@@ -215,6 +215,57 @@ TEST(DevSignInTest, MintsAVerifiedTokenOnlyForItsCitizens) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(OidcRelyingPartyTest, VerifiesTokensAgainstAJwksFileAndThisSignInsNonce) {
+  testing::TempDir dir;
+  absl::StatusOr<certs::CitizenAssertionSigner> signer =
+      certs::CitizenAssertionSigner::GenerateEs256("eid-1");
+  ASSERT_TRUE(signer.ok());
+  std::ofstream(dir.path() + "/jwks.json") << signer->JwksJson();
+  tellonce::v1::OidcProviderConfig config;
+  config.set_issuer("https://eid.example");
+  config.set_authorization_endpoint("https://eid.example/authorize?prompt=login");
+  config.set_token_endpoint("https://eid.example/token");
+  config.set_jwks_file(dir.path() + "/jwks.json");
+  config.set_client_id("portal-client");
+  config.set_redirect_uri("https://portal.example/auth/callback");
+  config.add_scopes("openid");
+  config.set_citizen_claim("sub");
+  config.add_algorithms("ES256");
+  absl::StatusOr<std::unique_ptr<OidcRelyingParty>> rp =
+      OidcRelyingParty::Create(config, absl::Minutes(15));
+  ASSERT_TRUE(rp.ok()) << rp.status();
+
+  OidcRelyingParty::Redirect r = (*rp)->Begin();
+  EXPECT_THAT(r.url, ::testing::StartsWith("https://eid.example/authorize?prompt=login&"));
+  EXPECT_THAT(r.url, HasSubstr("&code_challenge=" + PkceChallenge(r.pending.code_verifier)));
+  EXPECT_THAT(r.url, HasSubstr("&nonce=" + r.pending.nonce));
+  EXPECT_THAT(r.url, HasSubstr("&state=" + r.state));
+  EXPECT_NE(r.state, r.pending.nonce);
+
+  const absl::Time now = absl::Now();
+  certs::CitizenAssertionClaims claims;
+  claims.issuer = "https://eid.example";
+  claims.audience = "portal-client";
+  claims.citizen_id = "37605030299";
+  claims.issued_at = now;
+  claims.nonce = r.pending.nonce;
+  const std::string token = *signer->Mint(claims);
+  absl::StatusOr<certs::VerifiedCitizenAssertion> ok = (*rp)->Verify(token, r.pending.nonce, now);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->citizen_id, "37605030299");
+  for (const std::string& nonce : {std::string("another"), std::string()}) {
+    absl::Status s = (*rp)->Verify(token, nonce, now).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << nonce;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("sign-in:"));
+  }
+  claims.audience = "another-client";
+  EXPECT_FALSE((*rp)->Verify(*signer->Mint(claims), r.pending.nonce, now).ok());
+  // A JWKS file that does not load stops start-up, naming the field.
+  std::ofstream(dir.path() + "/jwks.json") << "{}";
+  absl::Status bad = OidcRelyingParty::Create(config, absl::Minutes(15)).status();
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("oidc.jwks_file"));
+}
+
 tellonce::v1::LoggedAccessEvent Logged(const std::string& consumer,
                                        std::vector<std::string> attributes, bool allowed,
                                        const std::string& notified = "") {
