@@ -287,14 +287,15 @@ TEST_F(PortalTest, ConsentsAreListedInEveryStatus) {
     return JsonField(r.body, "consent.consent_id");
   };
   const std::string once = grant("status-once", "ONE_TIME", absl::Hours(1));
-  const std::string brief = grant("status-brief", "UNTIL_EXPIRY", absl::Seconds(2));
+  const absl::Time brief_end = absl::Now() + absl::Seconds(6);
+  const std::string brief = grant("status-brief", "UNTIL_EXPIRY", absl::Seconds(6));
   const std::string revoked = grant("status-revoked", "UNTIL_EXPIRY", absl::Hours(1));
   const std::string active = grant("status-active", "UNTIL_EXPIRY", absl::Hours(1));
   ASSERT_EQ(c.PostJson(absl::StrCat("/api/consents/", revoked, "/revoke"), "{}").status, 200);
   // Only the ONE_TIME consent is left to rest the exchange on, which spends it.
   ASSERT_EQ(c.PostJson(absl::StrCat("/api/consents/", active, "/revoke"), "{}").status, 200);
   tellonce::v1::GetAttributesResponse fetched;
-  absl::SleepFor(absl::Seconds(3));  // `brief` has expired
+  absl::SleepFor(brief_end + absl::Seconds(1) - absl::Now());  // `brief` has expired
   ASSERT_TRUE(GetAttributes(fed_->pki, fed_->broker_address(), "tax", kMari,
                             {"person.date_of_birth"}, "TAX_ASSESSMENT", &fetched)
                   .ok());
@@ -475,14 +476,14 @@ TEST_F(PortalTest, OidcCallbackCannotBeReplayedOrFinishedInAnotherBrowser) {
 TEST_F(PortalTest, SessionsExpire) {
   PortalFederationOptions options;
   options.oidc = false;
-  options.extra_config = "session_lifetime { seconds: 2 }";
+  options.extra_config = "session_lifetime { seconds: 4 }";
   absl::Status started;
   std::unique_ptr<ServerProcess> p = ExtraPortal("short-sessions", options, &started);
   ASSERT_TRUE(started.ok()) << started;
   HttpsClient c(fed_->pki.ca(), p->port());
   ASSERT_EQ(DevSignIn(c, kJaan), 200);
   EXPECT_EQ(c.Get("/api/consents").status, 200);
-  absl::SleepFor(absl::Seconds(3));
+  absl::SleepFor(absl::Seconds(5));
   EXPECT_EQ(c.Get("/api/consents").status, 401);
 }
 
@@ -532,14 +533,14 @@ TEST(PortalSessionTest, ABrokerRefusalOfTheIdTokenEndsTheSession) {
   TempDir dir;
   PortalFederationOptions options;
   options.oidc = false;
-  options.idp_max_age_seconds = 2;
+  options.idp_max_age_seconds = 5;
   absl::StatusOr<std::unique_ptr<PortalFederation>> fed =
       PortalFederation::Start(dir.path(), options);
   ASSERT_TRUE(fed.ok()) << fed.status();
   HttpsClient c((*fed)->pki.ca(), (*fed)->portal_port());
   ASSERT_EQ(DevSignIn(c, kJaan), 200);
   EXPECT_EQ(c.Get("/api/consents").status, 200);
-  absl::SleepFor(absl::Seconds(3));
+  absl::SleepFor(absl::Seconds(6));
   HttpsClient::Response r = c.Get("/api/consents");
   EXPECT_EQ(r.status, 401) << r.body;
   EXPECT_EQ(JsonField(r.body, "sign_in"), "true");
