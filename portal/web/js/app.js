@@ -36,6 +36,14 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// t() for a count: the key's plural form for the language ("<key>_one" for one, say)
+// when the table has it, else the key itself.
+export function tn(key, count, values = {}) {
+  const rule = new Intl.PluralRules(document.documentElement.lang).select(count);
+  const form = `${key}_${rule}`;
+  return t(form in strings ? form : key, {count, ...values});
+}
+
 export function fillStrings(root = document) {
   for (const node of root.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
 }

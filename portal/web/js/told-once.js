@@ -1,14 +1,16 @@
 // "Told once": which of the citizen's facts agencies reused through the broker, how
 // often, and how many times the citizen did not have to hand them over again.
-import {agencyName, api, attributeWords, directory, el, showError, start, t} from '/js/app.js';
+import {
+  agencyName, api, attributeWords, directory, el, showError, start, t, tn,
+} from '/js/app.js';
 
 async function main() {
   if (!(await start({title: 'told_once_title'}))) return;
   const [d, summary] = await Promise.all([directory(), api('/api/told-once')]);
   const box = document.getElementById('told-once');
   const parts = [el('p', {class: 'total', id: 'times-not-asked'},
-      t('told_once_total', {count: summary.times_not_asked}))];
-  if (summary.refusals) parts.push(el('p', {}, t('told_once_refusals', {count: summary.refusals})));
+      tn('told_once_total', summary.times_not_asked))];
+  if (summary.refusals) parts.push(el('p', {}, tn('told_once_refusals', summary.refusals)));
   if (!summary.facts.length) {
     parts.push(el('p', {}, t('told_once_none')));
   } else {

@@ -152,7 +152,9 @@ export default {
     'You gave each fact once, to the one agency that keeps it. Here is how often other ' +
     'agencies reused it through the broker instead of asking you again.',
   told_once_total: 'Agencies reused your data {count} times without asking you for it again.',
+  told_once_total_one: 'Agencies reused your data once without asking you for it again.',
   told_once_refusals: 'The broker refused {count} requests that had no basis.',
+  told_once_refusals_one: 'The broker refused one request that had no basis.',
   told_once_none: 'No agency has reused your data yet.',
   told_once_fact: 'Fact',
   told_once_source: 'Kept by',
