@@ -27,12 +27,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto& fed = **f;
-  const std::string json =
-      absl::StrCat("{\"portal_url\":\"", fed.portal_url(), "\",\"portal_port\":", fed.portal_port(),
-                   ",\"broker\":\"", fed.broker_address(), "\",\"idp_port\":", fed.idp_port,
-                   ",\"ca\":\"", fed.pki.ca(), "\",\"pki\":\"", fed.pki.dir, "\",\"cli\":\"",
-                   tellonce::testing::CliBinary(), "\",\"portal_pin\":\"", "\",\"citizens\":[\"",
-                   tellonce::testing::kJaan, "\",\"", tellonce::testing::kMari, "\"]}\n");
+  const std::string json = absl::StrCat(
+      "{\"portal_url\":\"", fed.portal_url(), "\",\"portal_port\":", fed.portal_port(),
+      ",\"broker\":\"", fed.broker_address(), "\",\"idp_port\":", fed.idp_port, ",\"ca\":\"",
+      fed.pki.ca(), "\",\"pki\":\"", fed.pki.dir, "\",\"cli\":\"", tellonce::testing::CliBinary(),
+      "\",\"citizens\":[\"", tellonce::testing::kJaan, "\",\"", tellonce::testing::kMari, "\"]}\n");
   {
     const std::string tmp = std::string(argv[1]) + ".tmp";
     std::ofstream(tmp) << json;
