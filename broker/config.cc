@@ -110,14 +110,38 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     options.tls_watch.expiry_warning = absl::Hours(config.tls().expiry_warning_hours());
   }
 
-  if (config.storage().has_postgres()) {
-    if (!config.data_dir().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": data_dir: must be empty with storage.postgres (the state is in PostgreSQL)"));
-    }
-    if (absl::Status s = LoadPostgres(path, config.storage().postgres(), &options.postgres);
-        !s.ok()) {
-      return s;
+  if (config.has_storage() && !config.data_dir().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": storage: set either data_dir (shorthand for storage { rocksdb { path } }) "
+              "or storage, not both"));
+  }
+  if (config.has_storage()) {
+    switch (config.storage().backend_case()) {
+      case tellonce::v1::StorageConfig::kRocksdb: {
+        const tellonce::v1::RocksDbStorage& rocks = config.storage().rocksdb();
+        if (rocks.path().empty()) return required("storage.rocksdb.path");
+        if (config.block_cache_mb() != 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              path, ": block_cache_mb: with storage, set storage.rocksdb.block_cache_mb"));
+        }
+        options.data_dir = Resolve(base, rocks.path());
+        if (rocks.block_cache_mb() != 0) options.block_cache_mb = rocks.block_cache_mb();
+        break;
+      }
+      case tellonce::v1::StorageConfig::kPostgres:
+        if (config.block_cache_mb() != 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ": block_cache_mb: not used with storage.postgres"));
+        }
+        if (absl::Status s = LoadPostgres(path, config.storage().postgres(), &options.postgres);
+            !s.ok()) {
+          return s;
+        }
+        break;
+      case tellonce::v1::StorageConfig::BACKEND_NOT_SET:
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": storage: choose a backend (storage { rocksdb { path: ... } } or "
+                  "storage { postgres { conninfo: ... } })"));
     }
   } else {
     if (config.data_dir().empty()) return required("data_dir");

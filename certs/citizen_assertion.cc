@@ -410,6 +410,17 @@ const Jwks::Key* Jwks::Find(std::string_view kid) const {
 absl::StatusOr<VerifiedCitizenAssertion> VerifyCitizenAssertion(
     std::string_view token, const Jwks& keys, const CitizenAssertionPolicy& policy,
     std::string_view citizen_id, absl::Time now) {
+  absl::StatusOr<VerifiedCitizenAssertion> verified = VerifyIdToken(token, keys, policy, now);
+  if (!verified.ok()) return verified.status();
+  if (verified->citizen_id != citizen_id) {
+    return Denied("authenticates another citizen than the request's");
+  }
+  return verified;
+}
+
+absl::StatusOr<VerifiedCitizenAssertion> VerifyIdToken(std::string_view token, const Jwks& keys,
+                                                       const CitizenAssertionPolicy& policy,
+                                                       absl::Time now) {
   absl::StatusOr<ParsedToken> parsed = ParseCompact(token);
   if (!parsed.ok()) return parsed.status();
 
@@ -483,9 +494,14 @@ absl::StatusOr<VerifiedCitizenAssertion> VerifyCitizenAssertion(
     return Denied("azp: issued to another client, not this portal");
   }
 
+  if (!policy.nonce.empty() && StringMember(claims, "nonce") != policy.nonce) {
+    return Unauthenticated("nonce: not the one of this sign-in (replayed or foreign token)");
+  }
+
   std::optional<std::string> citizen = StringMember(claims, policy.citizen_claim);
-  if (!citizen) return Unauthenticated(absl::StrCat(policy.citizen_claim, ": required"));
-  if (*citizen != citizen_id) return Denied("authenticates another citizen than the request's");
+  if (!citizen || citizen->empty()) {
+    return Unauthenticated(absl::StrCat(policy.citizen_claim, ": required"));
+  }
 
   VerifiedCitizenAssertion out;
   out.issuer = policy.issuer;
@@ -493,6 +509,7 @@ absl::StatusOr<VerifiedCitizenAssertion> VerifyCitizenAssertion(
   if (std::optional<std::string> jti = StringMember(claims, "jti")) out.token_id = *jti;
   out.token_sha256 = Sha256Hex(token);
   out.issued_at = *iat;
+  out.expires_at = *exp;
   return out;
 }
 
@@ -649,6 +666,7 @@ absl::StatusOr<std::string> CitizenAssertionSigner::Mint(
   f["iat"].set_number_value(static_cast<double>(iat));
   f["exp"].set_number_value(static_cast<double>(iat + absl::ToInt64Seconds(claims.lifetime)));
   f["jti"].set_string_value(claims.token_id.empty() ? RandomTokenId() : claims.token_id);
+  if (!claims.nonce.empty()) f["nonce"].set_string_value(claims.nonce);
   return SignCompact(ToJson(header), ToJson(payload));
 }
 

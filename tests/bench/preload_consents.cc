@@ -24,9 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "consent/commit_queue.h"
 #include "consent/consent_store.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
 #include "tests/bench/flags.h"
 #include "tests/bench/synthetic.h"
 
@@ -88,8 +87,8 @@ int main(int argc, char** argv) {
   }
 
   namespace consent = tellonce::consent;
-  absl::StatusOr<std::unique_ptr<consent::Database>> db =
-      consent::Database::Open({.path = flags.data_dir});
+  absl::StatusOr<std::unique_ptr<tellonce::storage::Storage>> db =
+      tellonce::storage::OpenRocksStorage({.path = flags.data_dir, .sync = false});
   if (!db.ok()) {
     std::fprintf(stderr, "preload_consents: %s\n", db.status().ToString().c_str());
     return 1;
@@ -97,8 +96,7 @@ int main(int argc, char** argv) {
   absl::Status loaded;
   const auto start = std::chrono::steady_clock::now();
   {
-    consent::CommitQueue queue(db->get(), consent::CommitQueue::Options{.sync = false});
-    std::unique_ptr<consent::ConsentStore> store = consent::NewRocksConsentStore(db->get(), &queue);
+    std::unique_ptr<consent::ConsentStore> store = consent::NewConsentStore(db->get());
     const tellonce::bench::ConsentShape shape;
     const absl::Time now = absl::Now();
     loaded = tellonce::bench::BulkGrant(*store, **db, flags.consents, [&](int64_t k) {

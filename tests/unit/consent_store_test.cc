@@ -141,7 +141,7 @@ class ConsentStoreTest : public ::testing::Test {
   }
 
   // All keys of a family, in order (a full scan, so total order rather than prefix mode).
-  std::vector<std::string> Keys(Family family) {
+  std::vector<std::string> Keys(storage::rocks::Family family) {
     rocksdb::ReadOptions options;
     options.total_order_seek = true;
     std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(options, db_->family(family)));

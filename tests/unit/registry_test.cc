@@ -163,7 +163,7 @@ class RegistryTest : public ::testing::Test {
     return result.get_future().get();
   }
 
-  int CountKeys(Family family) {
+  int CountKeys(storage::rocks::Family family) {
     rocksdb::ReadOptions options;
     options.total_order_seek = true;
     std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(options, db_->family(family)));
