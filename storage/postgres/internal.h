@@ -28,8 +28,8 @@ using Numbering = PostgresOptions::Numbering;
 // Columns of access events, as the arrays one multi-row INSERT takes.
 struct EventColumns {
   std::vector<absl::Time> at;
-  std::vector<std::string> citizen_id, consumer, provider, exchange_id, attributes, purpose,
-      basis, outcome, code, notified_event_type, event;
+  std::vector<std::string> citizen_id, consumer, provider, exchange_id, attributes, purpose, basis,
+      outcome, code, notified_event_type, event;
   void Add(const AccessEvent& event);
   size_t size() const { return event.size(); }
   // The twelve arrays in column order (at ... event).

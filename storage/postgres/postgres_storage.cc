@@ -54,9 +54,7 @@ std::string NewReplicaId(std::string name) {
   return absl::StrFormat("%s:%d:%08x", name, getpid(), absl::Uniform<uint32_t>(gen));
 }
 
-absl::Status Exec(pq::Connection& conn, const char* sql) {
-  return conn.Exec(sql, sql).status();
-}
+absl::Status Exec(pq::Connection& conn, const char* sql) { return conn.Exec(sql, sql).status(); }
 
 }  // namespace
 
@@ -90,10 +88,8 @@ absl::StatusOr<std::unique_ptr<PgStorage>> PgStorage::Open(PostgresOptions optio
   // off without a reset) would keep its row locks, and with them the sequencer row,
   // for ever: PostgreSQL ends such a session after half a lease, so another replica can
   // take over in time. Work functions never wait between statements.
-  const int64_t idle_ms =
-      std::max<int64_t>(absl::ToInt64Milliseconds(o.sequencer_lease) / 2, 200);
-  const std::string session =
-      absl::StrCat("-c idle_in_transaction_session_timeout=", idle_ms);
+  const int64_t idle_ms = std::max<int64_t>(absl::ToInt64Milliseconds(o.sequencer_lease) / 2, 200);
+  const std::string session = absl::StrCat("-c idle_in_transaction_session_timeout=", idle_ms);
   pool.connection.session_options = session;
   pool.size = o.pool_size;
   s->reads_ = std::make_unique<pq::ConnectionPool>(pool);
@@ -175,9 +171,8 @@ void PgStorage::CommitLoop(int thread) {
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;
       if (options_.gather > absl::ZeroDuration() && last_group > 1) {

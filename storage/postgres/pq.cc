@@ -82,7 +82,8 @@ absl::Status ErrorFromResult(const PGresult* result, PGconn* connection, absl::s
     return absl::UnavailableError(
         absl::StrCat("postgres: connection lost while ", what, ": ", message));
   }
-  const std::string text = absl::StrCat("postgres: ", what, ": ", message, " (SQLSTATE ", state, ")");
+  const std::string text =
+      absl::StrCat("postgres: ", what, ": ", message, " (SQLSTATE ", state, ")");
   if (absl::StartsWith(state, "08") || absl::StartsWith(state, "53") || state == "57P01" ||
       state == "57P02" || state == "57P03") {
     return absl::UnavailableError(text);
@@ -272,10 +273,10 @@ Params& Params::TimeArray(const std::vector<absl::Time>& values) {
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const Options& options) {
   // Defaults first; the caller's connection string (expanded from "dbname") overrides them.
   const std::string timeout = absl::StrCat(std::max(options.connect_timeout_seconds, 2));
-  std::vector<const char*> keys = {"connect_timeout", "application_name", "keepalives",
+  std::vector<const char*> keys = {"connect_timeout", "application_name",    "keepalives",
                                    "keepalives_idle", "keepalives_interval", "keepalives_count"};
-  std::vector<const char*> values = {timeout.c_str(), options.application_name.c_str(), "1",
-                                     "10", "5", "3"};
+  std::vector<const char*> values = {
+      timeout.c_str(), options.application_name.c_str(), "1", "10", "5", "3"};
   if (!options.session_options.empty()) {
     keys.push_back("options");
     values.push_back(options.session_options.c_str());
@@ -294,7 +295,8 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const Options& opti
   }
   // Server notices (e.g. "terminating connection due to immediate shutdown") would go
   // to stderr; the error that follows them says the same through a Status.
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<Connection>(new Connection(conn));
 }
 

@@ -14,11 +14,11 @@
 // cannot connect now) -> UNAVAILABLE; 40001 (serialization failure) and 40P01 (deadlock
 // detected) -> ABORTED, which a caller retries; 23505 (unique violation) ->
 // ALREADY_EXISTS; class 22 (data exception: a NUL or invalid UTF-8 in text, a number
-// out of range) -> INVALID_ARGUMENT; 57014 (statement timeout or cancel) -> DEADLINE_EXCEEDED; 55P03 (lock
-// not available) -> ABORTED; 42P01 (undefined table) -> FAILED_PRECONDITION (the
-// schema is missing); anything else -> INTERNAL. The message names what was being done
-// and carries PostgreSQL's primary message and SQLSTATE, never its DETAIL line (which
-// may quote row values, such as a citizen id).
+// out of range) -> INVALID_ARGUMENT; 57014 (statement timeout or cancel) -> DEADLINE_EXCEEDED;
+// 55P03 (lock not available) -> ABORTED; 42P01 (undefined table) -> FAILED_PRECONDITION (the schema
+// is missing); anything else -> INTERNAL. The message names what was being done and carries
+// PostgreSQL's primary message and SQLSTATE, never its DETAIL line (which may quote row values,
+// such as a citizen id).
 
 #include <libpq-fe.h>
 

@@ -190,14 +190,13 @@ const std::vector<Migration>& Migrations() {
 int LatestSchemaVersion() { return Migrations().back().version; }
 
 absl::StatusOr<int> SchemaVersion(pq::Connection& conn) {
-  absl::StatusOr<pq::Result> exists =
-      conn.Exec("SELECT to_regclass('tellonce_schema') IS NOT NULL", pq::Params(),
-                "reading the schema version");
+  absl::StatusOr<pq::Result> exists = conn.Exec("SELECT to_regclass('tellonce_schema') IS NOT NULL",
+                                                pq::Params(), "reading the schema version");
   if (!exists.ok()) return exists.status();
   if (!exists->Bool(0, 0)) return 0;
-  absl::StatusOr<pq::Result> version = conn.Exec(
-      "SELECT coalesce(max(version), 0) FROM tellonce_schema", pq::Params(),
-      "reading the schema version");
+  absl::StatusOr<pq::Result> version =
+      conn.Exec("SELECT coalesce(max(version), 0) FROM tellonce_schema", pq::Params(),
+                "reading the schema version");
   if (!version.ok()) return version.status();
   return static_cast<int>(version->Int(0, 0));
 }
@@ -206,14 +205,14 @@ absl::Status Migrate(pq::Connection& conn, bool apply, std::vector<int>* applied
   const int latest = LatestSchemaVersion();
   auto check = [&](int version) -> absl::Status {
     if (version > latest) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "postgres: the database schema is at version ", version,
-          ", newer than this broker knows (", latest, "): upgrade the broker"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("postgres: the database schema is at version ", version,
+                       ", newer than this broker knows (", latest, "): upgrade the broker"));
     }
     if (version < latest && !apply) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "postgres: the database schema is at version ", version, ", this broker needs ",
-          latest, ": run tellonce-broker --migrate"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("postgres: the database schema is at version ", version,
+                       ", this broker needs ", latest, ": run tellonce-broker --migrate"));
     }
     return absl::OkStatus();
   };

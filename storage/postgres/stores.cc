@@ -417,9 +417,9 @@ class PgTreeStore final : public TreeStore {
       if (row->rows() != 1 || row->Int(0, 0) != *epoch) {
         (void)Exec(conn, "ROLLBACK");
         s_->LostSequencer(*epoch);
-        return absl::AbortedError(absl::StrCat(
-            "postgres: checkpoint refused: the sequencer epoch ", *epoch,
-            " is no longer current (another replica took over)"));
+        return absl::AbortedError(
+            absl::StrCat("postgres: checkpoint refused: the sequencer epoch ", *epoch,
+                         " is no longer current (another replica took over)"));
       }
       const uint64_t stored = static_cast<uint64_t>(row->Int(0, 1));
       if (stored < tree_size) {
@@ -444,8 +444,8 @@ class PgTreeStore final : public TreeStore {
         if (!existing.ok()) return existing.status();
         if (existing->rows() == 1 && existing->Bytes(0, 0) != bytes) {
           (void)Exec(conn, "ROLLBACK");
-          return absl::AlreadyExistsError(absl::StrCat(
-              "a different checkpoint is stored for tree size ", tree_size));
+          return absl::AlreadyExistsError(
+              absl::StrCat("a different checkpoint is stored for tree size ", tree_size));
         }
       }
       return Exec(conn, "COMMIT");
@@ -453,8 +453,7 @@ class PgTreeStore final : public TreeStore {
   }
 
   absl::Status ScanCheckpoints(
-      uint64_t from_size,
-      const std::function<bool(uint64_t, SignedCheckpoint&)>& visit) override {
+      uint64_t from_size, const std::function<bool(uint64_t, SignedCheckpoint&)>& visit) override {
     int64_t from = ClampToInt64(from_size);
     for (;;) {
       pq::Result chunk;
@@ -490,9 +489,9 @@ class PgTreeStore final : public TreeStore {
     if (row->rows() != 1) return absl::DataLossError("sequencer: its row is missing");
     if (row->Int(0, 0) != epoch) {
       s_->LostSequencer(epoch);
-      return absl::AbortedError(absl::StrCat(
-          "postgres: tree extension refused: the sequencer epoch ", epoch,
-          " is no longer current (another replica took over)"));
+      return absl::AbortedError(
+          absl::StrCat("postgres: tree extension refused: the sequencer epoch ", epoch,
+                       " is no longer current (another replica took over)"));
     }
     return absl::AbortedError(absl::StrCat("postgres: tree extension refused: the stored tree has ",
                                            row->Int(0, 1), " leaves, not ", old_size));
@@ -533,8 +532,7 @@ class PgDeliveryStore final : public DeliveryStore {
  public:
   explicit PgDeliveryStore(PgStorage* s) : s_(s) {}
 
-  absl::Status Scan(uint64_t from_sequence,
-                    const std::function<bool(Delivery&)>& visit) override {
+  absl::Status Scan(uint64_t from_sequence, const std::function<bool(Delivery&)>& visit) override {
     int64_t from = ClampToInt64(from_sequence);
     for (;;) {
       pq::Result chunk;
@@ -566,7 +564,9 @@ class PgDeliveryStore final : public DeliveryStore {
     absl::Status status = s_->reads().With(true, [&](pq::Connection& conn) -> absl::Status {
       out.clear();
       pq::Params params;
-      params.Text(subscriber).Int8(ClampToInt64(from)).Int8(ClampToInt64(upper))
+      params.Text(subscriber)
+          .Int8(ClampToInt64(from))
+          .Int8(ClampToInt64(upper))
           .Int4(static_cast<int32_t>(std::min<size_t>(limit, 1 << 30)));
       absl::StatusOr<pq::Result> r = conn.Run(kPending, params, "reading pending deliveries");
       if (!r.ok()) return r.status();
@@ -606,7 +606,8 @@ class PgDeliveryStore final : public DeliveryStore {
     int64_t updated = 0;
     absl::Status status = s_->unsynced().With(true, [&](pq::Connection& conn) -> absl::Status {
       pq::Params params;
-      params.Int8(ClampToInt64(*sequence)).Text(Delivery::State_Name(delivery.state()))
+      params.Int8(ClampToInt64(*sequence))
+          .Text(Delivery::State_Name(delivery.state()))
           .Int4(delivery.attempts());
       if (delivery.has_next_attempt_at()) {
         params.Time(FromProtoTime(delivery.next_attempt_at()));

@@ -19,12 +19,12 @@ using tellonce::v1::ConsentEvent;
 // splits them again (string_to_array). Attribute names never contain it.
 constexpr char kAttributeSeparator = '\x1f';
 
-constexpr pq::Statement kGetConsent{
-    "t_get_consent", "SELECT record FROM consents WHERE consent_id = $1 FOR UPDATE"};
+constexpr pq::Statement kGetConsent{"t_get_consent",
+                                    "SELECT record FROM consents WHERE consent_id = $1 FOR UPDATE"};
 constexpr pq::Statement kRequest{
     "t_request", "SELECT consent_id FROM consents WHERE portal = $1 AND request_id = $2"};
-constexpr pq::Statement kConsentExists{
-    "t_consent_exists", "SELECT 1 FROM consents WHERE consent_id = $1"};
+constexpr pq::Statement kConsentExists{"t_consent_exists",
+                                       "SELECT 1 FROM consents WHERE consent_id = $1"};
 constexpr pq::Statement kDropExpired{
     "t_drop_expired",
     "UPDATE consents SET expiry_seen = true WHERE consent_id = $1 AND status = 'ACTIVE'"};
@@ -149,8 +149,13 @@ void AppendConsentEvents(const Consent& consent, pq::Params& params) {
     by.push_back(e.citizen_authenticated_by());
     aid.push_back(e.citizen_assertion_id());
   }
-  params.Int4Array(seq).TextArray(kind).TimeArray(at).TextArray(actor).TextArray(reason)
-      .TextArray(by).TextArray(aid);
+  params.Int4Array(seq)
+      .TextArray(kind)
+      .TimeArray(at)
+      .TextArray(actor)
+      .TextArray(reason)
+      .TextArray(by)
+      .TextArray(aid);
 }
 
 }  // namespace
@@ -172,8 +177,7 @@ void EventColumns::Add(const AccessEvent& e) {
   consumer.push_back(e.consumer());
   provider.push_back(e.provider());
   exchange_id.push_back(e.exchange_id());
-  attributes.push_back(
-      absl::StrJoin(e.attributes(), std::string(1, kAttributeSeparator)));
+  attributes.push_back(absl::StrJoin(e.attributes(), std::string(1, kAttributeSeparator)));
   purpose.push_back(e.purpose());
   if (e.basis().has_consent_id()) {
     basis.push_back(absl::StrCat("consent:", e.basis().consent_id()));
@@ -189,9 +193,18 @@ void EventColumns::Add(const AccessEvent& e) {
 }
 
 void EventColumns::AppendTo(pq::Params& params) const {
-  params.TimeArray(at).TextArray(citizen_id).TextArray(consumer).TextArray(provider)
-      .TextArray(exchange_id).TextArray(attributes).TextArray(purpose).TextArray(basis)
-      .TextArray(outcome).TextArray(code).TextArray(notified_event_type).ByteaArray(event);
+  params.TimeArray(at)
+      .TextArray(citizen_id)
+      .TextArray(consumer)
+      .TextArray(provider)
+      .TextArray(exchange_id)
+      .TextArray(attributes)
+      .TextArray(purpose)
+      .TextArray(basis)
+      .TextArray(outcome)
+      .TextArray(code)
+      .TextArray(notified_event_type)
+      .ByteaArray(event);
 }
 
 void AppendDeliveryColumns(const std::vector<Delivery>& deliveries, pq::Params& params) {
@@ -216,9 +229,18 @@ void AppendDeliveryColumns(const std::vector<Delivery>& deliveries, pq::Params& 
     last_error.push_back(d.last_error());
     record.push_back(d.SerializeAsString());
   }
-  params.Int8Array(sequence).TextArray(subscriber).TextArray(citizen).TextArray(provider)
-      .TextArray(event_id).TextArray(event_type).TextArray(state).Int4Array(attempts)
-      .TimeArray(created).TimeArray(next).TextArray(last_error).ByteaArray(record);
+  params.Int8Array(sequence)
+      .TextArray(subscriber)
+      .TextArray(citizen)
+      .TextArray(provider)
+      .TextArray(event_id)
+      .TextArray(event_type)
+      .TextArray(state)
+      .Int4Array(attempts)
+      .TimeArray(created)
+      .TimeArray(next)
+      .TextArray(last_error)
+      .ByteaArray(record);
 }
 
 const char* DeliveryInsertSql(bool upsert) { return upsert ? kDeliveryUpsert : kDeliveryInsert; }
@@ -278,8 +300,7 @@ absl::StatusOr<pq::Result> PgTransaction::Run(const pq::Statement& statement,
   absl::StatusOr<pq::Result> result = conn_->Run(statement, params, what);
   if (!result.ok()) {
     statement_error_ = result.status();
-    if (absl::IsAborted(result.status()) || absl::IsUnavailable(result.status()) ||
-        !conn_->ok()) {
+    if (absl::IsAborted(result.status()) || absl::IsUnavailable(result.status()) || !conn_->ok()) {
       group_error_ = result.status();
     }
   }
@@ -333,7 +354,8 @@ absl::StatusOr<std::vector<Consent>> PgTransaction::ActiveConsents(const std::st
                                                                    int limit) {
   pq::Params params;
   params.Text(citizen_id).Text(consumer).Int4(limit);
-  absl::StatusOr<pq::Result> result = Run(kActiveConsents, params, "reading active consents", false);
+  absl::StatusOr<pq::Result> result =
+      Run(kActiveConsents, params, "reading active consents", false);
   if (!result.ok()) return result.status();
   std::vector<Consent> consents;
   consents.reserve(result->rows());
@@ -368,9 +390,14 @@ absl::Status PgTransaction::InsertConsent(const StoredConsent& record) {
     }
   }
   pq::Params params;
-  params.Text(c.consent_id()).Text(c.citizen_id()).Text(c.consumer()).Text(c.portal())
-      .Text(c.request_id()).Text(tellonce::v1::ConsentStatus_Name(c.status()))
-      .Text(tellonce::v1::ConsentMode_Name(c.mode())).Text(c.purpose())
+  params.Text(c.consent_id())
+      .Text(c.citizen_id())
+      .Text(c.consumer())
+      .Text(c.portal())
+      .Text(c.request_id())
+      .Text(tellonce::v1::ConsentStatus_Name(c.status()))
+      .Text(tellonce::v1::ConsentMode_Name(c.mode()))
+      .Text(c.purpose())
       .TextArray(std::vector<std::string>(c.attributes().begin(), c.attributes().end()));
   AppendTime(params, c.valid_from(), c.has_valid_from());
   AppendTime(params, c.expires_at(), c.has_expires_at());
@@ -392,7 +419,8 @@ absl::Status PgTransaction::InsertConsent(const StoredConsent& record) {
   absl::StatusOr<pq::Result> exists = Run(kConsentExists, id, "looking up a consent id", false);
   if (!exists.ok()) return exists.status();
   if (exists->rows() > 0) {
-    return absl::AlreadyExistsError(absl::StrCat("consent_id: ", c.consent_id(), " already exists"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("consent_id: ", c.consent_id(), " already exists"));
   }
   return absl::AlreadyExistsError("request_id: already used for another consent");
 }
@@ -400,7 +428,8 @@ absl::Status PgTransaction::InsertConsent(const StoredConsent& record) {
 absl::Status PgTransaction::UpdateConsent(const StoredConsent& record) {
   const Consent& c = record.consent();
   pq::Params params;
-  params.Text(c.consent_id()).Text(tellonce::v1::ConsentStatus_Name(c.status()))
+  params.Text(c.consent_id())
+      .Text(tellonce::v1::ConsentStatus_Name(c.status()))
       .Bytes(record.SerializeAsString());
   AppendConsentEvents(c, params);
   absl::StatusOr<pq::Result> result = Run(kUpdateConsent, params, "updating a consent", true);
@@ -451,8 +480,7 @@ absl::StatusOr<std::vector<Delivery>> PgTransaction::AddDeliveries(
   if (deliveries.empty()) return deliveries;
   pq::Params count;
   count.Int8(static_cast<int64_t>(deliveries.size()));
-  absl::StatusOr<pq::Result> numbers =
-      Run(kDeliveryNumbers, count, "numbering deliveries", true);
+  absl::StatusOr<pq::Result> numbers = Run(kDeliveryNumbers, count, "numbering deliveries", true);
   if (!numbers.ok()) return numbers.status();
   if (numbers->rows() != 1) return absl::DataLossError("counters: the deliveries row is missing");
   int64_t next = numbers->Int(0, 0);

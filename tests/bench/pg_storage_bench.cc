@@ -225,12 +225,11 @@ int main(int argc, char** argv) {
           "numbering=%s replicas=%d writers=%lld appends_per_s=%.0f works_per_commit=%.1f "
           "p50_ms=%.2f p99_ms=%.2f errors=%lld client_cpu_us_per_work=%.1f "
           "postgres_cpu_us_per_work=%.1f queued_at_end=%s\n",
-          numbering == PostgresOptions::Numbering::kSequencer ? "sequencer" : "at-commit",
-          replicas, static_cast<long long>(replicas * flags.threads),
-          works.load() * flags.events / elapsed,
+          numbering == PostgresOptions::Numbering::kSequencer ? "sequencer" : "at-commit", replicas,
+          static_cast<long long>(replicas * flags.threads), works.load() * flags.events / elapsed,
           groups1 > groups0 ? static_cast<double>(ops1 - ops0) / (groups1 - groups0) : 0.0,
-          pct(0.5), pct(0.99), static_cast<long long>(errors.load()),
-          (self1 - self0) * 1e6 / n, (pg1 - pg0) * 1e6 / n,
+          pct(0.5), pct(0.99), static_cast<long long>(errors.load()), (self1 - self0) * 1e6 / n,
+          (pg1 - pg0) * 1e6 / n,
           queued.ok() ? std::string(absl::StripTrailingAsciiWhitespace(*queued)).c_str() : "?");
       std::fflush(stdout);
       storages.clear();

@@ -27,8 +27,8 @@ namespace {
 
 using postgres::PostgresOptions;
 using postgres::PostgresStorage;
-using ::testing::HasSubstr;
 using tellonce::v1::ConsentEvent;
+using ::testing::HasSubstr;
 
 class PostgresStorageTest : public ::testing::Test {
  protected:
@@ -254,7 +254,8 @@ TEST_F(PostgresStorageTest, AWorkThatFailsAfterWritingLeavesNothingAndTheRestOfI
   std::vector<StoredConsent> records;
   std::vector<absl::Status> results(kWorks);
   std::atomic<int> done{0};
-  for (int i = 0; i < kWorks; ++i) records.push_back(NewConsent("38001085718", absl::StrCat("g", i)));
+  for (int i = 0; i < kWorks; ++i)
+    records.push_back(NewConsent("38001085718", absl::StrCat("g", i)));
   for (int i = 0; i < kWorks; ++i) {
     s->Submit(
         [&, i](Transaction& tx) -> absl::Status {
@@ -383,8 +384,7 @@ TEST_F(PostgresStorageTest, DropExpiredTakesAConsentOutOfTheActiveIndexOnly) {
                  if (!active.ok()) return active.status();
                  if (active->size() != 1) return absl::InternalError("not found");
                  return tx.DropExpired((*active)[0]);
-               })
-                  .ok());
+               }).ok());
   absl::StatusOr<std::vector<Consent>> active = s->consents().Active("38001085718", "tax", 10);
   ASSERT_TRUE(active.ok());
   EXPECT_TRUE(active->empty());
@@ -426,10 +426,11 @@ TEST_P(NumberingTest, EventsFromThreeReplicasGetGaplessUniqueIndexesInOneOrder) 
           const int n = 1 + (w % 3);
           std::vector<AccessEvent> batch;
           for (int k = 0; k < n; ++k) {
-            batch.push_back(Event(absl::StrCat("3800108571", r), absl::StrCat(r, "-", t, "-", w, "-", k)));
+            batch.push_back(
+                Event(absl::StrCat("3800108571", r), absl::StrCat(r, "-", t, "-", w, "-", k)));
           }
-          absl::Status s = replicas[r]->Run(
-              [&](Transaction& tx) { return tx.AppendAccessEvents(batch); });
+          absl::Status s =
+              replicas[r]->Run([&](Transaction& tx) { return tx.AppendAccessEvents(batch); });
           if (s.ok()) {
             events.fetch_add(n);
           } else {
@@ -458,8 +459,8 @@ TEST_P(NumberingTest, EventsFromThreeReplicasGetGaplessUniqueIndexesInOneOrder) 
   std::set<std::string> ids;
   std::map<std::string, std::vector<uint64_t>> by_work;
   uint64_t expected = 0;
-  absl::Status scanned = replicas[1]->access_events().Scan(
-      0, *size, [&](uint64_t index, std::string_view bytes) {
+  absl::Status scanned =
+      replicas[1]->access_events().Scan(0, *size, [&](uint64_t index, std::string_view bytes) {
         EXPECT_EQ(index, expected++);
         AccessEvent e;
         EXPECT_TRUE(e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
@@ -492,9 +493,10 @@ TEST_P(NumberingTest, EventsFromThreeReplicasGetGaplessUniqueIndexesInOneOrder) 
   // Reading past the end.
   EXPECT_EQ(replicas[0]->access_events().ReadBytes(*size).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(replicas[0]->access_events().Scan(0, *size + 1, [](uint64_t, std::string_view) {
-    return true;
-  }).code(),
+  EXPECT_EQ(replicas[0]
+                ->access_events()
+                .Scan(0, *size + 1, [](uint64_t, std::string_view) { return true; })
+                .code(),
             absl::StatusCode::kDataLoss);
   EXPECT_EQ(Sql("SELECT count(*) FROM access_queue"), "0");
   EXPECT_EQ(Sql("SELECT min(idx), max(idx), count(DISTINCT idx) FROM access_events"),
@@ -505,9 +507,8 @@ INSTANTIATE_TEST_SUITE_P(BothModes, NumberingTest,
                          ::testing::Values(PostgresOptions::Numbering::kSequencer,
                                            PostgresOptions::Numbering::kAtCommit),
                          [](const auto& info) {
-                           return info.param == PostgresOptions::Numbering::kSequencer
-                                      ? "Sequencer"
-                                      : "AtCommit";
+                           return info.param == PostgresOptions::Numbering::kSequencer ? "Sequencer"
+                                                                                       : "AtCommit";
                          });
 
 std::vector<certs::TreeBuilder::Node> Grow(certs::TreeBuilder& builder, int leaves) {
@@ -686,7 +687,8 @@ TEST_F(PostgresStorageTest, APublishRacedOnTwoReplicasIsRecordedOnce) {
   }
   EXPECT_EQ(Sql("SELECT count(*), count(DISTINCT event_id) FROM deliveries"), "20|20");
   // Outside a check, a recorded event id is ALREADY_EXISTS.
-  absl::Status again = a->Run([](Transaction& tx) { return tx.RecordPublished("registry", "ev-1", "x"); });
+  absl::Status again =
+      a->Run([](Transaction& tx) { return tx.RecordPublished("registry", "ev-1", "x"); });
   EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
 }
 
@@ -729,11 +731,13 @@ TEST_F(PostgresStorageTest, DeliveriesAreNumberedInCommitOrderAndKeptPerSubscrib
   std::sort(numbers.begin(), numbers.end());
   for (size_t i = 0; i < numbers.size(); ++i) EXPECT_EQ(numbers[i], i);
 
-  absl::StatusOr<std::vector<Delivery>> pending = b->deliveries().Pending("tax", 0, UINT64_MAX, 1000);
+  absl::StatusOr<std::vector<Delivery>> pending =
+      b->deliveries().Pending("tax", 0, UINT64_MAX, 1000);
   ASSERT_TRUE(pending.ok()) << pending.status();
   ASSERT_EQ(pending->size(), 100u);
   for (size_t i = 1; i < pending->size(); ++i) {
-    EXPECT_LT(std::stoull((*pending)[i - 1].delivery_id()), std::stoull((*pending)[i].delivery_id()));
+    EXPECT_LT(std::stoull((*pending)[i - 1].delivery_id()),
+              std::stoull((*pending)[i].delivery_id()));
   }
   // A failed attempt, a dead one, an acknowledged one, and a re-queue.
   Delivery d0 = (*pending)[0];

@@ -143,12 +143,10 @@ TEST_F(PqTest, SerializationFailureAndDeadlockAreAborted) {
   ASSERT_TRUE(b->Exec("ROLLBACK", "b").ok());
 
   // Deadlock: a locks 1 then 2, b locks 2 then 1.
-  ASSERT_TRUE(a->Exec("SET deadlock_timeout = '100ms'; BEGIN; UPDATE r SET v = 3 WHERE k = 1",
-                      "a")
-                  .ok());
-  ASSERT_TRUE(b->Exec("SET deadlock_timeout = '100ms'; BEGIN; UPDATE r SET v = 3 WHERE k = 2",
-                      "b")
-                  .ok());
+  ASSERT_TRUE(
+      a->Exec("SET deadlock_timeout = '100ms'; BEGIN; UPDATE r SET v = 3 WHERE k = 1", "a").ok());
+  ASSERT_TRUE(
+      b->Exec("SET deadlock_timeout = '100ms'; BEGIN; UPDATE r SET v = 3 WHERE k = 2", "b").ok());
   absl::StatusOr<pq::Result> a_second;
   std::thread t([&] { a_second = a->Exec("UPDATE r SET v = 4 WHERE k = 2", "a"); });
   absl::SleepFor(absl::Milliseconds(50));
@@ -249,8 +247,8 @@ TEST_F(PqTest, FreshDatabaseMigratesToTheLatestVersion) {
       "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables "
       "WHERE table_schema = 'public'");
   ASSERT_TRUE(tables.ok()) << tables.status();
-  for (const char* t : {"access_events", "checkpoints", "consent_events", "consents",
-                        "deliveries", "published", "sequencer", "tree_nodes"}) {
+  for (const char* t : {"access_events", "checkpoints", "consent_events", "consents", "deliveries",
+                        "published", "sequencer", "tree_nodes"}) {
     EXPECT_THAT(*tables, HasSubstr(t));
   }
 }

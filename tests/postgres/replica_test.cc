@@ -132,8 +132,8 @@ class ReplicaTest : public ::testing::Test {
   void StartReplicas(int n) {
     for (int i = 0; i < n; ++i) {
       replicas_.push_back(std::make_unique<ReplicaProcess>(
-          work_.path() + "/r" + std::to_string(i), *pki_, *directory_,
-          cluster_->ConnInfo(dbname_), "r" + std::to_string(i)));
+          work_.path() + "/r" + std::to_string(i), *pki_, *directory_, cluster_->ConnInfo(dbname_),
+          "r" + std::to_string(i)));
       absl::Status started = replicas_.back()->Start();
       ASSERT_TRUE(started.ok()) << started << replicas_.back()->log();
     }
@@ -280,11 +280,10 @@ class ReplicaTest : public ::testing::Test {
         absl::StatusOr<certs::Hash> old_root = certs::HashFromBytes(bodies[a].root_hash());
         absl::StatusOr<certs::Hash> new_root = certs::HashFromBytes(bodies[b].root_hash());
         ASSERT_TRUE(old_root.ok() && new_root.ok());
-        absl::Status verified =
-            certs::VerifyConsistency(bodies[a].tree_size(), bodies[b].tree_size(), *old_root,
-                                     *new_root, proof);
-        EXPECT_TRUE(verified.ok()) << bodies[a].tree_size() << " -> " << bodies[b].tree_size()
-                                   << ": " << verified;
+        absl::Status verified = certs::VerifyConsistency(
+            bodies[a].tree_size(), bodies[b].tree_size(), *old_root, *new_root, proof);
+        EXPECT_TRUE(verified.ok())
+            << bodies[a].tree_size() << " -> " << bodies[b].tree_size() << ": " << verified;
         ++pairs;
       }
     }
@@ -338,12 +337,15 @@ class ReplicaTest : public ::testing::Test {
             while (!(*alive)[replica]) replica = (replica + 1) % static_cast<int>(replicas_.size());
           }
           if (grants && i % 4 == 3) {
-            absl::StatusOr<std::string> id = GrantConsent(
-                *pki_, replicas_[replica]->address(),
-                {.citizen = CitizenId(1000 + t * 100000 + i), .consumer = "tax",
-                 .attributes = {"person.name"}, .purpose = "TAX_DEDUCTION_CHECK",
-                 .mode = tellonce::v1::UNTIL_EXPIRY, .lifetime = absl::Hours(1),
-                 .request_id = ""});
+            absl::StatusOr<std::string> id =
+                GrantConsent(*pki_, replicas_[replica]->address(),
+                             {.citizen = CitizenId(1000 + t * 100000 + i),
+                              .consumer = "tax",
+                              .attributes = {"person.name"},
+                              .purpose = "TAX_DEDUCTION_CHECK",
+                              .mode = tellonce::v1::UNTIL_EXPIRY,
+                              .lifetime = absl::Hours(1),
+                              .request_id = ""});
             std::lock_guard<std::mutex> lock(load.mu);
             if (id.ok()) {
               load.consents.insert(*id);
@@ -453,9 +455,8 @@ TEST_F(ReplicaTest, ThreeReplicasServeEveryCallAndKeepOneConsistentLog) {
           acknowledged.insert(event_id);
         } else {
           GetAttributesResponse response;
-          grpc::Status status =
-              Fetch(r, "tax", i % 2 ? kCitizen : kOtherCitizen, {"person.name"}, "TAX_ASSESSMENT",
-                    &response);
+          grpc::Status status = Fetch(r, "tax", i % 2 ? kCitizen : kOtherCitizen, {"person.name"},
+                                      "TAX_ASSESSMENT", &response);
           if (!status.ok()) {
             failed(absl::StrCat("exchange at r", r, ": ", status.error_message()));
             continue;
@@ -548,19 +549,22 @@ TEST_F(ReplicaTest, AOneTimeConsentRacedOverThreeReplicasAllowsExactlyOneExchang
   StartReplicas(3);
   for (int round = 0; round < 3; ++round) {
     const std::string citizen = round % 2 ? kCitizen : kOtherCitizen;
-    absl::StatusOr<std::string> consent =
-        GrantConsent(*pki_, replicas_[round % 3]->address(),
-                     {.citizen = citizen, .consumer = "tax", .attributes = {"bank.interest_paid"},
-                      .purpose = "TAX_DEDUCTION_CHECK", .mode = tellonce::v1::ONE_TIME,
-                      .lifetime = absl::Hours(1), .request_id = ""});
+    absl::StatusOr<std::string> consent = GrantConsent(*pki_, replicas_[round % 3]->address(),
+                                                       {.citizen = citizen,
+                                                        .consumer = "tax",
+                                                        .attributes = {"bank.interest_paid"},
+                                                        .purpose = "TAX_DEDUCTION_CHECK",
+                                                        .mode = tellonce::v1::ONE_TIME,
+                                                        .lifetime = absl::Hours(1),
+                                                        .request_id = ""});
     ASSERT_TRUE(consent.ok()) << consent.status();
     std::atomic<int> allowed{0}, refused{0};
     std::vector<std::thread> threads;
     for (int i = 0; i < 20; ++i) {
       threads.emplace_back([&, i] {
         GetAttributesResponse response;
-        grpc::Status status = Fetch(i % 3, "tax", citizen, {"bank.interest_paid"},
-                                    "TAX_DEDUCTION_CHECK", &response);
+        grpc::Status status =
+            Fetch(i % 3, "tax", citizen, {"bank.interest_paid"}, "TAX_DEDUCTION_CHECK", &response);
         ASSERT_TRUE(status.ok()) << status.error_message();
         if (response.results(0).code() == tellonce::v1::RESULT_OK) {
           ++allowed;
@@ -585,11 +589,14 @@ TEST_F(ReplicaTest, ARevokeAtOneReplicaDeniesTheNextExchangeAtAnother) {
   StartReplicas(2);
   for (int round = 0; round < 10; ++round) {
     const std::string citizen = round % 2 ? kCitizen : kOtherCitizen;
-    absl::StatusOr<std::string> consent =
-        GrantConsent(*pki_, replicas_[0]->address(),
-                     {.citizen = citizen, .consumer = "tax", .attributes = {"bank.interest_paid"},
-                      .purpose = "TAX_DEDUCTION_CHECK", .mode = tellonce::v1::UNTIL_EXPIRY,
-                      .lifetime = absl::Hours(1), .request_id = ""});
+    absl::StatusOr<std::string> consent = GrantConsent(*pki_, replicas_[0]->address(),
+                                                       {.citizen = citizen,
+                                                        .consumer = "tax",
+                                                        .attributes = {"bank.interest_paid"},
+                                                        .purpose = "TAX_DEDUCTION_CHECK",
+                                                        .mode = tellonce::v1::UNTIL_EXPIRY,
+                                                        .lifetime = absl::Hours(1),
+                                                        .request_id = ""});
     ASSERT_TRUE(consent.ok()) << consent.status();
     GetAttributesResponse before;
     ASSERT_TRUE(
@@ -627,8 +634,7 @@ TEST_F(ReplicaTest, KillingTheSequencerUnderLoadLosesNothingAcknowledged) {
   EXPECT_GT(load.ok.load(), 50);
   ExpectGaplessLogWith(load.exchanges);
   for (const std::string& id : load.consents) {
-    EXPECT_EQ(Sql(absl::StrCat("SELECT count(*) FROM consents WHERE consent_id = '", id, "'")),
-              "1")
+    EXPECT_EQ(Sql(absl::StrCat("SELECT count(*) FROM consents WHERE consent_id = '", id, "'")), "1")
         << "acknowledged consent " << id << " is missing";
   }
   // The new sequencer hashed everything, including what the dead one had numbered.
@@ -695,11 +701,14 @@ TEST_F(ReplicaTest, DatabaseDownUnderLoadFailsFastAndEveryAcknowledgedWriteSurvi
     grpc::Status status = Fetch(r, "tax", kCitizen, {"person.name"}, "TAX_ASSESSMENT", &response);
     EXPECT_EQ(status.error_code(), grpc::UNAVAILABLE) << status.error_message();
     EXPECT_LT(absl::Now() - start, absl::Seconds(1)) << "not fast";
-    absl::StatusOr<std::string> granted = GrantConsent(
-        *pki_, replicas_[r]->address(),
-        {.citizen = CitizenId(999999), .consumer = "tax", .attributes = {"person.name"},
-         .purpose = "TAX_DEDUCTION_CHECK", .mode = tellonce::v1::UNTIL_EXPIRY,
-         .lifetime = absl::Hours(1), .request_id = ""});
+    absl::StatusOr<std::string> granted = GrantConsent(*pki_, replicas_[r]->address(),
+                                                       {.citizen = CitizenId(999999),
+                                                        .consumer = "tax",
+                                                        .attributes = {"person.name"},
+                                                        .purpose = "TAX_DEDUCTION_CHECK",
+                                                        .mode = tellonce::v1::UNTIL_EXPIRY,
+                                                        .lifetime = absl::Hours(1),
+                                                        .request_id = ""});
     EXPECT_FALSE(granted.ok());
     std::string body;
     EXPECT_EQ(HttpGet(replicas_[r]->admin_port(), "/readyz", &body), 503) << body;
@@ -718,8 +727,8 @@ TEST_F(ReplicaTest, DatabaseDownUnderLoadFailsFastAndEveryAcknowledgedWriteSurvi
       status = Fetch(r, "tax", kCitizen, {"person.name"}, "TAX_ASSESSMENT", &response);
       if (!status.ok()) absl::SleepFor(absl::Milliseconds(100));
     } while (!status.ok() && absl::Now() < deadline);
-    EXPECT_TRUE(status.ok()) << replicas_[r]->name() << " did not recover: "
-                             << status.error_message();
+    EXPECT_TRUE(status.ok()) << replicas_[r]->name()
+                             << " did not recover: " << status.error_message();
     std::string body;
     const absl::Time ready_deadline = absl::Now() + absl::Seconds(10);
     while (HttpGet(replicas_[r]->admin_port(), "/readyz", &body) != 200 &&
@@ -739,16 +748,14 @@ TEST_F(ReplicaTest, DatabaseDownUnderLoadFailsFastAndEveryAcknowledgedWriteSurvi
   }
   ExpectGaplessLogWith(load.exchanges);
   for (const std::string& id : load.consents) {
-    EXPECT_EQ(Sql(absl::StrCat("SELECT count(*) FROM consents WHERE consent_id = '", id, "'")),
-              "1")
+    EXPECT_EQ(Sql(absl::StrCat("SELECT count(*) FROM consents WHERE consent_id = '", id, "'")), "1")
         << "acknowledged consent " << id << " is missing";
   }
 }
 
 TEST_F(ReplicaTest, CheckOnlyReplicaRefusesAnUnmigratedDatabaseUntilMigrate) {
-  replicas_.push_back(std::make_unique<ReplicaProcess>(
-      work_.path() + "/check", *pki_, *directory_, cluster_->ConnInfo(dbname_), "check",
-      ""));
+  replicas_.push_back(std::make_unique<ReplicaProcess>(work_.path() + "/check", *pki_, *directory_,
+                                                       cluster_->ConnInfo(dbname_), "check", ""));
   // migrate_on_start: CHECK_ONLY, appended inside the storage block is not possible
   // after the fact: write a config of its own.
   const std::string config = work_.path() + "/check/check-only.textproto";

@@ -59,12 +59,11 @@ class PgCluster {
   // initdb + start. Errors name the step and point at its log.
   static absl::StatusOr<std::unique_ptr<PgCluster>> Start(Options options) {
     if (!std::filesystem::exists(BinDir() + "/initdb")) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          BinDir(), "/initdb is missing: install postgresql-15 (./scripts/setup)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(BinDir(), "/initdb is missing: install postgresql-15 (./scripts/setup)"));
     }
     std::unique_ptr<PgCluster> c(new PgCluster());
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "tellonce-pg-XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "tellonce-pg-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) return absl::InternalError("mkdtemp failed");
     c->dir_ = pattern;
     c->as_postgres_ = geteuid() == 0;
@@ -81,8 +80,8 @@ class PgCluster {
     }
     chmod(c->dir_.c_str(), 0700);
     c->StartWatchdog();
-    if (absl::Status s = c->Tool({"initdb", "-D", c->data(), "-U", "postgres", "-A", "trust",
-                                  "-E", "UTF8", "--locale=C", "--no-sync"},
+    if (absl::Status s = c->Tool({"initdb", "-D", c->data(), "-U", "postgres", "-A", "trust", "-E",
+                                  "UTF8", "--locale=C", "--no-sync"},
                                  "initdb.log");
         !s.ok()) {
       return s;
@@ -122,9 +121,9 @@ class PgCluster {
   // A new empty database; returns its name.
   absl::StatusOr<std::string> CreateDatabase() {
     const std::string name = absl::StrCat("t", databases_.fetch_add(1) + 1);
-    if (absl::Status s = Run({BinDir() + "/createdb", "-h", dir_, "-p", absl::StrCat(kPort),
-                              "-U", "postgres", name},
-                             "createdb.log", /*as_postgres=*/false);
+    if (absl::Status s = Run(
+            {BinDir() + "/createdb", "-h", dir_, "-p", absl::StrCat(kPort), "-U", "postgres", name},
+            "createdb.log", /*as_postgres=*/false);
         !s.ok()) {
       return s;
     }
@@ -134,9 +133,9 @@ class PgCluster {
   // Stops the server: `immediate` is a crash as far as PostgreSQL is concerned (no
   // checkpoint; recovery from the WAL at the next start), otherwise a fast shutdown.
   absl::Status Stop(bool immediate) {
-    absl::Status s = Tool({"pg_ctl", "-D", data(), "-m", immediate ? "immediate" : "fast", "-w",
-                           "stop"},
-                          "pg_ctl.log");
+    absl::Status s =
+        Tool({"pg_ctl", "-D", data(), "-m", immediate ? "immediate" : "fast", "-w", "stop"},
+             "pg_ctl.log");
     if (s.ok()) running_ = false;
     return s;
   }
@@ -146,10 +145,10 @@ class PgCluster {
   // Runs SQL through psql in `dbname`; returns its output (unaligned, tuples only).
   absl::StatusOr<std::string> Psql(const std::string& dbname, const std::string& sql) {
     const std::string out = absl::StrCat(dir_, "/psql.out");
-    if (absl::Status s = Run({BinDir() + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                              "-h", dir_, "-p", absl::StrCat(kPort), "-U", "postgres", "-d",
-                              dbname, "-c", sql},
-                             "psql.out", /*as_postgres=*/false, /*append=*/false);
+    if (absl::Status s =
+            Run({BinDir() + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", dir_,
+                 "-p", absl::StrCat(kPort), "-U", "postgres", "-d", dbname, "-c", sql},
+                "psql.out", /*as_postgres=*/false, /*append=*/false);
         !s.ok()) {
       return s;
     }
@@ -179,9 +178,9 @@ class PgCluster {
   }
 
   absl::Status StartServer() {
-    absl::Status s = Tool({"pg_ctl", "-D", data(), "-l", dir_ + "/server.log", "-w", "-t", "60",
-                           "start"},
-                          "pg_ctl.log");
+    absl::Status s =
+        Tool({"pg_ctl", "-D", data(), "-l", dir_ + "/server.log", "-w", "-t", "60", "start"},
+             "pg_ctl.log");
     if (!s.ok()) {
       return absl::Status(s.code(), absl::StrCat(s.message(), "\nserver.log:\n", ServerLog()));
     }
@@ -232,9 +231,9 @@ class PgCluster {
   void StartWatchdog() {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return;
-    std::string stop = absl::StrCat(
-        as_postgres_ ? "/usr/sbin/runuser -u postgres -- " : "", BinDir(), "/pg_ctl -D '", data(),
-        "' -m immediate -w stop >/dev/null 2>&1; rm -rf '", dir_, "'");
+    std::string stop = absl::StrCat(as_postgres_ ? "/usr/sbin/runuser -u postgres -- " : "",
+                                    BinDir(), "/pg_ctl -D '", data(),
+                                    "' -m immediate -w stop >/dev/null 2>&1; rm -rf '", dir_, "'");
     std::string script = absl::StrCat("read -r _; ", stop);
     std::vector<std::string> args = {"/bin/sh", "-c", script};
     std::vector<char*> argv;
