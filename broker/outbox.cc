@@ -120,6 +120,19 @@ void Outbox::Admit(Delivery d) {
 
 void Outbox::Enqueue(std::vector<Delivery> deliveries) {
   absl::MutexLock lock(&mu_);
+  if (claim_) {
+    // Shared: a subscriber's deliveries in memory must stay a prefix, by sequence, of
+    // its pending ones in the database, some of which other processes stored; so these
+    // are read back from the database (in order) rather than admitted here.
+    for (const Delivery& d : deliveries) {
+      Subscriber& s = subscribers_[d.subscriber()];
+      s.spilled = true;
+      s.resume_from = 0;
+      ++s.spill_generation;
+    }
+    wake_ = true;
+    return;
+  }
   for (Delivery& d : deliveries) {
     enqueued_upto_ = std::max(enqueued_upto_, SequenceOf(d) + 1);
     Admit(std::move(d));

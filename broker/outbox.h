@@ -74,8 +74,10 @@ inline constexpr absl::Duration kClaimPoll = absl::Milliseconds(500);
 // pending and dead deliveries are kept in memory, so metrics never scan the database.
 // With one process this dispatcher claims every delivery (the storage contract's
 // single-process answer). With several over one database (a ClaimSubscriber) it
-// dispatches only the subscribers it holds a claim for, re-reads their pending
-// deliveries from storage every kClaimPoll (wherever they were published), and drops
+// dispatches only the subscribers it holds a claim for, reads their pending deliveries
+// from storage only (also those it stored itself: what it holds stays a prefix, by
+// sequence, of what is pending, so order per (subscriber, citizen) holds), again every
+// kClaimPoll (wherever they were published), and drops
 // from memory those whose claim another process holds; a dead process's subscribers
 // are taken over when its claims expire, and their unacknowledged deliveries are sent
 // again (at least once). The depth counts then describe what this process holds.
