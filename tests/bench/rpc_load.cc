@@ -5,7 +5,8 @@
 //   rpc_load --target HOST:PORT[,HOST:PORT...] --rpc fetch|get|grant --ca ca.pem
 //            --cert me.pem --key me.key [--server-id spiffe://...]
 //            [--concurrency 32 | --rate N] [--seconds 10] [--warmup 2] [--connections 4]
-//            [--threads 2] [--citizens N] [--citizen-stride S] [--pid NAME=PID[,PID...]]... [--label TEXT]
+//            [--threads 2] [--citizens N] [--citizen-stride S] [--pid NAME=PID[,PID...]]...
+//            [--label TEXT]
 //
 // RPCs, each GetAttributes-shaped (one citizen, one attribute, purpose
 // TAX_DEDUCTION_CHECK, consumer "tax"):
