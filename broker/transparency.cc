@@ -270,6 +270,12 @@ absl::Status TransparencyLog::CatchUp() {
   absl::StatusOr<uint64_t> log_size = tree_->Sequence();
   if (!log_size.ok()) return log_size.status();
   while (builder_.size() < *log_size) {
+    // A long catch-up renews the role as it goes (with a shared database, one that ran
+    // past its lease would see its next write refused).
+    if (builder_.size() > 0 && builder_.size() % (16 * kHashChunk) == 0) {
+      absl::StatusOr<bool> still = tree_->AcquireSequencer();
+      if (!still.ok() || !*still) return still.ok() ? absl::OkStatus() : still.status();
+    }
     const uint64_t start = builder_.size();
     const uint64_t end = std::min(*log_size, start + kHashChunk);
     std::vector<certs::TreeBuilder::Node> nodes;

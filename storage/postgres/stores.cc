@@ -273,8 +273,9 @@ constexpr pq::Statement kCheckpointsFrom{"r_checkpoints_from", R"sql(
 SELECT tree_size, checkpoint FROM checkpoints WHERE tree_size >= $1 ORDER BY tree_size LIMIT $2
 )sql"};
 
-// Events numbered per sequencing transaction.
+// Events numbered per sequencing transaction, and transactions per Sequence call.
 constexpr int kSequenceChunk = 4096;
+constexpr int kSequencePasses = 16;
 
 absl::Status NotSequencer() {
   return absl::AbortedError(
@@ -293,7 +294,9 @@ class PgTreeStore final : public TreeStore {
     if (!epoch.ok()) return epoch.status();
     if (*epoch == 0) return NotSequencer();
     uint64_t size = 0;
-    for (;;) {
+    // At most kSequencePasses transactions per call, so the caller renews its lease in
+    // between however long the queue has grown; the next call goes on.
+    for (int pass = 0;; ++pass) {
       int64_t moved = 0;
       absl::Status status = s_->reads().With(false, [&](pq::Connection& conn) -> absl::Status {
         if (absl::Status s = Exec(conn, "BEGIN"); !s.ok()) return s;
@@ -326,7 +329,7 @@ class PgTreeStore final : public TreeStore {
       });
       if (!status.ok()) return status;
       size += static_cast<uint64_t>(moved);
-      if (moved < kSequenceChunk) return size;
+      if (moved < kSequenceChunk || pass + 1 >= kSequencePasses) return size;
     }
   }
 

@@ -441,6 +441,23 @@ absl::Status PgTransaction::UpdateConsent(const StoredConsent& record) {
 }
 
 absl::Status PgTransaction::AppendAccessEvents(const std::vector<AccessEvent>& events) {
+  // Checked here, for this work alone: the events of the whole group are written by one
+  // statement, which a NUL (PostgreSQL text holds none) would fail for every work.
+  for (const AccessEvent& e : events) {
+    for (const std::string* text :
+         {&e.citizen_id(), &e.consumer(), &e.provider(), &e.exchange_id(), &e.purpose(),
+          &e.notified_event_type(), &e.basis().consent_id(), &e.basis().mandate_id()}) {
+      if (text->find('\0') != std::string::npos) {
+        return absl::InvalidArgumentError("access event: a text field contains NUL");
+      }
+    }
+    for (const std::string& a : e.attributes()) {
+      if (a.find('\0') != std::string::npos || a.find('\x1f') != std::string::npos) {
+        return absl::InvalidArgumentError(
+            "access event: an attribute name contains a control character");
+      }
+    }
+  }
   for (const AccessEvent& e : events) work_events_.Add(e);
   return absl::OkStatus();
 }

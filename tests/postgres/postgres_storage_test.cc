@@ -298,6 +298,42 @@ TEST_F(PostgresStorageTest, AWorkThatFailsAfterWritingLeavesNothingAndTheRestOfI
   EXPECT_LT(counts.groups, static_cast<uint64_t>(kWorks)) << "the works were not grouped";
 }
 
+TEST_F(PostgresStorageTest, AnEventPostgresCannotStoreFailsItsOwnWorkNotTheGroup) {
+  PostgresOptions o = Options();
+  o.commit_threads = 1;
+  std::unique_ptr<PostgresStorage> s = Open(o);
+  ASSERT_NE(s, nullptr);
+  absl::Notification blocked;
+  s->Submit(
+      [&](Transaction&) {
+        blocked.WaitForNotificationWithTimeout(absl::Seconds(5));
+        return absl::OkStatus();
+      },
+      [](absl::Status) {});
+  std::vector<absl::Status> results(10);
+  std::atomic<int> done{0};
+  for (int i = 0; i < 10; ++i) {
+    AccessEvent e = Event(i == 4 ? std::string("3800108\0x", 9) : "38001085718", "e");
+    s->Submit([e](Transaction& tx) { return tx.AppendAccessEvents({e}); },
+              [&, i](absl::Status st) {
+                results[i] = st;
+                ++done;
+              });
+  }
+  blocked.Notify();
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (done.load() < 10 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(done.load(), 10);
+  for (int i = 0; i < 10; ++i) {
+    if (i == 4) {
+      EXPECT_EQ(results[i].code(), absl::StatusCode::kInvalidArgument) << results[i];
+    } else {
+      EXPECT_TRUE(results[i].ok()) << i << ": " << results[i];
+    }
+  }
+  EXPECT_EQ(Sql("SELECT count(*) FROM access_queue"), "9");
+}
+
 TEST_F(PostgresStorageTest, ConcurrentRetriesOfOneGrantOnTwoReplicasReturnTheFirstConsent) {
   std::unique_ptr<PostgresStorage> a = Open();
   std::unique_ptr<PostgresStorage> b = Open();
