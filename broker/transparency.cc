@@ -246,9 +246,12 @@ absl::Status TransparencyLog::Follow() {
     tellonce::v1::Checkpoint body;
     if (latest_.has_value() && body.ParseFromString(latest_->body())) from = body.tree_size() + 1;
   }
+  // Only checkpoints of the tree taken above: one signed meanwhile may be of a larger
+  // tree, which proofs here cannot serve yet (the next pass takes both).
   std::optional<tellonce::v1::SignedCheckpoint> newest;
   absl::Status scanned =
-      tree_->ScanCheckpoints(from, [&](uint64_t, tellonce::v1::SignedCheckpoint& c) {
+      tree_->ScanCheckpoints(from, [&](uint64_t size, tellonce::v1::SignedCheckpoint& c) {
+        if (size > *stored) return false;
         newest = std::move(c);
         return true;
       });
