@@ -17,6 +17,7 @@
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/attribute_value.h"
+#include "proto/identifiers.h"
 #include "proto/textproto.h"
 
 namespace tellonce::connectors {
@@ -39,13 +40,6 @@ int RecordLine(const std::string& text, int index) {
       AgencyRecords::descriptor()->FindFieldByName("records");
   const google::protobuf::TextFormat::ParseLocation at = tree.GetLocation(records, index);
   return at.line < 0 ? 0 : at.line + 1;
-}
-
-bool IsPrintableAscii(absl::string_view s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
 }
 
 // OK, or the reason record `r` cannot be served (without the file position).

@@ -11,7 +11,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -26,6 +25,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/server_context.h"
+#include "proto/identifiers.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/connector.grpc.pb.h"
 
@@ -54,13 +54,6 @@ absl::Status Invalid(absl::string_view field, absl::string_view reason) {
 // ---------------------------------------------------------------------------
 // Request validation
 
-bool IsPrintableAscii(std::string_view s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
-
 // No C0 control character and no DEL. Bytes >= 0x80 are fine: protobuf has already
 // checked that proto3 strings are well-formed UTF-8.
 bool HasNoControlCharacters(std::string_view s) {
@@ -69,26 +62,6 @@ bool HasNoControlCharacters(std::string_view s) {
     if (b < 0x20 || b == 0x7f) return false;
   }
   return true;
-}
-
-// [a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+, the directory's attribute names. Hand-written:
-// cheaper than a regex and safe on any input.
-bool IsAttributeName(std::string_view s) {
-  int segments = 0;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = s.find('.', start);
-    const std::string_view segment =
-        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (segment.empty() || !absl::ascii_islower(segment[0])) return false;
-    for (char c : segment) {
-      if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_') return false;
-    }
-    ++segments;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return segments >= 2;
 }
 
 // An optional free-text or id field: bounded, without control characters.
@@ -124,26 +97,6 @@ absl::Status CheckAttributes(const google::protobuf::RepeatedPtrField<std::strin
     }
   }
   return absl::OkStatus();
-}
-
-// [a-z0-9][a-z0-9-]{0,62}: an agency id, as in the directory and its certificates.
-bool IsAgencyId(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  auto lower_alnum = [](char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c); };
-  if (!lower_alnum(s[0])) return false;
-  for (char c : s) {
-    if (!lower_alnum(c) && c != '-') return false;
-  }
-  return true;
-}
-
-// [A-Z][A-Z0-9_]{0,63}: an event type, as the broker accepts it.
-bool IsEventType(std::string_view s) {
-  if (s.empty() || s.size() > 64 || !absl::ascii_isupper(s[0])) return false;
-  for (char c : s) {
-    if (!absl::ascii_isupper(c) && !absl::ascii_isdigit(c) && c != '_') return false;
-  }
-  return true;
 }
 
 absl::Status CheckCitizenId(const std::string& citizen) {
@@ -662,12 +615,12 @@ absl::Status ValidateChangeRequest(const DeliverChangeRequest& request) {
   if (!IsPrintableAscii(event_id)) return Invalid("event_id", "must be printable ASCII");
   if (request.provider().empty()) return Invalid("provider", "required");
   if (!IsAgencyId(request.provider())) {
-    return Invalid("provider", "must match [a-z0-9][a-z0-9-]{0,62}");
+    return Invalid("provider", absl::StrCat("must match ", kAgencyIdPattern));
   }
   if (absl::Status s = CheckCitizenId(request.citizen_id()); !s.ok()) return s;
   if (request.event_type().empty()) return Invalid("event_type", "required");
-  if (!IsEventType(request.event_type())) {
-    return Invalid("event_type", "must match [A-Z][A-Z0-9_]{0,63}");
+  if (!IsUpperCode(request.event_type())) {
+    return Invalid("event_type", absl::StrCat("must match ", kUpperCodePattern));
   }
   if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
   if (absl::Status s =

@@ -6,6 +6,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "proto/identifiers.h"
+#include "proto/text.h"
 
 namespace tellonce::consent {
 namespace {
@@ -34,52 +36,6 @@ absl::Status InvalidField(std::string_view field, std::string_view reason) {
 namespace {
 
 std::string Quoted(std::string_view s) { return absl::StrCat("\"", AsAbsl(s), "\""); }
-
-bool IsPrintableAscii(std::string_view s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
-
-// Well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF) without
-// control characters (C0, DEL, C1).
-bool IsPrintableUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    uint32_t cp;
-    size_t len;
-    if (b0 < 0x80) {
-      cp = b0;
-      len = 1;
-    } else if (b0 >= 0xc2 && b0 <= 0xdf) {
-      cp = b0 & 0x1f;
-      len = 2;
-    } else if (b0 >= 0xe0 && b0 <= 0xef) {
-      cp = b0 & 0x0f;
-      len = 3;
-    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-      cp = b0 & 0x07;
-      len = 4;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if ((b & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (b & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return false;
-    i += len;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -229,8 +185,10 @@ absl::Status ValidateRevoke(const tellonce::v1::RevokeConsentRequest& request,
   if (request.reason().size() > limits.max_string_bytes) {
     return Invalid("reason", absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
   }
-  if (!IsPrintableUtf8(request.reason())) {
-    return Invalid("reason", "must be valid UTF-8 without control characters");
+  // The reason is shown to the citizen: the rule for text that crosses agencies.
+  if (absl::Status clean = CheckCleanText(request.reason()); !clean.ok()) {
+    return Invalid("reason", absl::StrCat("must be valid UTF-8 without control characters (",
+                                          clean.message(), ")"));
   }
   return absl::OkStatus();
 }

@@ -35,7 +35,8 @@ absl::Status ValidateGrant(const tellonce::v1::GrantConsentRequest& request,
                            absl::Time now);
 
 // consent_id has the broker's format; citizen_id by the directory rule; reason within
-// max_string_bytes.
+// max_string_bytes and clean text (proto/text.h CheckCleanText: valid UTF-8, no
+// control or bidirectional control characters).
 absl::Status ValidateRevoke(const tellonce::v1::RevokeConsentRequest& request,
                             const Directory& directory, const RequestLimits& limits);
 absl::Status ValidateGet(const tellonce::v1::GetConsentRequest& request,

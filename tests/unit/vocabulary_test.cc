@@ -1,0 +1,147 @@
+// The shared vocabulary, each item in one place (issue 14): identifier rules
+// (proto/identifiers.h). Where two copies disagreed before they were merged, the edge
+// cases of the merged rule are pinned here.
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/identifiers.h"
+
+namespace tellonce {
+namespace {
+
+TEST(IdentifiersTest, AgencyIdIsLowerAlnumAndDashUpTo63StartingAlnum) {
+  EXPECT_TRUE(IsAgencyId("tax"));
+  EXPECT_TRUE(IsAgencyId("0"));
+  EXPECT_TRUE(IsAgencyId("pop-reg-2"));
+  EXPECT_TRUE(IsAgencyId("x-"));  // a trailing dash is allowed, as in every old copy
+  EXPECT_TRUE(IsAgencyId(std::string(63, 'a')));
+  EXPECT_FALSE(IsAgencyId(std::string(64, 'a')));
+  EXPECT_FALSE(IsAgencyId(""));
+  EXPECT_FALSE(IsAgencyId("-tax"));
+  EXPECT_FALSE(IsAgencyId("Tax"));
+  EXPECT_FALSE(IsAgencyId("tax_office"));
+  EXPECT_FALSE(IsAgencyId("tax.office"));
+  EXPECT_FALSE(IsAgencyId(std::string("ta\0x", 4)));
+  EXPECT_FALSE(IsAgencyId("t\xc3\xa4x"));
+}
+
+TEST(IdentifiersTest, AttributeNameNeedsTwoDottedLowerSegments) {
+  EXPECT_TRUE(IsAttributeName("person.name"));
+  EXPECT_TRUE(IsAttributeName("tax.annual_income"));
+  EXPECT_TRUE(IsAttributeName("a.b.c9_"));
+  EXPECT_FALSE(IsAttributeName("person"));
+  EXPECT_FALSE(IsAttributeName(""));
+  EXPECT_FALSE(IsAttributeName("."));
+  EXPECT_FALSE(IsAttributeName("person."));
+  EXPECT_FALSE(IsAttributeName(".name"));
+  EXPECT_FALSE(IsAttributeName("person..name"));
+  EXPECT_FALSE(IsAttributeName("person.9name"));
+  EXPECT_FALSE(IsAttributeName("person._name"));
+  EXPECT_FALSE(IsAttributeName("Person.name"));
+  EXPECT_FALSE(IsAttributeName("person.na-me"));
+  EXPECT_FALSE(IsAttributeName("person\n.name"));
+}
+
+TEST(IdentifiersTest, UpperCodeIsUpperSnakeUpTo64) {
+  EXPECT_TRUE(IsUpperCode("ADDRESS_CHANGED"));
+  EXPECT_TRUE(IsUpperCode("A"));
+  EXPECT_TRUE(IsUpperCode("TAX_2024"));
+  EXPECT_TRUE(IsUpperCode(std::string(64, 'A')));
+  EXPECT_FALSE(IsUpperCode(std::string(65, 'A')));
+  EXPECT_FALSE(IsUpperCode(""));
+  EXPECT_FALSE(IsUpperCode("_A"));
+  EXPECT_FALSE(IsUpperCode("2A"));
+  EXPECT_FALSE(IsUpperCode("Address"));
+  EXPECT_FALSE(IsUpperCode("ADDRESS-CHANGED"));
+}
+
+// The directory allowed at most 253 bytes, SPIFFE ids at most 255: merged at SPIFFE's.
+TEST(IdentifiersTest, TrustDomainIsLowerDnsNameUpTo255Bytes) {
+  EXPECT_TRUE(IsTrustDomain("gov.example"));
+  EXPECT_TRUE(IsTrustDomain("localhost"));
+  EXPECT_TRUE(IsTrustDomain("a-b.c0"));
+  EXPECT_TRUE(IsTrustDomain(std::string(63, 'a') + ".b"));
+  EXPECT_FALSE(IsTrustDomain(std::string(64, 'a') + ".b"));
+  std::string longest;  // four labels of 63 and three dots: 255 bytes
+  for (int i = 0; i < 3; ++i) longest += std::string(63, 'a') + ".";
+  longest += std::string(63, 'b');
+  ASSERT_EQ(longest.size(), 255u);
+  EXPECT_TRUE(IsTrustDomain(longest));
+  EXPECT_FALSE(IsTrustDomain("c" + longest));
+  EXPECT_FALSE(IsTrustDomain(""));
+  EXPECT_FALSE(IsTrustDomain("Gov.example"));
+  EXPECT_FALSE(IsTrustDomain("gov..example"));
+  EXPECT_FALSE(IsTrustDomain(".gov"));
+  EXPECT_FALSE(IsTrustDomain("gov."));
+  EXPECT_FALSE(IsTrustDomain("-gov.example"));
+  EXPECT_FALSE(IsTrustDomain("gov-.example"));
+  EXPECT_FALSE(IsTrustDomain("gov_example"));
+  EXPECT_FALSE(IsTrustDomain("gov.example/x"));
+}
+
+TEST(IdentifiersTest, HostPortParsesNamesIpv4AndBracketedIpv6) {
+  std::optional<HostPort> parsed = ParseHostPort("registry.gov.example:443");
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->host, "registry.gov.example");
+  EXPECT_EQ(parsed->port, 443u);
+  parsed = ParseHostPort("[::1]:7503");
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->host, "::1");
+  EXPECT_EQ(parsed->port, 7503u);
+  parsed = ParseHostPort("127.0.0.1:0");
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->port, 0u);
+  EXPECT_TRUE(ParseHostPort("my_host-1.Example:65535").has_value());
+  EXPECT_TRUE(ParseHostPort("[::ffff:10.0.0.1]:80").has_value());
+}
+
+// The broker's and the connectors' configuration checked only "something:number"
+// (with absl::SimpleAtoi, so "+80" and " 80" passed); the directory checked the host
+// too. Merged at the directory's rule.
+TEST(IdentifiersTest, HostPortRefusesWhatNoDialerOrListenerTakes) {
+  for (const char* bad : {"", ":", ":443", "registry", "registry:", "registry:port",
+                          "registry:+80", "registry: 80", "registry:80 ", "registry:65536",
+                          "registry:123456", "registry:-1", "dns:///registry:443",
+                          "https://registry:443", "registry:443/path", "::1:7503", "[::1]",
+                          "[::1]7503", "[]:80", "[::g]:80", "[::1]:", "reg istry:80",
+                          "*:7443", "re\xc3\xa4gistry:80"}) {
+    EXPECT_FALSE(ParseHostPort(bad).has_value()) << bad;
+    EXPECT_FALSE(IsHostPort(bad)) << bad;
+    EXPECT_FALSE(IsListenAddress(bad)) << bad;
+  }
+  EXPECT_FALSE(ParseHostPort(std::string(254, 'a') + ":80").has_value());
+  EXPECT_TRUE(ParseHostPort(std::string(253, 'a') + ":80").has_value());
+}
+
+TEST(IdentifiersTest, PortZeroIsForListeningOnly) {
+  EXPECT_TRUE(IsListenAddress("127.0.0.1:0"));
+  EXPECT_TRUE(IsListenAddress("[::]:0"));
+  EXPECT_FALSE(IsHostPort("127.0.0.1:0"));
+  EXPECT_TRUE(IsHostPort("127.0.0.1:1"));
+  EXPECT_TRUE(IsHostPort("localhost:65535"));
+  EXPECT_TRUE(IsListenAddress("0.0.0.0:7443"));
+  EXPECT_TRUE(IsListenAddress("127.0.0.1:00080"));  // five digits, 80
+}
+
+TEST(IdentifiersTest, PrintableAsciiKeepsTheSpaceVisibleAsciiDoesNot) {
+  EXPECT_TRUE(IsPrintableAscii(""));
+  EXPECT_TRUE(IsPrintableAscii("req 1 ~!"));
+  EXPECT_TRUE(IsVisibleAscii("req-1~!"));
+  EXPECT_FALSE(IsVisibleAscii("req 1"));
+  for (const std::string bad :
+       {std::string("a\x1f"), std::string("a\x7f"), std::string("a\n"), std::string("a\t"),
+        std::string("a\0", 2), std::string("\xc3\xa4"), std::string("\x80"),
+        std::string("\xff")}) {
+    EXPECT_FALSE(IsPrintableAscii(bad)) << bad;
+    EXPECT_FALSE(IsVisibleAscii(bad)) << bad;
+  }
+  EXPECT_TRUE(IsPrintableAscii(" "));
+  EXPECT_FALSE(IsVisibleAscii(" "));
+  EXPECT_TRUE(IsPrintableAscii("\x20\x7e"));
+  EXPECT_TRUE(IsVisibleAscii("\x21\x7e"));
+}
+
+}  // namespace
+}  // namespace tellonce
