@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 #include "tellonce/v1/consent.grpc.pb.h"
 
 namespace tellonce::cli {
@@ -108,17 +109,17 @@ int Grant(const Args& args) {
   if (args.Has("valid-from")) {
     absl::StatusOr<absl::Time> t = ParseTimeFlag("valid-from", args.Get("valid-from"));
     if (!t.ok()) return Fail(t.status());
-    *request.mutable_valid_from() = ToTimestamp(*t);
+    *request.mutable_valid_from() = ToProtoTime(*t);
     now = *t;
   }
   if (args.Has("expires-at")) {
     absl::StatusOr<absl::Time> t = ParseTimeFlag("expires-at", args.Get("expires-at"));
     if (!t.ok()) return Fail(t.status());
-    *request.mutable_expires_at() = ToTimestamp(*t);
+    *request.mutable_expires_at() = ToProtoTime(*t);
   } else if (args.Has("expires-in")) {
     absl::StatusOr<absl::Duration> d = ParseDurationFlag("expires-in", args.Get("expires-in"));
     if (!d.ok()) return Fail(d.status());
-    *request.mutable_expires_at() = ToTimestamp(now + *d);
+    *request.mutable_expires_at() = ToProtoTime(now + *d);
   } else {
     return Fail(absl::InvalidArgumentError("--expires-in or --expires-at: required"));
   }

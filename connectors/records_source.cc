@@ -15,10 +15,10 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/text_format.h"
-#include "google/protobuf/util/time_util.h"
 #include "proto/attribute_value.h"
 #include "proto/identifiers.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 
 namespace tellonce::connectors {
 namespace {
@@ -105,8 +105,7 @@ absl::StatusOr<std::unique_ptr<RecordsFileSource>> RecordsFileSource::Load(
     std::string id = r.citizen_id();
     source->records_.emplace(std::move(id), std::move(r));
   }
-  source->loaded_at_ =
-      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+  source->loaded_at_ = ToProtoTime(absl::Now());
   return source;
 }
 

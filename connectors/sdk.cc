@@ -19,7 +19,6 @@
 #include "ops/admin_server.h"
 #include "ops/rpc_metrics.h"
 #include "ops/version.h"
-#include "google/protobuf/util/time_util.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/server.h"
@@ -27,6 +26,7 @@
 #include "grpcpp/server_context.h"
 #include "proto/identifiers.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 #include "tellonce/v1/connector.grpc.pb.h"
 
 namespace tellonce::connectors {
@@ -115,20 +115,14 @@ absl::Status CheckBasis(const tellonce::v1::Basis& basis) {
 }
 
 // An optional timestamp: unset, or within protobuf's range with valid nanos.
-absl::Status CheckTimestamp(absl::string_view field, bool present,
+absl::Status CheckTimestamp(std::string_view field, bool present,
                             const google::protobuf::Timestamp& t) {
-  using google::protobuf::util::TimeUtil;
   if (!present) return absl::OkStatus();
-  if (t.seconds() < TimeUtil::kTimestampMinSeconds ||
-      t.seconds() > TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 || t.nanos() > 999'999'999) {
-    return Invalid(field, "not a valid timestamp");
-  }
-  return absl::OkStatus();
+  return CheckedFromProtoTime(t, field).status();
 }
 
 absl::Time TimeOf(bool present, const google::protobuf::Timestamp& t) {
-  if (!present) return absl::InfinitePast();
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+  return present ? FromProtoTime(t) : absl::InfinitePast();
 }
 
 // ---------------------------------------------------------------------------

@@ -8,15 +8,14 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
 #include "proto/identifiers.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 #include "re2/re2.h"
 
 namespace tellonce::consent {
 namespace {
 
-using ::google::protobuf::util::TimeUtil;
 using ::tellonce::v1::Agency;
 using ::tellonce::v1::AttributeDef;
 using ::tellonce::v1::CitizenIdRule;
@@ -153,12 +152,11 @@ absl::Status CheckIdentityProviders(
     trusted.citizen_claim = p.citizen_claim().empty() ? "sub" : p.citizen_claim();
     trusted.max_age = absl::Minutes(15);
     if (p.has_max_age()) {
-      if (p.max_age().seconds() < 0 || p.max_age().nanos() < 0 ||
-          p.max_age().seconds() > 24 * 3600 ||
-          (p.max_age().seconds() == 0 && p.max_age().nanos() == 0)) {
+      absl::StatusOr<absl::Duration> max_age = CheckedFromProtoDuration(p.max_age(), "max_age");
+      if (!max_age.ok() || *max_age <= absl::ZeroDuration() || *max_age > absl::Hours(24)) {
         return error(path + ".max_age", "must be positive and at most 24 hours");
       }
-      trusted.max_age = absl::Seconds(p.max_age().seconds());
+      trusted.max_age = *max_age;
     }
     if (p.jwks_file().empty()) return error(path + ".jwks_file", "required");
     absl::StatusOr<certs::Jwks> keys = certs::Jwks::FromFile(ResolvePath(base_dir, p.jwks_file()));
@@ -371,14 +369,10 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(tellonce::
   }
 
   if (proto.limits().has_max_consent_lifetime()) {
-    const google::protobuf::Duration& lifetime = proto.limits().max_consent_lifetime();
-    if (lifetime.seconds() < TimeUtil::kDurationMinSeconds ||
-        lifetime.seconds() > TimeUtil::kDurationMaxSeconds || lifetime.nanos() <= -1000000000 ||
-        lifetime.nanos() >= 1000000000 || (lifetime.seconds() > 0 && lifetime.nanos() < 0) ||
-        (lifetime.seconds() < 0 && lifetime.nanos() > 0)) {
-      return error("limits.max_consent_lifetime", "not a valid duration");
-    }
-    absl::Duration value = absl::Seconds(lifetime.seconds()) + absl::Nanoseconds(lifetime.nanos());
+    absl::StatusOr<absl::Duration> lifetime = CheckedFromProtoDuration(
+        proto.limits().max_consent_lifetime(), "limits.max_consent_lifetime");
+    if (!lifetime.ok()) return error("limits.max_consent_lifetime", "not a valid duration");
+    const absl::Duration value = *lifetime;
     if (value <= absl::ZeroDuration()) {
       return error("limits.max_consent_lifetime", "must be positive");
     }

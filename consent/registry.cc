@@ -9,6 +9,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "proto/time.h"
 
 namespace tellonce::consent {
 namespace {
@@ -19,13 +20,6 @@ using tellonce::v1::ConsentReceipt;
 using tellonce::v1::ReceiptBody;
 
 constexpr char kReceiptVersion[] = "tellonce-receipt/1";
-
-void ToTimestamp(absl::Time time, google::protobuf::Timestamp* ts) {
-  const int64_t seconds = absl::ToUnixSeconds(time);
-  ts->set_seconds(seconds);
-  ts->set_nanos(
-      static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
-}
 
 // Deterministic serialization: the bytes a signature or fingerprint covers must not
 // depend on how the message was built.
@@ -63,7 +57,7 @@ ReceiptBody BuildReceiptBody(const Consent& consent, const Directory& directory,
   ReceiptBody body;
   body.set_version(kReceiptVersion);
   body.set_record_id(consent.consent_id());
-  ToTimestamp(issued_at, body.mutable_issued_at());
+  *body.mutable_issued_at() = ToProtoTime(issued_at);
   body.set_issuer(issuer);
   body.set_jurisdiction(directory.trust_domain());
   body.set_principal_id(consent.citizen_id());
@@ -166,16 +160,16 @@ void ConsentRegistry::Grant(
   if (request.has_valid_from()) {
     *consent.mutable_valid_from() = request.valid_from();
   } else {
-    ToTimestamp(now, consent.mutable_valid_from());
+    *consent.mutable_valid_from() = ToProtoTime(now);
   }
   *consent.mutable_expires_at() = request.expires_at();
   consent.set_mode(request.mode());
   consent.set_portal(portal_id);
-  ToTimestamp(now, consent.mutable_captured_at());
+  *consent.mutable_captured_at() = ToProtoTime(now);
   consent.set_status(tellonce::v1::ACTIVE);
   ConsentEvent* granted = consent.add_events();
   granted->set_kind(ConsentEvent::GRANTED);
-  ToTimestamp(now, granted->mutable_at());
+  *granted->mutable_at() = ToProtoTime(now);
   granted->set_actor(portal_id);
   granted->set_citizen_authenticated_by(citizen->issuer);
   granted->set_citizen_assertion_id(citizen->token_id);

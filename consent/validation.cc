@@ -5,14 +5,12 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
 #include "proto/identifiers.h"
 #include "proto/text.h"
+#include "proto/time.h"
 
 namespace tellonce::consent {
 namespace {
-
-using ::google::protobuf::util::TimeUtil;
 
 // How far in the past a grant's valid_from may lie, to absorb portal clock skew.
 constexpr absl::Duration kClockSkew = absl::Minutes(5);
@@ -67,18 +65,6 @@ absl::Status CheckConsentIdField(std::string_view field, std::string_view id) {
   return absl::OkStatus();
 }
 
-// Converts a Timestamp, refusing values outside 0001-01-01..9999-12-31 or with nanos
-// outside [0, 1e9).
-absl::Status ToTime(std::string_view field, const google::protobuf::Timestamp& ts,
-                    absl::Time* out) {
-  if (ts.seconds() < TimeUtil::kTimestampMinSeconds ||
-      ts.seconds() > TimeUtil::kTimestampMaxSeconds || ts.nanos() < 0 || ts.nanos() >= 1000000000) {
-    return Invalid(field, "not a valid timestamp");
-  }
-  *out = absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-  return absl::OkStatus();
-}
-
 // "365 days" for whole days, else abseil's compact form ("36h30m").
 std::string DescribeDuration(absl::Duration d) {
   const absl::Duration day = absl::Hours(24);
@@ -116,9 +102,9 @@ absl::Status CheckTimes(const tellonce::v1::GrantConsentRequest& request,
   const absl::Duration max_lifetime = directory.max_consent_lifetime();
   absl::Time valid_from = now;
   if (request.has_valid_from()) {
-    if (absl::Status s = ToTime("valid_from", request.valid_from(), &valid_from); !s.ok()) {
-      return s;
-    }
+    absl::StatusOr<absl::Time> from = CheckedFromProtoTime(request.valid_from(), "valid_from");
+    if (!from.ok()) return from.status();
+    valid_from = *from;
     if (valid_from < now - kClockSkew) return Invalid("valid_from", "must not be in the past");
     if (valid_from > now + max_lifetime) {
       return Invalid("valid_from", absl::StrCat("must not be more than ",
@@ -127,8 +113,9 @@ absl::Status CheckTimes(const tellonce::v1::GrantConsentRequest& request,
   }
 
   if (!request.has_expires_at()) return Invalid("expires_at", "required");
-  absl::Time expires_at;
-  if (absl::Status s = ToTime("expires_at", request.expires_at(), &expires_at); !s.ok()) return s;
+  absl::StatusOr<absl::Time> expires = CheckedFromProtoTime(request.expires_at(), "expires_at");
+  if (!expires.ok()) return expires.status();
+  const absl::Time expires_at = *expires;
   if (expires_at <= valid_from) return Invalid("expires_at", "must be after valid_from");
   if (expires_at <= now) return Invalid("expires_at", "must be in the future");
   if (expires_at - valid_from > max_lifetime) {

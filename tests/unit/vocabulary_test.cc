@@ -1,12 +1,13 @@
 // The shared vocabulary, each item in one place (issue 14): identifier rules
-// (proto/identifiers.h). Where two copies disagreed before they were merged, the edge
-// cases of the merged rule are pinned here.
+// (proto/identifiers.h), time conversions (proto/time.h). Where two copies disagreed
+// before they were merged, the edge cases of the merged rule are pinned here.
 
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/identifiers.h"
+#include "proto/time.h"
 
 namespace tellonce {
 namespace {
@@ -130,7 +131,7 @@ TEST(IdentifiersTest, PrintableAsciiKeepsTheSpaceVisibleAsciiDoesNot) {
   EXPECT_TRUE(IsPrintableAscii("req 1 ~!"));
   EXPECT_TRUE(IsVisibleAscii("req-1~!"));
   EXPECT_FALSE(IsVisibleAscii("req 1"));
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string("a\x1f"), std::string("a\x7f"), std::string("a\n"), std::string("a\t"),
         std::string("a\0", 2), std::string("\xc3\xa4"), std::string("\x80"),
         std::string("\xff")}) {
@@ -141,6 +142,76 @@ TEST(IdentifiersTest, PrintableAsciiKeepsTheSpaceVisibleAsciiDoesNot) {
   EXPECT_FALSE(IsVisibleAscii(" "));
   EXPECT_TRUE(IsPrintableAscii("\x20\x7e"));
   EXPECT_TRUE(IsVisibleAscii("\x21\x7e"));
+}
+
+// The private copies converted through int64 nanoseconds (wrong past 2262-04-11) or
+// did not clamp; the one conversion is exact over Timestamp's whole range.
+TEST(TimeTest, TimestampsConvertExactlyOverTheWholeRange) {
+  const absl::Time times[] = {
+      absl::UnixEpoch(),
+      absl::FromUnixSeconds(-1) + absl::Nanoseconds(1),
+      absl::FromCivil(absl::CivilSecond(2262, 4, 12, 0, 0, 0), absl::UTCTimeZone()) +
+          absl::Nanoseconds(7),
+      absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59), absl::UTCTimeZone()) +
+          absl::Nanoseconds(999'999'999),
+      absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone()),
+  };
+  for (absl::Time t : times) {
+    const google::protobuf::Timestamp p = ToProtoTime(t);
+    EXPECT_TRUE(IsValidProtoTime(p)) << t;
+    EXPECT_GE(p.nanos(), 0) << t;
+    EXPECT_EQ(FromProtoTime(p), t) << t;
+  }
+  EXPECT_EQ(ToProtoTime(absl::FromUnixSeconds(-1) + absl::Nanoseconds(1)).seconds(), -1);
+  EXPECT_EQ(ToProtoTime(absl::FromUnixSeconds(-1) + absl::Nanoseconds(1)).nanos(), 1);
+  // Beyond the range, and infinite times, clamp to its ends.
+  EXPECT_TRUE(IsValidProtoTime(ToProtoTime(absl::InfiniteFuture())));
+  EXPECT_TRUE(IsValidProtoTime(ToProtoTime(absl::InfinitePast())));
+  EXPECT_EQ(ToProtoTime(absl::InfiniteFuture()).nanos(), 999'999'999);
+}
+
+TEST(TimeTest, CheckedTimestampNamesTheFieldAndRefusesOutOfRange) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(253402300800);  // 10000-01-01
+  absl::StatusOr<absl::Time> checked = CheckedFromProtoTime(t, "expires_at");
+  ASSERT_FALSE(checked.ok());
+  EXPECT_EQ(checked.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(checked.status().message()),
+              ::testing::StartsWith("expires_at: not a valid timestamp"));
+  t.set_seconds(0);
+  t.set_nanos(-1);
+  EXPECT_FALSE(CheckedFromProtoTime(t, "x").ok());
+  t.set_nanos(1'000'000'000);
+  EXPECT_FALSE(CheckedFromProtoTime(t, "x").ok());
+  t.set_nanos(999'999'999);
+  ASSERT_TRUE(CheckedFromProtoTime(t, "x").ok());
+  EXPECT_EQ(*CheckedFromProtoTime(t, "x"), absl::UnixEpoch() + absl::Nanoseconds(999'999'999));
+}
+
+// The directory's identity-provider max_age used to drop the nanoseconds (so 0.5 s
+// became 0); durations now convert whole.
+TEST(TimeTest, DurationsConvertWithTheirNanosecondsAndRefuseMixedSigns) {
+  google::protobuf::Duration d;
+  d.set_seconds(90);
+  d.set_nanos(500'000'000);
+  ASSERT_TRUE(CheckedFromProtoDuration(d, "max_age").ok());
+  EXPECT_EQ(*CheckedFromProtoDuration(d, "max_age"), absl::Milliseconds(90'500));
+  d.set_seconds(0);
+  EXPECT_EQ(FromProtoDuration(d), absl::Milliseconds(500));
+  d.set_seconds(-1);
+  d.set_nanos(-500'000'000);
+  EXPECT_EQ(FromProtoDuration(d), absl::Milliseconds(-1500));
+  EXPECT_TRUE(IsValidProtoDuration(d));
+  d.set_nanos(500'000'000);  // mixed signs
+  absl::StatusOr<absl::Duration> mixed = CheckedFromProtoDuration(d, "max_age");
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(std::string(mixed.status().message()), "max_age: not a valid duration");
+  d.set_seconds(1);
+  d.set_nanos(1'000'000'000);
+  EXPECT_FALSE(IsValidProtoDuration(d));
+  d.set_seconds(315'576'000'001);  // past 10,000 years
+  d.set_nanos(0);
+  EXPECT_FALSE(IsValidProtoDuration(d));
 }
 
 }  // namespace
