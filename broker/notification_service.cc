@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/authz.h"
-#include "broker/status.h"
+#include "proto/grpc_status.h"
 
 namespace tellonce::broker {
 

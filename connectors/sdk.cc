@@ -25,6 +25,7 @@
 #include "grpcpp/server_builder.h"
 #include "grpcpp/server_context.h"
 #include "proto/identifiers.h"
+#include "proto/grpc_status.h"
 #include "proto/textproto.h"
 #include "proto/time.h"
 #include "tellonce/v1/connector.grpc.pb.h"
@@ -123,15 +124,6 @@ absl::Status CheckTimestamp(std::string_view field, bool present,
 
 absl::Time TimeOf(bool present, const google::protobuf::Timestamp& t) {
   return present ? FromProtoTime(t) : absl::InfinitePast();
-}
-
-// ---------------------------------------------------------------------------
-// Status conversion: the one place in connectors/ where absl::Status becomes
-// grpc::Status. Codes map one to one (both follow google.rpc.Code).
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 // ---------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 // The shared vocabulary, each item in one place (issue 14): identifier rules
-// (proto/identifiers.h), time conversions (proto/time.h). Where two copies disagreed
+// (proto/identifiers.h), time conversions (proto/time.h), status conversion
+// (proto/grpc_status.h). Where two copies disagreed
 // before they were merged, the edge cases of the merged rule are pinned here.
 
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_status.h"
 #include "proto/identifiers.h"
 #include "proto/time.h"
 
@@ -212,6 +214,22 @@ TEST(TimeTest, DurationsConvertWithTheirNanosecondsAndRefuseMixedSigns) {
   d.set_seconds(315'576'000'001);  // past 10,000 years
   d.set_nanos(0);
   EXPECT_FALSE(IsValidProtoDuration(d));
+}
+
+// The broker's services and the connector SDK each had a copy; both now use this one.
+TEST(GrpcStatusTest, EveryCodeMapsOneToOneWithItsMessage) {
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+  EXPECT_EQ(ToGrpcStatus(absl::OkStatus()).error_message(), "");
+  for (int code = 1; code <= 16; ++code) {
+    const absl::Status status(static_cast<absl::StatusCode>(code), "citizen_id: required");
+    const grpc::Status converted = ToGrpcStatus(status);
+    EXPECT_EQ(static_cast<int>(converted.error_code()), code);
+    EXPECT_EQ(converted.error_message(), "citizen_id: required");
+  }
+  EXPECT_EQ(ToGrpcStatus(absl::PermissionDeniedError("x")).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ToGrpcStatus(absl::ResourceExhaustedError("x")).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
 }  // namespace
