@@ -1,10 +1,10 @@
 #include "certs/identity.h"
 #include "certs/openssl_handles.h"
+#include "certs/sha256.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -150,11 +150,10 @@ absl::StatusOr<std::string> CertificatePin(std::string_view certificate_pem) {
     ERR_clear_error();
     return absl::InvalidArgumentError("certificate: unreadable public key");
   }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(der, static_cast<size_t>(len), digest);
+  const Hash digest =
+      Sha256({std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len))});
   OPENSSL_free(der);
-  return absl::Base64Escape(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+  return absl::Base64Escape(HashToBytes(digest));
 }
 
 absl::Status CheckPinSyntax(std::string_view pin) {

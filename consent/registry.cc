@@ -1,14 +1,12 @@
 #include "consent/registry.h"
 
-#include <openssl/evp.h>
-
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "certs/sha256.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "proto/serialize.h"
 #include "proto/time.h"
 
 namespace tellonce::consent {
@@ -20,28 +18,6 @@ using tellonce::v1::ConsentReceipt;
 using tellonce::v1::ReceiptBody;
 
 constexpr char kReceiptVersion[] = "tellonce-receipt/1";
-
-// Deterministic serialization: the bytes a signature or fingerprint covers must not
-// depend on how the message was built.
-std::string SerializeDeterministic(const google::protobuf::MessageLite& message) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializeToCodedStream(&coded);
-  }
-  return out;
-}
-
-absl::StatusOr<std::string> Sha256(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("SHA-256 failed");
-  }
-  return std::string(reinterpret_cast<const char*>(digest), length);
-}
 
 absl::Status CheckPortal(const Directory& directory, const std::string& portal_id) {
   if (!directory.HasRole(portal_id, tellonce::v1::PORTAL)) {
@@ -184,12 +160,8 @@ void ConsentRegistry::Grant(
   }
   *record.mutable_receipt() = *std::move(receipt);
 
-  absl::StatusOr<std::string> fingerprint = Sha256(SerializeDeterministic(request));
-  if (!fingerprint.ok()) {
-    done(fingerprint.status());
-    return;
-  }
-  record.set_request_fingerprint(*std::move(fingerprint));
+  record.set_request_fingerprint(
+      certs::HashToBytes(certs::Sha256({SerializeDeterministic(request)})));
 
   store_->Grant(std::move(record), [done = std::move(done)](
                                        absl::StatusOr<ConsentStore::GrantOutcome> outcome) mutable {

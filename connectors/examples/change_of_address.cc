@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "certs/sha256.h"
 #include "connectors/atomic_file.h"
 #include "connectors/config.h"
 #include "connectors/examples/agency.h"
@@ -22,7 +22,6 @@
 #include "google/protobuf/text_format.h"
 #include "grpcpp/client_context.h"
 #include "ops/flags.h"
-#include "openssl/sha.h"
 #include "proto/textproto.h"
 #include "proto/time.h"
 #include "tellonce/v1/agency_records.pb.h"
@@ -237,10 +236,7 @@ absl::StatusOr<RecordedMove> RecordMove(const std::string& path, const std::stri
 std::string DefaultMoveEventId(const std::string& citizen_id, const std::string& address,
                                absl::Time as_of) {
   const std::string input = absl::StrCat(citizen_id, "\n", address, "\n", absl::ToUnixNanos(as_of));
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
-  const std::string hex =
-      absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), 10));
+  const std::string hex = certs::HashToHex(certs::Sha256({input})).substr(0, 20);
   return absl::StrCat("address-", hex);
 }
 

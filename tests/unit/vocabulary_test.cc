@@ -1,15 +1,21 @@
 // The shared vocabulary, each item in one place (issue 14): identifier rules
 // (proto/identifiers.h), time conversions (proto/time.h), status conversion
-// (proto/grpc_status.h). Where two copies disagreed
-// before they were merged, the edge cases of the merged rule are pinned here.
+// (proto/grpc_status.h), deterministic serialization (proto/serialize.h), SHA-256
+// (certs/sha256.h). Where two copies disagreed before they were merged, the edge cases
+// of the merged rule are pinned here.
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "certs/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "openssl/evp.h"
 #include "proto/grpc_status.h"
 #include "proto/identifiers.h"
+#include "proto/serialize.h"
 #include "proto/time.h"
+#include "tellonce/v1/agency_records.pb.h"
 
 namespace tellonce {
 namespace {
@@ -230,6 +236,65 @@ TEST(GrpcStatusTest, EveryCodeMapsOneToOneWithItsMessage) {
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(ToGrpcStatus(absl::ResourceExhaustedError("x")).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+// Known answers (FIPS 180-2 examples) through the one SHA-256, parts concatenated.
+TEST(Sha256Test, KnownAnswersAndPartsAreConcatenated) {
+  EXPECT_EQ(certs::HashToHex(certs::Sha256({})),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(certs::HashToHex(certs::Sha256({"abc"})),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(certs::Sha256({"a", "", "bc"}), certs::Sha256({"abc"}));
+  EXPECT_EQ(certs::HashToHex(certs::Sha256(
+                {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"})),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  const std::string nul("\0x", 2);
+  EXPECT_NE(certs::Sha256({nul}), certs::Sha256({"x"}));
+  const certs::Hash h = certs::Sha256({"abc"});
+  EXPECT_EQ(certs::HashToBytes(h).size(), 32u);
+  absl::StatusOr<certs::Hash> back = certs::HashFromBytes(certs::HashToBytes(h));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, h);
+  EXPECT_EQ(certs::HashFromBytes("short").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// consent/registry.cc returned INTERNAL when OpenSSL failed, certs/merkle.cc aborted,
+// and the citizen-assertion and pin digests ignored the failure (and used whatever
+// was in the buffer). Merged: every caller gets a digest or the process stops.
+TEST(Sha256DeathTest, AFailingDigestAbortsInsteadOfReturningGarbage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(certs::internal::Sha256With(nullptr, {"abc"}), "OpenSSL SHA-256 failed");
+  // A digest of another length must not be taken for SHA-256 (nor overrun the buffer).
+  EXPECT_DEATH(certs::internal::Sha256With(EVP_sha512(), {"abc"}), "OpenSSL SHA-256 failed");
+  EXPECT_DEATH(certs::internal::Sha256With(EVP_sha1(), {"abc"}), "OpenSSL SHA-256 failed");
+  EXPECT_EQ(certs::internal::Sha256With(EVP_sha256(), {"abc"}), certs::Sha256({"abc"}));
+}
+
+// Map entries come out in key order whatever the insertion order, so signatures and
+// fingerprints over the bytes do not depend on how a message was built.
+TEST(SerializeTest, DeterministicBytesDoNotDependOnMapInsertionOrder) {
+  tellonce::v1::CitizenRecord forward;
+  tellonce::v1::CitizenRecord backward;
+  constexpr int kEntries = 200;
+  for (int i = 0; i < kEntries; ++i) {
+    (*forward.mutable_attributes())[absl::StrCat("a.k", i)].set_string_value(absl::StrCat(i));
+    const int j = kEntries - 1 - i;
+    (*backward.mutable_attributes())[absl::StrCat("a.k", j)].set_string_value(absl::StrCat(j));
+  }
+  const std::string bytes = SerializeDeterministic(forward);
+  EXPECT_EQ(bytes, SerializeDeterministic(backward));
+  // Keys in order: "a.k0" < "a.k1" < "a.k10" < ...
+  EXPECT_LT(bytes.find("a.k0"), bytes.find("a.k1"));
+  EXPECT_LT(bytes.find("a.k1"), bytes.find("a.k10"));
+  EXPECT_LT(bytes.find("a.k199"), bytes.find("a.k2"));
+  tellonce::v1::CitizenRecord parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.attributes().size(), static_cast<size_t>(kEntries));
+
+  // The overload into a buffer replaces what the buffer held.
+  std::string buffer(bytes.size() + 100, 'x');
+  SerializeDeterministic(backward, &buffer);
+  EXPECT_EQ(buffer, bytes);
 }
 
 }  // namespace
