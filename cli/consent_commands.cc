@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "certs/identity.h"
+#include "certs/signed_messages.h"
 #include "certs/signing.h"
 #include "cli/call.h"
 #include "cli/command.h"
@@ -233,17 +234,9 @@ int VerifyReceipt(const Args& args) {
   absl::StatusOr<certs::SpiffeId> signer = certs::CertificateSpiffeId(*cert_pem);
   if (!signer.ok()) return Fail(signer.status());
 
-  if (receipt.signature_algorithm() != certs::kSignatureAlgorithm) {
-    return Invalid(args, absl::StrCat("unsupported signature algorithm \"",
-                                      receipt.signature_algorithm(), "\""));
-  }
-  if (absl::Status s = keys->Verify(certs::SignedKind::kConsentReceipt, receipt.key_id(),
-                                    receipt.body(), receipt.signature());
-      !s.ok()) {
-    return Invalid(args, std::string(s.message()));
-  }
-  tellonce::v1::ReceiptBody body;
-  if (!body.ParseFromString(receipt.body())) return Invalid(args, "signed body does not parse");
+  absl::StatusOr<tellonce::v1::ReceiptBody> verified = certs::VerifyReceipt(receipt, *keys);
+  if (!verified.ok()) return Invalid(args, std::string(verified.status().message()));
+  const tellonce::v1::ReceiptBody& body = *verified;
   if (!signer->is_broker || body.issuer() != signer->ToString()) {
     return Invalid(args, absl::StrCat("issued by ", body.issuer(), " but the certificate given is ",
                                       signer->ToString()));

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "certs/sha256.h"
+#include "certs/signed_messages.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "proto/serialize.h"
 #include "proto/time.h"
@@ -50,51 +51,6 @@ ReceiptBody BuildReceiptBody(const Consent& consent, const Directory& directory,
   body.set_collection_method(absl::StrCat("portal:", consent.portal()));
   *body.mutable_collected_at() = consent.captured_at();
   return body;
-}
-
-absl::StatusOr<ConsentReceipt> SignReceipt(const ReceiptBody& body, const certs::SigningKey& key) {
-  ConsentReceipt receipt;
-  receipt.set_body(SerializeDeterministic(body));
-  absl::StatusOr<std::string> signature =
-      key.Sign(certs::SignedKind::kConsentReceipt, receipt.body());
-  if (!signature.ok()) return signature.status();
-  receipt.set_signature(*std::move(signature));
-  receipt.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
-  receipt.set_key_id(key.key_id());
-  return receipt;
-}
-
-namespace {
-
-absl::StatusOr<ReceiptBody> CheckedReceiptBody(const ConsentReceipt& receipt,
-                                               absl::AnyInvocable<absl::Status() const> verify) {
-  if (receipt.signature_algorithm() != certs::kSignatureAlgorithm) {
-    return absl::UnauthenticatedError(absl::StrCat("signature_algorithm: unsupported, expected ",
-                                                   std::string(certs::kSignatureAlgorithm)));
-  }
-  if (absl::Status verified = verify(); !verified.ok()) return verified;
-  ReceiptBody body;
-  if (!body.ParseFromString(receipt.body())) {
-    return absl::InvalidArgumentError("body: not a receipt");
-  }
-  return body;
-}
-
-}  // namespace
-
-absl::StatusOr<ReceiptBody> VerifyReceipt(const ConsentReceipt& receipt,
-                                          const certs::VerifyingKey& key) {
-  return CheckedReceiptBody(receipt, [&] {
-    return key.Verify(certs::SignedKind::kConsentReceipt, receipt.body(), receipt.signature());
-  });
-}
-
-absl::StatusOr<ReceiptBody> VerifyReceipt(const ConsentReceipt& receipt,
-                                          const certs::VerifyingKeySet& keys) {
-  return CheckedReceiptBody(receipt, [&] {
-    return keys.Verify(certs::SignedKind::kConsentReceipt, receipt.key_id(), receipt.body(),
-                       receipt.signature());
-  });
 }
 
 ConsentRegistry::ConsentRegistry(const DirectoryHolder* directory, ConsentStore* store,
@@ -153,7 +109,7 @@ void ConsentRegistry::Grant(
   consent.set_request_id(request.request_id());
 
   absl::StatusOr<ConsentReceipt> receipt =
-      SignReceipt(BuildReceiptBody(consent, *directory, options_.issuer, now), signing_key_);
+      certs::SignReceipt(BuildReceiptBody(consent, *directory, options_.issuer, now), signing_key_);
   if (!receipt.ok()) {
     done(receipt.status());
     return;

@@ -42,19 +42,8 @@ tellonce::v1::ReceiptBody BuildReceiptBody(const tellonce::v1::Consent& consent,
                                            const Directory& directory,
                                            const std::string& issuer, absl::Time issued_at);
 
-// Serializes and signs a receipt body (as certs::SignedKind::kConsentReceipt), naming
-// the key by its id.
-absl::StatusOr<tellonce::v1::ConsentReceipt> SignReceipt(const tellonce::v1::ReceiptBody& body,
-                                                         const certs::SigningKey& key);
-
-// Checks algorithm and signature, then parses the body. UNAUTHENTICATED when the
-// signature does not verify as a receipt's, INVALID_ARGUMENT when the body does not
-// parse. The first form verifies with `key` whatever the receipt's key_id says; the
-// second picks the key named by the receipt's key_id from `keys`.
-absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(
-    const tellonce::v1::ConsentReceipt& receipt, const certs::VerifyingKey& key);
-absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(
-    const tellonce::v1::ConsentReceipt& receipt, const certs::VerifyingKeySet& keys);
+// The receipt is signed and verified with certs::SignReceipt / certs::VerifyReceipt
+// (certs/signed_messages.h).
 
 // Design: the consent core behind ConsentService. The gRPC layer authenticates the
 // caller (a portal) and hands over its agency id; this class validates against the

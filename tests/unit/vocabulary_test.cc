@@ -1,13 +1,16 @@
 // The shared vocabulary, each item in one place (issue 14): identifier rules
 // (proto/identifiers.h), time conversions (proto/time.h), status conversion
 // (proto/grpc_status.h), deterministic serialization (proto/serialize.h), SHA-256
-// (certs/sha256.h). Where two copies disagreed before they were merged, the edge cases
-// of the merged rule are pinned here.
+// (certs/sha256.h), signing and verifying receipts and checkpoints
+// (certs/signed_messages.h). Where two copies disagreed before they were merged, the edge
+// cases of the merged rule are pinned here.
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "certs/sha256.h"
+#include "certs/signed_messages.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "openssl/evp.h"
@@ -16,6 +19,7 @@
 #include "proto/serialize.h"
 #include "proto/time.h"
 #include "tellonce/v1/agency_records.pb.h"
+#include "tests/testing/test_keys.h"
 
 namespace tellonce {
 namespace {
@@ -295,6 +299,120 @@ TEST(SerializeTest, DeterministicBytesDoNotDependOnMapInsertionOrder) {
   std::string buffer(bytes.size() + 100, 'x');
   SerializeDeterministic(backward, &buffer);
   EXPECT_EQ(buffer, bytes);
+}
+
+class SignedMessagesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<certs::SigningKey> key =
+        certs::SigningKey::FromPem(testing::NewP256KeyPem(), "k-1");
+    ASSERT_TRUE(key.ok()) << key.status();
+    key_ = *std::move(key);
+    absl::StatusOr<certs::VerifyingKey> public_key =
+        certs::VerifyingKey::FromPublicKeyPem(key_->PublicKeyPem());
+    ASSERT_TRUE(public_key.ok());
+    public_key_ = *std::move(public_key);
+    ASSERT_TRUE(keys_.Add("k-1", *public_key_).ok());
+  }
+
+  std::optional<certs::SigningKey> key_;
+  std::optional<certs::VerifyingKey> public_key_;
+  certs::VerifyingKeySet keys_;
+};
+
+TEST_F(SignedMessagesTest, ASignedCheckpointVerifiesAndGivesItsBodyBack) {
+  tellonce::v1::Checkpoint body;
+  body.set_issuer("spiffe://gov.example/broker");
+  body.set_tree_size(7);
+  body.set_root_hash(certs::HashToBytes(certs::Sha256({"root"})));
+  absl::StatusOr<tellonce::v1::SignedCheckpoint> signed_checkpoint =
+      certs::SignCheckpoint(body, *key_);
+  ASSERT_TRUE(signed_checkpoint.ok()) << signed_checkpoint.status();
+  EXPECT_EQ(signed_checkpoint->key_id(), "k-1");
+  EXPECT_EQ(signed_checkpoint->signature_algorithm(), certs::kSignatureAlgorithm);
+  EXPECT_EQ(signed_checkpoint->body(), SerializeDeterministic(body));
+  absl::StatusOr<tellonce::v1::Checkpoint> verified =
+      certs::VerifyCheckpoint(*signed_checkpoint, keys_);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->tree_size(), 7u);
+  EXPECT_EQ(verified->issuer(), body.issuer());
+}
+
+// The offline audit answered INVALID_ARGUMENT for an unknown algorithm, the registry
+// UNAUTHENTICATED: merged at UNAUTHENTICATED (nothing about the message is proven).
+TEST_F(SignedMessagesTest, EveryWayACheckpointCanFailHasOneAnswer) {
+  tellonce::v1::Checkpoint body;
+  body.set_tree_size(1);
+  absl::StatusOr<tellonce::v1::SignedCheckpoint> good = certs::SignCheckpoint(body, *key_);
+  ASSERT_TRUE(good.ok());
+
+  tellonce::v1::SignedCheckpoint other_algorithm = *good;
+  other_algorithm.set_signature_algorithm("ed25519");
+  absl::Status s = certs::VerifyCheckpoint(other_algorithm, keys_).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(std::string(s.message()),
+            "signature_algorithm: unsupported, expected ecdsa-p256-sha256");
+
+  tellonce::v1::SignedCheckpoint tampered = *good;
+  tampered.set_body(tampered.body() + "x");
+  EXPECT_EQ(certs::VerifyCheckpoint(tampered, keys_).status().code(),
+            absl::StatusCode::kUnauthenticated);
+
+  tellonce::v1::SignedCheckpoint unknown_key = *good;
+  unknown_key.set_key_id("k-2");
+  EXPECT_EQ(certs::VerifyCheckpoint(unknown_key, keys_).status().code(),
+            absl::StatusCode::kUnauthenticated);
+
+  // A receipt's signature over the same bytes is not a checkpoint's, and back.
+  tellonce::v1::ReceiptBody receipt_body;
+  receipt_body.set_record_id("r");
+  absl::StatusOr<tellonce::v1::ConsentReceipt> receipt = certs::SignReceipt(receipt_body, *key_);
+  ASSERT_TRUE(receipt.ok());
+  tellonce::v1::SignedCheckpoint from_receipt;
+  from_receipt.set_body(receipt->body());
+  from_receipt.set_signature(receipt->signature());
+  from_receipt.set_signature_algorithm(receipt->signature_algorithm());
+  from_receipt.set_key_id(receipt->key_id());
+  EXPECT_EQ(certs::VerifyCheckpoint(from_receipt, keys_).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  tellonce::v1::ConsentReceipt from_checkpoint;
+  from_checkpoint.set_body(good->body());
+  from_checkpoint.set_signature(good->signature());
+  from_checkpoint.set_signature_algorithm(good->signature_algorithm());
+  from_checkpoint.set_key_id(good->key_id());
+  EXPECT_EQ(certs::VerifyReceipt(from_checkpoint, keys_).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(certs::VerifyReceipt(from_checkpoint, *public_key_).status().code(),
+            absl::StatusCode::kUnauthenticated);
+
+  // Signed bytes that are not a checkpoint: the signature holds, the body does not parse.
+  tellonce::v1::SignedCheckpoint garbage;
+  garbage.set_body("\xff\xff\xff");
+  absl::StatusOr<std::string> signature =
+      key_->Sign(certs::SignedKind::kCheckpoint, garbage.body());
+  ASSERT_TRUE(signature.ok());
+  garbage.set_signature(*signature);
+  garbage.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
+  garbage.set_key_id("k-1");
+  s = certs::VerifyCheckpoint(garbage, keys_).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(s.message()), "body: not a checkpoint");
+}
+
+TEST_F(SignedMessagesTest, AReceiptVerifiesWithTheKeySetOrOneKey) {
+  tellonce::v1::ReceiptBody body;
+  body.set_record_id("01J0000000000000000000000A");
+  body.set_issuer("spiffe://gov.example/broker");
+  absl::StatusOr<tellonce::v1::ConsentReceipt> receipt = certs::SignReceipt(body, *key_);
+  ASSERT_TRUE(receipt.ok());
+  ASSERT_TRUE(certs::VerifyReceipt(*receipt, keys_).ok());
+  EXPECT_EQ(certs::VerifyReceipt(*receipt, keys_)->record_id(), body.record_id());
+  // One key verifies whatever the key id says; a set needs the id.
+  tellonce::v1::ConsentReceipt renamed = *receipt;
+  renamed.set_key_id("k-9");
+  EXPECT_TRUE(certs::VerifyReceipt(renamed, *public_key_).ok());
+  EXPECT_EQ(certs::VerifyReceipt(renamed, keys_).status().code(),
+            absl::StatusCode::kUnauthenticated);
 }
 
 }  // namespace
