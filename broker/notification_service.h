@@ -4,7 +4,7 @@
 #include "broker/outbox.h"
 #include "broker/publisher.h"
 #include "broker/rate_limiter.h"
-#include "consent/registry.h"
+#include "consent/directory.h"
 #include "tellonce/v1/notification.grpc.pb.h"
 
 namespace tellonce::broker {

@@ -3,7 +3,7 @@
 
 #include "broker/rate_limiter.h"
 #include "broker/transparency.h"
-#include "consent/registry.h"
+#include "consent/directory.h"
 #include "consent/validation.h"
 #include "tellonce/v1/transparency.grpc.pb.h"
 

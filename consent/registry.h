@@ -8,7 +8,6 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "certs/signing.h"
 #include "consent/consent_store.h"
@@ -17,25 +16,6 @@
 #include "tellonce/v1/consent.pb.h"
 
 namespace tellonce::consent {
-
-// The current directory, replaceable at run time (reload). Thread-safe.
-class DirectoryHolder {
- public:
-  explicit DirectoryHolder(std::shared_ptr<const Directory> initial)
-      : current_(std::move(initial)) {}
-  std::shared_ptr<const Directory> Current() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    return current_;
-  }
-  void Replace(std::shared_ptr<const Directory> next) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    current_ = std::move(next);
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::shared_ptr<const Directory> current_ ABSL_GUARDED_BY(mu_);
-};
 
 // Builds the receipt body for a consent about to be stored.
 tellonce::v1::ReceiptBody BuildReceiptBody(const tellonce::v1::Consent& consent,
