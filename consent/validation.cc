@@ -1,9 +1,11 @@
 #include "consent/validation.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "proto/identifiers.h"
 #include "proto/text.h"
@@ -192,13 +194,32 @@ absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
   if (!tellonce::v1::ConsentStatus_IsValid(request.status())) {
     return Invalid("status", absl::StrCat("unknown value ", request.status()));
   }
-  if (request.page_size() < 0) return Invalid("page_size", "must not be negative");
-  if (static_cast<uint32_t>(request.page_size()) > limits.max_page_size) {
+  return CheckPageRequest(request.page_size(), request.page_token(), PageTokenForm::kConsentId,
+                          limits);
+}
+
+absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token,
+                              PageTokenForm form, const RequestLimits& limits) {
+  if (page_size < 0) return Invalid("page_size", "must not be negative");
+  if (static_cast<uint32_t>(page_size) > limits.max_page_size) {
     return Invalid("page_size", absl::StrCat("at most ", limits.max_page_size));
   }
-  if (!request.page_token().empty() && !IsConsentId(request.page_token())) {
-    return Invalid("page_token", "not a valid page token");
+  if (page_token.empty()) return absl::OkStatus();
+  bool well_formed = false;
+  switch (form) {
+    case PageTokenForm::kConsentId:
+      well_formed = IsConsentId(page_token);
+      break;
+    case PageTokenForm::kPosition: {
+      uint64_t position = 0;
+      well_formed = page_token.size() <= 20 &&
+                    std::all_of(page_token.begin(), page_token.end(),
+                                [](char c) { return c >= '0' && c <= '9'; }) &&
+                    absl::SimpleAtoi(AsAbsl(page_token), &position);
+      break;
+    }
   }
+  if (!well_formed) return Invalid("page_token", "not a valid page token");
   return absl::OkStatus();
 }
 
