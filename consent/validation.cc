@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "proto/field_error.h"
 #include "proto/identifiers.h"
 #include "proto/text.h"
 #include "proto/time.h"
@@ -23,18 +24,6 @@ constexpr size_t kConsentIdLength = 26;
 // Debian's abseil has its own absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW is 0).
 absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-absl::Status Invalid(std::string_view field, std::string_view reason) {
-  return absl::InvalidArgumentError(absl::StrCat(AsAbsl(field), ": ", AsAbsl(reason)));
-}
-
-}  // namespace
-
-absl::Status InvalidField(std::string_view field, std::string_view reason) {
-  return Invalid(field, reason);
-}
-
-namespace {
-
 std::string Quoted(std::string_view s) { return absl::StrCat("\"", AsAbsl(s), "\""); }
 
 }  // namespace
@@ -43,18 +32,19 @@ std::string Quoted(std::string_view s) { return absl::StrCat("\"", AsAbsl(s), "\
 // present, within the length limit, printable ASCII.
 absl::Status CheckToken(std::string_view field, std::string_view value,
                         const RequestLimits& limits) {
-  if (value.empty()) return Invalid(field, "required");
+  if (value.empty()) return InvalidField(field, "required");
   if (value.size() > limits.max_string_bytes) {
-    return Invalid(field, absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
+    return InvalidField(field, absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
   }
-  if (!IsPrintableAscii(value)) return Invalid(field, "must be printable ASCII");
+  if (!IsPrintableAscii(value)) return InvalidField(field, "must be printable ASCII");
   return absl::OkStatus();
 }
 
 absl::Status CheckCitizen(std::string_view citizen_id, const Directory& directory,
                           const RequestLimits& limits) {
   if (citizen_id.size() > limits.max_string_bytes) {
-    return Invalid("citizen_id", absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
+    return InvalidField("citizen_id",
+                        absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
   }
   return directory.CheckCitizenId(citizen_id);
 }
@@ -62,8 +52,8 @@ absl::Status CheckCitizen(std::string_view citizen_id, const Directory& director
 namespace {
 
 absl::Status CheckConsentIdField(std::string_view field, std::string_view id) {
-  if (id.empty()) return Invalid(field, "required");
-  if (!IsConsentId(id)) return Invalid(field, "not a valid consent id");
+  if (id.empty()) return InvalidField(field, "required");
+  if (!IsConsentId(id)) return InvalidField(field, "not a valid consent id");
   return absl::OkStatus();
 }
 
@@ -80,11 +70,11 @@ std::string DescribeDuration(absl::Duration d) {
 absl::Status CheckAttributes(const tellonce::v1::GrantConsentRequest& request,
                              const Directory& directory, const RequestLimits& limits) {
   if (request.attributes().empty()) {
-    return Invalid("attributes", "at least one attribute is required");
+    return InvalidField("attributes", "at least one attribute is required");
   }
   const uint32_t max = directory.max_attributes_per_consent();
   if (static_cast<uint32_t>(request.attributes_size()) > max) {
-    return Invalid("attributes", absl::StrCat("at most ", max, " attributes per consent"));
+    return InvalidField("attributes", absl::StrCat("at most ", max, " attributes per consent"));
   }
   absl::flat_hash_set<std::string_view> seen;
   for (int i = 0; i < request.attributes_size(); ++i) {
@@ -92,9 +82,9 @@ absl::Status CheckAttributes(const tellonce::v1::GrantConsentRequest& request,
     const std::string& name = request.attributes(i);
     if (absl::Status s = CheckToken(field, name, limits); !s.ok()) return s;
     if (directory.FindAttribute(name) == nullptr) {
-      return Invalid(field, absl::StrCat("unknown attribute ", Quoted(name)));
+      return InvalidField(field, absl::StrCat("unknown attribute ", Quoted(name)));
     }
-    if (!seen.insert(name).second) return Invalid(field, "duplicate attribute");
+    if (!seen.insert(name).second) return InvalidField(field, "duplicate attribute");
   }
   return absl::OkStatus();
 }
@@ -107,22 +97,23 @@ absl::Status CheckTimes(const tellonce::v1::GrantConsentRequest& request,
     absl::StatusOr<absl::Time> from = CheckedFromProtoTime(request.valid_from(), "valid_from");
     if (!from.ok()) return from.status();
     valid_from = *from;
-    if (valid_from < now - kClockSkew) return Invalid("valid_from", "must not be in the past");
+    if (valid_from < now - kClockSkew) return InvalidField("valid_from", "must not be in the past");
     if (valid_from > now + max_lifetime) {
-      return Invalid("valid_from", absl::StrCat("must not be more than ",
-                                                DescribeDuration(max_lifetime), " in the future"));
+      return InvalidField("valid_from", absl::StrCat("must not be more than ",
+                                                     DescribeDuration(max_lifetime),
+                                                     " in the future"));
     }
   }
 
-  if (!request.has_expires_at()) return Invalid("expires_at", "required");
+  if (!request.has_expires_at()) return InvalidField("expires_at", "required");
   absl::StatusOr<absl::Time> expires = CheckedFromProtoTime(request.expires_at(), "expires_at");
   if (!expires.ok()) return expires.status();
   const absl::Time expires_at = *expires;
-  if (expires_at <= valid_from) return Invalid("expires_at", "must be after valid_from");
-  if (expires_at <= now) return Invalid("expires_at", "must be in the future");
+  if (expires_at <= valid_from) return InvalidField("expires_at", "must be after valid_from");
+  if (expires_at <= now) return InvalidField("expires_at", "must be in the future");
   if (expires_at - valid_from > max_lifetime) {
-    return Invalid("expires_at", absl::StrCat("lifetime exceeds the maximum of ",
-                                              DescribeDuration(max_lifetime)));
+    return InvalidField("expires_at", absl::StrCat("lifetime exceeds the maximum of ",
+                                                   DescribeDuration(max_lifetime)));
   }
   return absl::OkStatus();
 }
@@ -145,24 +136,24 @@ absl::Status ValidateGrant(const tellonce::v1::GrantConsentRequest& request,
 
   if (absl::Status s = CheckToken("consumer", request.consumer(), limits); !s.ok()) return s;
   if (directory.FindAgency(request.consumer()) == nullptr) {
-    return Invalid("consumer", absl::StrCat("unknown agency ", Quoted(request.consumer())));
+    return InvalidField("consumer", absl::StrCat("unknown agency ", Quoted(request.consumer())));
   }
   if (!directory.HasRole(request.consumer(), tellonce::v1::CONSUMER)) {
-    return Invalid("consumer", absl::StrCat("agency ", Quoted(request.consumer()),
-                                            " does not have the consumer role"));
+    return InvalidField("consumer", absl::StrCat("agency ", Quoted(request.consumer()),
+                                                 " does not have the consumer role"));
   }
 
   if (absl::Status s = CheckAttributes(request, directory, limits); !s.ok()) return s;
 
   if (absl::Status s = CheckToken("purpose", request.purpose(), limits); !s.ok()) return s;
   if (directory.FindPurpose(request.purpose()) == nullptr) {
-    return Invalid("purpose", absl::StrCat("unknown purpose ", Quoted(request.purpose())));
+    return InvalidField("purpose", absl::StrCat("unknown purpose ", Quoted(request.purpose())));
   }
 
   if (absl::Status s = CheckTimes(request, directory, now); !s.ok()) return s;
 
   if (request.mode() != tellonce::v1::ONE_TIME && request.mode() != tellonce::v1::UNTIL_EXPIRY) {
-    return Invalid("mode", "must be ONE_TIME or UNTIL_EXPIRY");
+    return InvalidField("mode", "must be ONE_TIME or UNTIL_EXPIRY");
   }
   return absl::OkStatus();
 }
@@ -172,12 +163,12 @@ absl::Status ValidateRevoke(const tellonce::v1::RevokeConsentRequest& request,
   if (absl::Status s = CheckConsentIdField("consent_id", request.consent_id()); !s.ok()) return s;
   if (absl::Status s = CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) return s;
   if (request.reason().size() > limits.max_string_bytes) {
-    return Invalid("reason", absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
+    return InvalidField("reason", absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
   }
   // The reason is shown to the citizen: the rule for text that crosses agencies.
   if (absl::Status clean = CheckCleanText(request.reason()); !clean.ok()) {
-    return Invalid("reason", absl::StrCat("must be valid UTF-8 without control characters (",
-                                          clean.message(), ")"));
+    return InvalidField("reason", absl::StrCat("must be valid UTF-8 without control characters (",
+                                               clean.message(), ")"));
   }
   return absl::OkStatus();
 }
@@ -192,7 +183,7 @@ absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
                           const Directory& directory, const RequestLimits& limits) {
   if (absl::Status s = CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) return s;
   if (!tellonce::v1::ConsentStatus_IsValid(request.status())) {
-    return Invalid("status", absl::StrCat("unknown value ", request.status()));
+    return InvalidField("status", absl::StrCat("unknown value ", request.status()));
   }
   return CheckPageRequest(request.page_size(), request.page_token(), PageTokenForm::kConsentId,
                           limits);
@@ -200,9 +191,9 @@ absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
 
 absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token,
                               PageTokenForm form, const RequestLimits& limits) {
-  if (page_size < 0) return Invalid("page_size", "must not be negative");
+  if (page_size < 0) return InvalidField("page_size", "must not be negative");
   if (static_cast<uint32_t>(page_size) > limits.max_page_size) {
-    return Invalid("page_size", absl::StrCat("at most ", limits.max_page_size));
+    return InvalidField("page_size", absl::StrCat("at most ", limits.max_page_size));
   }
   if (page_token.empty()) return absl::OkStatus();
   bool well_formed = false;
@@ -219,7 +210,7 @@ absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token,
       break;
     }
   }
-  if (!well_formed) return Invalid("page_token", "not a valid page token");
+  if (!well_formed) return InvalidField("page_token", "not a valid page token");
   return absl::OkStatus();
 }
 

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "consent/directory.h"
+#include "proto/field_error.h"
 #include "tellonce/v1/consent.pb.h"
 
 namespace tellonce::consent {
@@ -60,8 +61,8 @@ enum class PageTokenForm {
 absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token,
                               PageTokenForm form, const RequestLimits& limits);
 
-// INVALID_ARGUMENT "<field>: <reason>", the form of every field error tellonce returns.
-absl::Status InvalidField(std::string_view field, std::string_view reason);
+// INVALID_ARGUMENT "<field>: <reason>" (proto/field_error.h), also by this name.
+using ::tellonce::InvalidField;
 
 // An identifier-like field (request id, agency id, attribute name, purpose code):
 // present, within limits.max_string_bytes, printable ASCII. INVALID_ARGUMENT
