@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "certs/signing.h"
+#include "proto/identifiers.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/config.pb.h"
 
@@ -21,12 +22,10 @@ std::string Resolve(const std::filesystem::path& base, const std::string& path) 
   return (base / p).lexically_normal().string();
 }
 
-absl::Status CheckHostPort(const std::string& source, const std::string& address,
-                           absl::string_view field = "listen_address") {
-  size_t colon = address.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || colon == 0 ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+// An address to listen on (proto/identifiers.h); port 0 picks a free port.
+absl::Status CheckListenAddress(const std::string& source, const std::string& address,
+                                absl::string_view field = "listen_address") {
+  if (!IsListenAddress(address)) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": ", field, ": must be host:port, got \"", address, "\""));
   }
@@ -86,7 +85,7 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   };
 
   if (!config.listen_address().empty()) options.listen_address = config.listen_address();
-  if (absl::Status s = CheckHostPort(path, options.listen_address); !s.ok()) return s;
+  if (absl::Status s = CheckListenAddress(path, options.listen_address); !s.ok()) return s;
 
   if (config.tls().ca_file().empty()) return required("tls.ca_file");
   if (config.tls().cert_file().empty()) return required("tls.cert_file");
@@ -388,7 +387,7 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     options.admin_address.clear();
   } else if (!config.admin().listen_address().empty()) {
     options.admin_address = config.admin().listen_address();
-    if (absl::Status s = CheckHostPort(path, options.admin_address, "admin.listen_address");
+    if (absl::Status s = CheckListenAddress(path, options.admin_address, "admin.listen_address");
         !s.ok()) {
       return s;
     }

@@ -6,7 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "broker/outbox.h"
+#include "broker/dispatch_options.h"
 #include "broker/rate_limiter.h"
 #include "certs/tls.h"
 #include "certs/tls_watch.h"

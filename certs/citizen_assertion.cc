@@ -11,6 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "certs/openssl_handles.h"
+#include "certs/sha256.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "openssl/bn.h"
@@ -103,14 +104,6 @@ std::optional<absl::Time> TimeMember(const Struct& object, const std::string& na
     return std::nullopt;
   }
   return absl::FromUnixSeconds(static_cast<int64_t>(seconds));
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), length));
 }
 
 std::string BnBytes(const BIGNUM* bn, int width = 0) {
@@ -507,7 +500,7 @@ absl::StatusOr<VerifiedCitizenAssertion> VerifyIdToken(std::string_view token, c
   out.issuer = policy.issuer;
   out.citizen_id = *std::move(citizen);
   if (std::optional<std::string> jti = StringMember(claims, "jti")) out.token_id = *jti;
-  out.token_sha256 = Sha256Hex(token);
+  out.token_sha256 = HashToHex(Sha256({token}));
   out.issued_at = *iat;
   out.expires_at = *exp;
   return out;

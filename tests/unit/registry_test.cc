@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "certs/citizen_assertion.h"
+#include "certs/signed_messages.h"
 #include "consent/consent_store.h"
 #include "storage/rocksdb/rocks_storage.h"
 #include "storage/rocksdb/testing.h"
