@@ -112,7 +112,7 @@ absl::StatusOr<tellonce::v1::BackupResponse> BackupMaker::Run() {
     tellonce::v1::Checkpoint body;
     if (body.ParseFromString(held->body())) response.set_checkpoint_size(body.tree_size());
   }
-  if (absl::Status s = db_->Backup(absl::StrCat(partial, "/", kDataFolder)); !s.ok()) {
+  if (absl::Status s = storage_->Backup(absl::StrCat(partial, "/", kDataFolder)); !s.ok()) {
     return fail(s);
   }
   SyncFolder(partial);

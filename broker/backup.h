@@ -8,7 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "broker/access_log.h"
 #include "broker/checkpoint_guard.h"
-#include "consent/database.h"
+#include "storage/storage.h"
 #include "tellonce/v1/admin.pb.h"
 
 namespace tellonce::broker {
@@ -19,7 +19,7 @@ namespace tellonce::broker {
 //   signed-checkpoint  the rollback guard's checkpoint (CheckpointGuard::held), copied
 //                      BEFORE the database, so that the database copy always contains it
 //                      (a checkpoint reaches the guard only after it is stored)
-//   data/              the database as of one moment (Database::Backup, a RocksDB
+//   data/              the database as of one moment (Storage::Backup, a RocksDB
 //                      checkpoint: hard links where it can), while writes go on
 // Restoring is copying data/ back as the broker's data_dir (deploy/README.md); the
 // rollback guard then tells whether the log went back behind what was signed since.
@@ -29,9 +29,9 @@ class BackupMaker {
  public:
   // None of the pointers is owned; all must outlive the maker. `root` empty: backups are
   // refused.
-  BackupMaker(std::string root, consent::Database* db, const AccessLog* log,
+  BackupMaker(std::string root, storage::Storage* storage, const AccessLog* log,
               const CheckpointGuard* guard)
-      : root_(std::move(root)), db_(db), log_(log), guard_(guard) {}
+      : root_(std::move(root)), storage_(storage), log_(log), guard_(guard) {}
 
   // Makes one backup. FAILED_PRECONDITION "backup.directory: ..." when none is
   // configured; the file system's or the database's error otherwise, in which case the
@@ -44,7 +44,7 @@ class BackupMaker {
 
  private:
   const std::string root_;
-  consent::Database* const db_;
+  storage::Storage* const storage_;
   const AccessLog* const log_;
   const CheckpointGuard* const guard_;
   absl::Mutex mu_;

@@ -14,8 +14,8 @@
 #include "certs/identity.h"
 #include "certs/signing.h"
 #include "certs/tls.h"
-#include "consent/database.h"
 #include "consent/directory.h"
+#include "storage/rocksdb/rocks_storage.h"
 
 namespace tellonce::broker {
 namespace {
@@ -32,6 +32,13 @@ std::optional<std::string> FolderProblem(const std::string& what, const std::str
 }
 
 void CheckDataDirectory(const BrokerOptions& options, CheckReport* report) {
+  if (!options.postgres.conninfo.empty()) {
+    // Offline means not connecting either: the database is checked at start.
+    report->notes.push_back(
+        "storage.postgres: not connected by --check (the schema and the rollback guard are "
+        "checked at start)");
+    return;
+  }
   const std::string& dir = options.data_dir;
   struct stat st;
   if (stat(dir.c_str(), &st) != 0) {
@@ -61,13 +68,11 @@ void CheckDataDirectory(const BrokerOptions& options, CheckReport* report) {
     return;
   }
   // Read-only: no lock (a running broker holds it), no LOG, no write of any kind.
-  absl::StatusOr<std::unique_ptr<consent::Database>> db =
-      consent::Database::OpenReadOnly({.path = dir, .block_cache_mb = 8});
+  absl::StatusOr<std::unique_ptr<storage::Storage>> db = storage::OpenRocksStorageReadOnly(dir);
   if (!db.ok()) {
     report->problems.push_back(absl::StrCat("data_dir: ", db.status().message()));
     return;
   }
-  AccessLog log(db->get(), nullptr);
   absl::StatusOr<std::unique_ptr<CheckpointGuard>> guard =
       CheckpointGuard::Load(options.signed_checkpoint_file);
   if (!guard.ok()) {
@@ -81,7 +86,7 @@ void CheckDataDirectory(const BrokerOptions& options, CheckReport* report) {
     if (body.ParseFromString(held->body())) held_size = body.tree_size();
   }
   absl::StatusOr<CheckpointGuard::LogState> state =
-      CheckpointGuard::ReadLogState(**db, log, held_size);
+      CheckpointGuard::ReadLogState(**db, held_size);
   if (!state.ok()) {
     report->problems.push_back(absl::StrCat("data_dir ", dir, ": ", state.status().message()));
     return;

@@ -20,7 +20,6 @@
 #include "broker/transparency.h"
 #include "ops/log.h"
 #include "proto/time.h"
-#include "rocksdb/db.h"
 
 namespace tellonce::broker {
 namespace {
@@ -50,18 +49,6 @@ std::string RootOf(const SignedCheckpoint& checkpoint) {
   return body.has_value() ? body->root_hash() : "";
 }
 
-// A stored checkpoint, parsed; nullopt when the key is absent.
-absl::StatusOr<std::optional<SignedCheckpoint>> ParseStored(const rocksdb::Status& status,
-                                                            const std::string& bytes) {
-  if (status.IsNotFound()) return std::nullopt;
-  if (!status.ok()) return consent::FromRocks(status);
-  SignedCheckpoint checkpoint;
-  if (!checkpoint.ParseFromString(bytes) || !Body(checkpoint).has_value()) {
-    return absl::DataLossError("a stored checkpoint is corrupt");
-  }
-  return checkpoint;
-}
-
 }  // namespace
 
 std::string DescribeCheckpoint(const SignedCheckpoint& checkpoint) {
@@ -74,35 +61,26 @@ std::string DescribeCheckpoint(const SignedCheckpoint& checkpoint) {
 }
 
 absl::StatusOr<CheckpointGuard::LogState> CheckpointGuard::ReadLogState(
-    const consent::Database& db, const AccessLog& log, std::optional<uint64_t> held_size) {
+    storage::Storage& storage, std::optional<uint64_t> held_size) {
   LogState state;
-  absl::StatusOr<uint64_t> size = log.Size();
+  absl::StatusOr<uint64_t> size = storage.access_events().Size();
   if (!size.ok()) return size.status();
   state.size = *size;
-  rocksdb::ColumnFamilyHandle* family = db.family(consent::Family::kAccessLog);
-  if (held_size.has_value()) {
-    std::string bytes;
-    rocksdb::Status s = db.db()->Get(rocksdb::ReadOptions(), family,
-                                     TransparencyLog::CheckpointKey(*held_size), &bytes);
-    absl::StatusOr<std::optional<SignedCheckpoint>> stored = ParseStored(s, bytes);
-    if (!stored.ok()) return stored.status();
-    state.at_held_size = *std::move(stored);
-  }
-  // Checkpoint keys are "c" <size, big-endian>: the last one under "c" is the newest.
-  const std::string upper_key = consent::PrefixEnd("c");
-  rocksdb::Slice upper(upper_key);
-  rocksdb::ReadOptions read;
-  read.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(read, family));
-  it->SeekToLast();
-  if (it->Valid() && it->key().starts_with("c")) {
-    absl::StatusOr<std::optional<SignedCheckpoint>> stored =
-        ParseStored(rocksdb::Status::OK(), it->value().ToString());
-    if (!stored.ok()) return stored.status();
-    state.latest = *std::move(stored);
-  } else if (!it->status().ok()) {
-    return consent::FromRocks(it->status());
-  }
+  // From the held size on: the one at it, then the newer ones (the guard's file follows
+  // every signature, so there are few); from the first one without a held checkpoint.
+  bool corrupt = false;
+  absl::Status scanned = storage.tree().ScanCheckpoints(
+      held_size.value_or(0), [&](uint64_t tree_size, SignedCheckpoint& checkpoint) {
+        if (!Body(checkpoint).has_value() || SizeOf(checkpoint) != tree_size) {
+          corrupt = true;
+          return false;
+        }
+        if (held_size.has_value() && tree_size == *held_size) state.at_held_size = checkpoint;
+        state.latest = std::move(checkpoint);
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+  if (corrupt) return absl::DataLossError("a stored checkpoint is corrupt");
   return state;
 }
 
@@ -152,13 +130,19 @@ absl::Status CheckpointGuard::Check(const LogState& state, const std::string& da
 }
 
 absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Open(
-    const std::string& path, const std::string& data_dir, consent::Database* db, AccessLog* log,
-    bool accept_rollback) {
+    const std::string& path, const std::string& data_dir, storage::Storage* storage,
+    AccessLog* log, bool accept_rollback) {
+  if (path.empty()) {
+    ops::LogWarning(absl::StrCat(
+        "no signed_checkpoint_file configured for ", data_dir,
+        ": the rollback guard is off (set signed_checkpoint_file to a path on this host)"));
+    return std::unique_ptr<CheckpointGuard>(new CheckpointGuard(""));
+  }
   absl::StatusOr<std::unique_ptr<CheckpointGuard>> guard = Load(path);
   if (!guard.ok()) return guard.status();
   std::optional<SignedCheckpoint> held = (*guard)->held();
   absl::StatusOr<LogState> state =
-      ReadLogState(*db, *log, held.has_value() ? std::optional(SizeOf(*held)) : std::nullopt);
+      ReadLogState(*storage, held.has_value() ? std::optional(SizeOf(*held)) : std::nullopt);
   if (!state.ok()) return state.status();
   if (!held.has_value()) {
     if (state->latest.has_value()) {
@@ -193,8 +177,8 @@ absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Open(
   absl::Notification appended;
   absl::Status append_status;
   std::vector<tellonce::v1::AccessEvent> events = {event};
-  log->Append(std::move(events), [&](absl::StatusOr<uint64_t> index) {
-    append_status = index.status();
+  log->Append(std::move(events), [&](absl::Status status) {
+    append_status = std::move(status);
     appended.Notify();
   });
   appended.WaitForNotification();
@@ -204,6 +188,7 @@ absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Open(
 }
 
 absl::Status CheckpointGuard::Record(const SignedCheckpoint& checkpoint) {
+  if (path_.empty()) return absl::OkStatus();  // the guard is off
   absl::MutexLock lock(&mu_);
   if (held_.has_value()) {
     const uint64_t held_size = SizeOf(*held_);

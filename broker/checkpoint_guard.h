@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/access_log.h"
-#include "consent/database.h"
+#include "storage/storage.h"
 #include "tellonce/v1/transparency.pb.h"
 
 namespace tellonce::broker {
@@ -53,8 +53,8 @@ class CheckpointGuard {
 
   // Reads the LogState for a guard holding a checkpoint of `held_size` leaves (nullopt:
   // none). The guard's only reads of storage (the access log's size and its stored
-  // checkpoints). `db` may be opened read-only.
-  static absl::StatusOr<LogState> ReadLogState(const consent::Database& db, const AccessLog& log,
+  // checkpoints). `storage` may be opened read-only (storage::OpenRocksStorageReadOnly).
+  static absl::StatusOr<LogState> ReadLogState(storage::Storage& storage,
                                                std::optional<uint64_t> held_size);
 
   // Reads the file at `path` (absent: the guard holds nothing). DATA_LOSS naming the file
@@ -64,10 +64,12 @@ class CheckpointGuard {
   // The broker's start-up hook: Load, ReadLogState and Check, then as the design comment
   // says: on a mismatch FAILED_PRECONDITION with the reason unless `accept_rollback`, in
   // which case the rollback is logged, appended to `log` (waiting until durable) and the
-  // file replaced. `data_dir` is for messages. Neither pointer is owned.
+  // file replaced. `data_dir` names the data in messages. Neither pointer is owned. An
+  // empty `path` (PostgreSQL without signed_checkpoint_file) turns the guard off, with a
+  // WARN: Record then keeps nothing.
   static absl::StatusOr<std::unique_ptr<CheckpointGuard>> Open(const std::string& path,
                                                                const std::string& data_dir,
-                                                               consent::Database* db,
+                                                               storage::Storage* storage,
                                                                AccessLog* log,
                                                                bool accept_rollback);
 

@@ -2,6 +2,7 @@
 //
 //   tellonce-broker --config FILE [--check] [--accept-log-rollback] [--port-file FILE]
 //                   [--admin-port-file FILE]
+//   tellonce-broker --config FILE --migrate
 //   tellonce-broker --check-directory FILE
 //   tellonce-broker --version | --help
 //
@@ -29,6 +30,7 @@
 #include "ops/flags.h"
 #include "ops/log.h"
 #include "ops/version.h"
+#include "storage/postgres/postgres_storage.h"
 
 namespace {
 
@@ -45,6 +47,8 @@ const std::vector<tellonce::ops::FlagSpec>& FlagTable() {
       {"accept-log-rollback", "",
        "start even though the data's access log is behind the checkpoint already signed (a "
        "restored backup); the rollback is logged and recorded in the access log"},
+      {"migrate", "",
+       "apply the missing schema migrations to storage.postgres's database, then exit"},
       {"port-file", "FILE", "write the bound port to FILE once serving (for port 0); default none"},
       {"admin-port-file", "FILE",
        "write the admin listener's bound port to FILE once serving (0 when it is off); default "
@@ -59,6 +63,7 @@ std::string Usage() {
   return absl::StrCat(
       "usage: tellonce-broker --config FILE [--check] [--accept-log-rollback] "
       "[--port-file FILE] [--admin-port-file FILE]\n"
+      "       tellonce-broker --config FILE --migrate\n"
       "       tellonce-broker --check-directory FILE\n",
                       tellonce::ops::FlagHelp(FlagTable()),
                       "Exit codes: 0 clean stop, 1 start-up error, 2 usage error.\n");
@@ -71,6 +76,7 @@ struct Flags {
   std::string check_directory;
   bool check = false;
   bool accept_log_rollback = false;
+  bool migrate = false;
 };
 
 // One line on stderr naming the problem; the caller exits 2.
@@ -102,6 +108,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
   flags->check = parsed->Has("check");
   flags->check_directory = parsed->Get("check-directory");
   flags->accept_log_rollback = parsed->Has("accept-log-rollback");
+  flags->migrate = parsed->Has("migrate");
+  if (flags->check && flags->migrate) return UsageError("--check and --migrate exclude each other");
   if (flags->config.empty() && flags->check_directory.empty()) {
     return UsageError("--config FILE is required");
   }
@@ -153,6 +161,22 @@ int main(int argc, char** argv) {
   }
   tellonce::ops::ConfigureLogging(options->log);
   options->accept_log_rollback = flags.accept_log_rollback;
+  if (flags.migrate) {
+    if (options->postgres.conninfo.empty()) {
+      LogError("--migrate: the configuration has no storage.postgres (RocksDB needs no migration)");
+      return 1;
+    }
+    absl::StatusOr<std::vector<int>> applied =
+        tellonce::storage::postgres::MigratePostgres(options->postgres.conninfo);
+    if (!applied.ok()) {
+      LogError(absl::StrCat("migration failed: ", applied.status().message()));
+      return 1;
+    }
+    std::printf("%s\n", applied->empty()
+                            ? "schema up to date"
+                            : absl::StrCat("schema migrated to version ", applied->back()).c_str());
+    return 0;
+  }
   if (flags.check) {
     // Offline: nothing is started, locked or written (broker/check.h).
     const tellonce::broker::CheckReport report = tellonce::broker::CheckBroker(*options);

@@ -1,10 +1,11 @@
 #ifndef TELLONCE_BROKER_NOTIFICATION_SERVICE_H_
 #define TELLONCE_BROKER_NOTIFICATION_SERVICE_H_
 
+#include "broker/delivery_admin.h"
 #include "broker/outbox.h"
 #include "broker/publisher.h"
 #include "broker/rate_limiter.h"
-#include "consent/registry.h"
+#include "consent/directory.h"
 #include "tellonce/v1/notification.grpc.pb.h"
 
 namespace tellonce::broker {
@@ -28,13 +29,16 @@ class NotificationServiceImpl final : public tellonce::v1::NotificationService::
   RateLimiter* publish_limit_;
 };
 
-// DeliveryAdminService over gRPC's callback API: admin role, then the Outbox.
+// DeliveryAdminService over gRPC's callback API. Thin: the caller's agency id from its
+// certificate, then the DeliveryAdmin core (the admin role and the request checks).
 class DeliveryAdminServiceImpl final
     : public tellonce::v1::DeliveryAdminService::CallbackService {
  public:
-  // Not owned; both must outlive the service.
-  DeliveryAdminServiceImpl(const consent::DirectoryHolder* directory, Outbox* outbox)
-      : directory_(directory), outbox_(outbox) {}
+  // Not owned; both must outlive the service. `limits` bounds the pages
+  // (limits.max_page_size).
+  DeliveryAdminServiceImpl(const consent::DirectoryHolder* directory, Outbox* outbox,
+                           consent::RequestLimits limits = {})
+      : directory_(directory), admin_(outbox, limits) {}
 
   grpc::ServerUnaryReactor* ListDeliveries(
       grpc::CallbackServerContext* context, const tellonce::v1::ListDeliveriesRequest* request,
@@ -45,7 +49,7 @@ class DeliveryAdminServiceImpl final
 
  private:
   const consent::DirectoryHolder* directory_;
-  Outbox* outbox_;
+  DeliveryAdmin admin_;
 };
 
 }  // namespace tellonce::broker

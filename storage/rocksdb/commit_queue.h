@@ -1,5 +1,5 @@
-#ifndef TELLONCE_CONSENT_COMMIT_QUEUE_H_
-#define TELLONCE_CONSENT_COMMIT_QUEUE_H_
+#ifndef TELLONCE_STORAGE_ROCKSDB_COMMIT_QUEUE_H_
+#define TELLONCE_STORAGE_ROCKSDB_COMMIT_QUEUE_H_
 
 #include <atomic>
 #include <cstdint>
@@ -16,10 +16,10 @@
 #include "absl/synchronization/mutex.h"
 #include "ops/metrics.h"
 #include "absl/time/time.h"
-#include "consent/database.h"
+#include "storage/rocksdb/database.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
 
-namespace tellonce::consent {
+namespace tellonce::storage::rocks {
 
 // The writes of one commit group. Reads through it see the database plus everything
 // staged so far in the group, so an operation sees the effect of earlier operations
@@ -90,6 +90,9 @@ class CommitQueue {
   explicit CommitQueue(Database* db) : CommitQueue(db, Options()) {}
   // Drains: every operation submitted before destruction is committed and completed.
   ~CommitQueue();
+  // Drains as the destructor does, and stops the threads; later submissions complete
+  // with UNAVAILABLE. Idempotent; not to be called from a completion.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Thread-safe. After the destructor has begun, completes with UNAVAILABLE.
   void Submit(Operation op, Completion done) ABSL_LOCKS_EXCLUDED(mu_);
@@ -126,6 +129,8 @@ class CommitQueue {
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Set once Close has drained the queue and stopped the threads.
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
   Counters counters_;
 
   absl::Mutex completion_mu_;
@@ -136,6 +141,6 @@ class CommitQueue {
   std::thread thread_;
 };
 
-}  // namespace tellonce::consent
+}  // namespace tellonce::storage::rocks
 
-#endif  // TELLONCE_CONSENT_COMMIT_QUEUE_H_
+#endif  // TELLONCE_STORAGE_ROCKSDB_COMMIT_QUEUE_H_

@@ -1,4 +1,4 @@
-#include "consent/database.h"
+#include "storage/rocksdb/database.h"
 
 #include <sys/stat.h>
 
@@ -21,7 +21,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 
-namespace tellonce::consent {
+namespace tellonce::storage::rocks {
 namespace {
 
 // Column family names, indexed by Family. kMeta is RocksDB's "default" family, which
@@ -168,11 +168,6 @@ absl::Status CheckSchemaVersion(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* me
 
 }  // namespace
 
-std::string PrefixEnd(std::string prefix) {
-  prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
-  return prefix;
-}
-
 absl::Status FromRocks(const rocksdb::Status& status) {
   if (status.ok()) return absl::OkStatus();
   const std::string message = absl::StrCat("rocksdb: ", status.ToString());
@@ -218,6 +213,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
+  if (options.env != nullptr) db_options.env = options.env;
   db_options.bytes_per_sync = 1 << 20;
   db_options.keep_log_file_num = 5;
   // A family with little traffic (metadata) keeps every later WAL file alive until it
@@ -389,4 +385,4 @@ absl::Status Database::Health() const {
   return absl::OkStatus();
 }
 
-}  // namespace tellonce::consent
+}  // namespace tellonce::storage::rocks

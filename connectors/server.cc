@@ -1,32 +1,34 @@
+// The connector SDK's server (sdk.h ConnectorServer): ConnectorService over mutual TLS
+// for the broker only, its requests checked (request_validation.cc) and handed to the
+// agency's code on the SDK's own threads (worker_pool.h), the health service, metrics
+// and the admin listener.
+
 #include "connectors/sdk.h"
 
 #include <atomic>
 #include <chrono>
-#include <deque>
-#include <functional>
+#include <memory>
 #include <mutex>
-#include <string_view>
-#include <thread>
+#include <string>
 #include <utility>
+#include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "certs/identity.h"
 #include "connectors/seen_events.h"
-#include "ops/admin_server.h"
-#include "ops/rpc_metrics.h"
-#include "ops/version.h"
-#include "google/protobuf/util/time_util.h"
+#include "connectors/worker_pool.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/server_context.h"
+#include "ops/admin_server.h"
+#include "ops/rpc_metrics.h"
+#include "ops/version.h"
+#include "proto/field_error.h"
+#include "proto/grpc_status.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 #include "tellonce/v1/connector.grpc.pb.h"
 
 namespace tellonce::connectors {
@@ -47,205 +49,9 @@ using ::tellonce::v1::FetchAttributesResponse;
 // Fewest fetches of a batch handed to one fetch thread (see FetchAttributesBatch).
 constexpr size_t kFetchesPerShare = 4;
 
-absl::Status Invalid(absl::string_view field, absl::string_view reason) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
-}
-
-// ---------------------------------------------------------------------------
-// Request validation
-
-bool IsPrintableAscii(std::string_view s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
-
-// No C0 control character and no DEL. Bytes >= 0x80 are fine: protobuf has already
-// checked that proto3 strings are well-formed UTF-8.
-bool HasNoControlCharacters(std::string_view s) {
-  for (char c : s) {
-    const auto b = static_cast<unsigned char>(c);
-    if (b < 0x20 || b == 0x7f) return false;
-  }
-  return true;
-}
-
-// [a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+, the directory's attribute names. Hand-written:
-// cheaper than a regex and safe on any input.
-bool IsAttributeName(std::string_view s) {
-  int segments = 0;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = s.find('.', start);
-    const std::string_view segment =
-        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (segment.empty() || !absl::ascii_islower(segment[0])) return false;
-    for (char c : segment) {
-      if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_') return false;
-    }
-    ++segments;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return segments >= 2;
-}
-
-// An optional free-text or id field: bounded, without control characters.
-absl::Status CheckBounded(absl::string_view field, std::string_view value) {
-  if (value.size() > kMaxStringBytes) {
-    return Invalid(field, absl::StrCat("longer than ", kMaxStringBytes, " bytes"));
-  }
-  if (!HasNoControlCharacters(value)) return Invalid(field, "contains control characters");
-  return absl::OkStatus();
-}
-
-absl::Status CheckAttributes(const google::protobuf::RepeatedPtrField<std::string>& names) {
-  if (names.empty()) return Invalid("attributes", "at least one required");
-  if (static_cast<size_t>(names.size()) > kMaxAttributesPerFetch) {
-    return Invalid("attributes", absl::StrCat("more than ", kMaxAttributesPerFetch));
-  }
-  absl::flat_hash_map<absl::string_view, int> seen;
-  for (int i = 0; i < names.size(); ++i) {
-    const std::string& name = names[i];
-    const std::string field = absl::StrCat("attributes[", i, "]");
-    if (name.empty()) return Invalid(field, "required");
-    if (name.size() > kMaxStringBytes) {
-      return Invalid(field, absl::StrCat("longer than ", kMaxStringBytes, " bytes"));
-    }
-    // Attribute names are catalogue names, not citizen data, so they may be quoted.
-    if (!IsAttributeName(name)) {
-      return Invalid(field, absl::StrCat("\"", absl::CEscape(name),
-                                         "\" is not a dotted lower-case attribute name"));
-    }
-    auto [it, inserted] = seen.emplace(name, i);
-    if (!inserted) {
-      return Invalid(field, absl::StrCat("\"", name, "\" repeats attributes[", it->second, "]"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// [a-z0-9][a-z0-9-]{0,62}: an agency id, as in the directory and its certificates.
-bool IsAgencyId(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  auto lower_alnum = [](char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c); };
-  if (!lower_alnum(s[0])) return false;
-  for (char c : s) {
-    if (!lower_alnum(c) && c != '-') return false;
-  }
-  return true;
-}
-
-// [A-Z][A-Z0-9_]{0,63}: an event type, as the broker accepts it.
-bool IsEventType(std::string_view s) {
-  if (s.empty() || s.size() > 64 || !absl::ascii_isupper(s[0])) return false;
-  for (char c : s) {
-    if (!absl::ascii_isupper(c) && !absl::ascii_isdigit(c) && c != '_') return false;
-  }
-  return true;
-}
-
-absl::Status CheckCitizenId(const std::string& citizen) {
-  if (citizen.empty()) return Invalid("citizen_id", "required");
-  if (citizen.size() > kMaxCitizenIdBytes) {
-    return Invalid("citizen_id", absl::StrCat("longer than ", kMaxCitizenIdBytes, " bytes"));
-  }
-  if (!IsPrintableAscii(citizen)) return Invalid("citizen_id", "must be printable ASCII");
-  return absl::OkStatus();
-}
-
-absl::Status CheckBasis(const tellonce::v1::Basis& basis) {
-  if (absl::Status s = CheckBounded("basis.consent_id", basis.consent_id()); !s.ok()) return s;
-  if (absl::Status s = CheckBounded("basis.mandate_id", basis.mandate_id()); !s.ok()) return s;
-  return CheckBounded("basis.legal_reference", basis.legal_reference());
-}
-
-// An optional timestamp: unset, or within protobuf's range with valid nanos.
-absl::Status CheckTimestamp(absl::string_view field, bool present,
-                            const google::protobuf::Timestamp& t) {
-  using google::protobuf::util::TimeUtil;
-  if (!present) return absl::OkStatus();
-  if (t.seconds() < TimeUtil::kTimestampMinSeconds ||
-      t.seconds() > TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 || t.nanos() > 999'999'999) {
-    return Invalid(field, "not a valid timestamp");
-  }
-  return absl::OkStatus();
-}
-
 absl::Time TimeOf(bool present, const google::protobuf::Timestamp& t) {
-  if (!present) return absl::InfinitePast();
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+  return present ? FromProtoTime(t) : absl::InfinitePast();
 }
-
-// ---------------------------------------------------------------------------
-// Status conversion: the one place in connectors/ where absl::Status becomes
-// grpc::Status. Codes map one to one (both follow google.rpc.Code).
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-// ---------------------------------------------------------------------------
-// WorkerPool: the threads that call the agency's code.
-
-// A fixed set of threads running queued tasks in order. Thread-safe.
-class WorkerPool {
- public:
-  WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued) {
-    threads_.reserve(threads);
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
-  }
-  ~WorkerPool() { Stop(); }
-
-  size_t threads() const { return threads_.size(); }
-
-  // Queues `task`. False, without running it, when max_queued tasks are already
-  // waiting or the pool is stopping.
-  bool Submit(std::function<void()> task) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    if (stopping_ || queue_.size() >= max_queued_) return false;
-    queue_.push_back(std::move(task));
-    return true;
-  }
-
-  // Runs what is queued, then joins the threads. Idempotent.
-  void Stop() ABSL_LOCKS_EXCLUDED(mu_) {
-    {
-      absl::MutexLock lock(&mu_);
-      stopping_ = true;
-    }
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
- private:
-  void Work() ABSL_LOCKS_EXCLUDED(mu_) {
-    while (true) {
-      std::function<void()> task;
-      {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
-            +[](WorkerPool* pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool->mu_) {
-              return pool->stopping_ || !pool->queue_.empty();
-            },
-            this));
-        if (queue_.empty()) return;  // stopping, and nothing left to run
-        task = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      task();
-    }
-  }
-
-  const size_t max_queued_;
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
-};
 
 // ---------------------------------------------------------------------------
 // ConnectorService
@@ -301,10 +107,10 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     absl::Status admitted = AuthorizeBroker(*context);
     if (admitted.ok() && batch->requests().empty()) {
-      admitted = Invalid("requests", "at least one required");
+      admitted = InvalidField("requests", "at least one required");
     }
     if (admitted.ok() && static_cast<size_t>(batch->requests_size()) > kMaxFetchesPerBatch) {
-      admitted = Invalid("requests", absl::StrCat("more than ", kMaxFetchesPerBatch));
+      admitted = InvalidField("requests", absl::StrCat("more than ", kMaxFetchesPerBatch));
     }
     if (!admitted.ok()) {
       reactor->Finish(ToGrpcStatus(admitted));
@@ -531,38 +337,40 @@ class ConnectorServerImpl final : public ConnectorServer {
 // identity would be refused by the broker at every call, so refuse to start instead.
 absl::Status CheckCertificateIdentity(const ConnectorOptions& options) {
   absl::StatusOr<std::string> pem = ReadFileToString(options.tls.cert_file);
-  if (!pem.ok()) return Invalid("tls.cert_file", pem.status().message());
+  if (!pem.ok()) return InvalidField("tls.cert_file", std::string(pem.status().message()));
   absl::StatusOr<certs::SpiffeId> id = certs::CertificateSpiffeId(*pem);
   if (!id.ok()) {
-    return Invalid("tls.cert_file",
-                   absl::StrCat(options.tls.cert_file, ": ", id.status().message()));
+    return InvalidField("tls.cert_file",
+                        absl::StrCat(options.tls.cert_file, ": ", id.status().message()));
   }
   const std::string want = certs::AgencySpiffeId(options.trust_domain, options.agency_id);
   if (id->ToString() != want) {
-    return Invalid("tls.cert_file", absl::StrCat(options.tls.cert_file, ": certificate is ",
-                                                 id->ToString(), ", not ", want));
+    return InvalidField("tls.cert_file", absl::StrCat(options.tls.cert_file, ": certificate is ",
+                                                      id->ToString(), ", not ", want));
   }
   return absl::OkStatus();
 }
 
 absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* handler) {
   if (source == nullptr && handler == nullptr) {
-    return Invalid("source", "a source or a change handler is required");
+    return InvalidField("source", "a source or a change handler is required");
   }
-  if (options_.agency_id.empty()) return Invalid("agency_id", "required");
-  if (options_.listen_address.empty()) return Invalid("listen_address", "required");
-  if (options_.trust_domain.empty()) return Invalid("trust_domain", "required");
-  if (options_.tls.ca_file.empty()) return Invalid("tls.ca_file", "required");
-  if (options_.tls.cert_file.empty()) return Invalid("tls.cert_file", "required");
-  if (options_.tls.key_file.empty()) return Invalid("tls.key_file", "required");
-  if (options_.fetch_threads < 1) return Invalid("fetch_threads", "must be at least 1");
-  if (options_.max_queued_fetches < 1) return Invalid("max_queued_fetches", "must be at least 1");
+  if (options_.agency_id.empty()) return InvalidField("agency_id", "required");
+  if (options_.listen_address.empty()) return InvalidField("listen_address", "required");
+  if (options_.trust_domain.empty()) return InvalidField("trust_domain", "required");
+  if (options_.tls.ca_file.empty()) return InvalidField("tls.ca_file", "required");
+  if (options_.tls.cert_file.empty()) return InvalidField("tls.cert_file", "required");
+  if (options_.tls.key_file.empty()) return InvalidField("tls.key_file", "required");
+  if (options_.fetch_threads < 1) return InvalidField("fetch_threads", "must be at least 1");
+  if (options_.max_queued_fetches < 1) {
+    return InvalidField("max_queued_fetches", "must be at least 1");
+  }
   if (handler != nullptr) {
-    if (options_.change_threads < 1) return Invalid("change_threads", "must be at least 1");
+    if (options_.change_threads < 1) return InvalidField("change_threads", "must be at least 1");
     if (options_.max_queued_changes < 1) {
-      return Invalid("max_queued_changes", "must be at least 1");
+      return InvalidField("max_queued_changes", "must be at least 1");
     }
-    if (options_.max_seen_events < 1) return Invalid("max_seen_events", "must be at least 1");
+    if (options_.max_seen_events < 1) return InvalidField("max_seen_events", "must be at least 1");
   }
 
   tls_ = options_.tls_watcher;
@@ -644,49 +452,9 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* h
 
 }  // namespace
 
-absl::Status ValidateFetchRequest(const FetchAttributesRequest& request) {
-  if (absl::Status s = CheckCitizenId(request.citizen_id()); !s.ok()) return s;
-  if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
-  if (absl::Status s = CheckBounded("exchange_id", request.exchange_id()); !s.ok()) return s;
-  if (absl::Status s = CheckBounded("consumer", request.consumer()); !s.ok()) return s;
-  if (absl::Status s = CheckBounded("purpose", request.purpose()); !s.ok()) return s;
-  return CheckBasis(request.basis());
-}
-
-absl::Status ValidateChangeRequest(const DeliverChangeRequest& request) {
-  const std::string& event_id = request.event_id();
-  if (event_id.empty()) return Invalid("event_id", "required");
-  if (event_id.size() > kMaxStringBytes) {
-    return Invalid("event_id", absl::StrCat("longer than ", kMaxStringBytes, " bytes"));
-  }
-  if (!IsPrintableAscii(event_id)) return Invalid("event_id", "must be printable ASCII");
-  if (request.provider().empty()) return Invalid("provider", "required");
-  if (!IsAgencyId(request.provider())) {
-    return Invalid("provider", "must match [a-z0-9][a-z0-9-]{0,62}");
-  }
-  if (absl::Status s = CheckCitizenId(request.citizen_id()); !s.ok()) return s;
-  if (request.event_type().empty()) return Invalid("event_type", "required");
-  if (!IsEventType(request.event_type())) {
-    return Invalid("event_type", "must match [A-Z][A-Z0-9_]{0,63}");
-  }
-  if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
-  if (absl::Status s =
-          CheckTimestamp("occurred_at", request.has_occurred_at(), request.occurred_at());
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s =
-          CheckTimestamp("published_at", request.has_published_at(), request.published_at());
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckBounded("delivery_id", request.delivery_id()); !s.ok()) return s;
-  return CheckBasis(request.basis());
-}
-
 absl::StatusOr<std::unique_ptr<ConnectorServer>> ConnectorServer::Start(
     const ConnectorOptions& options, AttributeSource* source) {
-  if (source == nullptr) return Invalid("source", "required");
+  if (source == nullptr) return InvalidField("source", "required");
   return Start(options, source, nullptr);
 }
 

@@ -1,5 +1,5 @@
-#ifndef TELLONCE_CONSENT_DATABASE_H_
-#define TELLONCE_CONSENT_DATABASE_H_
+#ifndef TELLONCE_STORAGE_ROCKSDB_DATABASE_H_
+#define TELLONCE_STORAGE_ROCKSDB_DATABASE_H_
 
 #include <memory>
 #include <string>
@@ -8,7 +8,7 @@
 #include "absl/status/statusor.h"
 #include "rocksdb/db.h"
 
-namespace tellonce::consent {
+namespace tellonce::storage::rocks {
 
 // Column families of the broker's one RocksDB database, by purpose.
 enum class Family {
@@ -19,11 +19,6 @@ enum class Family {
   kMeta = 4,       // schema version and other metadata
 };
 inline constexpr int kFamilyCount = 5;
-
-// The smallest key greater than every key that starts with `prefix`, for
-// ReadOptions::iterate_upper_bound. `prefix` must be non-empty and must not end in 0xff
-// (every prefix in the broker's key layouts ends in NUL or a letter).
-std::string PrefixEnd(std::string prefix);
 
 // Converts a RocksDB status to the one error type used inside tellonce. The only place
 // where that conversion happens.
@@ -40,6 +35,9 @@ class Database {
     std::string path;
     // Block cache capacity in MiB. Default 64.
     size_t block_cache_mb = 64;
+    // The environment RocksDB writes through; null: the default (the real file
+    // system). Tests pass one that simulates power loss.
+    rocksdb::Env* env = nullptr;
   };
 
   // Opens or creates. The directory is created with mode 0700; an existing one that
@@ -83,6 +81,6 @@ class Database {
   rocksdb::ColumnFamilyHandle* families_[kFamilyCount] = {};
 };
 
-}  // namespace tellonce::consent
+}  // namespace tellonce::storage::rocks
 
-#endif  // TELLONCE_CONSENT_DATABASE_H_
+#endif  // TELLONCE_STORAGE_ROCKSDB_DATABASE_H_

@@ -1,6 +1,6 @@
 // The commit queue: group commit, per-operation rollback, draining on destruction.
 
-#include "consent/commit_queue.h"
+#include "storage/rocksdb/commit_queue.h"
 
 #include <stdlib.h>
 
@@ -14,12 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "consent/database.h"
+#include "storage/rocksdb/database.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
 
-namespace tellonce::consent {
+namespace tellonce::storage::rocks {
 namespace {
 
 using ::tellonce::testing::TempDir;
@@ -417,4 +417,4 @@ TEST_F(CommitQueueTest, WithACompletionThreadEveryCompletionRunsOnceInOrderBefor
 }
 
 }  // namespace
-}  // namespace tellonce::consent
+}  // namespace tellonce::storage::rocks

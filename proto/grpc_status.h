@@ -1,16 +1,19 @@
-#ifndef TELLONCE_BROKER_STATUS_H_
-#define TELLONCE_BROKER_STATUS_H_
+#ifndef TELLONCE_PROTO_GRPC_STATUS_H_
+#define TELLONCE_PROTO_GRPC_STATUS_H_
+
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/status.h"
 
-namespace tellonce::broker {
+namespace tellonce {
 
-// The one place where absl::Status becomes grpc::Status. Codes map one to one (both
-// follow google.rpc.Code); the message is passed through, so it must already be fit
-// for a client (field and reason, no citizen data).
+// The one place where absl::Status becomes grpc::Status, for every server in the tree
+// (the broker's services, the connector SDK). Codes map one to one (both follow
+// google.rpc.Code); the message is passed through, so it must already be fit for a
+// client (field and reason, no citizen data).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // Finishes a unary callback reactor with `result`: the value moved into `response` and
@@ -22,6 +25,6 @@ void FinishWith(grpc::ServerUnaryReactor* reactor, Response* response,
   reactor->Finish(ToGrpcStatus(result.status()));
 }
 
-}  // namespace tellonce::broker
+}  // namespace tellonce
 
-#endif  // TELLONCE_BROKER_STATUS_H_
+#endif  // TELLONCE_PROTO_GRPC_STATUS_H_

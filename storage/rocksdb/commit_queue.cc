@@ -1,4 +1,4 @@
-#include "consent/commit_queue.h"
+#include "storage/rocksdb/commit_queue.h"
 
 #include <algorithm>
 #include <future>
@@ -7,8 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/options.h"
+#include "storage/rocksdb/layout.h"
 
-namespace tellonce::consent {
+namespace tellonce::storage::rocks {
 
 absl::Status GroupBatch::Get(Family family, const std::string& key, std::string* value) {
   return FromRocks(
@@ -50,9 +51,16 @@ CommitQueue::CommitQueue(Database* db, Options options) : db_(db), options_(opti
   thread_ = std::thread([this] { CommitLoop(); });
 }
 
-CommitQueue::~CommitQueue() {
+CommitQueue::~CommitQueue() { Close(); }
+
+void CommitQueue::Close() {
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      // Closed before, or closing on another thread: wait for that to finish.
+      mu_.Await(absl::Condition(&closed_));
+      return;
+    }
     stopping_ = true;
   }
   thread_.join();  // CommitLoop returns once the queue is empty
@@ -63,6 +71,8 @@ CommitQueue::~CommitQueue() {
     }
     completion_thread_.join();  // CompletionLoop returns once every group is completed
   }
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
 }
 
 void CommitQueue::Complete(Committed& committed) {
@@ -193,4 +203,4 @@ void CommitQueue::CommitLoop() {
   }
 }
 
-}  // namespace tellonce::consent
+}  // namespace tellonce::storage::rocks

@@ -1,8 +1,8 @@
-#include "broker/status.h"
+#include "proto/grpc_status.h"
 
 #include <string>
 
-namespace tellonce::broker {
+namespace tellonce {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -10,4 +10,4 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
-}  // namespace tellonce::broker
+}  // namespace tellonce
