@@ -202,8 +202,12 @@ TEST_F(FilesAndKeysTest, CheckBesideARunningBrokerChangesNothingInItsDataDirecto
   ASSERT_TRUE(broker.Start().ok()) << broker.log();
   Grant(broker, 3);
   // Let the first checkpoint be signed and the guard file written, then nothing moves.
-  absl::SleepFor(absl::Seconds(1));
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (!fs::exists(broker.data_dir() + ".checkpoint") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
   ASSERT_TRUE(fs::exists(broker.data_dir() + ".checkpoint"));
+  absl::SleepFor(absl::Milliseconds(500));
   const auto before = Listing(broker.data_dir());
   const std::string log_before = ReadText(broker.data_dir() + "/LOG");
 
