@@ -15,6 +15,7 @@
 #include "certs/signing.h"
 #include "certs/tls.h"
 #include "consent/directory.h"
+#include "storage/postgres/postgres_storage.h"
 #include "storage/rocksdb/rocks_storage.h"
 
 namespace tellonce::broker {
@@ -33,10 +34,28 @@ std::optional<std::string> FolderProblem(const std::string& what, const std::str
 
 void CheckDataDirectory(const BrokerOptions& options, CheckReport* report) {
   if (!options.postgres.conninfo.empty()) {
-    // Offline means not connecting either: the database is checked at start.
-    report->notes.push_back(
-        "storage.postgres: not connected by --check (the schema and the rollback guard are "
-        "checked at start)");
+    // Reads only: the schema version; the rollback guard is checked at start.
+    absl::StatusOr<storage::postgres::SchemaVersions> versions =
+        storage::postgres::ReadPostgresSchemaVersions(options.postgres.conninfo);
+    if (!versions.ok()) {
+      report->problems.push_back(absl::StrCat("storage.postgres: ", versions.status().message()));
+    } else if (versions->database > versions->build) {
+      report->problems.push_back(absl::StrCat(
+          "storage.postgres: schema version ", versions->database,
+          " was written by a newer tellonce (this build reads up to ", versions->build,
+          "); upgrade the broker"));
+    } else if (versions->database < versions->build && !options.postgres.migrate_on_start) {
+      report->problems.push_back(absl::StrCat(
+          "storage.postgres: schema version ", versions->database, ", this build needs ",
+          versions->build, " and migrate_on_start is CHECK_ONLY: run tellonce-broker --config "
+          "FILE --migrate first"));
+    } else {
+      report->notes.push_back(absl::StrCat(
+          "storage.postgres: reachable, schema version ", versions->database,
+          versions->database < versions->build
+              ? absl::StrCat(" (migrated to ", versions->build, " at start)")
+              : std::string(" (current)")));
+    }
     return;
   }
   const std::string& dir = options.data_dir;

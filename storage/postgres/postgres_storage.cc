@@ -453,4 +453,15 @@ absl::StatusOr<std::vector<int>> MigratePostgres(const std::string& conninfo) {
   return applied;
 }
 
+absl::StatusOr<SchemaVersions> ReadPostgresSchemaVersions(const std::string& conninfo) {
+  pq::Connection::Options options;
+  options.conninfo = conninfo;
+  options.application_name = "tellonce-broker --check";
+  absl::StatusOr<std::unique_ptr<pq::Connection>> conn = pq::Connection::Open(options);
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<int> version = SchemaVersion(**conn);
+  if (!version.ok()) return version.status();
+  return SchemaVersions{.database = *version, .build = LatestSchemaVersion()};
+}
+
 }  // namespace tellonce::storage::postgres
