@@ -215,7 +215,9 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
   db_options.create_missing_column_families = true;
   if (options.env != nullptr) db_options.env = options.env;
   db_options.bytes_per_sync = 1 << 20;
+  // RocksDB's info LOG: at most 5 files of 16 MiB (LOG and LOG.old.*).
   db_options.keep_log_file_num = 5;
+  db_options.max_log_file_size = 16 << 20;
   // A family with little traffic (metadata) keeps every later WAL file alive until it
   // is flushed; past this size RocksDB flushes such families, which bounds both disk
   // use and recovery time after a crash.
