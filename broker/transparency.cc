@@ -342,6 +342,9 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::Sign() {
     if (!theirs.has_value()) return stored;
     checkpoint = *std::move(theirs);
   }
+  if (options_.on_signed) {
+    if (absl::Status kept = options_.on_signed(checkpoint); !kept.ok()) return kept;
+  }
   last_signed_ = now;
   absl::MutexLock lock(&mu_);
   latest_ = checkpoint;

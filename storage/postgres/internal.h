@@ -114,6 +114,7 @@ class PgStorage final : public PostgresStorage {
   TreeStore& tree() override { return *tree_; }
   DeliveryStore& deliveries() override { return *deliveries_; }
   absl::Status Health() override;
+  absl::Status Backup(const std::string& dir) override;
   CommitCounts commit_counts() const override;
 
   absl::StatusOr<bool> ClaimSubscriber(const std::string& subscriber) override

@@ -154,6 +154,13 @@ Storage::CommitCounts PgStorage::commit_counts() const {
   return c;
 }
 
+absl::Status PgStorage::Backup(const std::string& dir) {
+  return absl::UnimplementedError(absl::StrCat(
+      dir, ": the broker does not copy a PostgreSQL database; back it up with PostgreSQL's "
+           "tools (pg_basebackup and WAL archiving for point-in-time recovery), and keep each "
+           "replica's signed_checkpoint_file with it (docs/operations.md)"));
+}
+
 absl::Status PgStorage::Health() {
   // The pool that heard from the database last knows best.
   std::pair<absl::Time, absl::Status> latest = reads_->LastOutcome();
@@ -444,6 +451,17 @@ absl::StatusOr<std::vector<int>> MigratePostgres(const std::string& conninfo) {
   std::vector<int> applied;
   if (absl::Status s = Migrate(**conn, /*apply=*/true, &applied); !s.ok()) return s;
   return applied;
+}
+
+absl::StatusOr<SchemaVersions> ReadPostgresSchemaVersions(const std::string& conninfo) {
+  pq::Connection::Options options;
+  options.conninfo = conninfo;
+  options.application_name = "tellonce-broker --check";
+  absl::StatusOr<std::unique_ptr<pq::Connection>> conn = pq::Connection::Open(options);
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<int> version = SchemaVersion(**conn);
+  if (!version.ok()) return version.status();
+  return SchemaVersions{.database = *version, .build = LatestSchemaVersion()};
 }
 
 }  // namespace tellonce::storage::postgres

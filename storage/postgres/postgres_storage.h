@@ -125,6 +125,14 @@ absl::StatusOr<std::unique_ptr<PostgresStorage>> OpenPostgresStorage(PostgresOpt
 // applied (empty when it was up to date). For `tellonce-broker --migrate`.
 absl::StatusOr<std::vector<int>> MigratePostgres(const std::string& conninfo);
 
+// The schema version of the database at `conninfo` (0: no tellonce schema yet) and the
+// one this build reads and writes, for `tellonce-broker --check`: reads only.
+struct SchemaVersions {
+  int database = 0;
+  int build = 0;
+};
+absl::StatusOr<SchemaVersions> ReadPostgresSchemaVersions(const std::string& conninfo);
+
 }  // namespace tellonce::storage::postgres
 
 #endif  // TELLONCE_STORAGE_POSTGRES_POSTGRES_STORAGE_H_

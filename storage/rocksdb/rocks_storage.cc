@@ -354,6 +354,8 @@ class RocksStorage final : public Storage,
 
   absl::Status Health() override { return db_->Health(); }
 
+  absl::Status Backup(const std::string& dir) override { return db_->Backup(dir); }
+
   CommitCounts commit_counts() const override {
     const CommitQueue::Counters& c = queue_.counters();
     return {.operations = c.operations.load(std::memory_order_relaxed),
@@ -748,6 +750,15 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksStorage(const RocksStorageOpti
   if (absl::Status indexed = storage->IndexPendingDeliveries(); !indexed.ok()) {
     return WithPath(options.path, indexed);
   }
+  return storage;
+}
+
+absl::StatusOr<std::unique_ptr<Storage>> OpenRocksStorageReadOnly(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<Database>> db =
+      Database::OpenReadOnly({.path = path, .block_cache_mb = 8});
+  if (!db.ok()) return db.status();
+  auto storage = std::make_unique<RocksStorage>(*std::move(db), RocksStorageOptions{});
+  storage->Close();  // reads only: every Submit completes with UNAVAILABLE
   return storage;
 }
 
