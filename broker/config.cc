@@ -215,6 +215,13 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     }
     options.dispatch.memory_window = static_cast<int>(n.memory_window());
   }
+  if (n.dead_retention_days() != 0) {
+    if (n.dead_retention_days() > 3650) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": notifications.dead_retention_days: at most 3650"));
+    }
+    options.dispatch.dead_retention = absl::Hours(24) * n.dead_retention_days();
+  }
   if (options.dispatch.memory_window < options.dispatch.window) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": notifications.memory_window: smaller than window"));
