@@ -229,6 +229,8 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
   for (int i = 0; i < kFamilyCount; ++i) {
     descriptors.emplace_back(kFamilyNames[i], FamilyOptions(static_cast<Family>(i), cache));
   }
+  descriptors[static_cast<int>(Family::kIndexes)].options.compaction_filter =
+      options.index_compaction_filter;
   // Families we do not know (created by a newer build) must be opened too, or RocksDB
   // refuses the database before we can report the schema version.
   std::vector<std::string> existing;

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 
 namespace tellonce::storage::rocks {
@@ -38,6 +39,9 @@ class Database {
     // The environment RocksDB writes through; null: the default (the real file
     // system). Tests pass one that simulates power loss.
     rocksdb::Env* env = nullptr;
+    // Applied to the indexes family at compaction (not owned; must outlive the
+    // database; thread-safe). Null: none.
+    const rocksdb::CompactionFilter* index_compaction_filter = nullptr;
   };
 
   // Opens or creates. The directory is created with mode 0700; an existing one that
