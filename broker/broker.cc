@@ -223,7 +223,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       std::make_unique<NotificationServiceImpl>(broker->directory_.get(), broker->publisher_.get(),
                                                 broker->publish_limit_.get());
   broker->delivery_admin_service_ =
-      std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get());
+      std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get(),
+                                                 options.limits);
   broker->admin_service_ = std::make_unique<AdminServiceImpl>(
       broker->directory_.get(),
       MakeBrokerStatusSource(absl::Now(), broker->access_log_.get(), broker->transparency_.get(),
