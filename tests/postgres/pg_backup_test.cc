@@ -47,9 +47,10 @@ constexpr char kCitizen[] = "37605030299";
 class PgBroker : public ServerProcess {
  public:
   PgBroker(const std::string& dir, const Pki& pki, std::string directory_file,
-           const std::string& conninfo, std::string guard_file)
+           const std::string& conninfo, std::string guard_file, std::string name = "r0")
       : ServerProcess(BrokerBinary(), Prepare(dir) + "/broker.textproto", dir + "/broker.log",
                       dir + "/port"),
+        name_(std::move(name)),
         pki_(pki),
         directory_file_(std::move(directory_file)),
         guard_file_(std::move(guard_file)) {
@@ -72,7 +73,7 @@ class PgBroker : public ServerProcess {
                                  << "}\n"
                                  << "storage { postgres {\n"
                                  << "  conninfo: \"" << conninfo << "\"\n"
-                                 << "  replica_name: \"r0\"\n"
+                                 << "  replica_name: \"" << name_ << "\"\n"
                                  << "  pool_size: 4\n"
                                  << "  sequencer_lease_ms: 1000\n"
                                  << "} }\n"
@@ -89,6 +90,7 @@ class PgBroker : public ServerProcess {
     fs::create_directories(dir);
     return dir;
   }
+  const std::string name_;
   const Pki pki_;
   const std::string directory_file_;
   const std::string guard_file_;
@@ -143,7 +145,7 @@ class PgBackupTest : public ::testing::Test {
   std::unique_ptr<PgBroker> MakeBroker(const std::string& name, const std::string& conninfo,
                                        const std::string& guard_file) {
     return std::make_unique<PgBroker>(dir_.path() + "/" + name, pki_, connectors_.directory_file,
-                                      conninfo, guard_file);
+                                      conninfo, guard_file, name);
   }
 
   // psql in `db` of `cluster`, the output without the trailing newline.
@@ -508,6 +510,85 @@ TEST_F(PgBackupTest, PointInTimeRecoveryToBeforeNewerCheckpointsIsTheSameRollbac
   ASSERT_GT(newest_size, at_target);
   broker->UseDatabase((*recovered)->ConnInfo(*db));
   ExpectRollbackRefusedThenAccepted(*broker, **recovered, *db, newest, newest_size, "pitr");
+}
+
+// Two replicas: only the sequencer signs, so only its file follows the log. A follower's
+// file stays where it was at its start; docs/backup-postgres.md says to start the last
+// sequencer first, or to copy its file to every replica before starting any.
+TEST_F(PgBackupTest, AfterARestoreEveryReplicaGivenTheNewestFileRefuses) {
+  std::unique_ptr<PgCluster> cluster = StartCluster(/*archive_wal=*/false);
+  ASSERT_NE(cluster, nullptr);
+  absl::StatusOr<std::string> db = cluster->CreateDatabase();
+  ASSERT_TRUE(db.ok()) << db.status();
+  std::unique_ptr<PgBroker> first =
+      MakeBroker("first", cluster->ConnInfo(*db), dir_.path() + "/first.checkpoint");
+  ASSERT_TRUE(first->Start().ok()) << first->log();
+  for (int i = 0; i < 5; ++i) Refused(*first, i);
+  ASSERT_TRUE(WaitForGuard(first->guard_file(), 5)) << first->log();
+  std::unique_ptr<PgBroker> second =
+      MakeBroker("second", cluster->ConnInfo(*db), dir_.path() + "/second.checkpoint");
+  ASSERT_TRUE(second->Start().ok()) << second->log();
+  ASSERT_EQ(Sql(*cluster, *db, "SELECT split_part(owner, ':', 1) FROM sequencer"), "first");
+  absl::StatusOr<std::string> old_backup = cluster->BaseBackup("old");
+  ASSERT_TRUE(old_backup.ok()) << old_backup.status();
+  const uint64_t in_backup = EventCount(*cluster, *db);
+  for (int i = 5; i < 15; ++i) Refused(*(i % 2 ? first : second), i);
+  ASSERT_TRUE(WaitForGuard(first->guard_file(), in_backup + 10)) << first->log();
+  EXPECT_EQ(second->Terminate(), 0);
+  EXPECT_EQ(first->Terminate(), 0);
+  const std::string newest = ReadFile(first->guard_file());
+  const uint64_t newest_size = CheckpointSize(first->guard_file());
+  const uint64_t follower_size = CheckpointSize(second->guard_file());
+  std::printf("the sequencer's file holds a checkpoint of %llu events, the follower's %llu; the "
+              "backup %llu\n",
+              static_cast<unsigned long long>(newest_size),
+              static_cast<unsigned long long>(follower_size),
+              static_cast<unsigned long long>(in_backup));
+  EXPECT_LT(follower_size, newest_size) << "a follower's file followed the sequencer's";
+  ASSERT_TRUE(cluster->Stop(/*immediate=*/false).ok());
+
+  // Why the procedure below: the follower, with its own file, on a copy of the restore.
+  {
+    absl::StatusOr<std::unique_ptr<PgCluster>> copy = PgCluster::StartFromBackup(*old_backup);
+    ASSERT_TRUE(copy.ok()) << copy.status();
+    second->UseDatabase((*copy)->ConnInfo(*db));
+    const bool started = second->Start().ok();
+    bool signed_over = false;
+    if (started) Refused(*second, 100);  // event 5 again, another one than was signed
+    for (int i = 0; started && i < 100 && !signed_over; ++i) {
+      absl::SleepFor(absl::Milliseconds(50));
+      signed_over = CheckpointSize(second->guard_file()) > in_backup;
+    }
+    std::printf("the follower with its own file %s on the restored database%s\n",
+                started ? "STARTED" : "refused to start",
+                signed_over ? ", and signed a checkpoint that forks the log" : "");
+    if (started) EXPECT_EQ(second->Terminate(), 0);
+  }
+
+  absl::StatusOr<std::unique_ptr<PgCluster>> restored = PgCluster::StartFromBackup(*old_backup);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  // The documented procedure: the newest file (the last sequencer's) on every replica.
+  fs::copy_file(first->guard_file(), second->guard_file(), fs::copy_options::overwrite_existing);
+  for (PgBroker* replica : {second.get(), first.get()}) {
+    replica->UseDatabase((*restored)->ConnInfo(*db));
+    ASSERT_FALSE(replica->Start().ok()) << "a replica started on a rolled-back database";
+    EXPECT_TRUE(absl::StrContains(replica->log(), "signed log rollback")) << replica->log();
+    EXPECT_TRUE(absl::StrContains(replica->log(), absl::StrCat("size ", newest_size, ", root")))
+        << replica->log();
+  }
+  // Accepted once, at one replica; its new file given to the other, which then starts
+  // on the log that records the rollback.
+  ExpectRollbackRefusedThenAccepted(*first, **restored, *db, newest, newest_size, "replicas");
+  fs::copy_file(first->guard_file(), second->guard_file(), fs::copy_options::overwrite_existing);
+  ASSERT_TRUE(first->Start().ok()) << first->log();
+  ASSERT_TRUE(second->Start().ok()) << second->log();
+  tellonce::v1::GetAttributesResponse response;
+  ASSERT_TRUE(GetAttributes(pki_, second->address(), "tax", kCitizen, {"person.name"},
+                            "TAX_ASSESSMENT", &response)
+                  .ok());
+  EXPECT_EQ(response.results(0).code(), tellonce::v1::RESULT_OK);
+  EXPECT_EQ(second->Terminate(), 0);
+  EXPECT_EQ(first->Terminate(), 0);
 }
 
 }  // namespace
