@@ -208,8 +208,7 @@ class PgBackupTest : public ::testing::Test {
   // `tellonce audit verify --log` of an export against a checkpoint; the exit code.
   int AuditVerify(const std::string& log, const std::string& checkpoint, std::string* output) {
     return RunCommand({CliBinary(), "audit", "verify", "--log", log, "--checkpoint", checkpoint,
-                       "--broker-cert", pki_.broker_cert(), "--signing-keys",
-                       pki_.signing_keys()},
+                       "--broker-cert", pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
                       output);
   }
 
@@ -392,13 +391,14 @@ TEST_F(PgBackupTest, BaseBackupUnderLoadRestoresIntoANewClusterThatServes) {
   }
   EXPECT_EQ(missing, 0) << missing << " of " << before.size()
                         << " consents acknowledged before the backup began are not restored";
-  std::printf("restored: all %zu consents acknowledged before the backup, %d of the %zu "
-              "acknowledged during it\n",
-              before.size() - missing, during_restored, during);
+  std::printf(
+      "restored: all %zu consents acknowledged before the backup, %d of the %zu "
+      "acknowledged during it\n",
+      before.size() - missing, during_restored, during);
 
   // A broker over it, with a guard file of its own (a new host): it serves.
-  std::unique_ptr<PgBroker> serving = MakeBroker(
-      "restored", (*restored)->ConnInfo(*db), dir_.path() + "/restored.checkpoint");
+  std::unique_ptr<PgBroker> serving =
+      MakeBroker("restored", (*restored)->ConnInfo(*db), dir_.path() + "/restored.checkpoint");
   ASSERT_TRUE(serving->Start().ok()) << serving->log();
   EXPECT_TRUE(absl::StrContains(serving->log(), "starting it from the database's latest"))
       << serving->log();
@@ -539,11 +539,11 @@ TEST_F(PgBackupTest, AfterARestoreEveryReplicaGivenTheNewestFileRefuses) {
   const std::string newest = ReadFile(first->guard_file());
   const uint64_t newest_size = CheckpointSize(first->guard_file());
   const uint64_t follower_size = CheckpointSize(second->guard_file());
-  std::printf("the sequencer's file holds a checkpoint of %llu events, the follower's %llu; the "
-              "backup %llu\n",
-              static_cast<unsigned long long>(newest_size),
-              static_cast<unsigned long long>(follower_size),
-              static_cast<unsigned long long>(in_backup));
+  std::printf(
+      "the sequencer's file holds a checkpoint of %llu events, the follower's %llu; the "
+      "backup %llu\n",
+      static_cast<unsigned long long>(newest_size), static_cast<unsigned long long>(follower_size),
+      static_cast<unsigned long long>(in_backup));
   EXPECT_LT(follower_size, newest_size) << "a follower's file followed the sequencer's";
   ASSERT_TRUE(cluster->Stop(/*immediate=*/false).ok());
 

@@ -151,8 +151,8 @@ class PgCluster {
     if (!conf) return absl::InternalError("cannot write the restored postgresql.conf");
     if (!target.archive_dir.empty()) {
       // Targeted recovery from the archive, then promotion.
-      if (absl::Status s = c->Run({"/usr/bin/touch", c->data() + "/recovery.signal"},
-                                  "restore.log", c->as_postgres_);
+      if (absl::Status s = c->Run({"/usr/bin/touch", c->data() + "/recovery.signal"}, "restore.log",
+                                  c->as_postgres_);
           !s.ok()) {
         return s;
       }
@@ -179,15 +179,13 @@ class PgCluster {
   // server keeps serving meanwhile.
   absl::StatusOr<std::string> BaseBackup(const std::string& name) {
     const std::string path = absl::StrCat(dir_, "/backups/", name);
-    if (absl::Status s =
-            Run({"/bin/mkdir", "-p", dir_ + "/backups"}, "backup.log", as_postgres_);
+    if (absl::Status s = Run({"/bin/mkdir", "-p", dir_ + "/backups"}, "backup.log", as_postgres_);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s =
-            Tool({"pg_basebackup", "-h", dir_, "-p", absl::StrCat(kPort), "-U", "postgres", "-D",
-                  path, "-X", "stream", "-c", "fast", "--no-sync"},
-                 "backup.log");
+    if (absl::Status s = Tool({"pg_basebackup", "-h", dir_, "-p", absl::StrCat(kPort), "-U",
+                               "postgres", "-D", path, "-X", "stream", "-c", "fast", "--no-sync"},
+                              "backup.log");
         !s.ok()) {
       return s;
     }
