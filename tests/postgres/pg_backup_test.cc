@@ -479,7 +479,9 @@ TEST_F(PgBackupTest, PointInTimeRecoveryToBeforeNewerCheckpointsIsTheSameRollbac
   ASSERT_TRUE(kept.ok()) << kept.status();
   for (int i = 0; i < 5; ++i) Refused(*broker, i);
   ASSERT_TRUE(WaitForGuard(broker->guard_file(), 5)) << broker->log();
-  ASSERT_EQ(Sql(*cluster, *db, "SELECT pg_create_restore_point('before-newer') IS NOT NULL"), "t");
+  const std::string target_lsn =
+      Sql(*cluster, *db, "SELECT pg_create_restore_point('before-newer')");
+  ASSERT_FALSE(target_lsn.empty());
   const uint64_t at_target = EventCount(*cluster, *db);
   // Then more, signed over.
   absl::StatusOr<std::string> lost = Grant(*broker, 2);
@@ -508,6 +510,17 @@ TEST_F(PgBackupTest, PointInTimeRecoveryToBeforeNewerCheckpointsIsTheSameRollbac
       << "recovery went past the target";
   EXPECT_EQ(EventCount(**recovered, *db), at_target);
   ASSERT_GT(newest_size, at_target);
+  {
+    // The same point by its LSN (what pg_create_restore_point returned).
+    absl::StatusOr<std::unique_ptr<PgCluster>> by_lsn = PgCluster::StartFromBackup(
+        *base, {.archive_dir = cluster->archive_dir(), .lsn = target_lsn});
+    ASSERT_TRUE(by_lsn.ok()) << by_lsn.status();
+    EXPECT_EQ(EventCount(**by_lsn, *db), at_target);
+    EXPECT_EQ(Sql(**by_lsn, *db,
+                  absl::StrCat("SELECT count(*) FROM consents WHERE consent_id IN ('", *kept,
+                               "', '", *lost, "')")),
+              "1");
+  }
   broker->UseDatabase((*recovered)->ConnInfo(*db));
   ExpectRollbackRefusedThenAccepted(*broker, **recovered, *db, newest, newest_size, "pitr");
 }
