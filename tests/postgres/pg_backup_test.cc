@@ -248,8 +248,10 @@ class PgBackupTest : public ::testing::Test {
 
   // The restored database, through `broker` started over it with the guard file that
   // saw newer checkpoints (`newest`, `newest_size` events): refused, naming that
-  // checkpoint, also by --check; then accepted with --accept-log-rollback, which is
+  // checkpoint, the file untouched; then accepted with --accept-log-rollback, which is
   // logged and recorded in the log; the log then verifies, and later starts need no flag.
+  // (--check reads only the schema version of a PostgreSQL database: the guard is
+  // compared at start.)
   void ExpectRollbackRefusedThenAccepted(PgBroker& broker, PgCluster& cluster,
                                          const std::string& db, const std::string& newest,
                                          uint64_t newest_size, const std::string& name) {
@@ -260,7 +262,6 @@ class PgBackupTest : public ::testing::Test {
     EXPECT_TRUE(absl::StrContains(broker.log(), broker.guard_file())) << broker.log();
     EXPECT_TRUE(absl::StrContains(broker.log(), "--accept-log-rollback")) << broker.log();
     EXPECT_EQ(ReadFile(broker.guard_file()), newest) << "a refused start changed the guard";
-    std::string output;
     broker.set_extra_args({"--accept-log-rollback"});
     ASSERT_TRUE(broker.Start().ok()) << broker.log();
     EXPECT_TRUE(absl::StrContains(broker.log(), "WARN")) << broker.log();
@@ -278,7 +279,7 @@ class PgBackupTest : public ::testing::Test {
                   "SELECT count(*) FROM access_events WHERE position(convert_to('LOG_ROLLBACK: "
                   "accepted by the operator', 'UTF8') in event) > 0"),
               "1");
-
+    std::string output;
     EXPECT_EQ(AuditVerify(exported, after, &output), 0) << output;
     EXPECT_EQ(broker.Terminate(), 0);
     // Accepted once: the guard now follows the restored log.
