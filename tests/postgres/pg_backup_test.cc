@@ -368,7 +368,7 @@ TEST_F(PgBackupTest, BaseBackupUnderLoadRestoresIntoANewClusterThatServes) {
       absl::FormatDuration(backup_ended - backup_began).c_str(), before.size(), during, after,
       exchanges.load(), static_cast<unsigned long long>(CheckpointSize(at_backup)));
   ASSERT_GT(before.size(), 5u);
-  EXPECT_GT(during + after, 0u) << "writes stopped during the backup";
+  EXPECT_GT(during, 0u) << "no write was acknowledged while the backup ran";
   EXPECT_EQ(broker->Terminate(), 0);
 
   // A new cluster from the backup (the old one keeps running: a restore elsewhere).
@@ -393,9 +393,9 @@ TEST_F(PgBackupTest, BaseBackupUnderLoadRestoresIntoANewClusterThatServes) {
   EXPECT_EQ(missing, 0) << missing << " of " << before.size()
                         << " consents acknowledged before the backup began are not restored";
   std::printf(
-      "restored: all %zu consents acknowledged before the backup, %d of the %zu "
+      "restored: %zu of the %zu consents acknowledged before the backup, %d of the %zu "
       "acknowledged during it\n",
-      before.size() - missing, during_restored, during);
+      before.size() - missing, before.size(), during_restored, during);
 
   // A broker over it, with a guard file of its own (a new host): it serves.
   std::unique_ptr<PgBroker> serving =
