@@ -50,6 +50,7 @@ class PgBroker : public ServerProcess {
            const std::string& conninfo, std::string guard_file, std::string name = "r0")
       : ServerProcess(BrokerBinary(), Prepare(dir) + "/broker.textproto", dir + "/broker.log",
                       dir + "/port"),
+        dir_(dir),
         name_(std::move(name)),
         pki_(pki),
         directory_file_(std::move(directory_file)),
@@ -78,6 +79,7 @@ class PgBroker : public ServerProcess {
                                  << "  sequencer_lease_ms: 1000\n"
                                  << "} }\n"
                                  << "signed_checkpoint_file: \"" << guard_file_ << "\"\n"
+                                 << "backup { directory: \"" << dir_ << "/backups\" }\n"
                                  << "directory_file: \"" << directory_file_ << "\"\n"
                                  << "checkpoint_interval_seconds: 1\n"
                                  << "fresh_checkpoint_interval_ms: 200\n"
@@ -90,6 +92,7 @@ class PgBroker : public ServerProcess {
     fs::create_directories(dir);
     return dir;
   }
+  const std::string dir_;
   const std::string name_;
   const Pki pki_;
   const std::string directory_file_;
@@ -462,6 +465,35 @@ TEST_F(PgBackupTest, OlderBaseBackupIsRefusedUntilTheOperatorAcceptsTheRollback)
   EXPECT_EQ(EventCount(**restored, *db), in_backup);
   broker->UseDatabase((*restored)->ConnInfo(*db));
   ExpectRollbackRefusedThenAccepted(*broker, **restored, *db, newest, newest_size, "old-backup");
+}
+
+TEST_F(PgBackupTest, AdminBackupPointsToPostgresToolsAndCopiesNothing) {
+  std::unique_ptr<PgCluster> cluster = StartCluster(/*archive_wal=*/false);
+  ASSERT_NE(cluster, nullptr);
+  absl::StatusOr<std::string> db = cluster->CreateDatabase();
+  ASSERT_TRUE(db.ok()) << db.status();
+  std::unique_ptr<PgBroker> broker =
+      MakeBroker("broker", cluster->ConnInfo(*db), dir_.path() + "/broker.checkpoint");
+  ASSERT_TRUE(broker->Start().ok()) << broker->log();
+  std::string output;
+  EXPECT_EQ(Cli(*broker, "ops", {"admin", "backup"}, &output), 1) << output;
+  EXPECT_TRUE(absl::StrContains(output, "FAILED_PRECONDITION")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "pg_basebackup")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "docs/backup-postgres.md")) << output;
+  // Nothing was left behind as if it were a backup.
+  const std::string backups = dir_.path() + "/broker/backups";
+  size_t entries = 0;
+  if (fs::exists(backups)) {
+    for (const auto& entry : fs::directory_iterator(backups)) {
+      ADD_FAILURE() << "left in the backup directory: " << entry.path();
+      ++entries;
+    }
+  }
+  EXPECT_EQ(entries, 0u);
+  // And the role is still checked first.
+  EXPECT_EQ(Cli(*broker, "tax", {"admin", "backup"}, &output), 1) << output;
+  EXPECT_TRUE(absl::StrContains(output, "PERMISSION_DENIED")) << output;
+  EXPECT_EQ(broker->Terminate(), 0);
 }
 
 TEST_F(PgBackupTest, PointInTimeRecoveryToBeforeNewerCheckpointsIsTheSameRollback) {
