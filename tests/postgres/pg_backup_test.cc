@@ -270,6 +270,11 @@ class PgBackupTest : public ::testing::Test {
     EXPECT_TRUE(absl::StrContains(broker.log(), "WARN")) << broker.log();
     EXPECT_TRUE(absl::StrContains(broker.log(), "LOG_ROLLBACK: accepted by the operator"))
         << broker.log();
+    // It goes on from the restored database's own latest checkpoint, which its file now
+    // holds (every restored database here has one).
+    EXPECT_TRUE(absl::StrContains(broker.log(), "events and checkpoint size ")) << broker.log();
+    EXPECT_GT(CheckpointSize(broker.guard_file()), 0u);
+    EXPECT_LT(CheckpointSize(broker.guard_file()), newest_size);
     // The event is committed at start; numbered and hashed by the sequencer after it.
     ASSERT_TRUE(WaitSettled(cluster, db)) << "the log was not numbered and hashed in time";
     const std::string after = dir_.path() + "/" + name + "-after.checkpoint";
