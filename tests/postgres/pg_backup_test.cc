@@ -7,6 +7,8 @@
 // checkpoints were signed, is a rollback of the signed log: the broker, with its own
 // signed_checkpoint_file (never restored with the database), refuses to start naming the
 // checkpoint the data is behind, and starts with --accept-log-rollback, which it records.
+// With two replicas each one refuses with its own file. `tellonce admin backup` points
+// to PostgreSQL's tools and copies nothing.
 
 #include <atomic>
 #include <filesystem>
