@@ -523,6 +523,7 @@ TEST_F(PgBackupTest, PointInTimeRecoveryToBeforeNewerCheckpointsIsTheSameRollbac
       Sql(*cluster, *db, "SELECT pg_create_restore_point('before-newer')");
   ASSERT_FALSE(target_lsn.empty());
   const uint64_t at_target = EventCount(*cluster, *db);
+  const std::string target_time = Sql(*cluster, *db, "SELECT clock_timestamp()");
   // Then more, signed over.
   absl::StatusOr<std::string> lost = Grant(*broker, 2);
   ASSERT_TRUE(lost.ok()) << lost.status();
@@ -550,16 +551,19 @@ TEST_F(PgBackupTest, PointInTimeRecoveryToBeforeNewerCheckpointsIsTheSameRollbac
       << "recovery went past the target";
   EXPECT_EQ(EventCount(**recovered, *db), at_target);
   ASSERT_GT(newest_size, at_target);
-  {
-    // The same point by its LSN (what pg_create_restore_point returned).
-    absl::StatusOr<std::unique_ptr<PgCluster>> by_lsn = PgCluster::StartFromBackup(
-        *base, {.archive_dir = cluster->archive_dir(), .lsn = target_lsn});
-    ASSERT_TRUE(by_lsn.ok()) << by_lsn.status();
-    EXPECT_EQ(EventCount(**by_lsn, *db), at_target);
-    EXPECT_EQ(Sql(**by_lsn, *db,
+  // The same point by its LSN (what pg_create_restore_point returned), and by the time
+  // just after it.
+  for (const PgCluster::RecoveryTarget& target :
+       {PgCluster::RecoveryTarget{.archive_dir = cluster->archive_dir(), .lsn = target_lsn},
+        PgCluster::RecoveryTarget{.archive_dir = cluster->archive_dir(), .time = target_time}}) {
+    absl::StatusOr<std::unique_ptr<PgCluster>> other = PgCluster::StartFromBackup(*base, target);
+    ASSERT_TRUE(other.ok()) << other.status();
+    EXPECT_EQ(EventCount(**other, *db), at_target) << target.lsn << target.time;
+    EXPECT_EQ(Sql(**other, *db,
                   absl::StrCat("SELECT count(*) FROM consents WHERE consent_id IN ('", *kept,
                                "', '", *lost, "')")),
-              "1");
+              "1")
+        << target.lsn << target.time;
   }
   broker->UseDatabase((*recovered)->ConnInfo(*db));
   ExpectRollbackRefusedThenAccepted(*broker, **recovered, *db, newest, newest_size, "pitr");

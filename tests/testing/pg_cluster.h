@@ -65,10 +65,12 @@ class PgCluster {
   struct RecoveryTarget {
     // The archive of the WAL written after the backup (the old cluster's archive_dir()).
     std::string archive_dir;
-    // At most one: a restore point made by pg_create_restore_point, or an LSN
-    // ("0/3000148"). Neither: the end of the archive.
+    // At most one: a restore point made by pg_create_restore_point, an LSN
+    // ("0/3000148"), or a time ("2026-12-01 02:34:00.123+00"). None: the end of the
+    // archive.
     std::string name;
     std::string lsn;
+    std::string time;
   };
 
   // The directory of PostgreSQL's programs: $TELLONCE_PG_BINDIR, else Debian's.
@@ -144,6 +146,7 @@ class PgCluster {
       conf << "restore_command = 'cp \"" << target.archive_dir << "/%f\" \"%p\"'\n";
       if (!target.name.empty()) conf << "recovery_target_name = '" << target.name << "'\n";
       if (!target.lsn.empty()) conf << "recovery_target_lsn = '" << target.lsn << "'\n";
+      if (!target.time.empty()) conf << "recovery_target_time = '" << target.time << "'\n";
       conf << "recovery_target_inclusive = on\n"
            << "recovery_target_action = 'promote'\n";
     }
