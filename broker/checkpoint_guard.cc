@@ -163,6 +163,13 @@ absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Open(
   }
   if (!accept_rollback) return checked;
 
+  // The scan above started at the held size: the database's own latest checkpoint, which
+  // the file starts over from, is older than that.
+  if (!state->latest.has_value()) {
+    absl::StatusOr<LogState> all = ReadLogState(*storage, std::nullopt);
+    if (!all.ok()) return all.status();
+    state->latest = std::move(all->latest);
+  }
   const std::string from =
       state->latest.has_value()
           ? absl::StrCat(" and checkpoint ", DescribeCheckpoint(*state->latest))

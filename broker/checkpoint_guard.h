@@ -24,7 +24,9 @@ namespace tellonce::broker {
 // checkpoint the broker signed is also kept in a file outside the data directory
 // (BrokerOptions::signed_checkpoint_file, default "<data_dir>.checkpoint"), written
 // (synced, by rename) after the checkpoint is stored and before anyone is handed it
-// (TransparencyLog::Options::on_signed calls Record).
+// (TransparencyLog::Options::on_signed calls Record). A replica over a shared database
+// records the checkpoints another replica signed as it follows them, so every replica's
+// file follows the log.
 //
 // At start (Open) the file is compared with the database: the database must hold that
 // very checkpoint (same tree size, same root). Otherwise the broker refuses to start,

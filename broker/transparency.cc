@@ -257,6 +257,11 @@ absl::Status TransparencyLog::Follow() {
       });
   if (!scanned.ok()) return scanned;
   if (newest.has_value()) {
+    // Another process signed it: this one hands it out from now on, so it keeps it too
+    // (a replica's rollback guard then follows the log whoever signs).
+    if (options_.on_signed) {
+      if (absl::Status kept = options_.on_signed(*newest); !kept.ok()) return kept;
+    }
     absl::MutexLock lock(&mu_);
     latest_ = *std::move(newest);
   }

@@ -61,8 +61,9 @@ class TransparencyLog {
     // tree and checkpoints it stored. Default 1 s.
     absl::Duration poll_interval = absl::Seconds(1);
     // Called with each new checkpoint once it is stored and before anyone is handed it
-    // (the rollback guard keeps a copy outside the database); an error fails that
-    // signature. Runs on the hashing thread. Default none.
+    // (the rollback guard keeps a copy outside the database), also with each one another
+    // process signed, when this one follows it; an error fails that signature (or that
+    // pass of following). Runs on the hashing thread. Default none.
     std::function<absl::Status(const tellonce::v1::SignedCheckpoint&)> on_signed;
   };
 

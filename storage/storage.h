@@ -275,8 +275,8 @@ class Storage {
   // must not exist (its parent must), while work goes on. The RocksDB store: a RocksDB
   // checkpoint (hard links where `dir` is on the same file system), which opens as a
   // data directory of its own. A shared database is backed up with its own tools
-  // (PostgreSQL: pg_basebackup, point-in-time recovery; docs/operations.md), and this
-  // returns UNIMPLEMENTED saying so. Errors name `dir`. Thread-safe.
+  // (PostgreSQL: pg_basebackup, point-in-time recovery; docs/backup-postgres.md), and
+  // this returns FAILED_PRECONDITION saying so. Errors name `dir`. Thread-safe.
   virtual absl::Status Backup(const std::string& dir) = 0;
 
   // Commit work done so far, for metrics and benchmarks.

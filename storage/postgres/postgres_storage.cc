@@ -206,10 +206,14 @@ void PgStorage::SweepLoop() {
 }
 
 absl::Status PgStorage::Backup(const std::string& dir) {
-  return absl::UnimplementedError(absl::StrCat(
+  // FAILED_PRECONDITION, not UNIMPLEMENTED: the services' handlers never answer
+  // UNIMPLEMENTED (ops/malformed_request.h would report it as a request that does not
+  // parse).
+  return absl::FailedPreconditionError(absl::StrCat(
       dir, ": the broker does not copy a PostgreSQL database; back it up with PostgreSQL's "
-           "tools (pg_basebackup and WAL archiving for point-in-time recovery), and keep each "
-           "replica's signed_checkpoint_file with it (docs/operations.md)"));
+           "tools (pg_basebackup and WAL archiving for point-in-time recovery); each replica's "
+           "signed_checkpoint_file stays on its host and is not restored with the database "
+           "(docs/backup-postgres.md)"));
 }
 
 absl::Status PgStorage::Health() {
