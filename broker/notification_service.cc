@@ -10,6 +10,23 @@
 
 namespace tellonce::broker {
 
+absl::Status ValidateListDeliveries(const tellonce::v1::ListDeliveriesRequest& request) {
+  if (request.page_size() < 0 || request.page_size() > 500) {
+    return absl::InvalidArgumentError("page_size: must be between 0 and 500");
+  }
+  if (request.page_token().size() > 20) {
+    return absl::InvalidArgumentError("page_token: malformed");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRetryDeliveries(const tellonce::v1::RetryDeliveriesRequest& request) {
+  if (request.delivery_ids_size() > 1000) {
+    return absl::InvalidArgumentError("delivery_ids: at most 1000");
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* NotificationServiceImpl::PublishChange(
     grpc::CallbackServerContext* context, const tellonce::v1::PublishChangeRequest* request,
     tellonce::v1::PublishChangeResponse* response) {
@@ -42,12 +59,7 @@ grpc::ServerUnaryReactor* DeliveryAdminServiceImpl::ListDeliveries(
                                                       tellonce::v1::ADMIN, "DeliveryAdminService");
   auto run = [&]() -> absl::StatusOr<tellonce::v1::ListDeliveriesResponse> {
     if (!admin.ok()) return admin.status();
-    if (request->page_size() < 0 || request->page_size() > 500) {
-      return absl::InvalidArgumentError("page_size: must be between 0 and 500");
-    }
-    if (request->page_token().size() > 20) {
-      return absl::InvalidArgumentError("page_token: malformed");
-    }
+    if (absl::Status s = ValidateListDeliveries(*request); !s.ok()) return s;
     return outbox_->List(request->subscriber(), request->state(), request->page_size(),
                          request->page_token());
   };
@@ -63,9 +75,7 @@ grpc::ServerUnaryReactor* DeliveryAdminServiceImpl::RetryDeliveries(
                                                       tellonce::v1::ADMIN, "DeliveryAdminService");
   auto run = [&]() -> absl::StatusOr<int> {
     if (!admin.ok()) return admin.status();
-    if (request->delivery_ids_size() > 1000) {
-      return absl::InvalidArgumentError("delivery_ids: at most 1000");
-    }
+    if (absl::Status s = ValidateRetryDeliveries(*request); !s.ok()) return s;
     return outbox_->Retry(
         std::vector<std::string>(request->delivery_ids().begin(), request->delivery_ids().end()),
         request->subscriber());

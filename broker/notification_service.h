@@ -9,6 +9,12 @@
 
 namespace tellonce::broker {
 
+// Checks the fields of a ListDeliveries request: 0 <= page_size <= 500, page_token at
+// most 20 bytes (the outbox decodes it). INVALID_ARGUMENT "<field>: <reason>". Pure.
+absl::Status ValidateListDeliveries(const tellonce::v1::ListDeliveriesRequest& request);
+// Checks a RetryDeliveries request: at most 1000 delivery ids (the outbox decodes them).
+absl::Status ValidateRetryDeliveries(const tellonce::v1::RetryDeliveriesRequest& request);
+
 // NotificationService over gRPC's callback API: provider role, then ChangePublisher.
 class NotificationServiceImpl final : public tellonce::v1::NotificationService::CallbackService {
  public:

@@ -1,6 +1,7 @@
 #include "broker/transparency.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -395,7 +396,9 @@ absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyLog::List(
   page_size = std::min(page_size, kMaxPageSize);
   uint64_t after = 0;
   bool has_token = !page_token.empty();
-  if (has_token && !absl::SimpleAtoi(page_token, &after)) {
+  // The largest value is no index the log hands out, and after + 1 would wrap to 0.
+  if (has_token && (!absl::SimpleAtoi(page_token, &after) ||
+                    after == std::numeric_limits<uint64_t>::max())) {
     return absl::InvalidArgumentError("page_token: malformed");
   }
   const std::string prefix = AccessLog::CitizenPrefix(citizen_id);

@@ -21,6 +21,32 @@ absl::StatusOr<absl::Time> TimeField(const google::protobuf::Timestamp& t, bool 
 
 }  // namespace
 
+absl::StatusOr<AccessEventsQuery> ValidateListAccessEvents(
+    const tellonce::v1::ListAccessEventsRequest& request, const consent::Directory& directory,
+    const consent::RequestLimits& limits) {
+  if (absl::Status s = consent::CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) {
+    return s;
+  }
+  if (request.page_size() < 0 || request.page_size() > 500) {
+    return absl::InvalidArgumentError("page_size: must be between 0 and 500");
+  }
+  AccessEventsQuery query;
+  query.page_size = request.page_size();
+  absl::StatusOr<absl::Time> from =
+      TimeField(request.from(), request.has_from(), absl::InfinitePast(), "from");
+  if (!from.ok()) return from.status();
+  absl::StatusOr<absl::Time> to =
+      TimeField(request.to(), request.has_to(), absl::InfiniteFuture(), "to");
+  if (!to.ok()) return to.status();
+  if (*from > *to) return absl::InvalidArgumentError("to: must not be before from");
+  if (request.page_token().size() > 20) {
+    return absl::InvalidArgumentError("page_token: malformed");
+  }
+  query.from = *from;
+  query.to = *to;
+  return query;
+}
+
 grpc::ServerUnaryReactor* TransparencyServiceImpl::ListAccessEvents(
     grpc::CallbackServerContext* context, const tellonce::v1::ListAccessEventsRequest* request,
     tellonce::v1::ListAccessEventsResponse* response) {
@@ -51,21 +77,11 @@ grpc::ServerUnaryReactor* TransparencyServiceImpl::ListAccessEvents(
                                             request->citizen_id(), absl::Now());
       if (!citizen.ok()) return citizen.status();
     }
-    if (request->page_size() < 0 || request->page_size() > 500) {
-      return absl::InvalidArgumentError("page_size: must be between 0 and 500");
-    }
-    absl::StatusOr<absl::Time> from =
-        TimeField(request->from(), request->has_from(), absl::InfinitePast(), "from");
-    if (!from.ok()) return from.status();
-    absl::StatusOr<absl::Time> to =
-        TimeField(request->to(), request->has_to(), absl::InfiniteFuture(), "to");
-    if (!to.ok()) return to.status();
-    if (*from > *to) return absl::InvalidArgumentError("to: must not be before from");
-    if (request->page_token().size() > 20) {
-      return absl::InvalidArgumentError("page_token: malformed");
-    }
-    return log_->List(request->citizen_id(), only_consumer, *from, *to, request->page_size(),
-                      request->page_token());
+    absl::StatusOr<AccessEventsQuery> query =
+        ValidateListAccessEvents(*request, *directory, limits_);
+    if (!query.ok()) return query.status();
+    return log_->List(request->citizen_id(), only_consumer, query->from, query->to,
+                      query->page_size, request->page_token());
   };
   FinishWith(reactor, response, run());
   return reactor;

@@ -9,6 +9,22 @@
 
 namespace tellonce::broker {
 
+// A ListAccessEvents request once its fields are checked.
+struct AccessEventsQuery {
+  // [from, to): open ends are InfinitePast / InfiniteFuture.
+  absl::Time from = absl::InfinitePast();
+  absl::Time to = absl::InfiniteFuture();
+  int page_size = 0;
+};
+
+// Checks the fields of a ListAccessEvents request: citizen_id (directory rule),
+// 0 <= page_size <= 500, from and to valid timestamps when set and from <= to,
+// page_token at most 20 bytes (the log decodes it). INVALID_ARGUMENT "<field>: <reason>",
+// never echoing the citizen id. Pure; fuzzed by tests/fuzz/transparency_request_fuzz.cc.
+absl::StatusOr<AccessEventsQuery> ValidateListAccessEvents(
+    const tellonce::v1::ListAccessEventsRequest& request, const consent::Directory& directory,
+    const consent::RequestLimits& limits);
+
 // TransparencyService over gRPC's callback API. Thin: authenticates the caller from its
 // certificate, applies the role rules (portal: any citizen's history; consumer: only
 // the events it caused; admin: export; checkpoints and consistency proofs: any agency

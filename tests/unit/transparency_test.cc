@@ -219,6 +219,22 @@ TEST_F(TransparencyTest, ListShowsOneCitizensEventsAndFiltersByConsumerAndPages)
                                           .status()));
 }
 
+// Found by tests/fuzz/page_token_fuzz.cc (corpus seed-events-max-token): the token
+// 2^64-1 decoded, and listing from "token + 1" wrapped to index 0, handing out the first
+// page again as if it came after the token.
+TEST_F(TransparencyTest, LargestPageTokenIsMalformedNotAWrapToTheFirstPage) {
+  Append(3);
+  absl::StatusOr<tellonce::v1::ListAccessEventsResponse> page =
+      tlog_->List("37605030299", std::nullopt, absl::InfinitePast(), absl::InfiniteFuture(), 2,
+                  "18446744073709551615");
+  EXPECT_TRUE(absl::IsInvalidArgument(page.status())) << page.status();
+  absl::StatusOr<tellonce::v1::ListAccessEventsResponse> last =
+      tlog_->List("37605030299", std::nullopt, absl::InfinitePast(), absl::InfiniteFuture(), 2,
+                  "18446744073709551614");
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->events_size(), 0);
+}
+
 TEST_F(TransparencyTest, ExportCarriesEventsLeafHashesAndCheckpoints) {
   Append(12);
   Fresh();

@@ -1,0 +1,43 @@
+#ifndef TELLONCE_TESTS_FUZZ_REQUEST_CHECKS_H_
+#define TELLONCE_TESTS_FUZZ_REQUEST_CHECKS_H_
+
+// Invariants every request validator promises, shared by the request harnesses: a
+// refusal is INVALID_ARGUMENT (or PERMISSION_DENIED where the contract says so) of the
+// form "<field>: <reason>", and never echoes a citizen id.
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "tests/fuzz/fuzz_support.h"
+
+namespace tellonce::fuzz {
+
+// True for what looks like a real citizen id: at least 8 characters, all digits (the
+// sample directory's ids are 11 digits). Shorter or other strings may appear in an
+// error message by coincidence ("at most 256 bytes").
+inline bool LooksLikeCitizenId(std::string_view id) {
+  if (id.size() < 8) return false;
+  for (char c : id) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+inline void CheckRefusal(const absl::Status& status, std::string_view citizen_id) {
+  FUZZ_CHECK(!status.ok());
+  FUZZ_CHECK(status.code() == absl::StatusCode::kInvalidArgument ||
+             status.code() == absl::StatusCode::kPermissionDenied);
+  const std::string_view message(status.message().data(), status.message().size());
+  // "<field>: <reason>": a field name first.
+  const size_t colon = message.find(": ");
+  FUZZ_CHECK(colon != std::string_view::npos && colon > 0);
+  if (LooksLikeCitizenId(citizen_id)) {
+    FUZZ_CHECK(message.find(citizen_id) == std::string_view::npos);
+  }
+}
+
+}  // namespace tellonce::fuzz
+
+#endif  // TELLONCE_TESTS_FUZZ_REQUEST_CHECKS_H_
