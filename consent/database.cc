@@ -174,6 +174,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
   // is flushed; past this size RocksDB flushes such families, which bounds both disk
   // use and recovery time after a crash.
   db_options.max_total_wal_size = 256 << 20;
+  if (options.env != nullptr) db_options.env = options.env;
 
   auto cache = rocksdb::NewLRUCache(std::max<size_t>(options.block_cache_mb, 1) << 20);
 

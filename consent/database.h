@@ -40,6 +40,9 @@ class Database {
     std::string path;
     // Block cache capacity in MiB. Default 64.
     size_t block_cache_mb = 64;
+    // The environment (file system) RocksDB uses; not owned, must outlive the database.
+    // Null (default): RocksDB's default. Tests pass one that simulates power loss.
+    rocksdb::Env* env = nullptr;
   };
 
   // Opens or creates. Errors name the path (e.g. a lock held by another process:
