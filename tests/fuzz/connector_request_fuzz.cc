@@ -59,7 +59,7 @@ void CheckCitizenAndAttributes(const std::string& citizen_id,
 void Fetch(const tellonce::v1::FetchAttributesRequest& request) {
   absl::Status s = tellonce::connectors::ValidateFetchRequest(request);
   if (!s.ok()) {
-    tellonce::fuzz::CheckRefusal(s, request.citizen_id());
+    tellonce::fuzz::CheckRefusal(s, request.citizen_id(), &request);
     FUZZ_CHECK(s.code() == absl::StatusCode::kInvalidArgument);
     return;
   }
@@ -81,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!request.ParseFromArray(bytes.data(), n)) return 0;
     absl::Status s = tellonce::connectors::ValidateChangeRequest(request);
     if (!s.ok()) {
-      tellonce::fuzz::CheckRefusal(s, request.citizen_id());
+      tellonce::fuzz::CheckRefusal(s, request.citizen_id(), &request);
       FUZZ_CHECK(s.code() == absl::StatusCode::kInvalidArgument);
       return 0;
     }

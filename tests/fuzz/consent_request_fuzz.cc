@@ -28,7 +28,7 @@ void Grant(std::string_view bytes, const tellonce::consent::Directory& d) {
   if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
   absl::Status s = tellonce::consent::ValidateGrant(request, d, kLimits, kNow);
   if (!s.ok()) {
-    CheckRefusal(s, request.citizen_id());
+    CheckRefusal(s, request.citizen_id(), &request);
     return;
   }
   FUZZ_CHECK(d.HasRole(request.consumer(), tellonce::v1::CONSUMER));
@@ -50,7 +50,7 @@ void Revoke(std::string_view bytes, const tellonce::consent::Directory& d) {
   if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
   absl::Status s = tellonce::consent::ValidateRevoke(request, d, kLimits);
   if (!s.ok()) {
-    CheckRefusal(s, request.citizen_id());
+    CheckRefusal(s, request.citizen_id(), &request);
     return;
   }
   FUZZ_CHECK(tellonce::consent::IsConsentId(request.consent_id()));
@@ -63,7 +63,7 @@ void Get(std::string_view bytes, const tellonce::consent::Directory& d) {
   if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
   absl::Status s = tellonce::consent::ValidateGet(request, d, kLimits);
   if (!s.ok()) {
-    CheckRefusal(s, request.citizen_id());
+    CheckRefusal(s, request.citizen_id(), &request);
     return;
   }
   FUZZ_CHECK(tellonce::consent::IsConsentId(request.consent_id()));
@@ -75,7 +75,7 @@ void List(std::string_view bytes, const tellonce::consent::Directory& d) {
   if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
   absl::Status s = tellonce::consent::ValidateList(request, d, kLimits);
   if (!s.ok()) {
-    CheckRefusal(s, request.citizen_id());
+    CheckRefusal(s, request.citizen_id(), &request);
     return;
   }
   FUZZ_CHECK(request.page_size() >= 0 &&

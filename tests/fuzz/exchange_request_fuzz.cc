@@ -22,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.max_string_bytes = 64;
   absl::Status s = tellonce::broker::ValidateGetAttributes(request, *d, options);
   if (!s.ok()) {
-    tellonce::fuzz::CheckRefusal(s, request.citizen_id());
+    tellonce::fuzz::CheckRefusal(s, request.citizen_id(), &request);
     FUZZ_CHECK(s.code() == absl::StatusCode::kInvalidArgument);
     return 0;
   }

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "certs/citizen_assertion.h"
 #include "consent/directory.h"
+#include "google/protobuf/stubs/logging.h"
 #include "proto/textproto.h"
 
 // Aborts, so that libFuzzer records the input, when an invariant does not hold.
@@ -37,7 +38,23 @@
     }                                                                            \
   } while (0)
 
+// FUZZ_CHECK that also prints `status` (what the entry point answered) when it fails.
+#define FUZZ_CHECK_STATUS(cond, status)                                              \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n  status: %s\n", __FILE__, \
+                   __LINE__, #cond, std::string((status).ToString()).c_str());       \
+      std::abort();                                                                  \
+    }                                                                                \
+  } while (0)
+
 namespace tellonce::fuzz {
+
+// Protobuf's parser logs every string field that is not UTF-8; fuzzing makes many.
+inline const bool kQuietProtobuf = [] {
+  google::protobuf::SetLogHandler(nullptr);
+  return true;
+}();
 
 // The clock every harness uses: inputs that carry times are written against it.
 inline const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);

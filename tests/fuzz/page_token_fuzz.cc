@@ -49,7 +49,7 @@ void Consents(tellonce::v1::ListConsentsRequest request, bool prefix_real_token)
   absl::Status valid =
       tellonce::consent::ValidateList(request, *tellonce::fuzz::SampleDirectory(), limits);
   if (!valid.ok()) {
-    tellonce::fuzz::CheckRefusal(valid, request.citizen_id());
+    tellonce::fuzz::CheckRefusal(valid, request.citizen_id(), &request);
     return;
   }
   const int page_size =
@@ -95,7 +95,7 @@ void AccessEvents(tellonce::v1::ListAccessEventsRequest request, bool as_consume
       tellonce::broker::ValidateListAccessEvents(request, *tellonce::fuzz::SampleDirectory(),
                                                  tellonce::consent::RequestLimits());
   if (!query.ok()) {
-    tellonce::fuzz::CheckRefusal(query.status(), request.citizen_id());
+    tellonce::fuzz::CheckRefusal(query.status(), request.citizen_id(), &request);
     return;
   }
   std::string token = request.page_token();

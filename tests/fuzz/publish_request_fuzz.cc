@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::Status s =
       tellonce::broker::ValidatePublish(request, provider, *d, limits, tellonce::fuzz::kNow);
   if (!s.ok()) {
-    tellonce::fuzz::CheckRefusal(s, request.citizen_id());
+    tellonce::fuzz::CheckRefusal(s, request.citizen_id(), &request);
     if (s.code() == absl::StatusCode::kPermissionDenied) {
       FUZZ_CHECK(s.message().find("attributes[") == 0);
     }

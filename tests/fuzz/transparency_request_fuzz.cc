@@ -70,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           tellonce::broker::ValidateListAccessEvents(request, *tellonce::fuzz::SampleDirectory(),
                                                      tellonce::consent::RequestLimits());
       if (!query.ok()) {
-        tellonce::fuzz::CheckRefusal(query.status(), request.citizen_id());
+        tellonce::fuzz::CheckRefusal(query.status(), request.citizen_id(), &request);
         return 0;
       }
       absl::StatusOr<tellonce::v1::ListAccessEventsResponse> page =
