@@ -248,6 +248,23 @@ void AuditLog() {
   Put("audit_log", "five-ok", Byte(1) + Byte(0) + Byte(5) + file);
   Put("audit_log", "three-of-five-ok", Byte(1) + Byte(0) + Byte(3) + file);
   Put("audit_log", "five-wrong-root", Byte(0) + Byte(0) + Byte(5) + std::string(32, 'r') + file);
+  // The same log as data-directory records (audit_data_dir_fuzz.cc): events, leaf and
+  // interior subtree hashes, a checkpoint record and the size in the metadata.
+  std::string records;
+  for (uint64_t i = 0; i < 5; ++i) {
+    records += Byte(0) + Byte(static_cast<int>(i)) + Len16(copy.events[i].bytes);
+    const certs::Hash leaf = certs::LeafHash(copy.events[i].bytes);
+    records += Byte(1) + Byte(0) + Byte(static_cast<int>(i)) + std::string(leaf.begin(), leaf.end());
+  }
+  const certs::Hash node = certs::NodeHash(certs::LeafHash(copy.events[0].bytes),
+                                           certs::LeafHash(copy.events[1].bytes));
+  records += Byte(1) + Byte(1) + Byte(0) + std::string(node.begin(), node.end());
+  records += Byte(3) + Len16("5");
+  Put("audit_data_dir", "five-ok", Byte(1) + Byte(0) + Byte(5) + records);
+  Put("audit_data_dir", "five-wrong-interior",
+      Byte(1) + Byte(0) + Byte(5) + records + Byte(1) + Byte(2) + Byte(0) + std::string(32, 'x'));
+  Put("audit_data_dir", "malformed-key", Byte(1) + Byte(0) + Byte(5) + records + Byte(4) +
+                                             Len16("e12") + Len16("v"));
   std::swap(copy.events[1].bytes, copy.events[2].bytes);
   if (!cli::WriteExportFile(path, copy).ok()) std::abort();
   Put("audit_log", "swapped", Byte(1) + Byte(0) + Byte(5) + fuzz::ReadOrDie(path));
