@@ -270,11 +270,18 @@ TEST_F(OperationsTest, RequestBytesThatDoNotParseAreInvalidArgumentNotUnimplemen
   // A method that does not exist is still UNIMPLEMENTED.
   status = call("/tellonce.v1.ConsentService/NoSuchMethod");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << status.error_message();
-  // The metrics count what the client got.
-  const Samples after = Scrape(broker_->admin_port(), dir_->path());
+  // The metrics count what the client got. The count is taken once the status is sent,
+  // so the client may see the status first: wait for it (the test failed about one run
+  // in three without waiting, more often under the sanitizers).
   const std::string key =
       "tellonce_rpc_requests_total|code=INVALID_ARGUMENT,method=GrantConsent,"
       "service=ConsentService";
+  Samples after = Scrape(broker_->admin_port(), dir_->path());
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (Value(after, key) - Value(before, key) < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+    after = Scrape(broker_->admin_port(), dir_->path());
+  }
   EXPECT_EQ(Value(after, key) - Value(before, key), 1);
 }
 
