@@ -391,9 +391,10 @@ void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
   }
 }
 
-std::vector<AnswerRejection> TakeProviderAnswer(
-    tellonce::v1::FetchAttributesResponse response, const consent::Directory& directory,
-    uint32_t max_value_bytes, absl::Time now, const std::vector<AttributeResult*>& results) {
+std::vector<AnswerRejection> TakeProviderAnswer(tellonce::v1::FetchAttributesResponse response,
+                                                const consent::Directory& directory,
+                                                uint32_t max_value_bytes, absl::Time now,
+                                                const std::vector<AttributeResult*>& results) {
   auto fail_all = [&](const std::string& detail) {
     for (AttributeResult* r : results) {
       r->set_code(tellonce::v1::RESULT_PROVIDER_ERROR);
@@ -427,9 +428,8 @@ std::vector<AnswerRejection> TakeProviderAnswer(
     AttributeResult& r = *asked[a.name()];
     if (a.not_found()) continue;
     const tellonce::v1::AttributeDef* def = directory.FindAttribute(a.name());
-    absl::Status typed = def == nullptr
-                             ? absl::InvalidArgumentError("is not in the catalogue")
-                             : CheckAttributeValue(a.value(), def->type());
+    absl::Status typed = def == nullptr ? absl::InvalidArgumentError("is not in the catalogue")
+                                        : CheckAttributeValue(a.value(), def->type());
     if (!typed.ok() || ValueBytes(a.value()) > max_value_bytes) {
       rejected.push_back(
           {a.name(), typed.ok() ? "value over the size limit" : "value of the wrong type"});

@@ -457,8 +457,8 @@ absl::StatusOr<tellonce::v1::ListDeliveriesResponse> Outbox::List(const std::str
   page_size = std::min(page_size, kMaxPageSize);
   uint64_t after = 0;
   // The largest value is no delivery id, and after + 1 would wrap to 0.
-  if (!page_token.empty() && (!absl::SimpleAtoi(page_token, &after) ||
-                              after == std::numeric_limits<uint64_t>::max())) {
+  if (!page_token.empty() &&
+      (!absl::SimpleAtoi(page_token, &after) || after == std::numeric_limits<uint64_t>::max())) {
     return absl::InvalidArgumentError("page_token: malformed");
   }
   std::unique_ptr<rocksdb::Iterator> it(

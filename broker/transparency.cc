@@ -419,8 +419,8 @@ absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyLog::List(
   uint64_t after = 0;
   bool has_token = !page_token.empty();
   // The largest value is no index the log hands out, and after + 1 would wrap to 0.
-  if (has_token && (!absl::SimpleAtoi(page_token, &after) ||
-                    after == std::numeric_limits<uint64_t>::max())) {
+  if (has_token &&
+      (!absl::SimpleAtoi(page_token, &after) || after == std::numeric_limits<uint64_t>::max())) {
     return absl::InvalidArgumentError("page_token: malformed");
   }
   const std::string prefix = AccessLog::CitizenPrefix(citizen_id);

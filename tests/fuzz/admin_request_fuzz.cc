@@ -29,9 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       tellonce::fuzz::CheckRefusal(s, "");
       return 0;
     }
-    absl::StatusOr<tellonce::v1::ListDeliveriesResponse> page =
-        outbox.List(request.subscriber(), request.state(), request.page_size(),
-                    request.page_token());
+    absl::StatusOr<tellonce::v1::ListDeliveriesResponse> page = outbox.List(
+        request.subscriber(), request.state(), request.page_size(), request.page_token());
     if (!page.ok()) {
       tellonce::fuzz::CheckRefusal(page.status(), "");
       return 0;

@@ -71,9 +71,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(ReferenceRoot(leaves, 0, leaves.size()) == head.root);
   } else {
     if (std::getenv("FUZZ_VERBOSE") != nullptr) {
-      std::fprintf(stderr, "size %llu, events %zu: %s\n", static_cast<unsigned long long>(tree_size),
-                   copy->events.size(), verdict.Summary().c_str());
-      for (const auto& e : copy->events) std::fprintf(stderr, "  event index %llu\n", static_cast<unsigned long long>(e.index));
+      std::fprintf(stderr, "size %llu, events %zu: %s\n",
+                   static_cast<unsigned long long>(tree_size), copy->events.size(),
+                   verdict.Summary().c_str());
+      for (const auto& e : copy->events)
+        std::fprintf(stderr, "  event index %llu\n", static_cast<unsigned long long>(e.index));
     }
     FUZZ_CHECK(!verdict.reason.empty());
     if (verdict.first_bad.has_value()) {

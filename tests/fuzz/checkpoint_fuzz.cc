@@ -66,8 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(signed_checkpoint);
     return 0;
   }
-  absl::StatusOr<std::string> signature = tellonce::fuzz::BrokerSigningKey().Sign(
-      tellonce::certs::SignedKind::kCheckpoint, bytes);
+  absl::StatusOr<std::string> signature =
+      tellonce::fuzz::BrokerSigningKey().Sign(tellonce::certs::SignedKind::kCheckpoint, bytes);
   FUZZ_CHECK(signature.ok());
   signed_checkpoint.set_body(std::string(bytes));
   signed_checkpoint.set_signature(*signature);

@@ -30,9 +30,9 @@ bool IsAttributeName(const std::string& name) {
       return false;
     }
     ++i;
-    while (i < name.size() && (absl::ascii_islower(static_cast<unsigned char>(name[i])) ||
-                               absl::ascii_isdigit(static_cast<unsigned char>(name[i])) ||
-                               name[i] == '_')) {
+    while (i < name.size() &&
+           (absl::ascii_islower(static_cast<unsigned char>(name[i])) ||
+            absl::ascii_isdigit(static_cast<unsigned char>(name[i])) || name[i] == '_')) {
       ++i;
     }
     ++parts;

@@ -80,8 +80,7 @@ void List(std::string_view bytes, const tellonce::consent::Directory& d) {
   }
   FUZZ_CHECK(request.page_size() >= 0 &&
              static_cast<uint32_t>(request.page_size()) <= kLimits.max_page_size);
-  FUZZ_CHECK(request.page_token().empty() ||
-             tellonce::consent::IsConsentId(request.page_token()));
+  FUZZ_CHECK(request.page_token().empty() || tellonce::consent::IsConsentId(request.page_token()));
   FUZZ_CHECK(d.CheckCitizenId(request.citizen_id()).ok());
 }
 
@@ -93,10 +92,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t rpc = in.Byte();
   const std::string_view bytes = in.Rest();
   switch (rpc % 4) {
-    case 0: Grant(bytes, *d); break;
-    case 1: Revoke(bytes, *d); break;
-    case 2: Get(bytes, *d); break;
-    case 3: List(bytes, *d); break;
+    case 0:
+      Grant(bytes, *d);
+      break;
+    case 1:
+      Revoke(bytes, *d);
+      break;
+    case 2:
+      Get(bytes, *d);
+      break;
+    case 3:
+      List(bytes, *d);
+      break;
   }
   return 0;
 }

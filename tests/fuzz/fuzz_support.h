@@ -29,23 +29,22 @@
 #include "proto/textproto.h"
 
 // Aborts, so that libFuzzer records the input, when an invariant does not hold.
-#define FUZZ_CHECK(cond)                                                         \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                       \
-      std::abort();                                                              \
-    }                                                                            \
+#define FUZZ_CHECK(cond)                                                                 \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
+      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                      \
+    }                                                                                    \
   } while (0)
 
 // FUZZ_CHECK that also prints `status` (what the entry point answered) when it fails.
-#define FUZZ_CHECK_STATUS(cond, status)                                              \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n  status: %s\n", __FILE__, \
-                   __LINE__, #cond, std::string((status).ToString()).c_str());       \
-      std::abort();                                                                  \
-    }                                                                                \
+#define FUZZ_CHECK_STATUS(cond, status)                                                        \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
+      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n  status: %s\n", __FILE__, __LINE__, \
+                   #cond, std::string((status).ToString()).c_str());                           \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)
 
 namespace tellonce::fuzz {
@@ -108,8 +107,7 @@ inline std::string ReadOrDie(const std::string& path) {
 inline const certs::CitizenAssertionSigner& IdpSigner() {
   static const auto* signer = [] {
     absl::StatusOr<certs::CitizenAssertionSigner> s =
-        certs::CitizenAssertionSigner::FromPemFile(FuzzDataPath("keys/idp-es256.key"),
-                                                   "fuzz-idp");
+        certs::CitizenAssertionSigner::FromPemFile(FuzzDataPath("keys/idp-es256.key"), "fuzz-idp");
     if (!s.ok()) std::abort();
     return new certs::CitizenAssertionSigner(*std::move(s));
   }();

@@ -40,7 +40,9 @@ std::string Byte(int b) { return std::string(1, static_cast<char>(b)); }
 std::string Len16(const std::string& s) {
   return Byte((s.size() >> 8) & 0xff) + Byte(s.size() & 0xff) + s;
 }
-std::string Copy(const std::string& relative) { return fuzz::ReadOrDie(fuzz::SourcePath(relative)); }
+std::string Copy(const std::string& relative) {
+  return fuzz::ReadOrDie(fuzz::SourcePath(relative));
+}
 
 void Configs() {
   Put("broker_config", "deploy-local", Copy("deploy/local/broker.textproto"));
@@ -171,8 +173,7 @@ void Signed() {
   *body.mutable_valid_from() = ToProtoTime(kNow);
   *body.mutable_expires_at() = ToProtoTime(kNow + absl::Hours(24));
   body.set_collection_method("portal");
-  absl::StatusOr<v1::ConsentReceipt> receipt =
-      consent::SignReceipt(body, fuzz::BrokerSigningKey());
+  absl::StatusOr<v1::ConsentReceipt> receipt = consent::SignReceipt(body, fuzz::BrokerSigningKey());
   if (!receipt.ok()) std::abort();
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(*receipt, &json);
@@ -199,12 +200,14 @@ void Signed() {
   Put("checkpoint", "body-large", Byte(1) + checkpoint.SerializeAsString());
 
   // Proofs: an arbitrary inclusion claim, an arbitrary consistency claim, differential.
-  Put("proof", "inclusion", Byte(0) + Byte(0) + std::string(16, '\0') + std::string(64, 'a') +
-                                std::string(96, 'b'));
-  Put("proof", "consistency", Byte(0) + Byte(1) + std::string(7, '\0') + Byte(3) +
-                                  std::string(7, '\0') + Byte(7) + std::string(128, 'c'));
-  Put("proof", "differential", Byte(1) + Byte(1) + Byte(44) + Len16("salt") + Byte(0) + Byte(9) +
-                                   Byte(0) + Byte(30) + Byte(0) + Byte(5) + Byte(1) + Byte(2));
+  Put("proof", "inclusion",
+      Byte(0) + Byte(0) + std::string(16, '\0') + std::string(64, 'a') + std::string(96, 'b'));
+  Put("proof", "consistency",
+      Byte(0) + Byte(1) + std::string(7, '\0') + Byte(3) + std::string(7, '\0') + Byte(7) +
+          std::string(128, 'c'));
+  Put("proof", "differential",
+      Byte(1) + Byte(1) + Byte(44) + Len16("salt") + Byte(0) + Byte(9) + Byte(0) + Byte(30) +
+          Byte(0) + Byte(5) + Byte(1) + Byte(2));
 
   // Citizen assertions at fuzz::kNow, for the sample portal.
   certs::CitizenAssertionClaims claims;
@@ -224,8 +227,8 @@ void Signed() {
   Put("citizen_assertion", "es256-claims", Byte(1) + Len16(header) + payload);
   Put("citizen_assertion", "rs256-claims",
       Byte(2) + Len16(R"({"alg":"RS256","kid":"fuzz-rsa"})") + payload);
-  Put("citizen_assertion", "alg-none", Byte(1) + Len16(R"({"alg":"none","kid":"fuzz-idp"})") +
-                                           payload);
+  Put("citizen_assertion", "alg-none",
+      Byte(1) + Len16(R"({"alg":"none","kid":"fuzz-idp"})") + payload);
   Put("citizen_assertion", "jwks", Byte(3) + fuzz::IdpSigner().JwksJson());
 }
 
@@ -254,17 +257,18 @@ void AuditLog() {
   for (uint64_t i = 0; i < 5; ++i) {
     records += Byte(0) + Byte(static_cast<int>(i)) + Len16(copy.events[i].bytes);
     const certs::Hash leaf = certs::LeafHash(copy.events[i].bytes);
-    records += Byte(1) + Byte(0) + Byte(static_cast<int>(i)) + std::string(leaf.begin(), leaf.end());
+    records +=
+        Byte(1) + Byte(0) + Byte(static_cast<int>(i)) + std::string(leaf.begin(), leaf.end());
   }
-  const certs::Hash node = certs::NodeHash(certs::LeafHash(copy.events[0].bytes),
-                                           certs::LeafHash(copy.events[1].bytes));
+  const certs::Hash node =
+      certs::NodeHash(certs::LeafHash(copy.events[0].bytes), certs::LeafHash(copy.events[1].bytes));
   records += Byte(1) + Byte(1) + Byte(0) + std::string(node.begin(), node.end());
   records += Byte(3) + Len16("5");
   Put("audit_data_dir", "five-ok", Byte(1) + Byte(0) + Byte(5) + records);
   Put("audit_data_dir", "five-wrong-interior",
       Byte(1) + Byte(0) + Byte(5) + records + Byte(1) + Byte(2) + Byte(0) + std::string(32, 'x'));
-  Put("audit_data_dir", "malformed-key", Byte(1) + Byte(0) + Byte(5) + records + Byte(4) +
-                                             Len16("e12") + Len16("v"));
+  Put("audit_data_dir", "malformed-key",
+      Byte(1) + Byte(0) + Byte(5) + records + Byte(4) + Len16("e12") + Len16("v"));
   std::swap(copy.events[1].bytes, copy.events[2].bytes);
   if (!cli::WriteExportFile(path, copy).ok()) std::abort();
   Put("audit_log", "swapped", Byte(1) + Byte(0) + Byte(5) + fuzz::ReadOrDie(path));

@@ -40,9 +40,8 @@ void Consents(tellonce::v1::ListConsentsRequest request, bool prefix_real_token)
   Store& store = TheStore();
   const tellonce::consent::RequestLimits limits;
   if (prefix_real_token) {
-    absl::StatusOr<tellonce::consent::ConsentStore::Page> first =
-        store.consents->List(tellonce::fuzz::kCitizenA, tellonce::v1::CONSENT_STATUS_UNSPECIFIED,
-                             3, "", kNow);
+    absl::StatusOr<tellonce::consent::ConsentStore::Page> first = store.consents->List(
+        tellonce::fuzz::kCitizenA, tellonce::v1::CONSENT_STATUS_UNSPECIFIED, 3, "", kNow);
     FUZZ_CHECK(first.ok());
     request.set_page_token(first->next_page_token + request.page_token());
   }

@@ -97,9 +97,9 @@ void Differential(tellonce::fuzz::Input& in) {
   absl::StatusOr<std::vector<Hash>> consistency =
       tellonce::certs::ConsistencyProof(old_size, size, subtree);
   FUZZ_CHECK(consistency.ok());
-  FUZZ_CHECK(tellonce::certs::VerifyConsistency(old_size, size, roots[old_size], roots[size],
-                                                *consistency)
-                 .ok());
+  FUZZ_CHECK(
+      tellonce::certs::VerifyConsistency(old_size, size, roots[old_size], roots[size], *consistency)
+          .ok());
   if (old_size > 0 && old_size < size) {
     std::vector<Hash> p = *consistency;
     Hash r_old = roots[old_size];

@@ -86,10 +86,11 @@ inline Store& TheStore() {
     }
     st->queue = std::make_unique<consent::CommitQueue>(st->db.get());
     st->log = std::make_unique<broker::AccessLog>(st->db.get(), st->queue.get());
-    absl::StatusOr<std::unique_ptr<broker::TransparencyLog>> tlog = broker::TransparencyLog::Start(
-        st->db.get(), st->log.get(), BrokerSigningKey(),
-        {.issuer = kBrokerId, .checkpoint_interval = absl::Hours(1),
-         .fresh_interval = absl::ZeroDuration()});
+    absl::StatusOr<std::unique_ptr<broker::TransparencyLog>> tlog =
+        broker::TransparencyLog::Start(st->db.get(), st->log.get(), BrokerSigningKey(),
+                                       {.issuer = kBrokerId,
+                                        .checkpoint_interval = absl::Hours(1),
+                                        .fresh_interval = absl::ZeroDuration()});
     if (!tlog.ok()) FailStore(tlog.status());
     st->tlog = *std::move(tlog);
     st->log->set_listener([t = st->tlog.get()] { t->Notify(); });

@@ -98,10 +98,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(proof->index() == request.index());
       FUZZ_CHECK(proof->tree_size() <= tree_size && proof->index() < proof->tree_size());
       FUZZ_CHECK(request.tree_size() == 0 || proof->tree_size() == request.tree_size());
-      FUZZ_CHECK(tellonce::certs::VerifyInclusion(
-                     proof->index(), proof->tree_size(),
-                     tellonce::certs::LeafHash(proof->event_bytes()), Hashes(proof->path()),
-                     Root(proof->tree_size()))
+      FUZZ_CHECK(tellonce::certs::VerifyInclusion(proof->index(), proof->tree_size(),
+                                                  tellonce::certs::LeafHash(proof->event_bytes()),
+                                                  Hashes(proof->path()), Root(proof->tree_size()))
                      .ok());
       return 0;
     }

@@ -131,8 +131,8 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
 }
 
 void Mutex::LockWhen(const Condition& cond) {
-  static auto real = Real<void (*)(Mutex*, const Condition&)>(
-      "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
+  static auto real =
+      Real<void (*)(Mutex*, const Condition&)>("_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
   Annotated a{&cond, this};
   real(this, Condition(&EvalAnnotated, &a));
   __tsan_acquire(this);
@@ -196,8 +196,8 @@ void Notification::Notify() {
 }
 
 void Notification::WaitForNotification() const {
-  static auto real = Real<void (*)(const Notification*)>(
-      "_ZNK4absl7debian312Notification19WaitForNotificationEv");
+  static auto real =
+      Real<void (*)(const Notification*)>("_ZNK4absl7debian312Notification19WaitForNotificationEv");
   real(this);
   __tsan_acquire(const_cast<Notification*>(this));
 }

@@ -87,7 +87,7 @@ class PowerLossFileSystem : public rocksdb::FileSystemWrapper {
     int removed = 0;         // files whose creation was not durable
     int renames_undone = 0;  // renames whose directory was not fsynced
     uint64_t bytes_dropped = 0;
-    int tracked = 0;         // files written through this file system since the last restore
+    int tracked = 0;  // files written through this file system since the last restore
   };
   // Leaves on disk what survives the cut; turns the power on again. Call only with no
   // database open on this file system.
@@ -216,11 +216,10 @@ class PowerLossFileSystem : public rocksdb::FileSystemWrapper {
     if (!s.ok()) return s;
     files_.erase(f);
     // Final at once (see the class comment): renames into it are no longer undone.
-    pending_renames_.erase(std::remove_if(pending_renames_.begin(), pending_renames_.end(),
-                                          [&](const PendingRename& p) {
-                                            return p.target == f || p.source == f;
-                                          }),
-                           pending_renames_.end());
+    pending_renames_.erase(
+        std::remove_if(pending_renames_.begin(), pending_renames_.end(),
+                       [&](const PendingRename& p) { return p.target == f || p.source == f; }),
+        pending_renames_.end());
     return s;
   }
 
@@ -402,8 +401,7 @@ class PowerLossFileSystem : public rocksdb::FileSystemWrapper {
       if (auto s = fs_->CheckOn(); !s.ok()) return s;
       return target()->Flush(options, dbg);
     }
-    rocksdb::IOStatus RangeSync(uint64_t offset, uint64_t nbytes,
-                                const rocksdb::IOOptions& options,
+    rocksdb::IOStatus RangeSync(uint64_t offset, uint64_t nbytes, const rocksdb::IOOptions& options,
                                 rocksdb::IODebugContext* dbg) override {
       // Starts write-back only: not a durability point.
       if (auto s = fs_->CheckOn(); !s.ok()) return s;

@@ -137,7 +137,8 @@ std::optional<T> Await(std::shared_ptr<std::promise<T>> p, absl::Duration timeou
 class PowerLossTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
-    absl::StatusOr<certs::SigningKey> key = certs::SigningKey::FromPem(testing::NewP256KeyPem(), "k1");
+    absl::StatusOr<certs::SigningKey> key =
+        certs::SigningKey::FromPem(testing::NewP256KeyPem(), "k1");
     ASSERT_TRUE(key.ok()) << key.status();
     key_ = std::make_unique<certs::SigningKey>(*key);
     absl::StatusOr<certs::VerifyingKey> verifying =
@@ -176,10 +177,11 @@ class PowerLossTest : public ::testing::TestWithParam<int> {
                                                   .completion_thread = true});
     s.store = consent::NewRocksConsentStore(s.db.get(), s.queue.get());
     s.log = std::make_unique<broker::AccessLog>(s.db.get(), s.queue.get());
-    absl::StatusOr<std::unique_ptr<broker::TransparencyLog>> tlog = broker::TransparencyLog::Start(
-        s.db.get(), s.log.get(), *key_,
-        {.issuer = kIssuer, .checkpoint_interval = absl::Milliseconds(20),
-         .fresh_interval = absl::ZeroDuration()});
+    absl::StatusOr<std::unique_ptr<broker::TransparencyLog>> tlog =
+        broker::TransparencyLog::Start(s.db.get(), s.log.get(), *key_,
+                                       {.issuer = kIssuer,
+                                        .checkpoint_interval = absl::Milliseconds(20),
+                                        .fresh_interval = absl::ZeroDuration()});
     if (may_fail && !tlog.ok()) return false;
     EXPECT_TRUE(tlog.ok()) << "transparency log after the power cut: " << tlog.status();
     if (!tlog.ok()) return false;
@@ -338,16 +340,15 @@ class PowerLossTest : public ::testing::TestWithParam<int> {
         ledger_.publishes[request.event_id()].request = request;
       }
       auto done = std::make_shared<std::promise<bool>>();
-      s.publisher->Publish(
-          "registry", request,
-          [this, id = request.event_id(), done](
-              absl::StatusOr<tellonce::v1::PublishChangeResponse> r) {
-            if (r.ok()) {
-              absl::MutexLock lock(&ledger_.mu);
-              ledger_.publishes[id].acked = true;
-            }
-            done->set_value(true);
-          });
+      s.publisher->Publish("registry", request,
+                           [this, id = request.event_id(),
+                            done](absl::StatusOr<tellonce::v1::PublishChangeResponse> r) {
+                             if (r.ok()) {
+                               absl::MutexLock lock(&ledger_.mu);
+                               ledger_.publishes[id].acked = true;
+                             }
+                             done->set_value(true);
+                           });
       Await(done, wait);
     } else {  // a fresh checkpoint handed out
       auto done = std::make_shared<std::promise<bool>>();
@@ -380,7 +381,8 @@ class PowerLossTest : public ::testing::TestWithParam<int> {
         absl::StatusOr<consent::ConsentStore::Page> page =
             s.store->List(citizen, tellonce::v1::CONSENT_STATUS_UNSPECIFIED, 100, token, now);
         ASSERT_TRUE(page.ok()) << "citizen index of " << citizen << ": " << page.status();
-        for (const tellonce::v1::Consent& c : page->consents) listed[citizen].insert(c.consent_id());
+        for (const tellonce::v1::Consent& c : page->consents)
+          listed[citizen].insert(c.consent_id());
         token = page->next_page_token;
       } while (!token.empty());
     }
@@ -565,28 +567,29 @@ TEST_P(PowerLossTest, AcknowledgedWritesSurviveAndNothingIsHalfApplied) {
     }
     s.Close();
     PowerLossFileSystem::Restored restored = fs_->RestoreDurableState();
-    std::printf("seed %d round %d: cut at file operation %llu; of %d files written, %d cut "
-                "back (%llu bytes dropped), %d removed, %d renames undone\n",
-                GetParam(), round_, static_cast<unsigned long long>(cut_at), restored.tracked,
-                restored.truncated,
-                static_cast<unsigned long long>(restored.bytes_dropped), restored.removed,
-                restored.renames_undone);
+    std::printf(
+        "seed %d round %d: cut at file operation %llu; of %d files written, %d cut "
+        "back (%llu bytes dropped), %d removed, %d renames undone\n",
+        GetParam(), round_, static_cast<unsigned long long>(cut_at), restored.tracked,
+        restored.truncated, static_cast<unsigned long long>(restored.bytes_dropped),
+        restored.removed, restored.renames_undone);
     Stack recovered;
     ASSERT_TRUE(Open(recovered));
     CheckRecovered(recovered);
     if (HasFatalFailure()) return;
     // Let the tree catch up with the recovered log, so the audit sees every leaf hash.
     auto fresh = std::make_shared<std::promise<bool>>();
-    recovered.tlog->FreshCheckpoint([this, fresh](absl::StatusOr<tellonce::v1::SignedCheckpoint> c) {
-      if (c.ok()) {
-        tellonce::v1::Checkpoint body;
-        body.ParseFromString(c->body());
-        absl::MutexLock lock(&ledger_.mu);
-        ledger_.checkpoint = *c;
-        ledger_.checkpoint_size = body.tree_size();
-      }
-      fresh->set_value(c.ok());
-    });
+    recovered.tlog->FreshCheckpoint(
+        [this, fresh](absl::StatusOr<tellonce::v1::SignedCheckpoint> c) {
+          if (c.ok()) {
+            tellonce::v1::Checkpoint body;
+            body.ParseFromString(c->body());
+            absl::MutexLock lock(&ledger_.mu);
+            ledger_.checkpoint = *c;
+            ledger_.checkpoint_size = body.tree_size();
+          }
+          fresh->set_value(c.ok());
+        });
     std::optional<bool> signed_fresh = Await(fresh, absl::Seconds(20));
     EXPECT_TRUE(signed_fresh.has_value() && *signed_fresh);
     recovered.Close();
