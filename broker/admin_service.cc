@@ -5,8 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/authz.h"
-#include "broker/status.h"
 #include "ops/version.h"
+#include "proto/grpc_status.h"
 #include "proto/time.h"
 
 namespace tellonce::broker {

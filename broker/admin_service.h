@@ -7,7 +7,7 @@
 #include "broker/access_log.h"
 #include "broker/outbox.h"
 #include "broker/transparency.h"
-#include "consent/registry.h"
+#include "consent/directory.h"
 #include "tellonce/v1/admin.grpc.pb.h"
 
 namespace tellonce::broker {

@@ -15,7 +15,8 @@ absl::StatusOr<std::string> AuthenticateAgency(const grpc::ServerContextBase& co
   absl::StatusOr<certs::SpiffeId> id = certs::PeerIdentity(*auth, directory.trust_domain());
   if (!id.ok()) return id.status();
   if (id->is_broker) {
-    return absl::PermissionDeniedError(absl::StrCat(std::string(service), " is not for the broker identity"));
+    return absl::PermissionDeniedError(
+        absl::StrCat(std::string(service), " is not for the broker identity"));
   }
   if (directory.FindAgency(id->agency_id) == nullptr) {
     return absl::PermissionDeniedError(
@@ -29,12 +30,16 @@ absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& conte
                                             tellonce::v1::Role role, std::string_view service) {
   absl::StatusOr<std::string> agency = AuthenticateAgency(context, directory, service);
   if (!agency.ok()) return agency.status();
-  if (!directory.HasRole(*agency, role)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        std::string(service), " requires the ",
-        absl::AsciiStrToLower(tellonce::v1::Role_Name(role)), " role"));
-  }
+  if (absl::Status s = RequireRole(directory, *agency, role, service); !s.ok()) return s;
   return *agency;
+}
+
+absl::Status RequireRole(const consent::Directory& directory, const std::string& agency,
+                         tellonce::v1::Role role, std::string_view service) {
+  if (directory.HasRole(agency, role)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      std::string(service), " requires the ", absl::AsciiStrToLower(tellonce::v1::Role_Name(role)),
+      " role"));
 }
 
 std::string_view CitizenAssertion(const grpc::ServerContextBase& context) {

@@ -11,18 +11,23 @@
 
 namespace tellonce::broker {
 
-// The calling agency's id, taken from the verified peer certificate, provided the
-// agency is in `directory` and holds `role`. UNAUTHENTICATED without a usable
-// certificate identity; PERMISSION_DENIED for another trust domain, the broker's own
-// identity, an agency missing from the directory, or one without the role (the message
-// names the service and the role it requires, e.g. "ConsentService requires the
-// portal role").
 // The calling agency's id from the verified peer certificate, provided the agency is in
 // `directory`, whatever its roles. Same errors as AuthorizeAgency but the role check.
 absl::StatusOr<std::string> AuthenticateAgency(const grpc::ServerContextBase& context,
                                                const consent::Directory& directory,
                                                std::string_view service);
 
+// OK when `agency` holds `role` in `directory`; otherwise PERMISSION_DENIED naming the
+// service and the role it requires, e.g. "ConsentService requires the portal role". For
+// cores, which get an authenticated agency id from their service.
+absl::Status RequireRole(const consent::Directory& directory, const std::string& agency,
+                         tellonce::v1::Role role, std::string_view service);
+
+// The calling agency's id, taken from the verified peer certificate, provided the
+// agency is in `directory` and holds `role`: AuthenticateAgency, then RequireRole.
+// UNAUTHENTICATED without a usable certificate identity; PERMISSION_DENIED for another
+// trust domain, the broker's own identity, an agency missing from the directory, or one
+// without the role.
 absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& context,
                                             const consent::Directory& directory,
                                             tellonce::v1::Role role, std::string_view service);

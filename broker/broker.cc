@@ -8,6 +8,8 @@
 #include "certs/tls.h"
 #include "ops/version.h"
 #include "proto/time.h"
+#include "storage/postgres/postgres_storage.h"
+#include "storage/rocksdb/rocks_storage.h"
 #include "certs/tls_watch.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -15,6 +17,14 @@
 #include "grpcpp/server_builder.h"
 
 namespace tellonce::broker {
+namespace {
+
+// With several replicas over one database: how often the transparency log looks for
+// events other replicas appended (the sequencer) and for the tree and checkpoints the
+// sequencer stored (the others).
+constexpr absl::Duration kSharedPollInterval = absl::Milliseconds(200);
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   std::unique_ptr<Broker> broker(new Broker(options));
@@ -56,31 +66,52 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
         absl::StrCat("signing.key_file: ", signing_key.status().message()));
   }
 
-  absl::StatusOr<std::unique_ptr<consent::Database>> db =
-      consent::Database::Open({.path = options.data_dir, .block_cache_mb = options.block_cache_mb});
-  if (!db.ok()) return db.status();
-  broker->db_ = *std::move(db);
   // Replies to gRPC go from the completion thread, so the next group's write and WAL
   // sync do not wait for them (tests/bench/README.md: +4% exchanges/s).
   ops::MetricsRegistry& metrics = *broker->metrics_;
-  broker->queue_ = std::make_unique<consent::CommitQueue>(
-      broker->db_.get(),
-      consent::CommitQueue::Options{
-          .gather = options.group_commit_wait,
-          .completion_thread = true,
-          .group_operations =
-              &metrics
-                   .AddHistogram("tellonce_commit_group_operations",
-                                 "Operations committed together in one group (one write).", {},
-                                 {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
-                   .Get(),
-          .write_seconds = &metrics
-                                .AddHistogram("tellonce_commit_write_duration_seconds",
-                                              "Time of one group's write, WAL sync included.",
-                                              {}, ops::LatencyBuckets())
-                                .Get()});
-  broker->store_ = consent::NewRocksConsentStore(broker->db_.get(), broker->queue_.get(),
-                                                 options.consent_store);
+  absl::StatusOr<std::unique_ptr<storage::Storage>> stored;
+  storage::postgres::PostgresStorage* shared = nullptr;
+  if (!options.postgres.conninfo.empty()) {
+    // Several replicas over one database (storage/postgres/README.md).
+    const BrokerOptions::Postgres& pg = options.postgres;
+    storage::postgres::PostgresOptions pg_options;
+    pg_options.conninfo = pg.conninfo;
+    pg_options.pool_size = pg.pool_size;
+    pg_options.commit_threads = pg.commit_threads;
+    pg_options.gather = options.group_commit_wait;
+    pg_options.sequencer_lease = pg.sequencer_lease;
+    pg_options.claim_lease = pg.claim_lease;
+    pg_options.apply_migrations = pg.migrate_on_start;
+    pg_options.replica_name = pg.replica_name;
+    absl::StatusOr<std::unique_ptr<storage::postgres::PostgresStorage>> opened =
+        storage::postgres::OpenPostgresStorage(std::move(pg_options));
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(),
+                          absl::StrCat("storage.postgres: ", opened.status().message()));
+    }
+    shared = opened->get();
+    stored = std::unique_ptr<storage::Storage>(std::move(*opened));
+  } else {
+    stored = storage::OpenRocksStorage(
+        {.path = options.data_dir,
+         .block_cache_mb = options.block_cache_mb,
+         .gather = options.group_commit_wait,
+         .completion_thread = true,
+         .group_operations =
+             &metrics
+                  .AddHistogram("tellonce_commit_group_operations",
+                                "Operations committed together in one group (one write).", {},
+                                {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
+                  .Get(),
+         .write_seconds = &metrics
+                               .AddHistogram("tellonce_commit_write_duration_seconds",
+                                             "Time of one group's write, WAL sync included.", {},
+                                             ops::LatencyBuckets())
+                               .Get()});
+  }
+  if (!stored.ok()) return stored.status();
+  broker->storage_ = *std::move(stored);
+  broker->store_ = consent::NewConsentStore(broker->storage_.get(), options.consent_store);
   certs::SigningKey checkpoint_key = *signing_key;
   broker->registry_ = std::make_unique<consent::ConsentRegistry>(
       broker->directory_.get(), broker->store_.get(), *std::move(signing_key),
@@ -104,15 +135,23 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       &rate_limited);
   broker->consent_service_ = std::make_unique<ConsentServiceImpl>(
       broker->directory_.get(), broker->registry_.get(), broker->grant_limit_.get());
-  broker->access_log_ = std::make_unique<AccessLog>(broker->db_.get(), broker->queue_.get());
+  broker->access_log_ = std::make_unique<AccessLog>(broker->storage_.get());
   absl::StatusOr<std::unique_ptr<TransparencyLog>> transparency = TransparencyLog::Start(
-      broker->db_.get(), broker->access_log_.get(), std::move(checkpoint_key),
-      TransparencyLog::Options{.issuer = certs::BrokerSpiffeId(trust_domain),
-                               .checkpoint_interval = options.checkpoint_interval,
-                               .fresh_interval = options.fresh_checkpoint_interval});
+      broker->storage_.get(), broker->access_log_.get(), std::move(checkpoint_key),
+      TransparencyLog::Options{
+          .issuer = certs::BrokerSpiffeId(trust_domain),
+          // Shared: the sequencer signs at the fresh pace while the log grows, since a
+          // fresh request made at another replica cannot reach it.
+          .checkpoint_interval =
+              shared != nullptr
+                  ? std::min(options.checkpoint_interval, options.fresh_checkpoint_interval)
+                  : options.checkpoint_interval,
+          .fresh_interval = options.fresh_checkpoint_interval,
+          // Shared: events appended at other replicas are found by polling.
+          .poll_interval = shared != nullptr ? kSharedPollInterval : absl::Seconds(1)});
   if (!transparency.ok()) return transparency.status();
   broker->transparency_ = *std::move(transparency);
-  broker->access_log_->set_listener([t = broker->transparency_.get()] { t->Notify(); });
+  broker->storage_->SetAppendListener([t = broker->transparency_.get()] { t->Notify(); });
   broker->transparency_service_ = std::make_unique<TransparencyServiceImpl>(
       broker->directory_.get(), broker->transparency_.get(), options.limits,
       broker->fresh_checkpoint_limit_.get());
@@ -144,13 +183,18 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   }
   broker->exchange_service_ =
       std::make_unique<ExchangeServiceImpl>(broker->directory_.get(), broker->exchange_.get());
+  ClaimSubscriber claim;
+  if (shared != nullptr) {
+    claim = [shared](const std::string& subscriber) { return shared->ClaimSubscriber(subscriber); };
+  }
   absl::StatusOr<std::unique_ptr<Outbox>> outbox = Outbox::Start(
-      broker->db_.get(), broker->directory_.get(), broker->connectors_.get(), options.dispatch);
+      &broker->storage_->deliveries(), broker->directory_.get(), broker->connectors_.get(),
+      options.dispatch, std::move(claim));
   if (!outbox.ok()) return outbox.status();
   broker->outbox_ = *std::move(outbox);
   broker->publisher_ = std::make_unique<ChangePublisher>(
-      broker->directory_.get(), broker->store_.get(), broker->queue_.get(),
-      broker->access_log_.get(), broker->outbox_.get(), options.limits);
+      broker->directory_.get(), broker->store_.get(), broker->storage_.get(),
+      broker->outbox_.get(), options.limits);
   broker->notification_service_ =
       std::make_unique<NotificationServiceImpl>(broker->directory_.get(), broker->publisher_.get(),
                                                 broker->publish_limit_.get());
@@ -250,7 +294,10 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       absl::StrCat("serving ConsentService, ExchangeService, TransparencyService, "
                    "NotificationService, DeliveryAdminService and AdminService on ",
                    options.listen_address, " (port ", broker->port_, "), trust domain ",
-                   trust_domain, ", data in ", options.data_dir));
+                   trust_domain, ", data in ",
+                   options.postgres.conninfo.empty()
+                       ? options.data_dir
+                       : absl::StrCat("PostgreSQL (replica ", shared->replica_id(), ")")));
   return broker;
 }
 
@@ -286,9 +333,9 @@ std::vector<std::string> Broker::NotReadyReasons() const {
       reasons.push_back(absl::StrCat("tls: ", usable.message()));
     }
   }
-  if (db_ == nullptr) {
+  if (storage_ == nullptr) {
     reasons.push_back("database: closed");
-  } else if (absl::Status health = db_->Health(); !health.ok()) {
+  } else if (absl::Status health = storage_->Health(); !health.ok()) {
     reasons.push_back(std::string(health.message()));
   }
   return reasons;
@@ -331,13 +378,11 @@ void Broker::AddCollectors() {
               "Attribute fetches sent to connectors (several may share one call).",
               connectors_->counters().fetches.load(std::memory_order_relaxed));
 
-    const consent::CommitQueue::Counters& q = queue_->counters();
-    w.Counter("tellonce_commit_operations_total", "Durable operations committed.",
-              q.operations.load(std::memory_order_relaxed));
+    const storage::Storage::CommitCounts q = storage_->commit_counts();
+    w.Counter("tellonce_commit_operations_total", "Durable operations committed.", q.operations);
     w.Counter("tellonce_commit_groups_total", "Groups of operations taken by the commit thread.",
-              q.groups.load(std::memory_order_relaxed));
-    w.Counter("tellonce_commit_writes_total", "Database writes (one WAL sync each).",
-              q.writes.load(std::memory_order_relaxed));
+              q.groups);
+    w.Counter("tellonce_commit_writes_total", "Database writes (one WAL sync each).", q.writes);
 
     const std::vector<Outbox::Depth> depths = outbox_->Depths();
     w.Family("tellonce_outbox_deliveries", "Change deliveries stored, by subscriber and state.",
@@ -388,10 +433,10 @@ void Broker::Shutdown() {
         " refused as busy; ", connectors_->counters().fetches.load(), " fetches in ",
         connectors_->counters().calls.load(), " connector calls"));
   }
-  if (queue_ != nullptr) {
-    const consent::CommitQueue::Counters& c = queue_->counters();
-    ops::LogInfo(absl::StrCat("commit queue: ", c.operations.load(), " operations in ", c.groups.load(),
-                         " groups, ", c.writes.load(), " writes"));
+  if (storage_ != nullptr) {
+    const storage::Storage::CommitCounts c = storage_->commit_counts();
+    ops::LogInfo(absl::StrCat("commit queue: ", c.operations, " operations in ", c.groups,
+                              " groups, ", c.writes, " writes"));
   }
   exchange_service_.reset();
   exchange_.reset();
@@ -401,7 +446,7 @@ void Broker::Shutdown() {
   publisher_.reset();
   // Commits and completes everything still queued, while the outbox, the access log
   // and the transparency log that completions call into are still there.
-  queue_.reset();
+  if (storage_ != nullptr) storage_->Close();
   outbox_.reset();
   connectors_.reset();
   transparency_service_.reset();
@@ -410,7 +455,7 @@ void Broker::Shutdown() {
   consent_service_.reset();
   registry_.reset();
   store_.reset();
-  db_.reset();
+  storage_.reset();
 }
 
 }  // namespace tellonce::broker

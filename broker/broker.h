@@ -21,15 +21,14 @@
 #include "broker/transparency.h"
 #include "broker/transparency_service.h"
 #include "certs/tls_watch.h"
-#include "consent/commit_queue.h"
 #include "consent/consent_store.h"
-#include "consent/database.h"
 #include "consent/directory.h"
 #include "consent/registry.h"
 #include "grpcpp/server.h"
 #include "ops/admin_server.h"
 #include "ops/metrics.h"
 #include "ops/rpc_metrics.h"
+#include "storage/storage.h"
 
 namespace tellonce::broker {
 
@@ -93,8 +92,7 @@ class Broker {
   std::unique_ptr<consent::DirectoryHolder> directory_;
   // Outlives the server and the connector pool, whose credentials read it.
   std::unique_ptr<certs::TlsMaterialWatcher> tls_;
-  std::unique_ptr<consent::Database> db_;
-  std::unique_ptr<consent::CommitQueue> queue_;
+  std::unique_ptr<storage::Storage> storage_;
   std::unique_ptr<consent::ConsentStore> store_;
   std::unique_ptr<consent::ConsentRegistry> registry_;
   // Per-agency token buckets (options.rate_limits); outlive the services that use them.

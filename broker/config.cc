@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "certs/signing.h"
+#include "proto/identifiers.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/config.pb.h"
 
@@ -20,15 +22,53 @@ std::string Resolve(const std::filesystem::path& base, const std::string& path) 
   return (base / p).lexically_normal().string();
 }
 
-absl::Status CheckHostPort(const std::string& source, const std::string& address,
-                           absl::string_view field = "listen_address") {
-  size_t colon = address.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || colon == 0 ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+// An address to listen on (proto/identifiers.h); port 0 picks a free port.
+absl::Status CheckListenAddress(const std::string& source, const std::string& address,
+                                absl::string_view field = "listen_address") {
+  if (!IsListenAddress(address)) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": ", field, ": must be host:port, got \"", address, "\""));
   }
+  return absl::OkStatus();
+}
+
+absl::Status LoadPostgres(const std::string& path, const tellonce::v1::PostgresStorageConfig& pg,
+                          BrokerOptions::Postgres* out) {
+  auto bad = [&](const std::string& field, const std::string& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": storage.postgres.", field, ": ", why));
+  };
+  if (pg.conninfo().empty()) return bad("conninfo", "required");
+  if (pg.conninfo().find('\n') != std::string::npos) return bad("conninfo", "one line");
+  out->conninfo = pg.conninfo();
+  struct Bound {
+    const char* field;
+    uint32_t value, low, high;
+  };
+  for (const Bound& b : {Bound{"pool_size", pg.pool_size(), 2, 256},
+                         Bound{"commit_threads", pg.commit_threads(), 1, 16},
+                         Bound{"sequencer_lease_ms", pg.sequencer_lease_ms(), 500, 60000},
+                         Bound{"claim_lease_ms", pg.claim_lease_ms(), 500, 600000}}) {
+    if (b.value != 0 && (b.value < b.low || b.value > b.high)) {
+      return bad(b.field, absl::StrCat("must be between ", b.low, " and ", b.high));
+    }
+  }
+  if (pg.pool_size() != 0) out->pool_size = static_cast<int>(pg.pool_size());
+  if (pg.commit_threads() != 0) out->commit_threads = static_cast<int>(pg.commit_threads());
+  if (pg.sequencer_lease_ms() != 0) {
+    out->sequencer_lease = absl::Milliseconds(pg.sequencer_lease_ms());
+  }
+  if (pg.claim_lease_ms() != 0) out->claim_lease = absl::Milliseconds(pg.claim_lease_ms());
+  if (pg.replica_name().size() > 64 ||
+      !std::all_of(pg.replica_name().begin(), pg.replica_name().end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+               c == '-';
+      })) {
+    return bad("replica_name", "letters, digits, '.', '_' or '-', at most 64");
+  }
+  out->replica_name = pg.replica_name();
+  out->migrate_on_start =
+      pg.migrate_on_start() != tellonce::v1::PostgresStorageConfig::CHECK_ONLY;
   return absl::OkStatus();
 }
 
@@ -45,7 +85,7 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   };
 
   if (!config.listen_address().empty()) options.listen_address = config.listen_address();
-  if (absl::Status s = CheckHostPort(path, options.listen_address); !s.ok()) return s;
+  if (absl::Status s = CheckListenAddress(path, options.listen_address); !s.ok()) return s;
 
   if (config.tls().ca_file().empty()) return required("tls.ca_file");
   if (config.tls().cert_file().empty()) return required("tls.cert_file");
@@ -69,8 +109,43 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     options.tls_watch.expiry_warning = absl::Hours(config.tls().expiry_warning_hours());
   }
 
-  if (config.data_dir().empty()) return required("data_dir");
-  options.data_dir = Resolve(base, config.data_dir());
+  if (config.has_storage() && !config.data_dir().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": storage: set either data_dir (shorthand for storage { rocksdb { path } }) "
+              "or storage, not both"));
+  }
+  if (config.has_storage()) {
+    switch (config.storage().backend_case()) {
+      case tellonce::v1::StorageConfig::kRocksdb: {
+        const tellonce::v1::RocksDbStorage& rocks = config.storage().rocksdb();
+        if (rocks.path().empty()) return required("storage.rocksdb.path");
+        if (config.block_cache_mb() != 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              path, ": block_cache_mb: with storage, set storage.rocksdb.block_cache_mb"));
+        }
+        options.data_dir = Resolve(base, rocks.path());
+        if (rocks.block_cache_mb() != 0) options.block_cache_mb = rocks.block_cache_mb();
+        break;
+      }
+      case tellonce::v1::StorageConfig::kPostgres:
+        if (config.block_cache_mb() != 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ": block_cache_mb: not used with storage.postgres"));
+        }
+        if (absl::Status s = LoadPostgres(path, config.storage().postgres(), &options.postgres);
+            !s.ok()) {
+          return s;
+        }
+        break;
+      case tellonce::v1::StorageConfig::BACKEND_NOT_SET:
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": storage: choose a backend (storage { rocksdb { path: ... } } or "
+                  "storage { postgres { conninfo: ... } })"));
+    }
+  } else {
+    if (config.data_dir().empty()) return required("data_dir");
+    options.data_dir = Resolve(base, config.data_dir());
+  }
   if (config.directory_file().empty()) return required("directory_file");
   options.directory_file = Resolve(base, config.directory_file());
 
@@ -312,7 +387,7 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     options.admin_address.clear();
   } else if (!config.admin().listen_address().empty()) {
     options.admin_address = config.admin().listen_address();
-    if (absl::Status s = CheckHostPort(path, options.admin_address, "admin.listen_address");
+    if (absl::Status s = CheckListenAddress(path, options.admin_address, "admin.listen_address");
         !s.ok()) {
       return s;
     }

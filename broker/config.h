@@ -6,7 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "broker/outbox.h"
+#include "broker/dispatch_options.h"
 #include "broker/rate_limiter.h"
 #include "certs/tls.h"
 #include "certs/tls_watch.h"
@@ -30,6 +30,18 @@ struct BrokerOptions {
   certs::TlsMaterialWatcher::Options tls_watch;
   // RocksDB data directory. Required.
   std::string data_dir;
+  // storage { postgres { ... } }: several brokers over one PostgreSQL database instead
+  // of RocksDB in data_dir (config.proto, PostgresStorageConfig). Empty conninfo: RocksDB.
+  struct Postgres {
+    std::string conninfo;
+    int pool_size = 8;
+    int commit_threads = 2;
+    absl::Duration sequencer_lease = absl::Seconds(3);
+    absl::Duration claim_lease = absl::Seconds(10);
+    bool migrate_on_start = true;
+    std::string replica_name;
+  };
+  Postgres postgres;
   // Text-format tellonce.v1.Directory. Required.
   std::string directory_file;
   // Largest request accepted. Default 1 MiB.

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "broker/authz.h"
-#include "broker/status.h"
+#include "proto/grpc_status.h"
 
 namespace tellonce::broker {
 namespace {

@@ -541,7 +541,7 @@ void Exchange::RecordAndAnswer(std::shared_ptr<Call> call) {
     return;
   }
   log_->Append(std::move(events),
-               [call, response = std::move(response)](absl::StatusOr<uint64_t> appended) mutable {
+               [call, response = std::move(response)](absl::Status appended) mutable {
                  if (!appended.ok()) {
                    // Unrecorded access is no access: the values are not handed out.
                    call->done(absl::UnavailableError("the access log could not be written"));

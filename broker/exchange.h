@@ -18,7 +18,7 @@
 #include "broker/access_log.h"
 #include "broker/connector_pool.h"
 #include "consent/consent_store.h"
-#include "consent/registry.h"
+#include "consent/directory.h"
 #include "grpcpp/support/status.h"
 #include "tellonce/v1/exchange.pb.h"
 

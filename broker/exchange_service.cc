@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "broker/authz.h"
-#include "broker/status.h"
+#include "proto/grpc_status.h"
 
 namespace tellonce::broker {
 

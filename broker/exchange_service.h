@@ -2,7 +2,7 @@
 #define TELLONCE_BROKER_EXCHANGE_SERVICE_H_
 
 #include "broker/exchange.h"
-#include "consent/registry.h"
+#include "consent/directory.h"
 #include "tellonce/v1/exchange.grpc.pb.h"
 
 namespace tellonce::broker {

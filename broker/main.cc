@@ -1,6 +1,7 @@
 // tellonce-broker: serves the broker's gRPC services over mutual TLS.
 //
 //   tellonce-broker --config FILE [--check] [--port-file FILE] [--admin-port-file FILE]
+//   tellonce-broker --config FILE --migrate
 //   tellonce-broker --version | --help
 //
 // SIGTERM or SIGINT: drain in-flight calls and close the database cleanly.
@@ -24,6 +25,7 @@
 #include "ops/flags.h"
 #include "ops/log.h"
 #include "ops/version.h"
+#include "storage/postgres/postgres_storage.h"
 
 namespace {
 
@@ -32,6 +34,8 @@ const std::vector<tellonce::ops::FlagSpec>& FlagTable() {
   static const auto* table = new std::vector<tellonce::ops::FlagSpec>{
       {"config", "FILE", "broker configuration (text-format tellonce.v1.BrokerConfig); required"},
       {"check", "", "validate the configuration, directory and TLS files, then exit"},
+      {"migrate", "",
+       "apply the missing schema migrations to storage.postgres's database, then exit"},
       {"port-file", "FILE", "write the bound port to FILE once serving (for port 0); default none"},
       {"admin-port-file", "FILE",
        "write the admin listener's bound port to FILE once serving (0 when it is off); default "
@@ -45,7 +49,8 @@ const std::vector<tellonce::ops::FlagSpec>& FlagTable() {
 std::string Usage() {
   return absl::StrCat(
       "usage: tellonce-broker --config FILE [--check] [--port-file FILE] "
-      "[--admin-port-file FILE]\n",
+      "[--admin-port-file FILE]\n"
+      "       tellonce-broker --config FILE --migrate\n",
                       tellonce::ops::FlagHelp(FlagTable()),
                       "Exit codes: 0 clean stop, 1 start-up error, 2 usage error.\n");
 }
@@ -55,6 +60,7 @@ struct Flags {
   std::string port_file;
   std::string admin_port_file;
   bool check = false;
+  bool migrate = false;
 };
 
 // One line on stderr naming the problem; the caller exits 2.
@@ -84,6 +90,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
   flags->port_file = parsed->Get("port-file");
   flags->admin_port_file = parsed->Get("admin-port-file");
   flags->check = parsed->Has("check");
+  flags->migrate = parsed->Has("migrate");
+  if (flags->check && flags->migrate) return UsageError("--check and --migrate exclude each other");
   if (flags->config.empty()) return UsageError("--config FILE is required");
   return true;
 }
@@ -116,6 +124,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   tellonce::ops::ConfigureLogging(options->log);
+  if (flags.migrate) {
+    if (options->postgres.conninfo.empty()) {
+      LogError("--migrate: the configuration has no storage.postgres (RocksDB needs no migration)");
+      return 1;
+    }
+    absl::StatusOr<std::vector<int>> applied =
+        tellonce::storage::postgres::MigratePostgres(options->postgres.conninfo);
+    if (!applied.ok()) {
+      LogError(absl::StrCat("migration failed: ", applied.status().message()));
+      return 1;
+    }
+    std::printf("%s\n", applied->empty()
+                            ? "schema up to date"
+                            : absl::StrCat("schema migrated to version ", applied->back()).c_str());
+    return 0;
+  }
   if (flags.check) {
     // Start on a free loopback port to exercise every check, then stop at once.
     options->listen_address = "127.0.0.1:0";

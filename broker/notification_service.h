@@ -1,19 +1,14 @@
 #ifndef TELLONCE_BROKER_NOTIFICATION_SERVICE_H_
 #define TELLONCE_BROKER_NOTIFICATION_SERVICE_H_
 
+#include "broker/delivery_admin.h"
 #include "broker/outbox.h"
 #include "broker/publisher.h"
 #include "broker/rate_limiter.h"
-#include "consent/registry.h"
+#include "consent/directory.h"
 #include "tellonce/v1/notification.grpc.pb.h"
 
 namespace tellonce::broker {
-
-// Checks the fields of a ListDeliveries request: 0 <= page_size <= 500, page_token at
-// most 20 bytes (the outbox decodes it). INVALID_ARGUMENT "<field>: <reason>". Pure.
-absl::Status ValidateListDeliveries(const tellonce::v1::ListDeliveriesRequest& request);
-// Checks a RetryDeliveries request: at most 1000 delivery ids (the outbox decodes them).
-absl::Status ValidateRetryDeliveries(const tellonce::v1::RetryDeliveriesRequest& request);
 
 // NotificationService over gRPC's callback API: provider role, then ChangePublisher.
 class NotificationServiceImpl final : public tellonce::v1::NotificationService::CallbackService {
@@ -34,13 +29,16 @@ class NotificationServiceImpl final : public tellonce::v1::NotificationService::
   RateLimiter* publish_limit_;
 };
 
-// DeliveryAdminService over gRPC's callback API: admin role, then the Outbox.
+// DeliveryAdminService over gRPC's callback API. Thin: the caller's agency id from its
+// certificate, then the DeliveryAdmin core (the admin role and the request checks).
 class DeliveryAdminServiceImpl final
     : public tellonce::v1::DeliveryAdminService::CallbackService {
  public:
-  // Not owned; both must outlive the service.
-  DeliveryAdminServiceImpl(const consent::DirectoryHolder* directory, Outbox* outbox)
-      : directory_(directory), outbox_(outbox) {}
+  // Not owned; both must outlive the service. `limits` bounds the pages
+  // (limits.max_page_size).
+  DeliveryAdminServiceImpl(const consent::DirectoryHolder* directory, Outbox* outbox,
+                           consent::RequestLimits limits = {})
+      : directory_(directory), admin_(outbox, limits) {}
 
   grpc::ServerUnaryReactor* ListDeliveries(
       grpc::CallbackServerContext* context, const tellonce::v1::ListDeliveriesRequest* request,
@@ -51,7 +49,7 @@ class DeliveryAdminServiceImpl final
 
  private:
   const consent::DirectoryHolder* directory_;
-  Outbox* outbox_;
+  DeliveryAdmin admin_;
 };
 
 }  // namespace tellonce::broker

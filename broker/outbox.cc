@@ -10,18 +10,12 @@
 #include "ops/log.h"
 #include "grpcpp/client_context.h"
 #include "proto/time.h"
-#include "rocksdb/db.h"
-#include "rocksdb/write_batch.h"
 
 namespace tellonce::broker {
 namespace {
 
-using consent::Family;
 using tellonce::v1::Delivery;
 
-constexpr char kSequenceKey[] = "outbox.sequence";
-// Set once every PENDING delivery has its index entry ("p" keys).
-constexpr char kIndexedKey[] = "outbox.pending_index";
 // Deliveries looked at per subscriber and dispatcher pass.
 constexpr int kScanLimit = 4096;
 constexpr int kDefaultPageSize = 50;
@@ -50,63 +44,30 @@ tellonce::v1::DeliverChangeRequest ToRequest(const Delivery& d) {
 
 }  // namespace
 
-std::string Outbox::Key(uint64_t sequence) { return absl::StrCat("d", BigEndian64(sequence)); }
-
-std::string Outbox::PendingKey(const std::string& subscriber, uint64_t sequence) {
-  std::string key("p");
-  key.append(subscriber);
-  key.push_back('\0');
-  return key + BigEndian64(sequence);
-}
-
-absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Start(consent::Database* db,
+absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Start(storage::DeliveryStore* store,
                                                       const consent::DirectoryHolder* directory,
                                                       ConnectorPool* connectors,
-                                                      DispatchOptions options) {
+                                                      DispatchOptions options,
+                                                      ClaimSubscriber claim) {
   options.memory_window = std::max(options.memory_window, options.window);
-  std::unique_ptr<Outbox> outbox(new Outbox(db, directory, connectors, options));
-  std::string indexed;
-  const bool has_index =
-      db->db()->Get(rocksdb::ReadOptions(), db->family(Family::kMeta), kIndexedKey, &indexed).ok();
-  rocksdb::ReadOptions read_options;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db->db()->NewIterator(read_options, db->family(Family::kOutbox)));
+  std::unique_ptr<Outbox> outbox(new Outbox(store, directory, connectors, options));
+  outbox->claim_ = std::move(claim);
   size_t loaded = 0;
-  rocksdb::WriteBatch index;
-  auto flush_index = [&]() -> absl::Status {
-    if (index.Count() == 0) return absl::OkStatus();
-    rocksdb::Status s = db->db()->Write(rocksdb::WriteOptions(), &index);
-    index.Clear();
-    return consent::FromRocks(s);
-  };
+  absl::Status scanned;
   {
     absl::MutexLock lock(&outbox->mu_);
     // One pass over the stored deliveries (not held: only the counts and each
     // subscriber's window stay in memory).
-    for (it->Seek("d"); it->Valid() && it->key().starts_with("d"); it->Next()) {
-      Delivery d;
-      if (!d.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        return absl::DataLossError("a stored delivery is corrupt");
-      }
+    scanned = store->Scan(0, [&](Delivery& d) {
       if (d.state() == Delivery::DEAD) ++outbox->subscribers_[d.subscriber()].dead;
-      if (d.state() != Delivery::PENDING) continue;
-      const uint64_t sequence = SequenceOf(d);
-      if (!has_index) {
-        index.Put(db->family(Family::kOutbox), PendingKey(d.subscriber(), sequence), "");
-        if (index.Count() >= 4096) {
-          if (absl::Status s = flush_index(); !s.ok()) return s;
-        }
-      }
-      outbox->enqueued_upto_ = std::max(outbox->enqueued_upto_, sequence + 1);
+      if (d.state() != Delivery::PENDING) return true;
+      outbox->enqueued_upto_ = std::max(outbox->enqueued_upto_, SequenceOf(d) + 1);
       outbox->Admit(std::move(d));
       ++loaded;
-    }
+      return true;
+    });
   }
-  if (!it->status().ok()) return consent::FromRocks(it->status());
-  if (!has_index) {
-    index.Put(db->family(Family::kMeta), kIndexedKey, "1");
-    if (absl::Status s = flush_index(); !s.ok()) return s;
-  }
+  if (!scanned.ok()) return scanned;
   if (loaded > 0) ops::LogInfo(absl::StrCat("outbox: ", loaded, " deliveries still owed"));
   outbox->thread_ = std::thread([raw = outbox.get()] { raw->Run(); });
   return outbox;
@@ -126,34 +87,20 @@ Outbox::~Outbox() {
       +[](int* calls) { return *calls == 0; }, &calls_in_flight_));
 }
 
-absl::StatusOr<std::vector<Delivery>> Outbox::Stage(
-    consent::GroupBatch& batch, const tellonce::v1::ChangeEvent& event,
+std::vector<Delivery> Outbox::NewDeliveries(
+    const tellonce::v1::ChangeEvent& event,
     const std::vector<std::pair<std::string, tellonce::v1::Basis>>& subscribers, absl::Time now) {
-  std::string text;
-  uint64_t sequence = 0;
-  absl::Status read = batch.Get(Family::kMeta, kSequenceKey, &text);
-  if (read.ok()) {
-    if (!absl::SimpleAtoi(text, &sequence)) {
-      return absl::DataLossError(absl::StrCat("metadata ", kSequenceKey, " is corrupt"));
-    }
-  } else if (!absl::IsNotFound(read)) {
-    return read;
-  }
   std::vector<Delivery> deliveries;
+  deliveries.reserve(subscribers.size());
   for (const auto& [subscriber, basis] : subscribers) {
     Delivery& d = deliveries.emplace_back();
-    d.set_delivery_id(absl::StrCat(sequence));
     d.set_subscriber(subscriber);
     *d.mutable_event() = event;
     *d.mutable_basis() = basis;
     d.set_state(Delivery::PENDING);
     *d.mutable_created_at() = ToProtoTime(now);
     *d.mutable_next_attempt_at() = ToProtoTime(now);
-    batch.Put(Family::kOutbox, Key(sequence), d.SerializeAsString());
-    batch.Put(Family::kOutbox, PendingKey(subscriber, sequence), "");
-    ++sequence;
   }
-  if (!deliveries.empty()) batch.Put(Family::kMeta, kSequenceKey, absl::StrCat(sequence));
   return deliveries;
 }
 
@@ -174,6 +121,19 @@ void Outbox::Admit(Delivery d) {
 
 void Outbox::Enqueue(std::vector<Delivery> deliveries) {
   absl::MutexLock lock(&mu_);
+  if (claim_) {
+    // Shared: a subscriber's deliveries in memory must stay a prefix, by sequence, of
+    // its pending ones in the database, some of which other processes stored; so these
+    // are read back from the database (in order) rather than admitted here.
+    for (const Delivery& d : deliveries) {
+      Subscriber& s = subscribers_[d.subscriber()];
+      s.spilled = true;
+      s.resume_from = 0;
+      ++s.spill_generation;
+    }
+    wake_ = true;
+    return;
+  }
   for (Delivery& d : deliveries) {
     enqueued_upto_ = std::max(enqueued_upto_, SequenceOf(d) + 1);
     Admit(std::move(d));
@@ -217,45 +177,25 @@ std::vector<Outbox::Depth> Outbox::Depths() {
 }
 
 void Outbox::ReadBack(Refill& refill) {
-  const std::string upper_key = PendingKey(refill.subscriber, refill.upper);
-  rocksdb::Slice upper(upper_key);
-  rocksdb::ReadOptions read_options;
-  read_options.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db()->NewIterator(read_options, db_->family(Family::kOutbox)));
-  const std::string prefix = PendingKey(refill.subscriber, 0).substr(0, refill.subscriber.size() + 2);
-  rocksdb::WriteBatch stale;
   refill.next = refill.from;
   refill.exhausted = true;
-  for (it->Seek(PendingKey(refill.subscriber, refill.from)); it->Valid(); it->Next()) {
-    const rocksdb::Slice key = it->key();
-    if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) break;
+  absl::StatusOr<std::vector<Delivery>> pending =
+      store_->Pending(refill.subscriber, refill.from, refill.upper, refill.want + 1);
+  if (!pending.ok()) {
+    // Try again at the next pass.
+    refill.exhausted = false;
+    ops::LogWarning(
+        absl::StrCat("outbox: cannot read back deliveries: ", pending.status().ToString()));
+    return;
+  }
+  for (Delivery& d : *pending) {
     if (refill.loaded.size() >= refill.want) {
       refill.exhausted = false;
       break;
     }
-    const uint64_t sequence = FromBigEndian64(std::string_view(key.data() + prefix.size(), 8));
-    refill.next = sequence + 1;
-    std::string bytes;
-    rocksdb::Status s =
-        db_->db()->Get(rocksdb::ReadOptions(), db_->family(Family::kOutbox), Key(sequence), &bytes);
-    Delivery d;
-    if (s.ok() && d.ParseFromString(bytes) && d.state() == Delivery::PENDING) {
-      refill.loaded.push_back(std::move(d));
-    } else if (s.ok() || s.IsNotFound()) {
-      stale.Delete(db_->family(Family::kOutbox), key);
-    } else {
-      // A read error: stop here and try again at the next pass.
-      refill.next = sequence;
-      refill.exhausted = false;
-      break;
-    }
+    refill.next = SequenceOf(d) + 1;
+    refill.loaded.push_back(std::move(d));
   }
-  if (!it->status().ok()) {
-    refill.exhausted = false;
-    ops::LogWarning(absl::StrCat("outbox: cannot read back deliveries: ", it->status().ToString()));
-  }
-  if (stale.Count() > 0) (void)db_->db()->Write(rocksdb::WriteOptions(), &stale);
 }
 
 void Outbox::Merge(Refill refill) {
@@ -278,15 +218,65 @@ void Outbox::Merge(Refill refill) {
   wake_ = true;
 }
 
+void Outbox::Reclaim() {
+  std::vector<std::string> names;
+  for (const tellonce::v1::Subscription& s : directory_->Current()->proto().subscriptions()) {
+    names.push_back(s.agency());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, s] : subscribers_) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::vector<std::pair<std::string, bool>> claims;
+  for (const std::string& name : names) {
+    absl::StatusOr<bool> held = claim_(name);
+    if (!held.ok()) {
+      // Unknown: keep what we had; the lease says whether others may take it.
+      ops::LogDebug(absl::StrCat("outbox: cannot renew a claim: ", held.status().ToString()));
+      continue;
+    }
+    claims.emplace_back(name, *held);
+  }
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, held] : claims) {
+    Subscriber& s = subscribers_[name];
+    if (held) {
+      // Read the subscriber's pending deliveries again from the start: others may have
+      // stored some (merged by sequence, so nothing held twice).
+      s.claimed = true;
+      s.spilled = true;
+      s.resume_from = 0;
+      ++s.spill_generation;
+    } else if (s.claimed || !s.pending.empty()) {
+      // Another process dispatches these now.
+      s.claimed = false;
+      s.pending.clear();
+      s.spilled = false;
+      s.owed = 0;
+    }
+  }
+  wake_ = true;
+}
+
 void Outbox::Run() {
   absl::Time next_due = absl::InfiniteFuture();
+  absl::Time next_claim = absl::InfinitePast();
   while (true) {
     std::vector<Delivery> to_send;
     std::vector<Refill> refills;
+    if (claim_ && absl::Now() >= next_claim) {
+      Reclaim();
+      next_claim = absl::Now() + kClaimPoll;
+    }
     {
       absl::MutexLock lock(&mu_);
-      const absl::Duration wait =
+      absl::Duration wait =
           std::clamp(next_due - absl::Now(), absl::ZeroDuration(), absl::Seconds(1));
+      if (claim_) {
+        wait = std::min(wait, std::max(next_claim - absl::Now(), absl::ZeroDuration()));
+      }
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || wake_; };
       mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
       if (stop_) return;
@@ -295,11 +285,13 @@ void Outbox::Run() {
       const absl::Time now = absl::Now();
       const size_t window = static_cast<size_t>(options_.memory_window);
       for (auto& [name, s] : subscribers_) {
+        if (claim_ && !s.claimed) continue;  // another process dispatches these
         if (s.spilled && !s.refilling && s.pending.size() <= window / 2) {
           s.refilling = true;
           refills.push_back({.subscriber = name,
                              .from = s.resume_from,
-                             .upper = enqueued_upto_,
+                             // Shared: others number deliveries too, so read them all.
+                             .upper = claim_ ? UINT64_MAX : enqueued_upto_,
                              .want = window - s.pending.size(),
                              .generation = s.spill_generation});
         }
@@ -430,23 +422,15 @@ void Outbox::Finished(Delivery delivery, const grpc::Status& status) {
 }
 
 void Outbox::Write(const Delivery& delivery) {
-  rocksdb::WriteBatch batch;
-  const uint64_t sequence = SequenceOf(delivery);
-  batch.Put(db_->family(Family::kOutbox), Key(sequence), delivery.SerializeAsString());
-  if (delivery.state() == Delivery::DEAD) {
-    batch.Delete(db_->family(Family::kOutbox), PendingKey(delivery.subscriber(), sequence));
+  if (absl::Status s = store_->Update(delivery); !s.ok()) {
+    ops::LogWarning(absl::StrCat("outbox: cannot record a retry: ", s.ToString()));
   }
-  rocksdb::Status s = db_->db()->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) ops::LogWarning(absl::StrCat("outbox: cannot record a retry: ", s.ToString()));
 }
 
 void Outbox::Erase(const Delivery& delivery) {
-  rocksdb::WriteBatch batch;
-  const uint64_t sequence = SequenceOf(delivery);
-  batch.Delete(db_->family(Family::kOutbox), Key(sequence));
-  batch.Delete(db_->family(Family::kOutbox), PendingKey(delivery.subscriber(), sequence));
-  rocksdb::Status s = db_->db()->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) ops::LogWarning(absl::StrCat("outbox: cannot remove a delivery: ", s.ToString()));
+  if (absl::Status s = store_->Remove(delivery); !s.ok()) {
+    ops::LogWarning(absl::StrCat("outbox: cannot remove a delivery: ", s.ToString()));
+  }
 }
 
 absl::StatusOr<tellonce::v1::ListDeliveriesResponse> Outbox::List(const std::string& subscriber,
@@ -461,27 +445,20 @@ absl::StatusOr<tellonce::v1::ListDeliveriesResponse> Outbox::List(const std::str
       (!absl::SimpleAtoi(page_token, &after) || after == std::numeric_limits<uint64_t>::max())) {
     return absl::InvalidArgumentError("page_token: malformed");
   }
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db()->NewIterator(rocksdb::ReadOptions(), db_->family(Family::kOutbox)));
   tellonce::v1::ListDeliveriesResponse response;
-  for (it->Seek(page_token.empty() ? std::string("d") : Key(after + 1));
-       it->Valid() && it->key().starts_with("d"); it->Next()) {
-    Delivery d;
-    if (!d.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError("a stored delivery is corrupt");
-    }
-    if (!subscriber.empty() && d.subscriber() != subscriber) continue;
-    if (state != Delivery::STATE_UNSPECIFIED && d.state() != state) continue;
-    *response.add_deliveries() = std::move(d);
-    if (response.deliveries_size() >= page_size) {
-      it->Next();
-      if (it->Valid() && it->key().starts_with("d")) {
-        response.set_next_page_token(response.deliveries().rbegin()->delivery_id());
-      }
-      break;
-    }
-  }
-  if (!it->status().ok()) return consent::FromRocks(it->status());
+  absl::Status scanned =
+      store_->Scan(page_token.empty() ? 0 : after + 1, [&](Delivery& d) {
+        if (response.deliveries_size() >= page_size) {
+          // One stored delivery beyond the page: there may be more.
+          response.set_next_page_token(response.deliveries().rbegin()->delivery_id());
+          return false;
+        }
+        if (!subscriber.empty() && d.subscriber() != subscriber) return true;
+        if (state != Delivery::STATE_UNSPECIFIED && d.state() != state) return true;
+        *response.add_deliveries() = std::move(d);
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
   return response;
 }
 
@@ -503,19 +480,15 @@ absl::StatusOr<int> Outbox::Retry(const std::vector<std::string>& delivery_ids,
       if (!absl::SimpleAtoi(delivery_ids[i], &sequence)) {
         return absl::InvalidArgumentError(absl::StrCat(field, ": malformed"));
       }
-      std::string bytes;
-      rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), db_->family(Family::kOutbox),
-                                         Key(sequence), &bytes);
-      if (s.IsNotFound()) {
+      absl::StatusOr<Delivery> d = store_->Get(sequence);
+      if (absl::IsNotFound(d.status())) {
         return absl::NotFoundError(absl::StrCat(field, ": no such delivery (delivered?)"));
       }
-      if (!s.ok()) return consent::FromRocks(s);
-      Delivery d;
-      if (!d.ParseFromString(bytes)) return absl::DataLossError("a stored delivery is corrupt");
-      if (d.state() != Delivery::DEAD) {
+      if (!d.ok()) return d.status();
+      if (d->state() != Delivery::DEAD) {
         return absl::FailedPreconditionError(absl::StrCat(field, ": not dead"));
       }
-      revive(std::move(d));
+      revive(*std::move(d));
     }
   } else {
     std::string token;
@@ -529,16 +502,7 @@ absl::StatusOr<int> Outbox::Retry(const std::vector<std::string>& delivery_ids,
   }
   // One synced write: once the operator is told they are re-queued, they are, even
   // across a crash; if the write fails nothing is re-queued and the operator is told.
-  rocksdb::WriteBatch batch;
-  for (const Delivery& d : revived) {
-    batch.Put(db_->family(Family::kOutbox), Key(SequenceOf(d)), d.SerializeAsString());
-    batch.Put(db_->family(Family::kOutbox), PendingKey(d.subscriber(), SequenceOf(d)), "");
-  }
-  rocksdb::WriteOptions synced;
-  synced.sync = true;
-  if (rocksdb::Status s = db_->db()->Write(synced, &batch); !s.ok()) {
-    return consent::FromRocks(s);
-  }
+  if (absl::Status s = store_->Requeue(revived); !s.ok()) return s;
   const int count = static_cast<int>(revived.size());
   {
     absl::MutexLock lock(&mu_);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,37 +17,26 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/connector_pool.h"
-#include "consent/commit_queue.h"
-#include "consent/database.h"
+#include "broker/dispatch_options.h"
 #include "consent/registry.h"
 #include "grpcpp/client_context.h"
+#include "storage/storage.h"
 #include "tellonce/v1/notification.pb.h"
 
 namespace tellonce::broker {
 
-// How the dispatcher retries.
-struct DispatchOptions {
-  // Deliveries in flight per subscriber (never two for one citizen). Default 16.
-  int window = 16;
-  // Pending deliveries held in memory per subscriber (the oldest ones); the rest stay
-  // in the database and are read back, oldest first, as these drain. Default 1024;
-  // must be at least `window`.
-  int memory_window = 1024;
-  // Back-off after the n-th failure: min(initial * 2^(n-1), max), times a random
-  // factor in [0.5, 1.5). Defaults 200 ms and 60 s.
-  absl::Duration initial_backoff = absl::Milliseconds(200);
-  absl::Duration max_backoff = absl::Seconds(60);
-  // A delivery is parked as DEAD after this many failed attempts, or once it is this
-  // old and has failed at least once. Defaults 20 and 24 h.
-  int max_attempts = 20;
-  absl::Duration max_age = absl::Hours(24);
-  // Deadline of one DeliverChange call. Default 5 s.
-  absl::Duration call_timeout = absl::Seconds(5);
-};
+// Several processes over one database: whether this process dispatches a subscriber's
+// deliveries now (storage::postgres::PostgresStorage::ClaimSubscriber, a lease in the
+// database).
+using ClaimSubscriber = std::function<absl::StatusOr<bool>(const std::string& subscriber)>;
+// With a ClaimSubscriber: how often claims are renewed (or taken over) and each claimed
+// subscriber's pending deliveries are read again from storage (others may have stored
+// some).
+inline constexpr absl::Duration kClaimPoll = absl::Milliseconds(500);
 
-// Design: the notification outbox and its dispatcher. Deliveries are written by the
-// publisher (Stage, inside a CommitQueue operation, atomically with the access events
-// that record them) and handed over with Enqueue once durable. One dispatcher thread
+// Design: the notification outbox and its dispatcher. Deliveries are stored by the
+// publisher (NewDeliveries, in the publisher's transaction, atomically with the access
+// events that record them) and handed over with Enqueue once durable. One dispatcher thread
 // sends them to each subscriber's connector (ConnectorService.DeliverChange over the
 // pooled mutual TLS channel): in publication order per (subscriber, citizen), up to
 // `window` in flight per subscriber, so a slow or broken subscriber holds up only its
@@ -61,32 +51,37 @@ struct DispatchOptions {
 // pending deliveries in sequence order, so the oldest delivery of each citizen is
 // among them and order per (subscriber, citizen) holds). Once a subscriber's window is
 // full, further deliveries are only counted; when the window has drained to half, the
-// dispatcher reads the next ones back through the per-subscriber index. Counts of
+// dispatcher reads the next ones back (storage::DeliveryStore::Pending). Counts of
 // pending and dead deliveries are kept in memory, so metrics never scan the database.
-//
-// Storage (family outbox): "d" <sequence, 8 bytes big-endian> -> Delivery; for each
-// PENDING delivery an index entry "p" <subscriber> 0x00 <sequence> -> "" (written with
-// the delivery, removed when it is acknowledged or parked as dead; rebuilt at start
-// when a data directory predates it); the next sequence in the default family under
-// "outbox.sequence".
+// With one process this dispatcher claims every delivery (the storage contract's
+// single-process answer). With several over one database (a ClaimSubscriber) it
+// dispatches only the subscribers it holds a claim for, reads their pending deliveries
+// from storage only (also those it stored itself: what it holds stays a prefix, by
+// sequence, of what is pending, so order per (subscriber, citizen) holds), again every
+// kClaimPoll (wherever they were published), and drops
+// from memory those whose claim another process holds; a dead process's subscribers
+// are taken over when its claims expire, and their unacknowledged deliveries are sent
+// again (at least once). The depth counts then describe what this process holds.
 class Outbox {
  public:
   // Loads the PENDING deliveries and starts the dispatcher thread. None of the pointers
-  // is owned; all must outlive the Outbox.
-  static absl::StatusOr<std::unique_ptr<Outbox>> Start(consent::Database* db,
+  // is owned; all must outlive the Outbox. `claim`: null when this process dispatches
+  // every delivery (one process over its database).
+  static absl::StatusOr<std::unique_ptr<Outbox>> Start(storage::DeliveryStore* store,
                                                        const consent::DirectoryHolder* directory,
                                                        ConnectorPool* connectors,
-                                                       DispatchOptions options);
+                                                       DispatchOptions options,
+                                                       ClaimSubscriber claim = nullptr);
   // Stops the dispatcher and waits for calls in flight (cancelled) to finish.
   ~Outbox();
 
-  // Stages one PENDING delivery per subscriber of `event` into `batch`, assigning
-  // sequence numbers; returns the records (to pass to Enqueue once durable).
-  static absl::StatusOr<std::vector<tellonce::v1::Delivery>> Stage(
-      consent::GroupBatch& batch, const tellonce::v1::ChangeEvent& event,
+  // One PENDING delivery per subscriber of `event`, not yet stored: the publisher stores
+  // them (storage::Transaction::AddDeliveries, which numbers them) atomically with the
+  // access events that record them, and passes them to Enqueue once durable.
+  static std::vector<tellonce::v1::Delivery> NewDeliveries(
+      const tellonce::v1::ChangeEvent& event,
       const std::vector<std::pair<std::string, tellonce::v1::Basis>>& subscribers,
       absl::Time now);
-
   // Hands durable deliveries to the dispatcher. Never blocks for long.
   void Enqueue(std::vector<tellonce::v1::Delivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -121,14 +116,10 @@ class Outbox {
   // the admin status; takes the lock once.
   std::vector<Depth> Depths() ABSL_LOCKS_EXCLUDED(mu_);
 
-  static std::string Key(uint64_t sequence);
-  // The index entry of a PENDING delivery (see the design comment).
-  static std::string PendingKey(const std::string& subscriber, uint64_t sequence);
-
  private:
-  Outbox(consent::Database* db, const consent::DirectoryHolder* directory,
+  Outbox(storage::DeliveryStore* store, const consent::DirectoryHolder* directory,
          ConnectorPool* connectors, DispatchOptions options)
-      : db_(db), directory_(directory), connectors_(connectors), options_(options) {}
+      : store_(store), directory_(directory), connectors_(connectors), options_(options) {}
 
   struct Subscriber {
     // Sequence -> delivery, PENDING only: the oldest `memory_window` of them.
@@ -148,6 +139,8 @@ class Outbox {
     int in_flight = 0;
     // DEAD deliveries stored (counted at start, kept up to date since).
     size_t dead = 0;
+    // With a ClaimSubscriber: whether this process holds the subscriber's claim.
+    bool claimed = false;
   };
 
   // What the dispatcher reads back for one subscriber whose window has drained.
@@ -165,6 +158,8 @@ class Outbox {
   };
 
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
+  // Renews or takes the claims (claim_), outside the lock.
+  void Reclaim() ABSL_LOCKS_EXCLUDED(mu_);
   // Reads `refill.want` PENDING deliveries from the index into refill.loaded; drops
   // index entries whose delivery is gone. Without the lock.
   void ReadBack(Refill& refill) ABSL_LOCKS_EXCLUDED(mu_);
@@ -178,10 +173,11 @@ class Outbox {
   void Erase(const tellonce::v1::Delivery& delivery);
   absl::Duration Backoff(int attempts) ABSL_LOCKS_EXCLUDED(mu_);
 
-  consent::Database* db_;
+  storage::DeliveryStore* store_;
   const consent::DirectoryHolder* directory_;
   ConnectorPool* connectors_;
   DispatchOptions options_;
+  ClaimSubscriber claim_;
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -14,23 +14,11 @@
 namespace tellonce::broker {
 namespace {
 
-using consent::Family;
-
 bool IsEventType(const std::string& s) {
   if (s.empty() || s.size() > 64 || s[0] < 'A' || s[0] > 'Z') return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
   });
-}
-
-// Key of the idempotency record of (provider, event id) in the indexes family.
-std::string PublishedKey(const std::string& provider, const std::string& event_id) {
-  std::string key("p");
-  key.push_back('\0');
-  key += provider;
-  key.push_back('\0');
-  key += event_id;
-  return key;
 }
 
 std::string Fingerprint(const tellonce::v1::PublishChangeRequest& request) {
@@ -152,28 +140,33 @@ void ChangePublisher::Publish(const std::string& provider,
     std::vector<tellonce::v1::Delivery> deliveries;
   };
   auto outcome = std::make_shared<Outcome>();
-  const std::string key = PublishedKey(provider, request.event_id());
   const std::string fingerprint = Fingerprint(request);
-  queue_->Submit(
-      [=, events = std::move(events),
-       with_basis = std::move(with_basis)](consent::GroupBatch& batch) -> absl::Status {
-        std::string stored;
-        absl::Status seen = batch.Get(Family::kIndexes, key, &stored);
-        if (seen.ok()) {
-          if (stored != fingerprint) {
+  storage_->Submit(
+      [outcome, provider, event_id = request.event_id(), fingerprint, event, now,
+       events = std::move(events),
+       with_basis = std::move(with_basis)](storage::Transaction& tx) -> absl::Status {
+        outcome->replayed = false;
+        outcome->deliveries.clear();
+        absl::StatusOr<std::string> stored = tx.PublishedFingerprint(provider, event_id);
+        if (stored.ok()) {
+          if (*stored != fingerprint) {
             return consent::InvalidField("event_id", "already used for a different change");
           }
           outcome->replayed = true;
           return absl::OkStatus();
         }
-        if (!absl::IsNotFound(seen)) return seen;
-        absl::StatusOr<std::vector<tellonce::v1::Delivery>> deliveries =
-            Outbox::Stage(batch, event, with_basis, now);
-        if (!deliveries.ok()) return deliveries.status();
-        absl::StatusOr<uint64_t> logged = AccessLog::Stage(batch, events);
-        if (!logged.ok()) return logged.status();
-        batch.Put(Family::kIndexes, key, fingerprint);
-        outcome->deliveries = *std::move(deliveries);
+        if (!absl::IsNotFound(stored.status())) return stored.status();
+        std::vector<tellonce::v1::Delivery> deliveries =
+            Outbox::NewDeliveries(event, with_basis, now);
+        absl::StatusOr<std::vector<tellonce::v1::Delivery>> added =
+            tx.AddDeliveries(std::move(deliveries));
+        if (!added.ok()) return added.status();
+        if (absl::Status logged = tx.AppendAccessEvents(events); !logged.ok()) return logged;
+        if (absl::Status recorded = tx.RecordPublished(provider, event_id, fingerprint);
+            !recorded.ok()) {
+          return recorded;
+        }
+        outcome->deliveries = *std::move(added);
         return absl::OkStatus();
       },
       [this, outcome, done = std::move(done)](absl::Status status) mutable {
@@ -183,10 +176,7 @@ void ChangePublisher::Publish(const std::string& provider,
         }
         tellonce::v1::PublishChangeResponse response;
         response.set_replayed(outcome->replayed);
-        if (!outcome->replayed) {
-          log_->NotifyAppended();
-          outbox_->Enqueue(std::move(outcome->deliveries));
-        }
+        if (!outcome->replayed) outbox_->Enqueue(std::move(outcome->deliveries));
         done(std::move(response));
       });
 }

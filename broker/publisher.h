@@ -9,10 +9,10 @@
 #include "absl/time/time.h"
 #include "broker/access_log.h"
 #include "broker/outbox.h"
-#include "consent/commit_queue.h"
 #include "consent/consent_store.h"
 #include "consent/registry.h"
 #include "consent/validation.h"
+#include "storage/storage.h"
 #include "tellonce/v1/notification.pb.h"
 
 namespace tellonce::broker {
@@ -29,8 +29,8 @@ absl::Status ValidatePublish(const tellonce::v1::PublishChangeRequest& request,
 // Design: the core of "tell us once" (flow 3) behind NotificationService. For one
 // change reported by its authoritative provider it finds the subscriptions that match
 // (event type or attribute), decides for each subscriber whether it has a basis at this
-// moment (consent::NotificationBasis), and writes, in one CommitQueue operation and so
-// one synced write: an outbox delivery per subscriber with a basis, an access event per
+// moment (consent::NotificationBasis), and writes, in one storage transaction and so
+// one durable write: an outbox delivery per subscriber with a basis, an access event per
 // subscriber (ALLOWED with the basis, or DENIED), and the idempotency record of the
 // event id. Only then does it answer and hand the deliveries to the Outbox. A repeated
 // event id with the same content answers replayed and writes nothing. Thread-safe.
@@ -38,12 +38,10 @@ class ChangePublisher {
  public:
   // None owned; all must outlive the publisher.
   ChangePublisher(const consent::DirectoryHolder* directory, consent::ConsentStore* store,
-                  consent::CommitQueue* queue, AccessLog* log, Outbox* outbox,
-                  consent::RequestLimits limits)
+                  storage::Storage* storage, Outbox* outbox, consent::RequestLimits limits)
       : directory_(directory),
         store_(store),
-        queue_(queue),
-        log_(log),
+        storage_(storage),
         outbox_(outbox),
         limits_(limits) {}
 
@@ -56,8 +54,7 @@ class ChangePublisher {
  private:
   const consent::DirectoryHolder* directory_;
   consent::ConsentStore* store_;
-  consent::CommitQueue* queue_;
-  AccessLog* log_;
+  storage::Storage* storage_;
   Outbox* outbox_;
   consent::RequestLimits limits_;
 };

@@ -8,15 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "ops/log.h"
-#include "consent/database.h"
 #include "proto/time.h"
-#include "rocksdb/db.h"
-#include "rocksdb/write_batch.h"
 
 namespace tellonce::broker {
 namespace {
-
-using consent::Family;
 
 // How long the hashing thread lets appended events gather before it hashes them, when
 // no fresh checkpoint is waiting.
@@ -45,33 +40,16 @@ std::string HashBytes(const certs::Hash& h) {
 
 }  // namespace
 
-std::string TransparencyLog::NodeKey(int level, uint64_t index) {
-  std::string key("n");
-  key.push_back(static_cast<char>(level));
-  return key + BigEndian64(index);
-}
-
-std::string TransparencyLog::CheckpointKey(uint64_t tree_size) {
-  return absl::StrCat("c", BigEndian64(tree_size));
-}
-
-absl::StatusOr<std::unique_ptr<TransparencyLog>> TransparencyLog::Start(consent::Database* db,
+absl::StatusOr<std::unique_ptr<TransparencyLog>> TransparencyLog::Start(storage::Storage* storage,
                                                                         AccessLog* log,
                                                                         certs::SigningKey key,
                                                                         Options options) {
   std::unique_ptr<TransparencyLog> t(
-      new TransparencyLog(db, log, std::move(key), std::move(options)));
-  std::string text;
-  uint64_t size = 0;
-  rocksdb::Status s =
-      db->db()->Get(rocksdb::ReadOptions(), db->family(Family::kMeta), kTreeSizeKey, &text);
-  if (s.ok()) {
-    if (!absl::SimpleAtoi(text, &size)) {
-      return absl::DataLossError(absl::StrCat("metadata ", kTreeSizeKey, " is corrupt"));
-    }
-  } else if (!s.IsNotFound()) {
-    return consent::FromRocks(s);
-  }
+      new TransparencyLog(&storage->tree(), &storage->access_events(), log, std::move(key),
+                          std::move(options)));
+  absl::StatusOr<uint64_t> stored_size = t->tree_->TreeSize();
+  if (!stored_size.ok()) return stored_size.status();
+  const uint64_t size = *stored_size;
   absl::StatusOr<certs::TreeBuilder> builder = certs::TreeBuilder::Restore(
       size, [&](int level, uint64_t index) { return t->ReadNode(level, index); });
   if (!builder.ok()) return builder.status();
@@ -184,8 +162,9 @@ void TransparencyLog::Run() {
       };
       const absl::Duration timeout =
           held_until_.has_value()
-              ? std::clamp(*held_until_ - absl::Now(), absl::ZeroDuration(), absl::Seconds(1))
-              : absl::Seconds(1);
+              ? std::clamp(*held_until_ - absl::Now(), absl::ZeroDuration(),
+                           options_.poll_interval)
+              : options_.poll_interval;
       mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
       if (stop_) return;
       if (!urgent()) {
@@ -200,12 +179,16 @@ void TransparencyLog::Run() {
     }
     absl::Status caught_up = CatchUp();
     if (!caught_up.ok()) {
-      // A failing store (a full or broken disk) is retried after a pause, not in a busy
-      // loop, and whoever waits for events that cannot be hashed now gets the error
-      // instead of waiting for ever (found by tests/unit/power_loss_test.cc).
       static ops::LogThrottle* failures = new ops::LogThrottle(absl::Seconds(10));
       failures->Log(ops::LogLevel::kWarning, "access log hashing failed, will retry",
                     {{"error", caught_up.ToString()}});
+    }
+    if (!caught_up.ok() && !absl::IsAborted(caught_up)) {
+      // A failing store (a full or broken disk, a lost database) is retried after a
+      // pause, not in a busy loop, and whoever waits for events that cannot be hashed
+      // now gets the error instead of waiting for ever (found by
+      // tests/unit/power_loss_test.cc). ABORTED is not a failure of the store: another
+      // process moved the stored tree (a shared database), and the next pass follows it.
       std::vector<Waiter> failed;
       {
         absl::MutexLock lock(&mu_);
@@ -241,7 +224,7 @@ void TransparencyLog::Run() {
       for (Waiter& w : waiters_) {
         if (have_latest && w.size <= latest.tree_size()) {
           covered.push_back(std::move(w));
-        } else if (w.size <= size && fresh_allowed) {
+        } else if (w.size <= size && fresh_allowed && sequencer_) {
           ready.push_back(std::move(w));
         } else {
           waiting.push_back(std::move(w));
@@ -253,7 +236,12 @@ void TransparencyLog::Run() {
                       [size](const Waiter& w) { return w.size <= size; })) {
         held_until_ = last_signed_ + options_.fresh_interval;
       }
-      sign = !ready.empty() || !have_latest || (latest.tree_size() != size && due);
+      sign = sequencer_ &&
+             (!ready.empty() || !have_latest || (latest.tree_size() != size && due));
+      if (!sequencer_ && !waiters_.empty()) {
+        // The sequencer signs; look for its checkpoint at the next poll.
+        held_until_ = now + std::min(options_.poll_interval, options_.fresh_interval);
+      }
     }
     for (Waiter& w : covered) w.done(*latest_signed);
     if (!sign) continue;
@@ -266,53 +254,78 @@ void TransparencyLog::Run() {
 }
 
 absl::StatusOr<certs::Hash> TransparencyLog::ReadNode(int level, uint64_t index) {
-  std::string bytes;
-  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), db_->family(Family::kAccessLog),
-                                     NodeKey(level, index), &bytes);
-  if (s.IsNotFound()) {
-    return absl::DataLossError(absl::StrCat("tree node ", level, "/", index, " is missing"));
+  return tree_->ReadNode(level, index);
+}
+
+absl::Status TransparencyLog::Follow() {
+  absl::StatusOr<uint64_t> stored = tree_->TreeSize();
+  if (!stored.ok()) return stored.status();
+  if (*stored != builder_.size()) {
+    absl::StatusOr<certs::TreeBuilder> restored = certs::TreeBuilder::Restore(
+        *stored, [this](int level, uint64_t index) { return ReadNode(level, index); });
+    if (!restored.ok()) return restored.status();
+    builder_ = *std::move(restored);
+    tree_size_.store(*stored, std::memory_order_release);
   }
-  if (!s.ok()) return consent::FromRocks(s);
-  return certs::HashFromBytes(bytes);
+  uint64_t from = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    tellonce::v1::Checkpoint body;
+    if (latest_.has_value() && body.ParseFromString(latest_->body())) from = body.tree_size() + 1;
+  }
+  // Only checkpoints of the tree taken above: one signed meanwhile may be of a larger
+  // tree, which proofs here cannot serve yet (the next pass takes both).
+  std::optional<tellonce::v1::SignedCheckpoint> newest;
+  absl::Status scanned =
+      tree_->ScanCheckpoints(from, [&](uint64_t size, tellonce::v1::SignedCheckpoint& c) {
+        if (size > *stored) return false;
+        newest = std::move(c);
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+  if (newest.has_value()) {
+    absl::MutexLock lock(&mu_);
+    latest_ = *std::move(newest);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status TransparencyLog::CatchUp() {
-  absl::StatusOr<uint64_t> log_size = log_->Size();
+  absl::StatusOr<bool> sequencer = tree_->AcquireSequencer();
+  if (!sequencer.ok()) return sequencer.status();
+  sequencer_ = *sequencer;
+  // Another process may have extended the tree (it was the sequencer before this one,
+  // or still is); a lone process finds it unchanged at one read per pass.
+  if (absl::Status followed = Follow(); !followed.ok() || !*sequencer) return followed;
+  absl::StatusOr<uint64_t> log_size = tree_->Sequence();
   if (!log_size.ok()) return log_size.status();
   while (builder_.size() < *log_size) {
+    // A long catch-up renews the role as it goes (with a shared database, one that ran
+    // past its lease would see its next write refused).
+    if (builder_.size() > 0 && builder_.size() % (16 * kHashChunk) == 0) {
+      absl::StatusOr<bool> still = tree_->AcquireSequencer();
+      if (!still.ok() || !*still) return still.ok() ? absl::OkStatus() : still.status();
+    }
     const uint64_t start = builder_.size();
     const uint64_t end = std::min(*log_size, start + kHashChunk);
-    const std::string upper_key = AccessLog::Key(end);
-    rocksdb::Slice upper(upper_key);
-    rocksdb::ReadOptions read_options;
-    read_options.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->db()->NewIterator(read_options, db_->family(Family::kAccessLog)));
-    rocksdb::WriteBatch batch;
-    uint64_t next = start;
-    for (it->Seek(AccessLog::Key(start)); it->Valid(); it->Next(), ++next) {
-      if (it->key().ToString() != AccessLog::Key(next)) {
-        return absl::DataLossError(absl::StrCat("access event ", next, " is missing"));
+    std::vector<certs::TreeBuilder::Node> nodes;
+    absl::Status scanned = events_->Scan(start, end, [&](uint64_t, std::string_view bytes) {
+      for (const certs::TreeBuilder::Node& node : builder_.Append(certs::LeafHash(bytes))) {
+        nodes.push_back(node);
       }
-      const rocksdb::Slice value = it->value();
-      for (const certs::TreeBuilder::Node& node :
-           builder_.Append(certs::LeafHash(std::string_view(value.data(), value.size())))) {
-        batch.Put(db_->family(Family::kAccessLog), NodeKey(node.level, node.index),
-                  HashBytes(node.hash));
-      }
-    }
-    if (!it->status().ok()) return consent::FromRocks(it->status());
-    if (next != end) return absl::DataLossError(absl::StrCat("access event ", next, " is missing"));
-    batch.Put(db_->family(Family::kMeta), kTreeSizeKey, absl::StrCat(end));
-    // Not synced: the tree can be recomputed from the events. A checkpoint's synced
-    // write makes everything before it in the WAL durable too.
-    rocksdb::Status written = db_->db()->Write(rocksdb::WriteOptions(), &batch);
+      return true;
+    });
+    absl::Status written = scanned.ok() ? tree_->ExtendTree(start, end, nodes) : scanned;
     if (!written.ok()) {
-      // The in-memory builder is ahead of what is stored: start again from storage.
-      absl::StatusOr<certs::TreeBuilder> restored = certs::TreeBuilder::Restore(
-          tree_size(), [this](int level, uint64_t index) { return ReadNode(level, index); });
-      if (restored.ok()) builder_ = *std::move(restored);
-      return consent::FromRocks(written);
+      // The in-memory builder is ahead of what is stored (or another process moved the
+      // stored tree): start again from storage.
+      absl::Status followed = Follow();
+      if (!followed.ok() || builder_.size() != tree_size()) {
+        absl::StatusOr<certs::TreeBuilder> restored = certs::TreeBuilder::Restore(
+            tree_size(), [this](int level, uint64_t index) { return ReadNode(level, index); });
+        if (restored.ok()) builder_ = *std::move(restored);
+      }
+      return written;
     }
     tree_size_.store(end, std::memory_order_release);
   }
@@ -343,11 +356,19 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::Sign() {
   checkpoint.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
   checkpoint.set_key_id(key_.key_id());
 
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  rocksdb::Status s = db_->db()->Put(sync, db_->family(Family::kAccessLog), CheckpointKey(size),
-                                     checkpoint.SerializeAsString());
-  if (!s.ok()) return consent::FromRocks(s);
+  if (absl::Status stored = tree_->PutCheckpoint(size, checkpoint); !stored.ok()) {
+    if (!absl::IsAlreadyExists(stored)) return stored;
+    // Another process (a sequencer before this one) signed this size: use its checkpoint.
+    std::optional<tellonce::v1::SignedCheckpoint> theirs;
+    absl::Status scanned =
+        tree_->ScanCheckpoints(size, [&](uint64_t at, tellonce::v1::SignedCheckpoint& c) {
+          if (at == size) theirs = std::move(c);
+          return false;
+        });
+    if (!scanned.ok()) return scanned;
+    if (!theirs.has_value()) return stored;
+    checkpoint = *std::move(theirs);
+  }
   last_signed_ = now;
   absl::MutexLock lock(&mu_);
   latest_ = checkpoint;
@@ -423,58 +444,48 @@ absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyLog::List(
       (!absl::SimpleAtoi(page_token, &after) || after == std::numeric_limits<uint64_t>::max())) {
     return absl::InvalidArgumentError("page_token: malformed");
   }
-  const std::string prefix = AccessLog::CitizenPrefix(citizen_id);
-  const std::string end = consent::PrefixEnd(prefix);
-  rocksdb::Slice upper(end);
-  rocksdb::ReadOptions read_options;
-  read_options.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db()->NewIterator(read_options, db_->family(Family::kIndexes)));
-  it->Seek(has_token ? prefix + BigEndian64(after + 1) : prefix);
-
   tellonce::v1::ListAccessEventsResponse response;
-  uint64_t last = 0;
   int scanned = 0;
-  for (; it->Valid(); it->Next()) {
-    const rocksdb::Slice key = it->key();
-    if (key.size() != prefix.size() + 8) continue;
-    const uint64_t index = FromBigEndian64(std::string_view(key.data() + prefix.size(), 8));
-    last = index;
-    ++scanned;
-    absl::StatusOr<tellonce::v1::AccessEvent> event = log_->Read(index);
-    if (!event.ok()) return event.status();
-    const absl::Time at = FromProtoTime(event->at());
-    if (at >= from && at < to && (!consumer.has_value() || event->consumer() == *consumer)) {
-      tellonce::v1::LoggedAccessEvent* logged = response.add_events();
-      logged->set_index(index);
-      *logged->mutable_event() = *std::move(event);
-    }
-    if (response.events_size() >= page_size || scanned >= 10 * kMaxPageSize) {
-      it->Next();
-      if (it->Valid()) response.set_next_page_token(absl::StrCat(last));
-      break;
-    }
-  }
-  if (!it->status().ok()) return consent::FromRocks(it->status());
+  uint64_t last = 0;
+  bool full = false;
+  absl::Status failed;
+  absl::Status status = events_->ScanCitizen(
+      citizen_id, has_token ? std::optional<uint64_t>(after) : std::nullopt,
+      [&](uint64_t index, std::string_view bytes) {
+        if (full) {
+          // One more event of the citizen: there is a next page.
+          response.set_next_page_token(absl::StrCat(last));
+          return false;
+        }
+        ++scanned;
+        last = index;
+        tellonce::v1::AccessEvent event;
+        if (!event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          failed = absl::DataLossError(absl::StrCat("access event ", index, " does not parse"));
+          return false;
+        }
+        const absl::Time at = FromProtoTime(event.at());
+        if (at >= from && at < to && (!consumer.has_value() || event.consumer() == *consumer)) {
+          tellonce::v1::LoggedAccessEvent* logged = response.add_events();
+          logged->set_index(index);
+          *logged->mutable_event() = std::move(event);
+        }
+        full = response.events_size() >= page_size || scanned >= 10 * kMaxPageSize;
+        return true;
+      });
+  if (!status.ok()) return status;
+  if (!failed.ok()) return failed;
   return response;
 }
 
 absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> TransparencyLog::Checkpoints() {
-  const std::string prefix = "c";
-  const std::string end = consent::PrefixEnd(prefix);
-  rocksdb::Slice upper(end);
-  rocksdb::ReadOptions read_options;
-  read_options.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db()->NewIterator(read_options, db_->family(Family::kAccessLog)));
   std::vector<tellonce::v1::SignedCheckpoint> checkpoints;
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
-    tellonce::v1::SignedCheckpoint& c = checkpoints.emplace_back();
-    if (!c.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError("a stored checkpoint is corrupt");
-    }
-  }
-  if (!it->status().ok()) return consent::FromRocks(it->status());
+  absl::Status scanned =
+      tree_->ScanCheckpoints(0, [&](uint64_t, tellonce::v1::SignedCheckpoint& checkpoint) {
+        checkpoints.push_back(std::move(checkpoint));
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
   return checkpoints;
 }
 
@@ -508,30 +519,21 @@ absl::StatusOr<tellonce::v1::ExportAccessLogResponse> TransparencyLog::Export(ui
 absl::StatusOr<tellonce::v1::ExportCheckpointsResponse> TransparencyLog::ExportCheckpoints(
     uint64_t start_size, uint32_t max_bytes) {
   const size_t budget = ExportBytes(max_bytes);
-  const std::string end = consent::PrefixEnd("c");
-  rocksdb::Slice upper(end);
-  rocksdb::ReadOptions read_options;
-  read_options.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db()->NewIterator(read_options, db_->family(Family::kAccessLog)));
   tellonce::v1::ExportCheckpointsResponse response;
   size_t used = 0;
-  for (it->Seek(CheckpointKey(start_size)); it->Valid(); it->Next()) {
-    const size_t cost = it->value().size() + kFieldOverhead;
-    if (response.checkpoints_size() > 0 && used + cost > budget) {
-      const rocksdb::Slice key = it->key();
-      if (key.size() != 9) return absl::DataLossError("a stored checkpoint key is malformed");
-      response.set_more(true);
-      response.set_next_start_size(FromBigEndian64(std::string_view(key.data() + 1, 8)));
-      break;
-    }
-    used += cost;
-    if (!response.add_checkpoints()->ParseFromArray(it->value().data(),
-                                                    static_cast<int>(it->value().size()))) {
-      return absl::DataLossError("a stored checkpoint is corrupt");
-    }
-  }
-  if (!it->status().ok()) return consent::FromRocks(it->status());
+  absl::Status scanned = tree_->ScanCheckpoints(
+      start_size, [&](uint64_t size, tellonce::v1::SignedCheckpoint& checkpoint) {
+        const size_t cost = checkpoint.ByteSizeLong() + kFieldOverhead;
+        if (response.checkpoints_size() > 0 && used + cost > budget) {
+          response.set_more(true);
+          response.set_next_start_size(size);
+          return false;
+        }
+        used += cost;
+        *response.add_checkpoints() = std::move(checkpoint);
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
   return response;
 }
 

@@ -17,26 +17,32 @@
 #include "broker/access_log.h"
 #include "certs/merkle.h"
 #include "certs/signing.h"
-#include "consent/database.h"
+#include "storage/storage.h"
 #include "tellonce/v1/transparency.pb.h"
 
 namespace tellonce::broker {
 
 // Design: the access log seen as an append-only Merkle tree (RFC 6962) that anyone
-// holding the broker's certificate can check. Appends stay on the AccessLog's commit
-// path; hashing happens here, on one background thread that follows the log: it reads
-// the events appended since it last ran, hashes them as leaves, and stores every
-// complete subtree it finishes ("n" <level> <index> -> hash), so the root of any size
-// and any proof are O(log n) point reads. Because the tree is a function of the
-// events, it needs no synced write of its own: after a crash the thread starts from
-// the last stored tree size and catches up. A checkpoint (tree size, root, time)
+// holding the broker's certificate can check. Appends stay on the commit path; hashing
+// happens here, on one background thread that follows the log: it reads the events
+// numbered since it last ran, hashes them as leaves, and stores every complete subtree
+// it finishes (storage::TreeStore), so the root of any size and any proof are
+// O(log n) point reads. Because the tree is a function of the events, it needs no
+// durable write of its own: after a crash the thread starts from the last stored tree
+// size and catches up. Only the sequencer (TreeStore::AcquireSequencer; with RocksDB,
+// always this process) extends the tree and signs. A checkpoint (tree size, root, time)
 // is signed with the broker's key every `checkpoint_interval` while the log grows and
-// when a fresh one is asked for, written with a synced write, and kept
-// ("c" <size> -> SignedCheckpoint), at most one per size. Fresh requests are coalesced:
+// when a fresh one is asked for, stored durably, at most one per size. Fresh requests are coalesced:
 // a request the latest checkpoint already covers (every event durable when it was made)
 // gets that one at once; the others wait, all together, for the next signature, and no
 // more than one is signed per `fresh_interval`, so a flood of requests costs at most one
 // synced signature per interval.
+//
+// Several processes over one database (storage/postgres): only the sequencer hashes and
+// signs; every other process follows, every `poll_interval`: it takes the stored tree
+// size (proofs up to it work on every replica) and the newest stored checkpoint, and
+// answers fresh requests with the sequencer's next checkpoint that covers them (never
+// signing itself). A process that becomes the sequencer first takes the stored tree.
 //
 // Thread-safe.
 class TransparencyLog {
@@ -49,12 +55,16 @@ class TransparencyLog {
     // Fresh requests that need a new checkpoint get one signed at most this long after
     // the previous signature. Default 1 s.
     absl::Duration fresh_interval = absl::Seconds(1);
+    // How often the hashing thread looks at storage when nothing woke it: for events
+    // other processes appended, and, when another process is the sequencer, for the
+    // tree and checkpoints it stored. Default 1 s.
+    absl::Duration poll_interval = absl::Seconds(1);
   };
 
   // Restores the tree from what is stored and starts the hashing thread. `db` and `log`
   // are not owned and must outlive the TransparencyLog. Errors: storage errors, a
   // stored tree that does not match its own checkpoints (DATA_LOSS).
-  static absl::StatusOr<std::unique_ptr<TransparencyLog>> Start(consent::Database* db,
+  static absl::StatusOr<std::unique_ptr<TransparencyLog>> Start(storage::Storage* storage,
                                                                 AccessLog* log,
                                                                 certs::SigningKey key,
                                                                 Options options);
@@ -113,14 +123,14 @@ class TransparencyLog {
   // Every stored checkpoint, oldest first.
   absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> Checkpoints();
 
-  // Storage keys in kAccessLog (see the design comment).
-  static std::string NodeKey(int level, uint64_t index);
-  static std::string CheckpointKey(uint64_t tree_size);
-  static constexpr char kTreeSizeKey[] = "access_log.tree_size";
-
  private:
-  TransparencyLog(consent::Database* db, AccessLog* log, certs::SigningKey key, Options options)
-      : db_(db), log_(log), key_(std::move(key)), options_(std::move(options)) {}
+  TransparencyLog(storage::TreeStore* tree, storage::AccessEventLog* events, AccessLog* log,
+                  certs::SigningKey key, Options options)
+      : tree_(tree),
+        events_(events),
+        log_(log),
+        key_(std::move(key)),
+        options_(std::move(options)) {}
 
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
   // Hashes every durable event not yet in the tree. Hashing thread only.
@@ -129,8 +139,12 @@ class TransparencyLog {
   // size; returns it. Hashing thread only.
   absl::StatusOr<tellonce::v1::SignedCheckpoint> Sign();
   absl::StatusOr<certs::Hash> ReadNode(int level, uint64_t index);
+  // Takes the stored tree (when it differs from the builder) and the newest stored
+  // checkpoints. Hashing thread only.
+  absl::Status Follow() ABSL_LOCKS_EXCLUDED(mu_);
 
-  consent::Database* db_;
+  storage::TreeStore* tree_;
+  storage::AccessEventLog* events_;
   AccessLog* log_;
   certs::SigningKey key_;
   Options options_;
@@ -138,6 +152,8 @@ class TransparencyLog {
   // Owned by the hashing thread after Start.
   certs::TreeBuilder builder_;
   absl::Time last_signed_ = absl::InfinitePast();
+  // Whether this process was the sequencer at the last pass.
+  bool sequencer_ = true;
 
   std::atomic<uint64_t> tree_size_{0};
 

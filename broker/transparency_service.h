@@ -3,39 +3,23 @@
 
 #include "broker/rate_limiter.h"
 #include "broker/transparency.h"
-#include "consent/registry.h"
+#include "broker/transparency_core.h"
+#include "consent/directory.h"
 #include "consent/validation.h"
 #include "tellonce/v1/transparency.grpc.pb.h"
 
 namespace tellonce::broker {
 
-// A ListAccessEvents request once its fields are checked.
-struct AccessEventsQuery {
-  // [from, to): open ends are InfinitePast / InfiniteFuture.
-  absl::Time from = absl::InfinitePast();
-  absl::Time to = absl::InfiniteFuture();
-  int page_size = 0;
-};
-
-// Checks the fields of a ListAccessEvents request: citizen_id (directory rule),
-// 0 <= page_size <= 500, from and to valid timestamps when set and from <= to,
-// page_token at most 20 bytes (the log decodes it). INVALID_ARGUMENT "<field>: <reason>",
-// never echoing the citizen id. Pure; fuzzed by tests/fuzz/transparency_request_fuzz.cc.
-absl::StatusOr<AccessEventsQuery> ValidateListAccessEvents(
-    const tellonce::v1::ListAccessEventsRequest& request, const consent::Directory& directory,
-    const consent::RequestLimits& limits);
-
-// TransparencyService over gRPC's callback API. Thin: authenticates the caller from its
-// certificate, applies the role rules (portal: any citizen's history; consumer: only
-// the events it caused; admin: export; checkpoints and consistency proofs: any agency
-// of the federation), validates and delegates to the TransparencyLog.
+// TransparencyService over gRPC's callback API. Thin, like ExchangeServiceImpl: takes
+// the caller's agency id from its certificate (an agency of the directory), hands the
+// request to the TransparencyCore, where the role rules and the request checks live, and
+// finishes through ToGrpcStatus.
 class TransparencyServiceImpl final : public tellonce::v1::TransparencyService::CallbackService {
  public:
   // Not owned; all must outlive the service. `fresh_limit` (optional) admits each
   // agency's requests for a fresh checkpoint.
   TransparencyServiceImpl(const consent::DirectoryHolder* directory, TransparencyLog* log,
-                          consent::RequestLimits limits, RateLimiter* fresh_limit = nullptr)
-      : directory_(directory), log_(log), limits_(limits), fresh_limit_(fresh_limit) {}
+                          consent::RequestLimits limits, RateLimiter* fresh_limit = nullptr);
 
   grpc::ServerUnaryReactor* ListAccessEvents(
       grpc::CallbackServerContext* context, const tellonce::v1::ListAccessEventsRequest* request,
@@ -59,9 +43,7 @@ class TransparencyServiceImpl final : public tellonce::v1::TransparencyService::
 
  private:
   const consent::DirectoryHolder* directory_;
-  TransparencyLog* log_;
-  consent::RequestLimits limits_;
-  RateLimiter* fresh_limit_;
+  TransparencyCore core_;
 };
 
 }  // namespace tellonce::broker

@@ -11,6 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "certs/openssl_handles.h"
+#include "certs/sha256.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "openssl/bn.h"
@@ -103,14 +104,6 @@ std::optional<absl::Time> TimeMember(const Struct& object, const std::string& na
     return std::nullopt;
   }
   return absl::FromUnixSeconds(static_cast<int64_t>(seconds));
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), length));
 }
 
 std::string BnBytes(const BIGNUM* bn, int width = 0) {
@@ -410,6 +403,17 @@ const Jwks::Key* Jwks::Find(std::string_view kid) const {
 absl::StatusOr<VerifiedCitizenAssertion> VerifyCitizenAssertion(
     std::string_view token, const Jwks& keys, const CitizenAssertionPolicy& policy,
     std::string_view citizen_id, absl::Time now) {
+  absl::StatusOr<VerifiedCitizenAssertion> verified = VerifyIdToken(token, keys, policy, now);
+  if (!verified.ok()) return verified.status();
+  if (verified->citizen_id != citizen_id) {
+    return Denied("authenticates another citizen than the request's");
+  }
+  return verified;
+}
+
+absl::StatusOr<VerifiedCitizenAssertion> VerifyIdToken(std::string_view token, const Jwks& keys,
+                                                       const CitizenAssertionPolicy& policy,
+                                                       absl::Time now) {
   absl::StatusOr<ParsedToken> parsed = ParseCompact(token);
   if (!parsed.ok()) return parsed.status();
 
@@ -483,16 +487,22 @@ absl::StatusOr<VerifiedCitizenAssertion> VerifyCitizenAssertion(
     return Denied("azp: issued to another client, not this portal");
   }
 
+  if (!policy.nonce.empty() && StringMember(claims, "nonce") != policy.nonce) {
+    return Unauthenticated("nonce: not the one of this sign-in (replayed or foreign token)");
+  }
+
   std::optional<std::string> citizen = StringMember(claims, policy.citizen_claim);
-  if (!citizen) return Unauthenticated(absl::StrCat(policy.citizen_claim, ": required"));
-  if (*citizen != citizen_id) return Denied("authenticates another citizen than the request's");
+  if (!citizen || citizen->empty()) {
+    return Unauthenticated(absl::StrCat(policy.citizen_claim, ": required"));
+  }
 
   VerifiedCitizenAssertion out;
   out.issuer = policy.issuer;
   out.citizen_id = *std::move(citizen);
   if (std::optional<std::string> jti = StringMember(claims, "jti")) out.token_id = *jti;
-  out.token_sha256 = Sha256Hex(token);
+  out.token_sha256 = HashToHex(Sha256({token}));
   out.issued_at = *iat;
+  out.expires_at = *exp;
   return out;
 }
 
@@ -649,6 +659,7 @@ absl::StatusOr<std::string> CitizenAssertionSigner::Mint(
   f["iat"].set_number_value(static_cast<double>(iat));
   f["exp"].set_number_value(static_cast<double>(iat + absl::ToInt64Seconds(claims.lifetime)));
   f["jti"].set_string_value(claims.token_id.empty() ? RandomTokenId() : claims.token_id);
+  if (!claims.nonce.empty()) f["nonce"].set_string_value(claims.nonce);
   return SignCompact(ToJson(header), ToJson(payload));
 }
 

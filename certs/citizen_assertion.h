@@ -85,6 +85,10 @@ struct CitizenAssertionPolicy {
   absl::Duration max_age = absl::Minutes(15);
   // Tolerated clock difference for exp, nbf and iat.
   absl::Duration clock_skew = absl::Seconds(60);
+  // When not empty, the token's "nonce" must equal it (OpenID Connect Core 3.1.3.7): a
+  // relying party checks it at sign-in against the nonce of its authorization request.
+  // The broker leaves it empty (it never saw the request).
+  std::string nonce;
 };
 
 // What a verified token says, kept as evidence.
@@ -96,6 +100,8 @@ struct VerifiedCitizenAssertion {
   // Lower-case hex SHA-256 of the whole token.
   std::string token_sha256;
   absl::Time issued_at;
+  // The token's "exp".
+  absl::Time expires_at;
 };
 
 // Verifies `token` against `keys` and `policy` at `now`, and that its citizen claim is
@@ -111,6 +117,13 @@ absl::StatusOr<VerifiedCitizenAssertion> VerifyCitizenAssertion(
     std::string_view token, const Jwks& keys, const CitizenAssertionPolicy& policy,
     std::string_view citizen_id, absl::Time now);
 
+// VerifyCitizenAssertion for a relying party at sign-in, which does not know the citizen
+// in advance: the same checks (nonce included when the policy names one) and errors,
+// with the citizen id read from policy.citizen_claim. Thread-safe.
+absl::StatusOr<VerifiedCitizenAssertion> VerifyIdToken(std::string_view token, const Jwks& keys,
+                                                       const CitizenAssertionPolicy& policy,
+                                                       absl::Time now);
+
 // The "iss" claim of `token`, NOT verified: only to choose which provider's keys to
 // verify it with. UNAUTHENTICATED when the token is malformed or has no issuer.
 absl::StatusOr<std::string> UnverifiedIssuer(std::string_view token);
@@ -125,6 +138,8 @@ struct CitizenAssertionClaims {
   absl::Duration lifetime = absl::Minutes(5);
   // "jti"; a random one when empty.
   std::string token_id;
+  // "nonce" (OpenID Connect); none when empty.
+  std::string nonce;
 };
 
 // A development identity provider's signing key: mints ID tokens for tests, the demo

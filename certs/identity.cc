@@ -1,10 +1,10 @@
 #include "certs/identity.h"
 #include "certs/openssl_handles.h"
+#include "certs/sha256.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -18,6 +18,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc_security_constants.h"
+#include "proto/identifiers.h"
 
 namespace tellonce::certs {
 namespace {
@@ -27,47 +28,10 @@ using namespace ::tellonce::certs::internal;  // NOLINT: OpenSSL handles
 constexpr std::string_view kScheme = "spiffe://";
 constexpr std::string_view kAgencyPrefix = "/agency/";
 constexpr std::string_view kBrokerPath = "/broker";
-// SPIFFE limits the trust domain to 255 bytes; DNS labels are at most 63 bytes.
-constexpr size_t kMaxTrustDomainLength = 255;
-constexpr size_t kMaxLabelLength = 63;
-constexpr size_t kMaxAgencyIdLength = 63;
 
 // Debian builds abseil with its own absl::string_view, which std::string_view does
 // not convert to implicitly.
 absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-
-// Lower-case DNS-like name: dot-separated labels of [a-z0-9-], not starting or ending
-// with '-'.
-bool IsValidTrustDomain(std::string_view td) {
-  if (td.empty() || td.size() > kMaxTrustDomainLength) return false;
-  size_t start = 0;
-  while (start <= td.size()) {
-    size_t end = td.find('.', start);
-    if (end == std::string_view::npos) end = td.size();
-    std::string_view label = td.substr(start, end - start);
-    start = end + 1;
-    if (label.empty() || label.size() > kMaxLabelLength) return false;
-    if (!IsLowerAlnum(label.front()) || !IsLowerAlnum(label.back())) return false;
-    for (char c : label) {
-      if (!IsLowerAlnum(c) && c != '-') return false;
-    }
-  }
-  return true;
-}
-
-// [a-z0-9][a-z0-9-]{0,62}
-bool IsValidAgencyId(std::string_view id) {
-  if (id.empty() || id.size() > kMaxAgencyIdLength || !IsLowerAlnum(id.front())) {
-    return false;
-  }
-  for (char c : id) {
-    if (!IsLowerAlnum(c) && c != '-') return false;
-  }
-  return true;
-}
-
 
 }  // namespace
 
@@ -87,7 +51,7 @@ absl::StatusOr<SpiffeId> ParseSpiffeId(std::string_view uri) {
   }
   std::string_view trust_domain = rest.substr(0, slash);
   std::string_view path = rest.substr(slash);
-  if (!IsValidTrustDomain(trust_domain)) {
+  if (!IsTrustDomain(trust_domain)) {
     return absl::InvalidArgumentError(
         "SPIFFE id: trust domain must be a lower-case DNS name ([a-z0-9-] labels)");
   }
@@ -99,8 +63,9 @@ absl::StatusOr<SpiffeId> ParseSpiffeId(std::string_view uri) {
   }
   if (path.starts_with(kAgencyPrefix)) {
     std::string_view agency = path.substr(kAgencyPrefix.size());
-    if (!IsValidAgencyId(agency)) {
-      return absl::InvalidArgumentError("SPIFFE id: agency id must match [a-z0-9][a-z0-9-]{0,62}");
+    if (!IsAgencyId(agency)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("SPIFFE id: agency id must match ", kAgencyIdPattern));
     }
     id.agency_id = std::string(agency);
     return id;
@@ -185,11 +150,10 @@ absl::StatusOr<std::string> CertificatePin(std::string_view certificate_pem) {
     ERR_clear_error();
     return absl::InvalidArgumentError("certificate: unreadable public key");
   }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(der, static_cast<size_t>(len), digest);
+  const Hash digest =
+      Sha256({std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len))});
   OPENSSL_free(der);
-  return absl::Base64Escape(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+  return absl::Base64Escape(HashToBytes(digest));
 }
 
 absl::Status CheckPinSyntax(std::string_view pin) {

@@ -1,13 +1,8 @@
 #include "certs/merkle.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <bit>
-#include <cstdio>
-#include <cstdlib>
 #include <initializer_list>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,34 +10,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "certs/openssl_handles.h"
 
 namespace tellonce::certs {
 namespace {
 
 std::string_view Bytes(const Hash& hash) {
   return std::string_view(reinterpret_cast<const char*>(hash.data()), hash.size());
-}
-
-// SHA-256 of the concatenation of `parts`. SHA-256 in OpenSSL fails only when memory
-// runs out; there is no sensible hash to return then, so it aborts.
-Hash Sha256(std::initializer_list<std::string_view> parts) {
-  // Fetched once: an implicit fetch on every digest is slow in OpenSSL 3. Never freed.
-  static const EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  std::unique_ptr<EVP_MD_CTX, internal::MdCtxFree> ctx(EVP_MD_CTX_new());
-  bool ok =
-      kSha256 != nullptr && ctx != nullptr && EVP_DigestInit_ex(ctx.get(), kSha256, nullptr) == 1;
-  for (std::string_view part : parts) {
-    ok = ok && EVP_DigestUpdate(ctx.get(), part.data(), part.size()) == 1;
-  }
-  Hash out;
-  unsigned int len = 0;
-  ok = ok && EVP_DigestFinal_ex(ctx.get(), out.data(), &len) == 1 && len == out.size();
-  if (!ok) {
-    std::fputs("tellonce: OpenSSL SHA-256 failed\n", stderr);
-    std::abort();
-  }
-  return out;
 }
 
 // The complete subtrees that tile the leaves [begin, begin + count), largest first: one
@@ -112,27 +85,6 @@ Hash LeafHash(std::string_view leaf_bytes) {
 
 Hash NodeHash(const Hash& left, const Hash& right) {
   return Sha256({std::string_view("\x01", 1), Bytes(left), Bytes(right)});
-}
-
-std::string HashToHex(const Hash& hash) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * hash.size());
-  for (unsigned char byte : hash) {
-    hex.push_back(kDigits[byte >> 4]);
-    hex.push_back(kDigits[byte & 0xf]);
-  }
-  return hex;
-}
-
-absl::StatusOr<Hash> HashFromBytes(std::string_view bytes) {
-  Hash hash;
-  if (bytes.size() != hash.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("hash: ", bytes.size(), " bytes, expected ", hash.size()));
-  }
-  std::copy(bytes.begin(), bytes.end(), hash.begin());
-  return hash;
 }
 
 absl::StatusOr<Hash> RootHash(uint64_t size, SubtreeHashFn subtree) {

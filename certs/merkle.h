@@ -11,8 +11,8 @@
 // splits again; so every value a proof needs is a fold of O(log n) complete subtrees,
 // which the caller supplies from storage (the broker keeps them in RocksDB).
 //
-// All functions are pure and thread-safe. Hashing aborts the process if OpenSSL fails to
-// compute a SHA-256 (only when memory runs out).
+// All functions are pure and thread-safe. Hashing is certs::Sha256 (sha256.h), which
+// aborts the process if OpenSSL fails to compute a SHA-256 (only when memory runs out).
 
 #include <array>
 #include <cstdint>
@@ -24,10 +24,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "certs/sha256.h"
 
 namespace tellonce::certs {
-
-using Hash = std::array<unsigned char, 32>;
 
 // MTH of the empty tree: SHA-256 of the empty string.
 Hash EmptyTreeHash();
@@ -35,11 +34,7 @@ Hash EmptyTreeHash();
 Hash LeafHash(std::string_view leaf_bytes);
 // SHA-256(0x01 || left || right).
 Hash NodeHash(const Hash& left, const Hash& right);
-
-// 64 lower-case hex digits.
-std::string HashToHex(const Hash& hash);
-// The hash whose raw bytes are `bytes`; INVALID_ARGUMENT unless there are exactly 32.
-absl::StatusOr<Hash> HashFromBytes(std::string_view bytes);
+// Hash, HashToHex, HashToBytes and HashFromBytes are in sha256.h.
 
 // Hash of the complete subtree at (level, index), which covers the leaves
 // [index << level, (index + 1) << level); level 0 is a leaf hash. Supplied by the

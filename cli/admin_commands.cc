@@ -8,14 +8,11 @@
 #include "absl/time/clock.h"
 #include "cli/call.h"
 #include "cli/command.h"
+#include "proto/time.h"
 #include "tellonce/v1/admin.grpc.pb.h"
 
 namespace tellonce::cli {
 namespace {
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
 
 // "expires in 29 days (2026-12-30T00:00:00Z)", "expired 2h5m ago (...)".
 std::string Until(absl::Time at, absl::Time now, const char* future, const char* past) {
@@ -44,7 +41,7 @@ void PrintStatus(const tellonce::v1::BrokerStatus& s) {
             << "last checkpoint  ";
   if (s.has_last_checkpoint_at()) {
     std::cout << "size " << s.last_checkpoint_size() << ", signed "
-              << HumanDuration(now - FromTimestamp(s.last_checkpoint_at())) << " ago ("
+              << HumanDuration(now - FromProtoTime(s.last_checkpoint_at())) << " ago ("
               << FormatTime(s.last_checkpoint_at()) << ")\n";
   } else {
     std::cout << "none signed yet\n";
@@ -53,12 +50,12 @@ void PrintStatus(const tellonce::v1::BrokerStatus& s) {
             << s.deliveries_dead() << " dead deliveries\n"
             << "certificate      "
             << (s.has_tls_certificate_not_after()
-                    ? Until(FromTimestamp(s.tls_certificate_not_after()), now, "expires", "expired")
+                    ? Until(FromProtoTime(s.tls_certificate_not_after()), now, "expires", "expired")
                     : "expiry unknown")
             << "\n"
             << "crl              "
             << (s.has_crl_next_update()
-                    ? Until(FromTimestamp(s.crl_next_update()), now, "next update",
+                    ? Until(FromProtoTime(s.crl_next_update()), now, "next update",
                             "next update was due")
                     : "next update unknown")
             << "\n";

@@ -12,9 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "google/protobuf/util/delimited_message_util.h"
-#include "rocksdb/db.h"
-#include "rocksdb/env.h"
-#include "rocksdb/options.h"
+#include "storage/rocksdb/rocks_storage.h"
 
 namespace tellonce::cli {
 namespace {
@@ -290,123 +288,8 @@ absl::StatusOr<TreeHead> ToTreeHead(const tellonce::v1::Checkpoint& checkpoint) 
 
 // --- Data directory -------------------------------------------------------------------
 
-namespace {
-
-// RocksDB's info log would be written into the directory; an audit writes nothing.
-class DiscardingLogger final : public rocksdb::Logger {
- public:
-  using rocksdb::Logger::Logv;
-  void Logv(const char* format, va_list ap) override {}
-};
-
-// The one place the CLI turns a RocksDB status into an absl one.
-absl::Status FromRocks(const std::string& path, const rocksdb::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  std::string message = absl::StrCat(path, ": rocksdb: ", status.ToString());
-  if (status.IsCorruption()) return absl::DataLossError(message);
-  if (status.IsNotFound() || status.IsPathNotFound()) return absl::NotFoundError(message);
-  return absl::InternalError(message);
-}
-
-uint64_t BigEndian64(std::string_view bytes) {
-  uint64_t value = 0;
-  for (unsigned char c : bytes.substr(0, 8)) value = (value << 8) | c;
-  return value;
-}
-
-}  // namespace
-
 absl::StatusOr<LogCopy> ReadDataDirectory(const std::string& path) {
-  rocksdb::DBOptions options;
-  options.info_log = std::make_shared<DiscardingLogger>();
-  std::vector<std::string> names;
-  if (rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, path, &names); !s.ok()) {
-    return absl::NotFoundError(
-        absl::StrCat(path, ": not a broker data directory (", s.ToString(), ")"));
-  }
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const std::string& name : names)
-    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  if (rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, path, descriptors, &handles, &raw);
-      !s.ok()) {
-    return FromRocks(path, s);
-  }
-  std::unique_ptr<rocksdb::DB> db(raw);
-  rocksdb::ColumnFamilyHandle* log_family = nullptr;
-  rocksdb::ColumnFamilyHandle* meta_family = nullptr;
-  for (size_t i = 0; i < handles.size(); ++i) {
-    if (names[i] == "access_log") log_family = handles[i];
-    if (names[i] == rocksdb::kDefaultColumnFamilyName) meta_family = handles[i];
-  }
-  auto close = [&] {
-    for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
-    db.reset();
-  };
-  if (log_family == nullptr || meta_family == nullptr) {
-    close();
-    return absl::NotFoundError(absl::StrCat(path, ": no access_log column family"));
-  }
-
-  LogCopy copy;
-  absl::Status status;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), log_family));
-    for (it->SeekToFirst(); it->Valid() && status.ok(); it->Next()) {
-      std::string_view key(it->key().data(), it->key().size());
-      std::string_view value(it->value().data(), it->value().size());
-      if (key.empty()) continue;
-      switch (key[0]) {
-        case 'e':
-          if (key.size() != 9) {
-            status = absl::DataLossError(absl::StrCat(path, ": malformed event key"));
-            break;
-          }
-          copy.events.push_back({BigEndian64(key.substr(1)), std::string(value)});
-          break;
-        case 'n': {
-          absl::StatusOr<Hash> hash = certs::HashFromBytes(value);
-          if (key.size() != 10 || !hash.ok()) {
-            status = absl::DataLossError(absl::StrCat(path, ": malformed subtree record"));
-            break;
-          }
-          copy.subtrees.push_back(
-              {static_cast<unsigned char>(key[1]), BigEndian64(key.substr(2)), *hash});
-          break;
-        }
-        case 'c': {
-          tellonce::v1::SignedCheckpoint checkpoint;
-          if (!checkpoint.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-            status = absl::DataLossError(absl::StrCat(path, ": unreadable checkpoint record"));
-            break;
-          }
-          copy.checkpoints.push_back(std::move(checkpoint));
-          break;
-        }
-        default:
-          break;  // Not part of the log (some other record of the family).
-      }
-    }
-    if (status.ok()) status = FromRocks(path, it->status());
-  }
-  if (status.ok()) {
-    std::string size_text;
-    rocksdb::Status read =
-        db->Get(rocksdb::ReadOptions(), meta_family, "access_log.size", &size_text);
-    if (read.ok()) {
-      if (!absl::SimpleAtoi(size_text, &copy.claimed_size)) {
-        status = absl::DataLossError(absl::StrCat(path, ": unreadable access_log.size"));
-      }
-    } else if (!read.IsNotFound()) {
-      status = FromRocks(path, read);
-    } else {
-      copy.claimed_size = copy.events.size();
-    }
-  }
-  close();
-  if (!status.ok()) return status;
-  return copy;
+  return storage::ReadRocksLogCopy(path);
 }
 
 // --- Export files ---------------------------------------------------------------------

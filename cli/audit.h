@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "certs/merkle.h"
 #include "certs/signing.h"
+#include "storage/storage.h"
 #include "tellonce/v1/transparency.pb.h"
 
 namespace tellonce::cli {
@@ -35,34 +36,17 @@ struct TreeHead {
 };
 
 // One stored event of a log copy.
-struct StoredEvent {
-  uint64_t index = 0;
-  // The stored bytes of the event (the Merkle leaf).
-  std::string bytes;
-};
-
-// A complete subtree hash the broker stored, covering the leaves
-// [index << level, (index + 1) << level); level 0 is the leaf hash of one event.
-struct StoredSubtree {
-  int level = 0;
-  uint64_t index = 0;
-  certs::Hash hash{};
-};
-
-// A copy of the access log as found on disk or in an export file.
-struct LogCopy {
-  // In increasing index order. A damaged copy may have gaps.
-  std::vector<StoredEvent> events;
-  // Stored subtree hashes, any order. Leaf hashes (level 0) are kept apart from the
-  // events, as the broker stores them: an event may be gone while its leaf hash is not.
-  // A data directory has every level; an export file only the leaves. Events appended
-  // after the broker's last tree update have none yet.
-  std::vector<StoredSubtree> subtrees;
-  // Every signed checkpoint in the copy, as stored (signatures not yet checked).
-  std::vector<tellonce::v1::SignedCheckpoint> checkpoints;
-  // The number of events the copy claims to hold (metadata or export header).
-  uint64_t claimed_size = 0;
-};
+// A copy of the access log as found on disk or in an export file: the storage layer's
+// own vocabulary (storage/storage.h), so a data directory is read by the code that
+// wrote it. Events are in increasing index order (a damaged copy may have gaps);
+// subtrees in any order, level 0 being the leaf hash of one event, kept apart from the
+// events as the broker stores them (an event may be gone while its leaf hash is not; a
+// data directory has every level, an export file only the leaves, and events appended
+// after the broker's last tree update have none yet); checkpoints as stored, their
+// signatures not yet checked; claimed_size from the metadata or the export header.
+using StoredEvent = storage::StoredLog::Event;
+using StoredSubtree = storage::StoredLog::Subtree;
+using LogCopy = storage::StoredLog;
 
 // What VerifyLog found.
 struct LogVerdict {

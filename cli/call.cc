@@ -13,9 +13,9 @@
 #include "certs/signing.h"
 #include "certs/tls.h"
 #include "google/protobuf/util/json_util.h"
-#include "google/protobuf/util/time_util.h"
 #include "grpcpp/create_channel.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 
 namespace tellonce::cli {
 
@@ -201,11 +201,7 @@ std::string FormatUtc(absl::Time t) {
 }
 
 std::string FormatTime(const google::protobuf::Timestamp& t) {
-  return FormatUtc(absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos()));
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+  return FormatUtc(FromProtoTime(t));
 }
 
 std::string HumanDuration(absl::Duration d) {

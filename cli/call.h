@@ -73,7 +73,6 @@ std::string RandomRequestId();
 // Times.
 std::string FormatTime(const google::protobuf::Timestamp& t);
 std::string FormatUtc(absl::Time t);
-google::protobuf::Timestamp ToTimestamp(absl::Time t);
 // "45s", "12m5s", "3h12m", "2d3h": the two largest units.
 std::string HumanDuration(absl::Duration d);
 

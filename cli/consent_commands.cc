@@ -10,11 +10,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "certs/identity.h"
+#include "certs/signed_messages.h"
 #include "certs/signing.h"
 #include "cli/call.h"
 #include "cli/command.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 #include "tellonce/v1/consent.grpc.pb.h"
 
 namespace tellonce::cli {
@@ -108,17 +110,17 @@ int Grant(const Args& args) {
   if (args.Has("valid-from")) {
     absl::StatusOr<absl::Time> t = ParseTimeFlag("valid-from", args.Get("valid-from"));
     if (!t.ok()) return Fail(t.status());
-    *request.mutable_valid_from() = ToTimestamp(*t);
+    *request.mutable_valid_from() = ToProtoTime(*t);
     now = *t;
   }
   if (args.Has("expires-at")) {
     absl::StatusOr<absl::Time> t = ParseTimeFlag("expires-at", args.Get("expires-at"));
     if (!t.ok()) return Fail(t.status());
-    *request.mutable_expires_at() = ToTimestamp(*t);
+    *request.mutable_expires_at() = ToProtoTime(*t);
   } else if (args.Has("expires-in")) {
     absl::StatusOr<absl::Duration> d = ParseDurationFlag("expires-in", args.Get("expires-in"));
     if (!d.ok()) return Fail(d.status());
-    *request.mutable_expires_at() = ToTimestamp(now + *d);
+    *request.mutable_expires_at() = ToProtoTime(now + *d);
   } else {
     return Fail(absl::InvalidArgumentError("--expires-in or --expires-at: required"));
   }
@@ -232,17 +234,9 @@ int VerifyReceipt(const Args& args) {
   absl::StatusOr<certs::SpiffeId> signer = certs::CertificateSpiffeId(*cert_pem);
   if (!signer.ok()) return Fail(signer.status());
 
-  if (receipt.signature_algorithm() != certs::kSignatureAlgorithm) {
-    return Invalid(args, absl::StrCat("unsupported signature algorithm \"",
-                                      receipt.signature_algorithm(), "\""));
-  }
-  if (absl::Status s = keys->Verify(certs::SignedKind::kConsentReceipt, receipt.key_id(),
-                                    receipt.body(), receipt.signature());
-      !s.ok()) {
-    return Invalid(args, std::string(s.message()));
-  }
-  tellonce::v1::ReceiptBody body;
-  if (!body.ParseFromString(receipt.body())) return Invalid(args, "signed body does not parse");
+  absl::StatusOr<tellonce::v1::ReceiptBody> verified = certs::VerifyReceipt(receipt, *keys);
+  if (!verified.ok()) return Invalid(args, std::string(verified.status().message()));
+  const tellonce::v1::ReceiptBody& body = *verified;
   if (!signer->is_broker || body.issuer() != signer->ToString()) {
     return Invalid(args, absl::StrCat("issued by ", body.issuer(), " but the certificate given is ",
                                       signer->ToString()));

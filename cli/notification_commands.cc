@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "cli/call.h"
 #include "cli/command.h"
+#include "proto/time.h"
 #include "tellonce/v1/notification.grpc.pb.h"
 
 namespace tellonce::cli {
@@ -31,7 +32,7 @@ int Publish(const Args& args) {
     if (!t.ok()) return Fail(t.status());
     occurred = *t;
   }
-  *request.mutable_occurred_at() = ToTimestamp(occurred);
+  *request.mutable_occurred_at() = ToProtoTime(occurred);
   absl::StatusOr<Connection> conn = Connect(args);
   if (!conn.ok()) return Fail(conn.status());
   tellonce::v1::PublishChangeResponse response;

@@ -18,6 +18,7 @@
 #include "cli/call.h"
 #include "cli/command.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 #include "tellonce/v1/transparency.grpc.pb.h"
 
 namespace tellonce::cli {
@@ -76,12 +77,12 @@ int ListAccess(const Args& args) {
   if (args.Has("from")) {
     absl::StatusOr<absl::Time> t = ParseTimeFlag("from", args.Get("from"));
     if (!t.ok()) return Fail(t.status());
-    *request.mutable_from() = ToTimestamp(*t);
+    *request.mutable_from() = ToProtoTime(*t);
   }
   if (args.Has("to")) {
     absl::StatusOr<absl::Time> t = ParseTimeFlag("to", args.Get("to"));
     if (!t.ok()) return Fail(t.status());
-    *request.mutable_to() = ToTimestamp(*t);
+    *request.mutable_to() = ToProtoTime(*t);
   }
   absl::StatusOr<std::string> assertion = CitizenAssertionFor(args, request.citizen_id());
   if (!assertion.ok()) return Fail(assertion.status());

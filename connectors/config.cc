@@ -2,11 +2,10 @@
 
 #include <filesystem>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "certs/identity.h"
+#include "proto/identifiers.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/config.pb.h"
 
@@ -18,25 +17,6 @@ std::string Resolve(const std::filesystem::path& base, const std::string& path) 
   std::filesystem::path p(path);
   if (p.is_absolute()) return p.lexically_normal().string();
   return (base / p).lexically_normal().string();
-}
-
-// [a-z0-9][a-z0-9-]{0,62}, as in the directory and the certificate SAN.
-bool IsAgencyId(const std::string& s) {
-  if (s.empty() || s.size() > 63) return false;
-  auto lower_alnum = [](char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c); };
-  if (!lower_alnum(s[0])) return false;
-  for (char c : s) {
-    if (!lower_alnum(c) && c != '-') return false;
-  }
-  return true;
-}
-
-// host:port with a port in 0..65535 (0: any free port).
-bool IsHostPort(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  int port = -1;
-  return colon != std::string::npos && colon != 0 &&
-         absl::SimpleAtoi(address.substr(colon + 1), &port) && port >= 0 && port <= 65535;
 }
 
 }  // namespace
@@ -52,11 +32,11 @@ absl::StatusOr<ConnectorOptions> LoadConnectorConfig(const std::string& path) {
 
   if (config.agency_id().empty()) return required("agency_id");
   if (!IsAgencyId(config.agency_id())) {
-    return invalid("agency_id", absl::StrCat("must match [a-z0-9][a-z0-9-]{0,62}, got \"",
+    return invalid("agency_id", absl::StrCat("must match ", kAgencyIdPattern, ", got \"",
                                              absl::CEscape(config.agency_id()), "\""));
   }
   if (config.listen_address().empty()) return required("listen_address");
-  if (!IsHostPort(config.listen_address())) {
+  if (!IsListenAddress(config.listen_address())) {
     return invalid("listen_address", absl::StrCat("must be host:port, got \"",
                                                   absl::CEscape(config.listen_address()), "\""));
   }
@@ -106,7 +86,7 @@ absl::StatusOr<ConnectorOptions> LoadConnectorConfig(const std::string& path) {
   if (config.max_seen_events() != 0) options.max_seen_events = config.max_seen_events();
   options.log = ops::LogOptionsFromConfig(config.log(), options.log.program);
   if (!config.admin().listen_address().empty() && config.admin().listen_address() != "off") {
-    if (!IsHostPort(config.admin().listen_address())) {
+    if (!IsListenAddress(config.admin().listen_address())) {
       return invalid("admin.listen_address",
                      absl::StrCat("must be host:port, got \"",
                                   absl::CEscape(config.admin().listen_address()), "\""));

@@ -15,9 +15,10 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/text_format.h"
-#include "google/protobuf/util/time_util.h"
 #include "proto/attribute_value.h"
+#include "proto/identifiers.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 
 namespace tellonce::connectors {
 namespace {
@@ -39,13 +40,6 @@ int RecordLine(const std::string& text, int index) {
       AgencyRecords::descriptor()->FindFieldByName("records");
   const google::protobuf::TextFormat::ParseLocation at = tree.GetLocation(records, index);
   return at.line < 0 ? 0 : at.line + 1;
-}
-
-bool IsPrintableAscii(absl::string_view s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
 }
 
 // OK, or the reason record `r` cannot be served (without the file position).
@@ -111,8 +105,7 @@ absl::StatusOr<std::unique_ptr<RecordsFileSource>> RecordsFileSource::Load(
     std::string id = r.citizen_id();
     source->records_.emplace(std::move(id), std::move(r));
   }
-  source->loaded_at_ =
-      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+  source->loaded_at_ = ToProtoTime(absl::Now());
   return source;
 }
 

@@ -243,9 +243,11 @@ absl::Status ValidateChangeRequest(const tellonce::v1::DeliverChangeRequest& req
 // once, each request validated and answered on its own outcome, and the requests shared
 // out over the fetch threads, so the source sees the same calls either way.
 // DeliverChange goes through a record of the events already handled (SeenEvents,
-// seen_events.h), keyed by (provider, event_id): a duplicate is acknowledged without calling the handler, a copy arriving
-// while the handler still runs is answered ABORTED (the broker retries), and an event is
-// recorded only once the handler returned OK. The implementation lives in sdk.cc.
+// seen_events.h), keyed by (provider, event_id): a duplicate is acknowledged without
+// calling the handler, a copy arriving while the handler still runs is answered ABORTED
+// (the broker retries), and an event is recorded only once the handler returned OK. The
+// implementation lives in server.cc (the service and the server), request_validation.cc
+// (the checks above) and worker_pool.h (the fetch and change threads).
 class ConnectorServer {
  public:
   // Starts serving. `source` is not owned and must outlive the server. Fails, without

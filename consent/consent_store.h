@@ -10,8 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "consent/commit_queue.h"
-#include "consent/database.h"
+#include "storage/storage.h"
 #include "tellonce/v1/consent.pb.h"
 #include "tellonce/v1/storage.pb.h"
 
@@ -97,9 +96,11 @@ struct ConsentStoreOptions {
 // and the decision falls back to mandates or NO_BASIS.
 inline constexpr int kMaxActiveScanned = 1024;
 
-// The RocksDB consent store. `db` and `queue` must outlive it.
-std::unique_ptr<ConsentStore> NewRocksConsentStore(Database* db, CommitQueue* queue,
-                                                   ConsentStoreOptions options = {});
+// The consent store over a storage backend (storage/storage.h), which must outlive it.
+// The rules (idempotent grants, the cap, what may be revoked or spent, expiry) live
+// here; the backend only keeps records and indexes.
+std::unique_ptr<ConsentStore> NewConsentStore(storage::Storage* storage,
+                                              ConsentStoreOptions options = {});
 
 // A new consent id: 26 Crockford base32 characters, a 48-bit millisecond timestamp
 // then 80 random bits, so ids sort by creation time.

@@ -8,14 +8,14 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
+#include "proto/identifiers.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 #include "re2/re2.h"
 
 namespace tellonce::consent {
 namespace {
 
-using ::google::protobuf::util::TimeUtil;
 using ::tellonce::v1::Agency;
 using ::tellonce::v1::AttributeDef;
 using ::tellonce::v1::CitizenIdRule;
@@ -30,103 +30,6 @@ absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data()
 
 // Longest citizen id looked at; longer input is refused before the regex sees it.
 constexpr size_t kMaxCitizenIdLength = 64;
-constexpr size_t kMaxDnsNameLength = 253;
-constexpr size_t kMaxDnsLabelLength = 63;
-
-bool IsLowerAlnum(char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c); }
-bool IsUpperAlnum(char c) { return absl::ascii_isupper(c) || absl::ascii_isdigit(c); }
-
-// Hand-written matchers: cheaper than std::regex and safe on arbitrarily long input.
-
-// [a-z0-9][a-z0-9-]{0,62}
-bool IsAgencyId(std::string_view s) {
-  if (s.empty() || s.size() > 63 || !IsLowerAlnum(s[0])) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
-}
-
-// [a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+
-bool IsAttributeName(std::string_view s) {
-  int segments = 0;
-  size_t start = 0;
-  while (true) {
-    size_t dot = s.find('.', start);
-    std::string_view segment =
-        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (segment.empty() || !absl::ascii_islower(segment[0])) return false;
-    for (char c : segment) {
-      if (!IsLowerAlnum(c) && c != '_') return false;
-    }
-    ++segments;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return segments >= 2;
-}
-
-// [A-Z][A-Z0-9_]{0,63}
-bool IsUpperCode(std::string_view s) {
-  if (s.empty() || s.size() > 64 || !absl::ascii_isupper(s[0])) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return IsUpperAlnum(c) || c == '_'; });
-}
-
-// Lower-case DNS name: dot-separated labels of [a-z0-9-], 1..63 long, not starting or
-// ending with '-'.
-bool IsDnsLikeName(std::string_view s) {
-  if (s.empty() || s.size() > kMaxDnsNameLength) return false;
-  size_t start = 0;
-  while (true) {
-    size_t dot = s.find('.', start);
-    std::string_view label =
-        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty() || label.size() > kMaxDnsLabelLength) return false;
-    if (label.front() == '-' || label.back() == '-') return false;
-    for (char c : label) {
-      if (!IsLowerAlnum(c) && c != '-') return false;
-    }
-    if (dot == std::string_view::npos) return true;
-    start = dot + 1;
-  }
-}
-
-// host:port, where host is a DNS name or IPv4 address, or a bracketed IPv6 address,
-// and port is 1..65535. No scheme ("dns:///") and no path.
-bool IsHostPort(std::string_view s) {
-  std::string_view host;
-  std::string_view port;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
-      return false;
-    }
-    host = s.substr(1, close - 1);
-    port = s.substr(close + 2);
-    if (host.empty()) return false;
-    for (char c : host) {
-      if (!absl::ascii_isxdigit(c) && c != ':' && c != '.') return false;
-    }
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon == std::string_view::npos) return false;
-    host = s.substr(0, colon);
-    port = s.substr(colon + 1);
-    if (host.empty() || host.size() > kMaxDnsNameLength) return false;
-    for (char c : host) {
-      if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_') return false;
-    }
-  }
-  if (port.empty() || port.size() > 5) return false;
-  uint32_t value = 0;
-  for (char c : port) {
-    if (!absl::ascii_isdigit(c)) return false;
-    value = value * 10 + static_cast<uint32_t>(c - '0');
-  }
-  return value >= 1 && value <= 65535;
-}
-
-// Printable ASCII without whitespace.
-bool IsVisibleAscii(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
-}
 
 // The first content problem of a directory, as "<source>: <path>: <reason>".
 class ContentErrors {
@@ -161,7 +64,7 @@ absl::Status CheckAgencies(const tellonce::v1::Directory& d, const ContentErrors
     const std::string path = absl::StrCat("agencies[", i, "]");
     if (agency.id().empty()) return error(path + ".id", "required");
     if (!IsAgencyId(agency.id())) {
-      return error(path + ".id", "must match [a-z0-9][a-z0-9-]{0,62}");
+      return error(path + ".id", absl::StrCat("must match ", kAgencyIdPattern));
     }
     if (!index.agencies.emplace(agency.id(), i).second) {
       return error(path + ".id", absl::StrCat("duplicate agency id ", Quoted(agency.id())));
@@ -249,12 +152,11 @@ absl::Status CheckIdentityProviders(
     trusted.citizen_claim = p.citizen_claim().empty() ? "sub" : p.citizen_claim();
     trusted.max_age = absl::Minutes(15);
     if (p.has_max_age()) {
-      if (p.max_age().seconds() < 0 || p.max_age().nanos() < 0 ||
-          p.max_age().seconds() > 24 * 3600 ||
-          (p.max_age().seconds() == 0 && p.max_age().nanos() == 0)) {
+      absl::StatusOr<absl::Duration> max_age = CheckedFromProtoDuration(p.max_age(), "max_age");
+      if (!max_age.ok() || *max_age <= absl::ZeroDuration() || *max_age > absl::Hours(24)) {
         return error(path + ".max_age", "must be positive and at most 24 hours");
       }
-      trusted.max_age = absl::Seconds(p.max_age().seconds());
+      trusted.max_age = *max_age;
     }
     if (p.jwks_file().empty()) return error(path + ".jwks_file", "required");
     absl::StatusOr<certs::Jwks> keys = certs::Jwks::FromFile(ResolvePath(base_dir, p.jwks_file()));
@@ -301,7 +203,7 @@ absl::Status CheckAttributes(const tellonce::v1::Directory& d, const ContentErro
     const std::string path = absl::StrCat("attributes[", i, "]");
     if (attribute.name().empty()) return error(path + ".name", "required");
     if (!IsAttributeName(attribute.name())) {
-      return error(path + ".name", "must match [a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+");
+      return error(path + ".name", absl::StrCat("must match ", kAttributeNamePattern));
     }
     if (!index.attributes.emplace(attribute.name(), i).second) {
       return error(path + ".name", absl::StrCat("duplicate attribute ", Quoted(attribute.name())));
@@ -325,7 +227,9 @@ absl::Status CheckPurposes(const tellonce::v1::Directory& d, const ContentErrors
     const Purpose& purpose = d.purposes(i);
     const std::string path = absl::StrCat("purposes[", i, "].code");
     if (purpose.code().empty()) return error(path, "required");
-    if (!IsUpperCode(purpose.code())) return error(path, "must match [A-Z][A-Z0-9_]{0,63}");
+    if (!IsUpperCode(purpose.code())) {
+      return error(path, absl::StrCat("must match ", kUpperCodePattern));
+    }
     if (!index.purposes.emplace(purpose.code(), i).second) {
       return error(path, absl::StrCat("duplicate purpose ", Quoted(purpose.code())));
     }
@@ -357,7 +261,7 @@ absl::Status CheckMandates(const tellonce::v1::Directory& d, const Index& index,
     const std::string path = absl::StrCat("mandates[", i, "]");
     if (mandate.id().empty()) return error(path + ".id", "required");
     if (!IsAgencyId(mandate.id())) {
-      return error(path + ".id", "must match [a-z0-9][a-z0-9-]{0,62}");
+      return error(path + ".id", absl::StrCat("must match ", kAgencyIdPattern));
     }
     if (!ids.insert(mandate.id()).second) {
       return error(path + ".id", absl::StrCat("duplicate mandate id ", Quoted(mandate.id())));
@@ -401,7 +305,7 @@ absl::Status CheckSubscriptions(const tellonce::v1::Directory& d, const Index& i
     for (int j = 0; j < subscription.event_types_size(); ++j) {
       if (!IsUpperCode(subscription.event_types(j))) {
         return error(absl::StrCat(path, ".event_types[", j, "]"),
-                     "must match [A-Z][A-Z0-9_]{0,63}");
+                     absl::StrCat("must match ", kUpperCodePattern));
       }
     }
     absl::Status attributes =
@@ -448,7 +352,7 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(tellonce::
   const ContentErrors error(source);
 
   if (proto.trust_domain().empty()) return error("trust_domain", "required");
-  if (!IsDnsLikeName(proto.trust_domain())) {
+  if (!IsTrustDomain(proto.trust_domain())) {
     return error("trust_domain", "must be a lower-case DNS name, e.g. \"gov.example\"");
   }
   Index index;
@@ -465,14 +369,10 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromProto(tellonce::
   }
 
   if (proto.limits().has_max_consent_lifetime()) {
-    const google::protobuf::Duration& lifetime = proto.limits().max_consent_lifetime();
-    if (lifetime.seconds() < TimeUtil::kDurationMinSeconds ||
-        lifetime.seconds() > TimeUtil::kDurationMaxSeconds || lifetime.nanos() <= -1000000000 ||
-        lifetime.nanos() >= 1000000000 || (lifetime.seconds() > 0 && lifetime.nanos() < 0) ||
-        (lifetime.seconds() < 0 && lifetime.nanos() > 0)) {
-      return error("limits.max_consent_lifetime", "not a valid duration");
-    }
-    absl::Duration value = absl::Seconds(lifetime.seconds()) + absl::Nanoseconds(lifetime.nanos());
+    absl::StatusOr<absl::Duration> lifetime = CheckedFromProtoDuration(
+        proto.limits().max_consent_lifetime(), "limits.max_consent_lifetime");
+    if (!lifetime.ok()) return error("limits.max_consent_lifetime", "not a valid duration");
+    const absl::Duration value = *lifetime;
     if (value <= absl::ZeroDuration()) {
       return error("limits.max_consent_lifetime", "must be positive");
     }

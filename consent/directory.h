@@ -4,11 +4,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "certs/citizen_assertion.h"
 #include "tellonce/v1/directory.pb.h"
@@ -104,6 +107,29 @@ class Directory {
 // Checksum algorithms for citizen ids; exposed for tests.
 bool LuhnValid(std::string_view digits);
 bool EstonianIsikukoodValid(std::string_view digits);
+
+// The directory in force, replaced as a whole when the file is reloaded (SIGHUP). A
+// caller takes one snapshot per request (Current) and uses it throughout, so a request
+// never sees two directories. Thread-safe.
+class DirectoryHolder {
+ public:
+  explicit DirectoryHolder(std::shared_ptr<const Directory> initial)
+      : current_(std::move(initial)) {}
+  // The directory in force; the snapshot stays valid however long the caller keeps it.
+  std::shared_ptr<const Directory> Current() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return current_;
+  }
+  // Puts `next` (already validated) in force for every later Current().
+  void Replace(std::shared_ptr<const Directory> next) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    current_ = std::move(next);
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Directory> current_ ABSL_GUARDED_BY(mu_);
+};
 
 }  // namespace tellonce::consent
 

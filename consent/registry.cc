@@ -1,14 +1,14 @@
 #include "consent/registry.h"
 
-#include <openssl/evp.h>
-
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "certs/sha256.h"
+#include "certs/signed_messages.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "proto/serialize.h"
+#include "proto/time.h"
 
 namespace tellonce::consent {
 namespace {
@@ -19,35 +19,6 @@ using tellonce::v1::ConsentReceipt;
 using tellonce::v1::ReceiptBody;
 
 constexpr char kReceiptVersion[] = "tellonce-receipt/1";
-
-void ToTimestamp(absl::Time time, google::protobuf::Timestamp* ts) {
-  const int64_t seconds = absl::ToUnixSeconds(time);
-  ts->set_seconds(seconds);
-  ts->set_nanos(
-      static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
-}
-
-// Deterministic serialization: the bytes a signature or fingerprint covers must not
-// depend on how the message was built.
-std::string SerializeDeterministic(const google::protobuf::MessageLite& message) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializeToCodedStream(&coded);
-  }
-  return out;
-}
-
-absl::StatusOr<std::string> Sha256(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("SHA-256 failed");
-  }
-  return std::string(reinterpret_cast<const char*>(digest), length);
-}
 
 absl::Status CheckPortal(const Directory& directory, const std::string& portal_id) {
   if (!directory.HasRole(portal_id, tellonce::v1::PORTAL)) {
@@ -63,7 +34,7 @@ ReceiptBody BuildReceiptBody(const Consent& consent, const Directory& directory,
   ReceiptBody body;
   body.set_version(kReceiptVersion);
   body.set_record_id(consent.consent_id());
-  ToTimestamp(issued_at, body.mutable_issued_at());
+  *body.mutable_issued_at() = ToProtoTime(issued_at);
   body.set_issuer(issuer);
   body.set_jurisdiction(directory.trust_domain());
   body.set_principal_id(consent.citizen_id());
@@ -80,51 +51,6 @@ ReceiptBody BuildReceiptBody(const Consent& consent, const Directory& directory,
   body.set_collection_method(absl::StrCat("portal:", consent.portal()));
   *body.mutable_collected_at() = consent.captured_at();
   return body;
-}
-
-absl::StatusOr<ConsentReceipt> SignReceipt(const ReceiptBody& body, const certs::SigningKey& key) {
-  ConsentReceipt receipt;
-  receipt.set_body(SerializeDeterministic(body));
-  absl::StatusOr<std::string> signature =
-      key.Sign(certs::SignedKind::kConsentReceipt, receipt.body());
-  if (!signature.ok()) return signature.status();
-  receipt.set_signature(*std::move(signature));
-  receipt.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
-  receipt.set_key_id(key.key_id());
-  return receipt;
-}
-
-namespace {
-
-absl::StatusOr<ReceiptBody> CheckedReceiptBody(const ConsentReceipt& receipt,
-                                               absl::AnyInvocable<absl::Status() const> verify) {
-  if (receipt.signature_algorithm() != certs::kSignatureAlgorithm) {
-    return absl::UnauthenticatedError(absl::StrCat("signature_algorithm: unsupported, expected ",
-                                                   std::string(certs::kSignatureAlgorithm)));
-  }
-  if (absl::Status verified = verify(); !verified.ok()) return verified;
-  ReceiptBody body;
-  if (!body.ParseFromString(receipt.body())) {
-    return absl::InvalidArgumentError("body: not a receipt");
-  }
-  return body;
-}
-
-}  // namespace
-
-absl::StatusOr<ReceiptBody> VerifyReceipt(const ConsentReceipt& receipt,
-                                          const certs::VerifyingKey& key) {
-  return CheckedReceiptBody(receipt, [&] {
-    return key.Verify(certs::SignedKind::kConsentReceipt, receipt.body(), receipt.signature());
-  });
-}
-
-absl::StatusOr<ReceiptBody> VerifyReceipt(const ConsentReceipt& receipt,
-                                          const certs::VerifyingKeySet& keys) {
-  return CheckedReceiptBody(receipt, [&] {
-    return keys.Verify(certs::SignedKind::kConsentReceipt, receipt.key_id(), receipt.body(),
-                       receipt.signature());
-  });
 }
 
 ConsentRegistry::ConsentRegistry(const DirectoryHolder* directory, ConsentStore* store,
@@ -166,16 +92,16 @@ void ConsentRegistry::Grant(
   if (request.has_valid_from()) {
     *consent.mutable_valid_from() = request.valid_from();
   } else {
-    ToTimestamp(now, consent.mutable_valid_from());
+    *consent.mutable_valid_from() = ToProtoTime(now);
   }
   *consent.mutable_expires_at() = request.expires_at();
   consent.set_mode(request.mode());
   consent.set_portal(portal_id);
-  ToTimestamp(now, consent.mutable_captured_at());
+  *consent.mutable_captured_at() = ToProtoTime(now);
   consent.set_status(tellonce::v1::ACTIVE);
   ConsentEvent* granted = consent.add_events();
   granted->set_kind(ConsentEvent::GRANTED);
-  ToTimestamp(now, granted->mutable_at());
+  *granted->mutable_at() = ToProtoTime(now);
   granted->set_actor(portal_id);
   granted->set_citizen_authenticated_by(citizen->issuer);
   granted->set_citizen_assertion_id(citizen->token_id);
@@ -183,19 +109,15 @@ void ConsentRegistry::Grant(
   consent.set_request_id(request.request_id());
 
   absl::StatusOr<ConsentReceipt> receipt =
-      SignReceipt(BuildReceiptBody(consent, *directory, options_.issuer, now), signing_key_);
+      certs::SignReceipt(BuildReceiptBody(consent, *directory, options_.issuer, now), signing_key_);
   if (!receipt.ok()) {
     done(receipt.status());
     return;
   }
   *record.mutable_receipt() = *std::move(receipt);
 
-  absl::StatusOr<std::string> fingerprint = Sha256(SerializeDeterministic(request));
-  if (!fingerprint.ok()) {
-    done(fingerprint.status());
-    return;
-  }
-  record.set_request_fingerprint(*std::move(fingerprint));
+  record.set_request_fingerprint(
+      certs::HashToBytes(certs::Sha256({SerializeDeterministic(request)})));
 
   store_->Grant(std::move(record), [done = std::move(done)](
                                        absl::StatusOr<ConsentStore::GrantOutcome> outcome) mutable {

@@ -8,7 +8,6 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "certs/signing.h"
 #include "consent/consent_store.h"
@@ -18,43 +17,11 @@
 
 namespace tellonce::consent {
 
-// The current directory, replaceable at run time (reload). Thread-safe.
-class DirectoryHolder {
- public:
-  explicit DirectoryHolder(std::shared_ptr<const Directory> initial)
-      : current_(std::move(initial)) {}
-  std::shared_ptr<const Directory> Current() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    return current_;
-  }
-  void Replace(std::shared_ptr<const Directory> next) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    current_ = std::move(next);
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::shared_ptr<const Directory> current_ ABSL_GUARDED_BY(mu_);
-};
-
-// Builds the receipt body for a consent about to be stored.
+// Builds the receipt body for a consent about to be stored. certs::SignReceipt signs it
+// and certs::VerifyReceipt checks a receipt (certs/signed_messages.h).
 tellonce::v1::ReceiptBody BuildReceiptBody(const tellonce::v1::Consent& consent,
                                            const Directory& directory,
                                            const std::string& issuer, absl::Time issued_at);
-
-// Serializes and signs a receipt body (as certs::SignedKind::kConsentReceipt), naming
-// the key by its id.
-absl::StatusOr<tellonce::v1::ConsentReceipt> SignReceipt(const tellonce::v1::ReceiptBody& body,
-                                                         const certs::SigningKey& key);
-
-// Checks algorithm and signature, then parses the body. UNAUTHENTICATED when the
-// signature does not verify as a receipt's, INVALID_ARGUMENT when the body does not
-// parse. The first form verifies with `key` whatever the receipt's key_id says; the
-// second picks the key named by the receipt's key_id from `keys`.
-absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(
-    const tellonce::v1::ConsentReceipt& receipt, const certs::VerifyingKey& key);
-absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(
-    const tellonce::v1::ConsentReceipt& receipt, const certs::VerifyingKeySet& keys);
 
 // Design: the consent core behind ConsentService. The gRPC layer authenticates the
 // caller (a portal) and hands over its agency id; this class validates against the

@@ -1,16 +1,19 @@
 #include "consent/validation.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
+#include "proto/field_error.h"
+#include "proto/identifiers.h"
+#include "proto/text.h"
+#include "proto/time.h"
 
 namespace tellonce::consent {
 namespace {
-
-using ::google::protobuf::util::TimeUtil;
 
 // How far in the past a grant's valid_from may lie, to absorb portal clock skew.
 constexpr absl::Duration kClockSkew = absl::Minutes(5);
@@ -21,65 +24,7 @@ constexpr size_t kConsentIdLength = 26;
 // Debian's abseil has its own absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW is 0).
 absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-absl::Status Invalid(std::string_view field, std::string_view reason) {
-  return absl::InvalidArgumentError(absl::StrCat(AsAbsl(field), ": ", AsAbsl(reason)));
-}
-
-}  // namespace
-
-absl::Status InvalidField(std::string_view field, std::string_view reason) {
-  return Invalid(field, reason);
-}
-
-namespace {
-
 std::string Quoted(std::string_view s) { return absl::StrCat("\"", AsAbsl(s), "\""); }
-
-bool IsPrintableAscii(std::string_view s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
-
-// Well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF) without
-// control characters (C0, DEL, C1).
-bool IsPrintableUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    uint32_t cp;
-    size_t len;
-    if (b0 < 0x80) {
-      cp = b0;
-      len = 1;
-    } else if (b0 >= 0xc2 && b0 <= 0xdf) {
-      cp = b0 & 0x1f;
-      len = 2;
-    } else if (b0 >= 0xe0 && b0 <= 0xef) {
-      cp = b0 & 0x0f;
-      len = 3;
-    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-      cp = b0 & 0x07;
-      len = 4;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if ((b & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (b & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return false;
-    i += len;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -87,18 +32,19 @@ bool IsPrintableUtf8(std::string_view s) {
 // present, within the length limit, printable ASCII.
 absl::Status CheckToken(std::string_view field, std::string_view value,
                         const RequestLimits& limits) {
-  if (value.empty()) return Invalid(field, "required");
+  if (value.empty()) return InvalidField(field, "required");
   if (value.size() > limits.max_string_bytes) {
-    return Invalid(field, absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
+    return InvalidField(field, absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
   }
-  if (!IsPrintableAscii(value)) return Invalid(field, "must be printable ASCII");
+  if (!IsPrintableAscii(value)) return InvalidField(field, "must be printable ASCII");
   return absl::OkStatus();
 }
 
 absl::Status CheckCitizen(std::string_view citizen_id, const Directory& directory,
                           const RequestLimits& limits) {
   if (citizen_id.size() > limits.max_string_bytes) {
-    return Invalid("citizen_id", absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
+    return InvalidField("citizen_id",
+                        absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
   }
   return directory.CheckCitizenId(citizen_id);
 }
@@ -106,20 +52,8 @@ absl::Status CheckCitizen(std::string_view citizen_id, const Directory& director
 namespace {
 
 absl::Status CheckConsentIdField(std::string_view field, std::string_view id) {
-  if (id.empty()) return Invalid(field, "required");
-  if (!IsConsentId(id)) return Invalid(field, "not a valid consent id");
-  return absl::OkStatus();
-}
-
-// Converts a Timestamp, refusing values outside 0001-01-01..9999-12-31 or with nanos
-// outside [0, 1e9).
-absl::Status ToTime(std::string_view field, const google::protobuf::Timestamp& ts,
-                    absl::Time* out) {
-  if (ts.seconds() < TimeUtil::kTimestampMinSeconds ||
-      ts.seconds() > TimeUtil::kTimestampMaxSeconds || ts.nanos() < 0 || ts.nanos() >= 1000000000) {
-    return Invalid(field, "not a valid timestamp");
-  }
-  *out = absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+  if (id.empty()) return InvalidField(field, "required");
+  if (!IsConsentId(id)) return InvalidField(field, "not a valid consent id");
   return absl::OkStatus();
 }
 
@@ -136,11 +70,11 @@ std::string DescribeDuration(absl::Duration d) {
 absl::Status CheckAttributes(const tellonce::v1::GrantConsentRequest& request,
                              const Directory& directory, const RequestLimits& limits) {
   if (request.attributes().empty()) {
-    return Invalid("attributes", "at least one attribute is required");
+    return InvalidField("attributes", "at least one attribute is required");
   }
   const uint32_t max = directory.max_attributes_per_consent();
   if (static_cast<uint32_t>(request.attributes_size()) > max) {
-    return Invalid("attributes", absl::StrCat("at most ", max, " attributes per consent"));
+    return InvalidField("attributes", absl::StrCat("at most ", max, " attributes per consent"));
   }
   absl::flat_hash_set<std::string_view> seen;
   for (int i = 0; i < request.attributes_size(); ++i) {
@@ -148,9 +82,9 @@ absl::Status CheckAttributes(const tellonce::v1::GrantConsentRequest& request,
     const std::string& name = request.attributes(i);
     if (absl::Status s = CheckToken(field, name, limits); !s.ok()) return s;
     if (directory.FindAttribute(name) == nullptr) {
-      return Invalid(field, absl::StrCat("unknown attribute ", Quoted(name)));
+      return InvalidField(field, absl::StrCat("unknown attribute ", Quoted(name)));
     }
-    if (!seen.insert(name).second) return Invalid(field, "duplicate attribute");
+    if (!seen.insert(name).second) return InvalidField(field, "duplicate attribute");
   }
   return absl::OkStatus();
 }
@@ -160,24 +94,26 @@ absl::Status CheckTimes(const tellonce::v1::GrantConsentRequest& request,
   const absl::Duration max_lifetime = directory.max_consent_lifetime();
   absl::Time valid_from = now;
   if (request.has_valid_from()) {
-    if (absl::Status s = ToTime("valid_from", request.valid_from(), &valid_from); !s.ok()) {
-      return s;
-    }
-    if (valid_from < now - kClockSkew) return Invalid("valid_from", "must not be in the past");
+    absl::StatusOr<absl::Time> from = CheckedFromProtoTime(request.valid_from(), "valid_from");
+    if (!from.ok()) return from.status();
+    valid_from = *from;
+    if (valid_from < now - kClockSkew) return InvalidField("valid_from", "must not be in the past");
     if (valid_from > now + max_lifetime) {
-      return Invalid("valid_from", absl::StrCat("must not be more than ",
-                                                DescribeDuration(max_lifetime), " in the future"));
+      return InvalidField("valid_from", absl::StrCat("must not be more than ",
+                                                     DescribeDuration(max_lifetime),
+                                                     " in the future"));
     }
   }
 
-  if (!request.has_expires_at()) return Invalid("expires_at", "required");
-  absl::Time expires_at;
-  if (absl::Status s = ToTime("expires_at", request.expires_at(), &expires_at); !s.ok()) return s;
-  if (expires_at <= valid_from) return Invalid("expires_at", "must be after valid_from");
-  if (expires_at <= now) return Invalid("expires_at", "must be in the future");
+  if (!request.has_expires_at()) return InvalidField("expires_at", "required");
+  absl::StatusOr<absl::Time> expires = CheckedFromProtoTime(request.expires_at(), "expires_at");
+  if (!expires.ok()) return expires.status();
+  const absl::Time expires_at = *expires;
+  if (expires_at <= valid_from) return InvalidField("expires_at", "must be after valid_from");
+  if (expires_at <= now) return InvalidField("expires_at", "must be in the future");
   if (expires_at - valid_from > max_lifetime) {
-    return Invalid("expires_at", absl::StrCat("lifetime exceeds the maximum of ",
-                                              DescribeDuration(max_lifetime)));
+    return InvalidField("expires_at", absl::StrCat("lifetime exceeds the maximum of ",
+                                                   DescribeDuration(max_lifetime)));
   }
   return absl::OkStatus();
 }
@@ -200,24 +136,24 @@ absl::Status ValidateGrant(const tellonce::v1::GrantConsentRequest& request,
 
   if (absl::Status s = CheckToken("consumer", request.consumer(), limits); !s.ok()) return s;
   if (directory.FindAgency(request.consumer()) == nullptr) {
-    return Invalid("consumer", absl::StrCat("unknown agency ", Quoted(request.consumer())));
+    return InvalidField("consumer", absl::StrCat("unknown agency ", Quoted(request.consumer())));
   }
   if (!directory.HasRole(request.consumer(), tellonce::v1::CONSUMER)) {
-    return Invalid("consumer", absl::StrCat("agency ", Quoted(request.consumer()),
-                                            " does not have the consumer role"));
+    return InvalidField("consumer", absl::StrCat("agency ", Quoted(request.consumer()),
+                                                 " does not have the consumer role"));
   }
 
   if (absl::Status s = CheckAttributes(request, directory, limits); !s.ok()) return s;
 
   if (absl::Status s = CheckToken("purpose", request.purpose(), limits); !s.ok()) return s;
   if (directory.FindPurpose(request.purpose()) == nullptr) {
-    return Invalid("purpose", absl::StrCat("unknown purpose ", Quoted(request.purpose())));
+    return InvalidField("purpose", absl::StrCat("unknown purpose ", Quoted(request.purpose())));
   }
 
   if (absl::Status s = CheckTimes(request, directory, now); !s.ok()) return s;
 
   if (request.mode() != tellonce::v1::ONE_TIME && request.mode() != tellonce::v1::UNTIL_EXPIRY) {
-    return Invalid("mode", "must be ONE_TIME or UNTIL_EXPIRY");
+    return InvalidField("mode", "must be ONE_TIME or UNTIL_EXPIRY");
   }
   return absl::OkStatus();
 }
@@ -227,10 +163,12 @@ absl::Status ValidateRevoke(const tellonce::v1::RevokeConsentRequest& request,
   if (absl::Status s = CheckConsentIdField("consent_id", request.consent_id()); !s.ok()) return s;
   if (absl::Status s = CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) return s;
   if (request.reason().size() > limits.max_string_bytes) {
-    return Invalid("reason", absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
+    return InvalidField("reason", absl::StrCat("longer than ", limits.max_string_bytes, " bytes"));
   }
-  if (!IsPrintableUtf8(request.reason())) {
-    return Invalid("reason", "must be valid UTF-8 without control characters");
+  // The reason is shown to the citizen: the rule for text that crosses agencies.
+  if (absl::Status clean = CheckCleanText(request.reason()); !clean.ok()) {
+    return InvalidField("reason", absl::StrCat("must be valid UTF-8 without control characters (",
+                                               clean.message(), ")"));
   }
   return absl::OkStatus();
 }
@@ -245,15 +183,34 @@ absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
                           const Directory& directory, const RequestLimits& limits) {
   if (absl::Status s = CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) return s;
   if (!tellonce::v1::ConsentStatus_IsValid(request.status())) {
-    return Invalid("status", absl::StrCat("unknown value ", request.status()));
+    return InvalidField("status", absl::StrCat("unknown value ", request.status()));
   }
-  if (request.page_size() < 0) return Invalid("page_size", "must not be negative");
-  if (static_cast<uint32_t>(request.page_size()) > limits.max_page_size) {
-    return Invalid("page_size", absl::StrCat("at most ", limits.max_page_size));
+  return CheckPageRequest(request.page_size(), request.page_token(), PageTokenForm::kConsentId,
+                          limits);
+}
+
+absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token,
+                              PageTokenForm form, const RequestLimits& limits) {
+  if (page_size < 0) return InvalidField("page_size", "must not be negative");
+  if (static_cast<uint32_t>(page_size) > limits.max_page_size) {
+    return InvalidField("page_size", absl::StrCat("at most ", limits.max_page_size));
   }
-  if (!request.page_token().empty() && !IsConsentId(request.page_token())) {
-    return Invalid("page_token", "not a valid page token");
+  if (page_token.empty()) return absl::OkStatus();
+  bool well_formed = false;
+  switch (form) {
+    case PageTokenForm::kConsentId:
+      well_formed = IsConsentId(page_token);
+      break;
+    case PageTokenForm::kPosition: {
+      uint64_t position = 0;
+      well_formed = page_token.size() <= 20 &&
+                    std::all_of(page_token.begin(), page_token.end(),
+                                [](char c) { return c >= '0' && c <= '9'; }) &&
+                    absl::SimpleAtoi(AsAbsl(page_token), &position);
+      break;
+    }
   }
+  if (!well_formed) return InvalidField("page_token", "not a valid page token");
   return absl::OkStatus();
 }
 

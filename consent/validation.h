@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "consent/directory.h"
+#include "proto/field_error.h"
 #include "tellonce/v1/consent.pb.h"
 
 namespace tellonce::consent {
@@ -15,11 +16,11 @@ namespace tellonce::consent {
 struct RequestLimits {
   // Longest string field, in bytes. Default 256.
   uint32_t max_string_bytes = 256;
-  // Largest ListConsents page. Default 500.
+  // Largest page of any list call (consents, access events, deliveries). Default 500.
   uint32_t max_page_size = 500;
 };
 
-// Default page size when a ListConsents request leaves it at 0.
+// Default page size when a list request leaves it at 0.
 inline constexpr int kDefaultPageSize = 50;
 
 // Checks a grant against the directory and limits, in this order, stopping at the
@@ -35,18 +36,33 @@ absl::Status ValidateGrant(const tellonce::v1::GrantConsentRequest& request,
                            absl::Time now);
 
 // consent_id has the broker's format; citizen_id by the directory rule; reason within
-// max_string_bytes.
+// max_string_bytes and clean text (proto/text.h CheckCleanText: valid UTF-8, no
+// control or bidirectional control characters).
 absl::Status ValidateRevoke(const tellonce::v1::RevokeConsentRequest& request,
                             const Directory& directory, const RequestLimits& limits);
 absl::Status ValidateGet(const tellonce::v1::GetConsentRequest& request,
                          const Directory& directory, const RequestLimits& limits);
-// citizen_id; status is a known value; 0 <= page_size <= max_page_size; page_token is
-// empty or a consent id.
+// citizen_id; status is a known value; then CheckPageRequest (page_token: a consent
+// id).
 absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
                           const Directory& directory, const RequestLimits& limits);
 
-// INVALID_ARGUMENT "<field>: <reason>", the form of every field error tellonce returns.
-absl::Status InvalidField(std::string_view field, std::string_view reason);
+// What a list's page token is: the opaque next_page_token the list handed out.
+enum class PageTokenForm {
+  kConsentId,  // ListConsents: the last consent id of the previous page
+  kPosition,   // ListAccessEvents, ListDeliveries: a decimal position (at most 20 digits)
+};
+
+// The one check of a list call's page request, for every list the broker serves
+// (ListConsents, ListAccessEvents, ListDeliveries): 0 <= page_size <=
+// limits.max_page_size (0 asks for the list's default), and page_token empty or of
+// `form`. INVALID_ARGUMENT "page_size: must not be negative", "page_size: at most <max>"
+// or "page_token: not a valid page token" otherwise.
+absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token,
+                              PageTokenForm form, const RequestLimits& limits);
+
+// INVALID_ARGUMENT "<field>: <reason>" (proto/field_error.h), also by this name.
+using ::tellonce::InvalidField;
 
 // An identifier-like field (request id, agency id, attribute name, purpose code):
 // present, within limits.max_string_bytes, printable ASCII. INVALID_ARGUMENT

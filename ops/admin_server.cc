@@ -6,26 +6,23 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "proto/identifiers.h"
 
 namespace tellonce::ops {
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Options options) {
-  const size_t colon = options.address.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || colon == 0 ||
-      !absl::SimpleAtoi(options.address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+  const std::optional<HostPort> address = ParseHostPort(options.address);
+  if (!address.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "admin.listen_address: must be host:port, got \"", options.address, "\""));
   }
-  std::string host = options.address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  const std::string host(address->host);
+  int port = static_cast<int>(address->port);
 
   std::unique_ptr<AdminServer> admin(new AdminServer);
   admin->options_ = std::move(options);

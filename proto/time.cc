@@ -50,4 +50,23 @@ absl::StatusOr<absl::Time> CheckedFromProtoTime(const google::protobuf::Timestam
   return FromProtoTime(t);
 }
 
+absl::Duration FromProtoDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+bool IsValidProtoDuration(const google::protobuf::Duration& d) {
+  return d.seconds() >= TimeUtil::kDurationMinSeconds &&
+         d.seconds() <= TimeUtil::kDurationMaxSeconds && d.nanos() > -1'000'000'000 &&
+         d.nanos() < 1'000'000'000 && !(d.seconds() > 0 && d.nanos() < 0) &&
+         !(d.seconds() < 0 && d.nanos() > 0);
+}
+
+absl::StatusOr<absl::Duration> CheckedFromProtoDuration(const google::protobuf::Duration& d,
+                                                        std::string_view field) {
+  if (!IsValidProtoDuration(d)) {
+    return absl::InvalidArgumentError(absl::StrCat(std::string(field), ": not a valid duration"));
+  }
+  return FromProtoDuration(d);
+}
+
 }  // namespace tellonce

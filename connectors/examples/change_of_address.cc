@@ -12,26 +12,23 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "certs/sha256.h"
 #include "connectors/atomic_file.h"
 #include "connectors/config.h"
 #include "connectors/examples/agency.h"
 #include "ops/log.h"
 #include "google/protobuf/text_format.h"
-#include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
 #include "ops/flags.h"
-#include "openssl/sha.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 #include "tellonce/v1/agency_records.pb.h"
 #include "tellonce/v1/notification.grpc.pb.h"
 
 namespace tellonce::connectors::examples {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 // Well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF): proto3 strings
 // must be, or the records file would no longer load.
@@ -100,14 +97,6 @@ std::string LeadingComments(const std::string& text) {
     end = line_end + 1;
   }
   return text.substr(0, end);
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
 }
 
 // An exclusive flock on "<path>.lock", released on destruction.
@@ -224,13 +213,13 @@ absl::StatusOr<RecordedMove> RecordMove(const std::string& path, const std::stri
   auto current = record->attributes().find(kAddressAttribute);
   if (current != record->attributes().end() && current->second.has_string_value() &&
       current->second.string_value() == address && record->has_as_of()) {
-    return RecordedMove{.changed = false, .as_of = ToTime(record->as_of())};
+    return RecordedMove{.changed = false, .as_of = FromProtoTime(record->as_of())};
   }
   (*record->mutable_attributes())[kAddressAttribute].set_string_value(address);
   // Whole microseconds: as_of is also the event's occurred_at, compared byte for byte
   // when the move is published again.
   const absl::Time as_of = absl::FromUnixMicros(absl::ToUnixMicros(now));
-  *record->mutable_as_of() = ToTimestamp(as_of);
+  *record->mutable_as_of() = ToProtoTime(as_of);
 
   google::protobuf::TextFormat::Printer printer;
   printer.SetUseUtf8StringEscaping(true);
@@ -247,10 +236,7 @@ absl::StatusOr<RecordedMove> RecordMove(const std::string& path, const std::stri
 std::string DefaultMoveEventId(const std::string& citizen_id, const std::string& address,
                                absl::Time as_of) {
   const std::string input = absl::StrCat(citizen_id, "\n", address, "\n", absl::ToUnixNanos(as_of));
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
-  const std::string hex =
-      absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), 10));
+  const std::string hex = certs::HashToHex(certs::Sha256({input})).substr(0, 20);
   return absl::StrCat("address-", hex);
 }
 
@@ -295,7 +281,7 @@ int RunMoveCommand(const std::string& program, int argc, char** argv) {
   request.set_citizen_id(flags.citizen);
   request.set_event_type(kAddressChanged);
   request.add_attributes(kAddressAttribute);
-  *request.mutable_occurred_at() = ToTimestamp(moved->as_of);
+  *request.mutable_occurred_at() = ToProtoTime(moved->as_of);
   auto stub = tellonce::v1::NotificationService::NewStub(*channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));

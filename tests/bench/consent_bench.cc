@@ -39,9 +39,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
-#include "consent/commit_queue.h"
 #include "consent/consent_store.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
 #include "rocksdb/db.h"
 #include "tests/bench/benchmark_main.h"
 #include "tests/bench/latency.h"
@@ -49,9 +48,7 @@
 
 namespace {
 
-using tellonce::consent::CommitQueue;
 using tellonce::consent::ConsentStore;
-using tellonce::consent::Database;
 using tellonce::v1::Consent;
 using tellonce::v1::StoredConsent;
 
@@ -80,25 +77,21 @@ StoredConsent MakeRecord(const std::string& citizen, const std::string& consumer
 struct StoreEnv {
   std::string path;
   bool remove_at_exit = true;
-  std::unique_ptr<Database> db;
-  std::unique_ptr<CommitQueue> queue;
+  std::unique_ptr<tellonce::storage::Storage> db;
   std::unique_ptr<ConsentStore> store;
 
-  StoreEnv(std::string dir, bool remove, CommitQueue::Options queue_options)
-      : path(std::move(dir)), remove_at_exit(remove) {
-    absl::StatusOr<std::unique_ptr<Database>> opened = Database::Open({.path = path});
+  StoreEnv(std::string dir, bool remove, bool sync) : path(std::move(dir)), remove_at_exit(remove) {
+    absl::StatusOr<std::unique_ptr<tellonce::storage::Storage>> opened =
+        tellonce::storage::OpenRocksStorage({.path = path, .sync = sync});
     if (!opened.ok()) {
       std::fprintf(stderr, "open %s: %s\n", path.c_str(), opened.status().ToString().c_str());
       std::exit(1);
     }
     db = *std::move(opened);
-    queue = std::make_unique<CommitQueue>(db.get(), queue_options);
-    store = tellonce::consent::NewRocksConsentStore(db.get(), queue.get(),
-                                                    {.max_active_per_consumer = 0});
+    store = tellonce::consent::NewConsentStore(db.get(), {.max_active_per_consumer = 0});
   }
   ~StoreEnv() {
     store.reset();
-    queue.reset();
     db.reset();
     if (remove_at_exit) std::filesystem::remove_all(path);
   }
@@ -137,7 +130,7 @@ StoreEnv& LookupEnv() {
       const bool loaded = std::filesystem::exists(marker);
       if (!loaded) std::filesystem::remove_all(path);
       std::filesystem::create_directories(path);
-      g_lookup = std::make_unique<StoreEnv>(path, false, CommitQueue::Options{.sync = false});
+      g_lookup = std::make_unique<StoreEnv>(path, false, /*sync=*/false);
       if (loaded) {
         std::fprintf(stderr, "reusing %lld preloaded consents in %s\n", static_cast<long long>(n),
                      path.c_str());
@@ -147,7 +140,7 @@ StoreEnv& LookupEnv() {
       }
     } else {
       g_lookup = std::make_unique<StoreEnv>(tellonce::bench::MakeTempDir("consent_bench_lookup"),
-                                            true, CommitQueue::Options{.sync = false});
+                                            true, /*sync=*/false);
       Preload(*g_lookup, n);
     }
   });
@@ -157,7 +150,7 @@ StoreEnv& LookupEnv() {
 StoreEnv& GrantEnv() {
   std::call_once(g_grant_once, [] {
     g_grant = std::make_unique<StoreEnv>(tellonce::bench::MakeTempDir("consent_bench_grant"), true,
-                                         CommitQueue::Options{.sync = true});
+                                         /*sync=*/true);
   });
   return *g_grant;
 }
@@ -199,7 +192,7 @@ BENCHMARK(BM_FindActive)->Arg(0)->Arg(1)->Arg(2)->ArgName("kind");
 void BM_CrowdedCitizen(benchmark::State& state) {
   const int64_t n = state.range(0);
   StoreEnv env(tellonce::bench::MakeTempDir("consent_bench_crowded"), true,
-               CommitQueue::Options{.sync = false});
+               /*sync=*/false);
   const absl::Time now = absl::Now();
   absl::Status loaded = tellonce::bench::BulkGrant(*env.store, *env.db, n, [&](int64_t k) {
     return MakeRecord(CitizenId(7), Consumer(1), absl::StrCat("crowd-", k), now);

@@ -1,14 +1,15 @@
 // preload_consents: fills a broker's data directory with consents before the broker
 // starts, and writes the bank's records for the citizens a benchmark will ask about.
 //
-//   preload_consents --data-dir DIR [--consents 1000000] [--bank-records FILE]
-//                    [--bank-citizens 100000]
+//   preload_consents (--data-dir DIR | --postgres CONNINFO) [--consents 1000000]
+//                    [--bank-records FILE] [--bank-citizens 100000]
 //
 // Citizen k (0 <= k < --consents, tests/bench/synthetic.h) gets one ACTIVE consent for
 // consumer "tax", purpose TAX_DEDUCTION_CHECK, attribute bank.interest_paid. They are
 // written through the real consent store (record and index entries in one batch), with
 // a CommitQueue that does not sync (a bulk load, not an acknowledged action), then
-// flushed and compacted. The database must not be open elsewhere.
+// flushed and compacted. The database must not be open elsewhere. With --postgres, into
+// that database instead (schema applied if missing), through the PostgreSQL storage.
 //
 // With --bank-records, the bank (tellonce-bank) gets a record with both of its
 // attributes for every stride-th of those citizens, stride = consents / bank-citizens,
@@ -24,9 +25,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "consent/commit_queue.h"
 #include "consent/consent_store.h"
-#include "consent/database.h"
+#include "storage/postgres/postgres_storage.h"
+#include "storage/rocksdb/rocks_storage.h"
 #include "tests/bench/flags.h"
 #include "tests/bench/synthetic.h"
 
@@ -34,6 +35,7 @@ namespace {
 
 struct Flags {
   std::string data_dir;
+  std::string postgres;
   int64_t consents = 1'000'000;
   std::string bank_records;
   int64_t bank_citizens = 100'000;
@@ -62,20 +64,22 @@ bool WriteBankRecords(const std::string& path, int64_t citizens, int64_t stride)
 
 int main(int argc, char** argv) {
   constexpr char kUsage[] =
-      "usage: preload_consents --data-dir DIR [--consents 1000000] [--bank-records FILE] "
-      "[--bank-citizens 100000]\n";
+      "usage: preload_consents (--data-dir DIR | --postgres CONNINFO) [--consents 1000000] "
+      "[--bank-records FILE] [--bank-citizens 100000]\n";
   Flags flags;
   using tellonce::bench::Number;
   using tellonce::bench::Text;
   if (!tellonce::bench::ParseFlags(argc, argv,
                                    {{"--data-dir", Text(&flags.data_dir)},
+                                    {"--postgres", Text(&flags.postgres)},
                                     {"--consents", Number(&flags.consents)},
                                     {"--bank-records", Text(&flags.bank_records)},
                                     {"--bank-citizens", Number(&flags.bank_citizens)}},
                                    kUsage)) {
     return 2;
   }
-  if (flags.data_dir.empty() || flags.consents < 1 || flags.bank_citizens < 1) {
+  if (flags.data_dir.empty() == flags.postgres.empty() || flags.consents < 1 ||
+      flags.bank_citizens < 1) {
     std::fputs(kUsage, stderr);
     return 2;
   }
@@ -88,8 +92,21 @@ int main(int argc, char** argv) {
   }
 
   namespace consent = tellonce::consent;
-  absl::StatusOr<std::unique_ptr<consent::Database>> db =
-      consent::Database::Open({.path = flags.data_dir});
+  absl::StatusOr<std::unique_ptr<tellonce::storage::Storage>> db;
+  if (flags.postgres.empty()) {
+    db = tellonce::storage::OpenRocksStorage({.path = flags.data_dir, .sync = false});
+  } else {
+    tellonce::storage::postgres::PostgresOptions options;
+    options.conninfo = flags.postgres;
+    options.max_group = 1024;
+    absl::StatusOr<std::unique_ptr<tellonce::storage::postgres::PostgresStorage>> pg =
+        tellonce::storage::postgres::OpenPostgresStorage(options);
+    if (pg.ok()) {
+      db = std::unique_ptr<tellonce::storage::Storage>(std::move(*pg));
+    } else {
+      db = pg.status();
+    }
+  }
   if (!db.ok()) {
     std::fprintf(stderr, "preload_consents: %s\n", db.status().ToString().c_str());
     return 1;
@@ -97,8 +114,7 @@ int main(int argc, char** argv) {
   absl::Status loaded;
   const auto start = std::chrono::steady_clock::now();
   {
-    consent::CommitQueue queue(db->get(), consent::CommitQueue::Options{.sync = false});
-    std::unique_ptr<consent::ConsentStore> store = consent::NewRocksConsentStore(db->get(), &queue);
+    std::unique_ptr<consent::ConsentStore> store = consent::NewConsentStore(db->get());
     const tellonce::bench::ConsentShape shape;
     const absl::Time now = absl::Now();
     loaded = tellonce::bench::BulkGrant(*store, **db, flags.consents, [&](int64_t k) {
@@ -115,7 +131,7 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "preload_consents: %lld consents in %.1f s (%.0f/s) into %s\n",
                static_cast<long long>(flags.consents), seconds, flags.consents / seconds,
-               flags.data_dir.c_str());
+               flags.postgres.empty() ? flags.data_dir.c_str() : "PostgreSQL");
   std::printf("stride=%lld\n", static_cast<long long>(stride));
   return 0;
 }

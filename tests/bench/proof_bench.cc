@@ -31,9 +31,8 @@
 #include "broker/access_log.h"
 #include "broker/transparency.h"
 #include "certs/signing.h"
-#include "consent/commit_queue.h"
 #include "consent/consent_store.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
 #include "google/protobuf/util/time_util.h"
 #include "tests/bench/benchmark_main.h"
 #include "tests/bench/in_flight.h"
@@ -44,8 +43,6 @@ namespace {
 
 using tellonce::broker::AccessLog;
 using tellonce::broker::TransparencyLog;
-using tellonce::consent::CommitQueue;
-using tellonce::consent::Database;
 
 uint64_t EventCount() {
   uint64_t n = 1'000'000;
@@ -97,16 +94,15 @@ tellonce::v1::AccessEvent MakeEvent(uint64_t n, absl::Time now) {
 // The log with every event appended and hashed.
 struct LogEnv {
   std::string path;
-  std::unique_ptr<Database> db;
-  std::unique_ptr<CommitQueue> queue;
+  std::unique_ptr<tellonce::storage::Storage> db;
   std::unique_ptr<AccessLog> log;
   std::unique_ptr<TransparencyLog> tree;
   uint64_t size = 0;
 
   ~LogEnv() {
+    if (db != nullptr) db->Close();
     tree.reset();
     log.reset();
-    queue.reset();
     db.reset();
     std::filesystem::remove_all(path);
   }
@@ -125,17 +121,17 @@ LogEnv& Env() {
     g_env = std::make_unique<LogEnv>();
     LogEnv& env = *g_env;
     env.path = tellonce::bench::MakeTempDir("proof_bench");
-    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open({.path = env.path});
+    absl::StatusOr<std::unique_ptr<tellonce::storage::Storage>> db =
+        tellonce::storage::OpenRocksStorage({.path = env.path, .sync = false});
     if (!db.ok()) Fail(db.status());
     env.db = *std::move(db);
-    env.queue = std::make_unique<CommitQueue>(env.db.get(), CommitQueue::Options{.sync = false});
-    env.log = std::make_unique<AccessLog>(env.db.get(), env.queue.get());
+    env.log = std::make_unique<AccessLog>(env.db.get());
     absl::StatusOr<std::unique_ptr<TransparencyLog>> tree = TransparencyLog::Start(
         env.db.get(), env.log.get(), NewSigningKey(),
         {.issuer = "spiffe://bench.local/broker", .checkpoint_interval = absl::Hours(1)});
     if (!tree.ok()) Fail(tree.status());
     env.tree = *std::move(tree);
-    env.log->set_listener([t = env.tree.get()] { t->Notify(); });
+    env.db->SetAppendListener([t = env.tree.get()] { t->Notify(); });
 
     // Appends in calls of a few events each (an exchange appends one to a few), many
     // in flight, as concurrent requests would.
@@ -150,7 +146,7 @@ LogEnv& Env() {
         events.push_back(MakeEvent(i, now));
       in_flight.Add();
       env.log->Append(std::move(events),
-                      [&](absl::StatusOr<uint64_t> r) { in_flight.Done(r.status()); });
+                      [&](absl::Status r) { in_flight.Done(r); });
     }
     if (absl::Status s = in_flight.WaitForNone(); !s.ok()) Fail(s);
     const auto appended = std::chrono::steady_clock::now();

@@ -2,10 +2,11 @@
 // own client certificate. Reports throughput, latency percentiles, errors and the CPU
 // time per call of the processes under test; it decides nothing (see scripts/bench).
 //
-//   rpc_load --target HOST:PORT --rpc fetch|get|grant --ca ca.pem --cert me.pem
-//            --key me.key [--server-id spiffe://...] [--concurrency 32 | --rate N]
-//            [--seconds 10] [--warmup 2] [--connections 4] [--threads 2] [--citizens N]
-//            [--citizen-stride S] [--pid NAME=PID[,PID...]]... [--label TEXT]
+//   rpc_load --target HOST:PORT[,HOST:PORT...] --rpc fetch|get|grant --ca ca.pem
+//            --cert me.pem --key me.key [--server-id spiffe://...]
+//            [--concurrency 32 | --rate N] [--seconds 10] [--warmup 2] [--connections 4]
+//            [--threads 2] [--citizens N] [--citizen-stride S] [--pid NAME=PID[,PID...]]...
+//            [--label TEXT]
 //
 // RPCs, each GetAttributes-shaped (one citizen, one attribute, purpose
 // TAX_DEDUCTION_CHECK, consumer "tax"):
@@ -52,6 +53,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "certs/identity.h"
 #include "certs/tls.h"
@@ -385,7 +387,8 @@ std::unique_ptr<Caller> MakeCaller(const Flags& flags,
 }
 
 constexpr char kUsage[] =
-    "usage: rpc_load --target HOST:PORT --rpc fetch|get|grant --ca FILE --cert FILE --key FILE\n"
+    "usage: rpc_load --target HOST:PORT[,...] --rpc fetch|get|grant --ca FILE --cert FILE "
+    "--key FILE\n"
     "                [--server-id SPIFFE_ID] [--concurrency 32 | --rate CALLS_PER_S]\n"
     "                [--seconds 10] [--warmup 2] [--connections 4] [--threads 2]\n"
     "                [--deadline-ms 10000]\n"
@@ -458,16 +461,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rpc_load: %s\n", creds.status().ToString().c_str());
     return 1;
   }
+  // Several targets (replicas of one broker): connection c goes to target c mod n.
+  const std::vector<std::string> targets = absl::StrSplit(flags.target, ',');
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int c = 0; c < flags.connections; ++c) {
     grpc::ChannelArguments args;
     args.SetInt("grpc.channel_id", c);  // distinct arguments: a connection of its own
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channels.push_back(grpc::CreateCustomChannel(flags.target, *creds, args));
+    const std::string& target = targets[c % targets.size()];
+    channels.push_back(grpc::CreateCustomChannel(target, *creds, args));
     // Connect (and handshake) before the clock starts.
     if (!channels.back()->WaitForConnected(std::chrono::system_clock::now() +
                                            std::chrono::seconds(10))) {
-      std::fprintf(stderr, "rpc_load: cannot connect to %s as %s\n", flags.target.c_str(),
+      std::fprintf(stderr, "rpc_load: cannot connect to %s as %s\n", target.c_str(),
                    flags.server_id.c_str());
       return 1;
     }

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_format.h"
 #include "consent/directory.h"
+#include "storage/rocksdb/testing.h"
 #include "rocksdb/db.h"
 #include "tests/bench/in_flight.h"
 
@@ -60,7 +61,7 @@ tellonce::v1::StoredConsent MakeConsentRecord(const std::string& citizen_id,
   return record;
 }
 
-absl::Status BulkGrant(consent::ConsentStore& store, consent::Database& db, int64_t count,
+absl::Status BulkGrant(consent::ConsentStore& store, storage::Storage& storage, int64_t count,
                        const std::function<tellonce::v1::StoredConsent(int64_t)>& make_record) {
   InFlight in_flight(/*limit=*/8192);
   for (int64_t k = 0; k < count && !in_flight.failed(); ++k) {
@@ -70,13 +71,16 @@ absl::Status BulkGrant(consent::ConsentStore& store, consent::Database& db, int6
     });
   }
   if (absl::Status s = in_flight.WaitForNone(); !s.ok()) return s;
+  storage::rocks::Database* db = storage::rocks::DatabaseOf(storage);
+  if (db == nullptr) return absl::OkStatus();
   rocksdb::FlushOptions flush;
   flush.wait = true;
-  for (consent::Family f : {consent::Family::kConsents, consent::Family::kIndexes}) {
-    rocksdb::Status s = db.db()->Flush(flush, db.family(f));
-    if (!s.ok()) return consent::FromRocks(s);
-    s = db.db()->CompactRange(rocksdb::CompactRangeOptions(), db.family(f), nullptr, nullptr);
-    if (!s.ok()) return consent::FromRocks(s);
+  for (storage::rocks::Family f :
+       {storage::rocks::Family::kConsents, storage::rocks::Family::kIndexes}) {
+    rocksdb::Status s = db->db()->Flush(flush, db->family(f));
+    if (!s.ok()) return storage::rocks::FromRocks(s);
+    s = db->db()->CompactRange(rocksdb::CompactRangeOptions(), db->family(f), nullptr, nullptr);
+    if (!s.ok()) return storage::rocks::FromRocks(s);
   }
   return absl::OkStatus();
 }

@@ -1,7 +1,8 @@
-// Fuzzes DeliveryAdminService requests (admin role) past the gRPC layer: the checks the
-// service makes (broker::ValidateListDeliveries, broker::ValidateRetryDeliveries) and the
-// outbox's decoding of page tokens and delivery ids over a real RocksDB
-// (store_fixture.h, whose deliveries are all parked as DEAD). Byte 0 picks
+// Fuzzes DeliveryAdminService requests past the gRPC layer: broker::DeliveryAdmin (the
+// service's core) for the sample directory's admin agency, so its checks
+// (broker::ValidateListDeliveries, broker::ValidateRetryDeliveries) and the outbox's
+// decoding of page tokens and delivery ids over a real RocksDB (store_fixture.h, whose
+// deliveries are all parked as DEAD). Byte 0 picks
 // ListDeliveries or RetryDeliveries, the rest is the request. A retry that would re-queue
 // a stored delivery is not run (it would change the fixture); every other one is, and
 // must be refused: INVALID_ARGUMENT "delivery_ids[i]: malformed" or NOT_FOUND.
@@ -12,7 +13,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "broker/notification_service.h"
+#include "broker/delivery_admin.h"
 #include "tests/fuzz/request_checks.h"
 #include "tests/fuzz/store_fixture.h"
 
@@ -22,15 +23,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes = in.Rest();
   const int n = static_cast<int>(bytes.size());
   tellonce::broker::Outbox& outbox = *tellonce::fuzz::TheStore().outbox;
+  static auto* admin =
+      new tellonce::broker::DeliveryAdmin(&outbox, tellonce::consent::RequestLimits());
+  const tellonce::consent::Directory& directory = *tellonce::fuzz::SampleDirectory();
+  constexpr char kAdmin[] = "ops";  // the sample directory's ADMIN agency
   if (rpc == 0) {
     tellonce::v1::ListDeliveriesRequest request;
     if (!request.ParseFromArray(bytes.data(), n)) return 0;
-    if (absl::Status s = tellonce::broker::ValidateListDeliveries(request); !s.ok()) {
-      tellonce::fuzz::CheckRefusal(s, "");
-      return 0;
-    }
-    absl::StatusOr<tellonce::v1::ListDeliveriesResponse> page = outbox.List(
-        request.subscriber(), request.state(), request.page_size(), request.page_token());
+    absl::StatusOr<tellonce::v1::ListDeliveriesResponse> page =
+        admin->List(directory, kAdmin, request);
     if (!page.ok()) {
       tellonce::fuzz::CheckRefusal(page.status(), "");
       return 0;
@@ -44,6 +45,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!request.ParseFromArray(bytes.data(), n)) return 0;
   if (absl::Status s = tellonce::broker::ValidateRetryDeliveries(request); !s.ok()) {
     tellonce::fuzz::CheckRefusal(s, "");
+    absl::StatusOr<tellonce::v1::RetryDeliveriesResponse> refused =
+        admin->Retry(directory, kAdmin, request);
+    FUZZ_CHECK(refused.status() == s);
     return 0;
   }
   if (request.delivery_ids().empty()) return 0;  // would re-queue everything
@@ -54,9 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return 0;  // would re-queue a stored delivery
     }
   }
-  absl::StatusOr<int> requeued = outbox.Retry(
-      std::vector<std::string>(request.delivery_ids().begin(), request.delivery_ids().end()),
-      request.subscriber());
+  absl::StatusOr<tellonce::v1::RetryDeliveriesResponse> requeued =
+      admin->Retry(directory, kAdmin, request);
   FUZZ_CHECK(!requeued.ok());
   FUZZ_CHECK(requeued.status().code() == absl::StatusCode::kInvalidArgument ||
              requeued.status().code() == absl::StatusCode::kNotFound);

@@ -1,8 +1,9 @@
 // Fuzzes the other offline log reader of `tellonce audit verify`: --data-dir, a copy of
 // the broker's RocksDB data directory (cli::ReadDataDirectory), and what it feeds
 // (cli::VerifyLog). Each input becomes a fresh data directory made by the broker's own
-// consent::Database::Open, holding the records the input describes, then closed and read
-// back as the CLI does (read-only). The input:
+// storage::OpenRocksStorage, holding the records the input describes (written under the
+// keys of storage/rocksdb/layout.h, through the raw database, so malformed ones too),
+// then closed and read back as the CLI does (read-only). The input:
 //   byte 0     how the checkpoint is made (bit 0 set: the reference root of the events
 //              read back, else the next 32 bytes), as in audit_log_fuzz.cc;
 //   bytes 1-2  the checkpoint's size, modulo (events read back + 3);
@@ -25,14 +26,17 @@
 #include "absl/strings/str_cat.h"
 #include "certs/merkle.h"
 #include "cli/audit.h"
-#include "consent/database.h"
 #include "proto/time.h"
+#include "storage/rocksdb/layout.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "tests/fuzz/cli_driver.h"
 
 namespace {
 
 using tellonce::certs::Hash;
-using tellonce::consent::Family;
+using tellonce::storage::rocks::Family;
+namespace keys = tellonce::storage::rocks::keys;
 
 Hash ReferenceRoot(const std::vector<std::string>& leaves, size_t begin, size_t end) {
   if (end == begin) return tellonce::certs::EmptyTreeHash();
@@ -41,12 +45,6 @@ Hash ReferenceRoot(const std::vector<std::string>& leaves, size_t begin, size_t 
   while (k * 2 < end - begin) k *= 2;
   return tellonce::certs::NodeHash(ReferenceRoot(leaves, begin, begin + k),
                                    ReferenceRoot(leaves, begin + k, end));
-}
-
-std::string BigEndian(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
-  return out;
 }
 
 }  // namespace
@@ -62,32 +60,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = tellonce::fuzz::ScratchDir() + "/data";
   std::filesystem::remove_all(path);
   {
-    absl::StatusOr<std::unique_ptr<tellonce::consent::Database>> db =
-        tellonce::consent::Database::Open({.path = path, .block_cache_mb = 1});
-    FUZZ_CHECK(db.ok());
+    absl::StatusOr<std::unique_ptr<tellonce::storage::Storage>> storage =
+        tellonce::storage::OpenRocksStorage({.path = path, .block_cache_mb = 1});
+    FUZZ_CHECK(storage.ok());
+    tellonce::storage::rocks::Database* db = tellonce::storage::rocks::DatabaseOf(**storage);
+    FUZZ_CHECK(db != nullptr);
     rocksdb::WriteBatch batch;
-    rocksdb::ColumnFamilyHandle* log = (*db)->family(Family::kAccessLog);
+    rocksdb::ColumnFamilyHandle* log = db->family(Family::kAccessLog);
     for (int records = 0; in.remaining() > 0 && records < 64; ++records) {
       switch (in.Byte() % 5) {
         case 0: {
           const uint64_t index = in.Byte();
-          batch.Put(log, "e" + BigEndian(index), in.String(256));
+          batch.Put(log, keys::Event(index), in.String(256));
           break;
         }
         case 1: {
-          std::string key = "n";
-          key.push_back(static_cast<char>(in.Byte()));
-          key += BigEndian(in.Byte());
+          const int level = in.Byte();
+          const std::string key = keys::Node(level, in.Byte());
           std::string hash;
           for (int i = 0; i < 32; ++i) hash.push_back(static_cast<char>(in.Byte()));
           batch.Put(log, key, hash);
           break;
         }
         case 2:
-          batch.Put(log, "c" + BigEndian(in.Byte()), in.String(512));
+          batch.Put(log, keys::Checkpoint(in.Byte()), in.String(512));
           break;
         case 3:
-          batch.Put((*db)->family(Family::kMeta), "access_log.size", in.String(24));
+          batch.Put(db->family(Family::kMeta), keys::kAccessLogSize, in.String(24));
           break;
         case 4: {
           const std::string key = in.String(16);
@@ -96,7 +95,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
       }
     }
-    FUZZ_CHECK((*db)->db()->Write(rocksdb::WriteOptions(), &batch).ok());
+    FUZZ_CHECK(db->db()->Write(rocksdb::WriteOptions(), &batch).ok());
+    (*storage)->Close();
   }
   absl::StatusOr<tellonce::cli::LogCopy> copy = tellonce::cli::ReadDataDirectory(path);
   if (!copy.ok()) {

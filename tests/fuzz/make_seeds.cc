@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "certs/signed_messages.h"
 #include "cli/audit.h"
 #include "consent/registry.h"
 #include "google/protobuf/util/json_util.h"
@@ -173,7 +174,7 @@ void Signed() {
   *body.mutable_valid_from() = ToProtoTime(kNow);
   *body.mutable_expires_at() = ToProtoTime(kNow + absl::Hours(24));
   body.set_collection_method("portal");
-  absl::StatusOr<v1::ConsentReceipt> receipt = consent::SignReceipt(body, fuzz::BrokerSigningKey());
+  absl::StatusOr<v1::ConsentReceipt> receipt = certs::SignReceipt(body, fuzz::BrokerSigningKey());
   if (!receipt.ok()) std::abort();
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(*receipt, &json);

@@ -17,8 +17,8 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
-#include "broker/notification_service.h"
-#include "broker/transparency_service.h"
+#include "broker/delivery_admin.h"
+#include "broker/transparency_core.h"
 #include "consent/validation.h"
 #include "tests/fuzz/request_checks.h"
 #include "tests/fuzz/store_fixture.h"
@@ -138,7 +138,9 @@ void Deliveries(tellonce::v1::ListDeliveriesRequest request, bool prefix_real_to
     FUZZ_CHECK(first.ok());
     request.set_page_token(first->next_page_token() + request.page_token());
   }
-  if (absl::Status s = tellonce::broker::ValidateListDeliveries(request); !s.ok()) {
+  if (absl::Status s =
+          tellonce::broker::ValidateListDeliveries(request, tellonce::consent::RequestLimits());
+      !s.ok()) {
     tellonce::fuzz::CheckRefusal(s, "");
     return;
   }

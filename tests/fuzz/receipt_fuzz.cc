@@ -1,7 +1,7 @@
 // Fuzzes consent receipt parsing and verification, on both sides that read receipts:
 //  0. `tellonce receipt verify --receipt FILE` (the CLI: JSON file -> ConsentReceipt ->
 //     algorithm, signature, body, issuer), the input being the file;
-//  1. consent::VerifyReceipt on ConsentReceipt wire bytes (what a portal gets);
+//  1. certs::VerifyReceipt on ConsentReceipt wire bytes (what a portal gets);
 //  2. structure-aware: the input is a ReceiptBody's wire bytes, signed here with the
 //     broker's key, so the parsing after a valid signature is reached.
 // The first byte picks the path. Invariants: a receipt verifies only when its signature
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 
+#include "certs/signed_messages.h"
 #include "consent/registry.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/fuzz/cli_driver.h"
@@ -59,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     tellonce::v1::ConsentReceipt receipt;
     if (!receipt.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return 0;
     absl::StatusOr<tellonce::v1::ReceiptBody> body =
-        tellonce::consent::VerifyReceipt(receipt, BrokerKeySet());
+        tellonce::certs::VerifyReceipt(receipt, BrokerKeySet());
     if (body.ok()) FUZZ_CHECK(SignatureIsBrokers(receipt));
     return 0;
   }
@@ -80,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   tellonce::v1::ReceiptBody parsed;
   const bool parses = parsed.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
   absl::StatusOr<tellonce::v1::ReceiptBody> body =
-      tellonce::consent::VerifyReceipt(*receipt, BrokerKeySet());
+      tellonce::certs::VerifyReceipt(*receipt, BrokerKeySet());
   FUZZ_CHECK(body.ok() == parses);
   if (!body.ok()) FUZZ_CHECK(body.status().code() == absl::StatusCode::kInvalidArgument);
   // The same signature must not pass as a checkpoint's (domain separation).

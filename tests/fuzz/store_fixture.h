@@ -1,12 +1,13 @@
 #ifndef TELLONCE_TESTS_FUZZ_STORE_FIXTURE_H_
 #define TELLONCE_TESTS_FUZZ_STORE_FIXTURE_H_
 
-// A broker's storage on a real RocksDB in the scratch folder, filled once per process,
+// A broker's storage (storage::OpenRocksStorage, a real RocksDB in the scratch folder),
+// filled once per process through the storage interfaces and the broker's own stores,
 // for the harnesses whose entry points read stored state (page tokens, proofs, exports,
 // listings): the access log of kEvents events about three citizens with its Merkle tree
 // and a signed checkpoint, kConsents consents of one citizen, and kDeliveries deliveries
-// parked as DEAD (so the outbox's dispatcher never calls a connector). Built from the
-// public constructors of each store; never torn down (its threads run until exit).
+// parked as DEAD (so the outbox's dispatcher never calls a connector). Built as
+// broker.cc wires them; never torn down (its threads run until exit).
 
 #include <future>
 #include <memory>
@@ -18,11 +19,10 @@
 #include "broker/connector_pool.h"
 #include "broker/outbox.h"
 #include "broker/transparency.h"
-#include "consent/commit_queue.h"
 #include "consent/consent_store.h"
-#include "consent/database.h"
 #include "consent/registry.h"
 #include "proto/time.h"
+#include "storage/rocksdb/rocks_storage.h"
 #include "tests/fuzz/cli_driver.h"
 #include "tests/fuzz/fuzz_support.h"
 
@@ -36,8 +36,7 @@ inline constexpr int kConsents = 40;
 inline constexpr int kDeliveries = 30;
 
 struct Store {
-  std::unique_ptr<consent::Database> db;
-  std::unique_ptr<consent::CommitQueue> queue;
+  std::unique_ptr<storage::Storage> storage;
   std::unique_ptr<broker::AccessLog> log;
   std::unique_ptr<broker::TransparencyLog> tlog;
   std::unique_ptr<consent::ConsentStore> consents;
@@ -61,39 +60,41 @@ inline Store& TheStore() {
   static Store* store = [] {
     auto* st = new Store;
     const std::string path = absl::StrCat(ScratchDir(), "/db");
-    absl::StatusOr<std::unique_ptr<consent::Database>> db =
-        consent::Database::Open({.path = path, .block_cache_mb = 8});
-    if (!db.ok()) FailStore(db.status());
-    st->db = *std::move(db);
-    // Parked deliveries, written as an older broker would have left them.
-    rocksdb::WriteBatch parked;
-    for (int i = 0; i < kDeliveries; ++i) {
-      tellonce::v1::Delivery d;
-      d.set_delivery_id(absl::StrCat(i));
-      d.set_subscriber(i % 2 == 0 ? "tax" : "benefits");
-      d.set_state(tellonce::v1::Delivery::DEAD);
-      d.mutable_event()->set_event_id(absl::StrCat("e", i));
-      d.mutable_event()->set_citizen_id(Store::CitizenOf(i));
-      *d.mutable_created_at() = ToProtoTime(kNow);
-      parked.Put(st->db->family(consent::Family::kOutbox), broker::Outbox::Key(i),
-                 d.SerializeAsString());
-    }
-    parked.Put(st->db->family(consent::Family::kMeta), "outbox.sequence",
-               absl::StrCat(kDeliveries));
-    if (absl::Status s = consent::FromRocks(st->db->db()->Write(rocksdb::WriteOptions(), &parked));
-        !s.ok()) {
-      FailStore(s);
-    }
-    st->queue = std::make_unique<consent::CommitQueue>(st->db.get());
-    st->log = std::make_unique<broker::AccessLog>(st->db.get(), st->queue.get());
+    absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
+        storage::OpenRocksStorage({.path = path, .block_cache_mb = 8});
+    if (!opened.ok()) FailStore(opened.status());
+    st->storage = *std::move(opened);
+    st->log = std::make_unique<broker::AccessLog>(st->storage.get());
     absl::StatusOr<std::unique_ptr<broker::TransparencyLog>> tlog =
-        broker::TransparencyLog::Start(st->db.get(), st->log.get(), BrokerSigningKey(),
+        broker::TransparencyLog::Start(st->storage.get(), st->log.get(), BrokerSigningKey(),
                                        {.issuer = kBrokerId,
                                         .checkpoint_interval = absl::Hours(1),
                                         .fresh_interval = absl::ZeroDuration()});
     if (!tlog.ok()) FailStore(tlog.status());
     st->tlog = *std::move(tlog);
-    st->log->set_listener([t = st->tlog.get()] { t->Notify(); });
+    st->storage->SetAppendListener([t = st->tlog.get()] { t->Notify(); });
+    // Parked deliveries: stored PENDING, then parked as DEAD, as the dispatcher parks
+    // those nobody takes (before the outbox starts, so it never sends them).
+    std::vector<tellonce::v1::Delivery> parked;
+    for (int i = 0; i < kDeliveries; ++i) {
+      tellonce::v1::Delivery& d = parked.emplace_back();
+      d.set_subscriber(i % 2 == 0 ? "tax" : "benefits");
+      d.set_state(tellonce::v1::Delivery::PENDING);
+      d.mutable_event()->set_event_id(absl::StrCat("e", i));
+      d.mutable_event()->set_citizen_id(Store::CitizenOf(i));
+      *d.mutable_created_at() = ToProtoTime(kNow);
+    }
+    absl::Status added = st->storage->Run([&](storage::Transaction& tx) -> absl::Status {
+      absl::StatusOr<std::vector<tellonce::v1::Delivery>> stored = tx.AddDeliveries(parked);
+      if (!stored.ok()) return stored.status();
+      parked = *std::move(stored);
+      return absl::OkStatus();
+    });
+    if (!added.ok()) FailStore(added);
+    for (tellonce::v1::Delivery& d : parked) {
+      d.set_state(tellonce::v1::Delivery::DEAD);
+      if (absl::Status s = st->storage->deliveries().Update(d); !s.ok()) FailStore(s);
+    }
     std::vector<tellonce::v1::AccessEvent> events;
     for (uint64_t i = 0; i < kEvents; ++i) {
       tellonce::v1::AccessEvent& e = events.emplace_back();
@@ -104,15 +105,15 @@ inline Store& TheStore() {
       e.add_attributes("person.name");
       *e.mutable_at() = ToProtoTime(Store::EventTime(i));
     }
-    std::promise<absl::StatusOr<uint64_t>> appended;
-    st->log->Append(std::move(events), [&](absl::StatusOr<uint64_t> r) { appended.set_value(r); });
-    if (absl::StatusOr<uint64_t> r = appended.get_future().get(); !r.ok()) FailStore(r.status());
+    std::promise<absl::Status> appended;
+    st->log->Append(std::move(events), [&](absl::Status r) { appended.set_value(r); });
+    if (absl::Status r = appended.get_future().get(); !r.ok()) FailStore(r);
     std::promise<absl::StatusOr<tellonce::v1::SignedCheckpoint>> signed_checkpoint;
     st->tlog->FreshCheckpoint(
         [&](absl::StatusOr<tellonce::v1::SignedCheckpoint> c) { signed_checkpoint.set_value(c); });
     if (auto c = signed_checkpoint.get_future().get(); !c.ok()) FailStore(c.status());
 
-    st->consents = consent::NewRocksConsentStore(st->db.get(), st->queue.get());
+    st->consents = consent::NewConsentStore(st->storage.get());
     for (int i = 0; i < kConsents; ++i) {
       tellonce::v1::StoredConsent record;
       tellonce::v1::Consent& c = *record.mutable_consent();
@@ -152,7 +153,7 @@ inline Store& TheStore() {
     st->directory = std::make_unique<consent::DirectoryHolder>(SampleDirectory());
     st->pool = std::make_unique<broker::ConnectorPool>(broker::ConnectorPool::Options{});
     absl::StatusOr<std::unique_ptr<broker::Outbox>> outbox =
-        broker::Outbox::Start(st->db.get(), st->directory.get(), st->pool.get(), {});
+        broker::Outbox::Start(&st->storage->deliveries(), st->directory.get(), st->pool.get(), {});
     if (!outbox.ok()) FailStore(outbox.status());
     st->outbox = *std::move(outbox);
     return st;

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "broker/transparency_service.h"
+#include "broker/transparency_core.h"
 #include "certs/merkle.h"
 #include "cli/audit.h"
 #include "tests/fuzz/request_checks.h"

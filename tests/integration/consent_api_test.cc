@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "certs/signed_messages.h"
 #include "certs/signing.h"
 #include "certs/tls.h"
 #include "consent/registry.h"
@@ -168,7 +169,7 @@ TEST_F(ConsentApiTest, ReceiptVerifiesWithTheSigningKeySetAndNotAfterTampering) 
       certs::VerifyingKeySet::FromDirectory(pki_->signing_keys());
   ASSERT_TRUE(key.ok()) << key.status();
   EXPECT_EQ(granted.receipt().key_id(), pki_->signing_key_id());
-  absl::StatusOr<tellonce::v1::ReceiptBody> body = consent::VerifyReceipt(granted.receipt(), *key);
+  absl::StatusOr<tellonce::v1::ReceiptBody> body = certs::VerifyReceipt(granted.receipt(), *key);
   ASSERT_TRUE(body.ok()) << body.status();
   EXPECT_EQ(body->record_id(), granted.consent().consent_id());
   EXPECT_EQ(body->principal_id(), CitizenId(2));
@@ -177,13 +178,13 @@ TEST_F(ConsentApiTest, ReceiptVerifiesWithTheSigningKeySetAndNotAfterTampering) 
 
   tellonce::v1::ConsentReceipt tampered = granted.receipt();
   (*tampered.mutable_body())[tampered.body().size() / 2] ^= 0x01;
-  EXPECT_FALSE(consent::VerifyReceipt(tampered, *key).ok());
+  EXPECT_FALSE(certs::VerifyReceipt(tampered, *key).ok());
 
   // Not the TLS key's signature.
   absl::StatusOr<certs::VerifyingKey> tls_key =
       certs::VerifyingKey::FromCertificatePemFile(pki_->broker_cert());
   ASSERT_TRUE(tls_key.ok()) << tls_key.status();
-  EXPECT_EQ(consent::VerifyReceipt(granted.receipt(), *tls_key).status().code(),
+  EXPECT_EQ(certs::VerifyReceipt(granted.receipt(), *tls_key).status().code(),
             absl::StatusCode::kUnauthenticated);
   // A receipt's signature is no checkpoint's.
   EXPECT_EQ(key->Verify(certs::SignedKind::kCheckpoint, granted.receipt().key_id(),
@@ -193,7 +194,7 @@ TEST_F(ConsentApiTest, ReceiptVerifiesWithTheSigningKeySetAndNotAfterTampering) 
   // An unknown key id is refused, naming it.
   tellonce::v1::ConsentReceipt renamed = granted.receipt();
   renamed.set_key_id("rotated-away");
-  absl::Status unknown = consent::VerifyReceipt(renamed, *key).status();
+  absl::Status unknown = certs::VerifyReceipt(renamed, *key).status();
   EXPECT_EQ(unknown.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_NE(std::string(unknown.message()).find("rotated-away"), std::string::npos) << unknown;
 }

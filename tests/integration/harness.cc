@@ -174,7 +174,29 @@ void ServerProcess::Hangup() {
 }
 
 void ServerProcess::Pause() {
-  if (pid_ > 0) kill(pid_, SIGSTOP);
+  if (pid_ <= 0) return;
+  kill(pid_, SIGSTOP);
+  // kill() returns before every thread has stopped: a thread running on the other core
+  // may still answer a call for a moment. Wait until the kernel reports every thread
+  // stopped ("T" in /proc/<pid>/task/<tid>/stat), at most 2 s.
+  const std::string tasks = "/proc/" + std::to_string(pid_) + "/task";
+  const absl::Time give_up = absl::Now() + absl::Seconds(2);
+  while (absl::Now() < give_up) {
+    bool all_stopped = true;
+    std::error_code error;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const size_t paren = line.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'T') {
+        all_stopped = false;
+        break;
+      }
+    }
+    if (all_stopped && !error) return;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
 }
 
 void ServerProcess::Resume() {

@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "certs/merkle.h"
-#include "consent/database.h"
+#include "storage/rocksdb/database.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/exchange.grpc.pb.h"
@@ -495,10 +495,10 @@ std::string EventKey(uint64_t index) {
 // Opens a copy of the broker's data with RocksDB, read-write, and changes it.
 void Tamper(const std::string& data_dir,
             const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& change) {
-  absl::StatusOr<std::unique_ptr<consent::Database>> db =
-      consent::Database::Open({.path = data_dir});
+  absl::StatusOr<std::unique_ptr<storage::rocks::Database>> db =
+      storage::rocks::Database::Open({.path = data_dir});
   ASSERT_TRUE(db.ok()) << db.status();
-  change((*db)->db(), (*db)->family(consent::Family::kAccessLog));
+  change((*db)->db(), (*db)->family(storage::rocks::Family::kAccessLog));
 }
 
 rocksdb::WriteOptions Synced() {

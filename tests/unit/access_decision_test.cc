@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "broker/access_log.h"
-#include "consent/commit_queue.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "gtest/gtest.h"
 #include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
@@ -41,11 +41,12 @@ class AccessDecisionTest : public ::testing::Test {
         ::tellonce::testing::LoadSampleDirectory(SampleDirectory(), dir_.path());
     ASSERT_TRUE(directory.ok()) << directory.status();
     directory_ = *directory;
-    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open({.path = dir_.path() + "/db"});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = *std::move(db);
-    queue_ = std::make_unique<CommitQueue>(db_.get());
-    store_ = NewRocksConsentStore(db_.get(), queue_.get());
+    absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
+        storage::OpenRocksStorage({.path = dir_.path() + "/db"});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    storage_ = *std::move(opened);
+    db_ = storage::rocks::DatabaseOf(*storage_);
+    store_ = consent::NewConsentStore(storage_.get());
   }
 
   std::string Grant(const std::string& consumer, std::vector<std::string> attributes,
@@ -101,8 +102,8 @@ class AccessDecisionTest : public ::testing::Test {
   TempDir dir_;
   int granted_ = 0;
   std::shared_ptr<const Directory> directory_;
-  std::unique_ptr<Database> db_;
-  std::unique_ptr<CommitQueue> queue_;
+  std::unique_ptr<storage::Storage> storage_;
+  storage::rocks::Database* db_ = nullptr;
   std::unique_ptr<ConsentStore> store_;
 };
 
@@ -183,21 +184,21 @@ TEST_F(AccessDecisionTest, AnotherConsumersConsentIsNoBasis) {
 class AccessLogTest : public ::testing::Test {
  protected:
   void Open() {
-    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open({.path = dir_.path() + "/db"});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = *std::move(db);
-    queue_ = std::make_unique<CommitQueue>(db_.get());
-    log_ = std::make_unique<broker::AccessLog>(db_.get(), queue_.get());
+    absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
+        storage::OpenRocksStorage({.path = dir_.path() + "/db"});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    storage_ = *std::move(opened);
+    db_ = storage::rocks::DatabaseOf(*storage_);
+    log_ = std::make_unique<broker::AccessLog>(storage_.get());
   }
   void Close() {
     log_.reset();
-    queue_.reset();
-    db_.reset();
+    storage_.reset();
+    db_ = nullptr;
   }
-  absl::StatusOr<uint64_t> Append(std::vector<tellonce::v1::AccessEvent> events) {
-    std::promise<absl::StatusOr<uint64_t>> done;
-    log_->Append(std::move(events),
-                 [&](absl::StatusOr<uint64_t> first) { done.set_value(std::move(first)); });
+  absl::Status Append(std::vector<tellonce::v1::AccessEvent> events) {
+    std::promise<absl::Status> done;
+    log_->Append(std::move(events), [&](absl::Status s) { done.set_value(std::move(s)); });
     return done.get_future().get();
   }
   static tellonce::v1::AccessEvent Event(const std::string& exchange) {
@@ -210,16 +211,19 @@ class AccessLogTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::unique_ptr<Database> db_;
-  std::unique_ptr<CommitQueue> queue_;
+  std::unique_ptr<storage::Storage> storage_;
+  storage::rocks::Database* db_ = nullptr;
   std::unique_ptr<broker::AccessLog> log_;
 };
 
 TEST_F(AccessLogTest, AppendsGetConsecutiveIndexesAndSurviveReopening) {
   Open();
   EXPECT_EQ(*log_->Size(), 0u);
-  EXPECT_EQ(*Append({Event("a"), Event("b")}), 0u);
-  EXPECT_EQ(*Append({Event("c")}), 2u);
+  ASSERT_TRUE(Append({Event("a"), Event("b")}).ok());
+  EXPECT_EQ(*log_->Size(), 2u);
+  EXPECT_EQ(log_->Read(0)->exchange_id(), "a");
+  ASSERT_TRUE(Append({Event("c")}).ok());
+  EXPECT_EQ(*log_->Size(), 3u);
   Close();
   Open();
   EXPECT_EQ(*log_->Size(), 3u);

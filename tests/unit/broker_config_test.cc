@@ -254,5 +254,96 @@ directory_file: "d")txt";
   EXPECT_EQ(missing.status().message(), absl::StrCat(path, ": data_dir: required"));
 }
 
+// Issue 14: the backend is chosen in the config; data_dir stays a shorthand.
+TEST_F(BrokerConfigTest, StorageChoosesTheBackendAndDataDirIsItsShorthand) {
+  const std::string path = dir_.path() + "/storage.textproto";
+  auto load = [&](const std::string& storage) {
+    std::ofstream(path) << R"txt(tls { ca_file: "a" cert_file: "b" key_file: "c" }
+directory_file: "d"
+signing { key_file: "s" key_id: "k-1" }
+)txt" << storage << "\n";
+    return LoadBrokerConfig(path);
+  };
+  absl::StatusOr<BrokerOptions> rocks =
+      load(R"(storage { rocksdb { path: "state" block_cache_mb: 128 } })");
+  ASSERT_TRUE(rocks.ok()) << rocks.status();
+  EXPECT_EQ(rocks->data_dir, dir_.path() + "/state");
+  EXPECT_EQ(rocks->block_cache_mb, 128u);
+
+  absl::StatusOr<BrokerOptions> both =
+      load(R"(data_dir: "data" storage { rocksdb { path: "state" } })");
+  ASSERT_FALSE(both.ok());
+  EXPECT_THAT(std::string(both.status().message()), HasSubstr("storage: set either data_dir"));
+
+  absl::StatusOr<BrokerOptions> no_backend = load("storage { }");
+  ASSERT_FALSE(no_backend.ok());
+  EXPECT_THAT(std::string(no_backend.status().message()), HasSubstr("storage: choose a backend"));
+
+  absl::StatusOr<BrokerOptions> no_path = load("storage { rocksdb { } }");
+  ASSERT_FALSE(no_path.ok());
+  EXPECT_EQ(no_path.status().message(), absl::StrCat(path, ": storage.rocksdb.path: required"));
+
+  absl::StatusOr<BrokerOptions> cache_twice =
+      load(R"(block_cache_mb: 8 storage { rocksdb { path: "state" } })");
+  ASSERT_FALSE(cache_twice.ok());
+  EXPECT_THAT(std::string(cache_twice.status().message()),
+              HasSubstr("set storage.rocksdb.block_cache_mb"));
+}
+
+// Issue 15: storage { postgres { ... } }, its defaults, bounds and refusals.
+TEST_F(BrokerConfigTest, PostgresStorageHasDefaultsAndBoundsNamingFileAndField) {
+  const std::string path = dir_.path() + "/postgres.textproto";
+  auto load = [&](const std::string& storage) {
+    std::ofstream(path) << R"txt(tls { ca_file: "a" cert_file: "b" key_file: "c" }
+directory_file: "d"
+signing { key_file: "s" key_id: "k-1" }
+)txt" << storage << "\n";
+    return LoadBrokerConfig(path);
+  };
+  absl::StatusOr<BrokerOptions> minimal =
+      load(R"(storage { postgres { conninfo: "host=/run/postgresql dbname=tellonce" } })");
+  ASSERT_TRUE(minimal.ok()) << minimal.status();
+  EXPECT_EQ(minimal->postgres.conninfo, "host=/run/postgresql dbname=tellonce");
+  EXPECT_TRUE(minimal->data_dir.empty());
+  EXPECT_EQ(minimal->postgres.pool_size, 8);
+  EXPECT_EQ(minimal->postgres.commit_threads, 2);
+  EXPECT_EQ(minimal->postgres.sequencer_lease, absl::Seconds(3));
+  EXPECT_EQ(minimal->postgres.claim_lease, absl::Seconds(10));
+  EXPECT_TRUE(minimal->postgres.migrate_on_start);
+
+  absl::StatusOr<BrokerOptions> full = load(R"(storage { postgres {
+    conninfo: "dbname=t" pool_size: 16 commit_threads: 4 sequencer_lease_ms: 1500
+    claim_lease_ms: 2500 migrate_on_start: CHECK_ONLY replica_name: "broker-a.1" } })");
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->postgres.pool_size, 16);
+  EXPECT_EQ(full->postgres.commit_threads, 4);
+  EXPECT_EQ(full->postgres.sequencer_lease, absl::Milliseconds(1500));
+  EXPECT_EQ(full->postgres.claim_lease, absl::Milliseconds(2500));
+  EXPECT_FALSE(full->postgres.migrate_on_start);
+  EXPECT_EQ(full->postgres.replica_name, "broker-a.1");
+
+  for (const auto& [storage, message] : std::vector<std::pair<std::string, std::string>>{
+           {"storage { postgres { } }", "storage.postgres.conninfo: required"},
+           {R"(storage { postgres { conninfo: "x" pool_size: 1 } })",
+            "storage.postgres.pool_size: must be between 2 and 256"},
+           {R"(storage { postgres { conninfo: "x" commit_threads: 17 } })",
+            "storage.postgres.commit_threads: must be between 1 and 16"},
+           {R"(storage { postgres { conninfo: "x" sequencer_lease_ms: 100 } })",
+            "storage.postgres.sequencer_lease_ms: must be between 500 and 60000"},
+           {R"(storage { postgres { conninfo: "x" replica_name: "a b" } })",
+            "storage.postgres.replica_name:"},
+           {R"(data_dir: "data" storage { postgres { conninfo: "x" } })",
+            "storage: set either data_dir"},
+           {R"(block_cache_mb: 8 storage { postgres { conninfo: "x" } })",
+            "block_cache_mb: not used with storage.postgres"},
+       }) {
+    absl::StatusOr<BrokerOptions> bad = load(storage);
+    ASSERT_FALSE(bad.ok()) << storage;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr(absl::StrCat(path, ": ")));
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr(message)) << storage;
+  }
+}
+
 }  // namespace
 }  // namespace tellonce::broker

@@ -80,6 +80,27 @@ TEST_F(CitizenAssertionTest, AGenuineFreshTokenVerifiesAndGivesTheEvidence) {
   EXPECT_EQ(verified->issued_at, kNow - absl::Minutes(1));
 }
 
+TEST_F(CitizenAssertionTest, ARelyingPartyReadsTheCitizenAndChecksTheNonce) {
+  CitizenAssertionClaims claims = Claims();
+  claims.nonce = "nonce-of-this-sign-in";
+  const std::string token = Mint(claims);
+  policy_.nonce = "nonce-of-this-sign-in";
+  absl::StatusOr<VerifiedCitizenAssertion> verified = VerifyIdToken(token, keys_, policy_, kNow);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->citizen_id, kCitizen);
+  EXPECT_EQ(verified->expires_at, claims.issued_at + claims.lifetime);
+  // Another sign-in's nonce, or none at all: a replayed or foreign token.
+  policy_.nonce = "nonce-of-another-sign-in";
+  absl::Status other = VerifyIdToken(token, keys_, policy_, kNow).status();
+  EXPECT_EQ(other.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(absl::StrContains(other.message(), "nonce")) << other;
+  EXPECT_EQ(VerifyIdToken(Mint(Claims()), keys_, policy_, kNow).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  // The broker, which names no nonce, accepts the token with one.
+  policy_.nonce.clear();
+  EXPECT_TRUE(Verify(token).ok());
+}
+
 TEST_F(CitizenAssertionTest, AnAudienceArrayContainingThePortalIsAccepted) {
   absl::StatusOr<std::string> token = signer_->SignCompact(
       R"({"alg":"ES256","kid":"ec-1"})",

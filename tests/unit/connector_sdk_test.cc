@@ -28,6 +28,7 @@
 #include "connectors/config.h"
 #include "connectors/records_source.h"
 #include "connectors/sdk.h"
+#include "connectors/worker_pool.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -1008,6 +1009,30 @@ TEST_F(ConnectorServerTest, ReloadTlsServesARotatedCertificateAndRefusesAGarbage
   EXPECT_EQ((*server)->tls_status().refused_reloads, 1u);
   absl::SleepFor(absl::Milliseconds(1500));
   EXPECT_EQ(call_serial(BrokerChannel(port)), new_serial);
+}
+
+// The SDK's worker pool (connectors/worker_pool.h, split out of the server): one
+// thread runs tasks in submission order, a full queue refuses at once, and Stop runs
+// what was queued before it joins.
+TEST(WorkerPoolTest, RunsInOrderRefusesWhenFullAndDrainsOnStop) {
+  absl::Notification started;
+  absl::Notification release;
+  std::vector<int> ran;  // written by the one worker thread only, read after Stop
+  WorkerPool pool(/*threads=*/1, /*max_queued=*/2);
+  EXPECT_EQ(pool.threads(), 1u);
+  ASSERT_TRUE(pool.Submit([&] {
+    started.Notify();
+    release.WaitForNotification();
+  }));
+  started.WaitForNotification();  // the thread is busy and the queue is empty
+  EXPECT_TRUE(pool.Submit([&] { ran.push_back(1); }));
+  EXPECT_TRUE(pool.Submit([&] { ran.push_back(2); }));
+  EXPECT_FALSE(pool.Submit([&] { ran.push_back(3); }));  // full: refused, never run
+  release.Notify();
+  pool.Stop();
+  EXPECT_EQ(ran, (std::vector<int>{1, 2}));
+  EXPECT_FALSE(pool.Submit([&] { ran.push_back(4); }));  // stopped
+  EXPECT_EQ(ran.size(), 2u);
 }
 
 }  // namespace

@@ -21,8 +21,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "consent/commit_queue.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
 #include "rocksdb/db.h"
@@ -30,6 +30,8 @@
 namespace tellonce::consent {
 namespace {
 
+using storage::rocks::Database;
+using storage::rocks::FromRocks;
 using tellonce::v1::Consent;
 using tellonce::v1::ConsentEvent;
 using tellonce::v1::StoredConsent;
@@ -91,17 +93,18 @@ class ConsentStoreTest : public ::testing::Test {
   void SetUp() override { Open(); }
 
   void Open() {
-    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open({.path = dir_.path() + "/db"});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = *std::move(db);
-    queue_ = std::make_unique<CommitQueue>(db_.get());
-    store_ = NewRocksConsentStore(db_.get(), queue_.get());
+    absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
+        storage::OpenRocksStorage({.path = dir_.path() + "/db"});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    storage_ = *std::move(opened);
+    db_ = storage::rocks::DatabaseOf(*storage_);
+    store_ = consent::NewConsentStore(storage_.get());
   }
 
   void Close() {
     store_.reset();
-    queue_.reset();
-    db_.reset();
+    storage_.reset();
+    db_ = nullptr;
   }
 
   absl::StatusOr<ConsentStore::GrantOutcome> Grant(StoredConsent record) {
@@ -138,7 +141,7 @@ class ConsentStoreTest : public ::testing::Test {
   }
 
   // All keys of a family, in order (a full scan, so total order rather than prefix mode).
-  std::vector<std::string> Keys(Family family) {
+  std::vector<std::string> Keys(storage::rocks::Family family) {
     rocksdb::ReadOptions options;
     options.total_order_seek = true;
     std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(options, db_->family(family)));
@@ -155,8 +158,8 @@ class ConsentStoreTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::unique_ptr<Database> db_;
-  std::unique_ptr<CommitQueue> queue_;
+  std::unique_ptr<storage::Storage> storage_;
+  storage::rocks::Database* db_ = nullptr;
   std::unique_ptr<ConsentStore> store_;
 };
 
@@ -246,7 +249,7 @@ TEST_F(ConsentStoreTest, ListWithPageSizeZeroUsesTheDefault) {
     store_->Grant(MakeRecord({.request_id = absl::StrCat("d", i)}),
                   [](auto r) { ASSERT_TRUE(r.ok()) << r.status(); });
   }
-  ASSERT_TRUE(queue_->Run([](GroupBatch&) { return absl::OkStatus(); }).ok());  // barrier
+  ASSERT_TRUE(storage_->Run([](storage::Transaction&) { return absl::OkStatus(); }).ok());  // barrier
   absl::StatusOr<ConsentStore::Page> page =
       store_->List("39001010001", tellonce::v1::CONSENT_STATUS_UNSPECIFIED, 0, "", kT0);
   ASSERT_TRUE(page.ok());
@@ -421,7 +424,7 @@ TEST_F(ConsentStoreTest, AccessIndexEntryHoldsOnlyWhatADecisionReads) {
   const std::string key =
       absl::StrCat("a", nul, "39001010001", nul, "tax", nul, granted.consent_id());
   std::string value;
-  ASSERT_TRUE(db_->db()->Get({}, db_->family(Family::kIndexes), key, &value).ok());
+  ASSERT_TRUE(db_->db()->Get({}, db_->family(storage::rocks::Family::kIndexes), key, &value).ok());
   Consent entry;
   ASSERT_TRUE(entry.ParseFromString(value));
   // The consent id stays in the value: builds from before this layout return the value
@@ -459,7 +462,7 @@ TEST_F(ConsentStoreTest, FindActiveReadsAccessIndexEntriesOfOlderBuilds) {
   auto key = [&](const Consent& c) {
     return absl::StrCat("a", nul, "39001010001", nul, "tax", nul, c.consent_id());
   };
-  rocksdb::ColumnFamilyHandle* indexes = db_->family(Family::kIndexes);
+  rocksdb::ColumnFamilyHandle* indexes = db_->family(storage::rocks::Family::kIndexes);
   ASSERT_TRUE(db_->db()->Put({}, indexes, key(whole), whole.SerializeAsString()).ok());
   ASSERT_TRUE(db_->db()->Put({}, indexes, key(empty), "").ok());
   ASSERT_TRUE(db_->db()->Put({}, indexes, key(revoked), "").ok());
@@ -484,11 +487,11 @@ TEST_F(ConsentStoreTest, IndexEntriesMatchRecordsAfterGrantRevokeAndUse) {
   ASSERT_TRUE(Revoke(consents[0].consent_id(), consents[0].citizen_id(), now).ok());
   ASSERT_TRUE(MarkUsed(consents[1].consent_id(), now).ok());
 
-  std::vector<std::string> records = Keys(Family::kConsents);
+  std::vector<std::string> records = Keys(storage::rocks::Family::kConsents);
   std::set<std::string> expected_index;
   for (const std::string& id : records) {
     std::string bytes;
-    ASSERT_TRUE(db_->db()->Get({}, db_->family(Family::kConsents), id, &bytes).ok());
+    ASSERT_TRUE(db_->db()->Get({}, db_->family(storage::rocks::Family::kConsents), id, &bytes).ok());
     StoredConsent record;
     ASSERT_TRUE(record.ParseFromString(bytes));
     const Consent& c = record.consent();
@@ -500,13 +503,13 @@ TEST_F(ConsentStoreTest, IndexEntriesMatchRecordsAfterGrantRevokeAndUse) {
     expected_index.insert(absl::StrCat("r", nul, c.portal(), nul, c.request_id()));
     std::string by_request;
     ASSERT_TRUE(db_->db()
-                    ->Get({}, db_->family(Family::kIndexes),
+                    ->Get({}, db_->family(storage::rocks::Family::kIndexes),
                           absl::StrCat("r", nul, c.portal(), nul, c.request_id()), &by_request)
                     .ok());
     EXPECT_EQ(by_request, id);
   }
   EXPECT_EQ(records.size(), 6u);
-  std::vector<std::string> index = Keys(Family::kIndexes);
+  std::vector<std::string> index = Keys(storage::rocks::Family::kIndexes);
   EXPECT_EQ(std::set<std::string>(index.begin(), index.end()), expected_index);
   EXPECT_EQ(index.size(), 6u + 6u + 4u);  // c and r per consent, a for the 4 still active
 }
@@ -514,8 +517,8 @@ TEST_F(ConsentStoreTest, IndexEntriesMatchRecordsAfterGrantRevokeAndUse) {
 TEST_F(ConsentStoreTest, RetriedGrantReturnsTheFirstResultAndStoresNothing) {
   GrantSpec spec{.request_id = "retry-me"};
   Consent first = MustGrant(spec);
-  std::vector<std::string> records = Keys(Family::kConsents);
-  std::vector<std::string> index = Keys(Family::kIndexes);
+  std::vector<std::string> records = Keys(storage::rocks::Family::kConsents);
+  std::vector<std::string> index = Keys(storage::rocks::Family::kIndexes);
 
   // The portal retries: same request, a fresh id and capture time.
   spec.captured = kT0 + absl::Seconds(3);
@@ -527,8 +530,8 @@ TEST_F(ConsentStoreTest, RetriedGrantReturnsTheFirstResultAndStoresNothing) {
   EXPECT_EQ(again->consent.SerializeAsString(), first.SerializeAsString());
   EXPECT_EQ(again->receipt.body(), "receipt body for " + first.consent_id());
 
-  EXPECT_EQ(Keys(Family::kConsents), records);
-  EXPECT_EQ(Keys(Family::kIndexes), index);
+  EXPECT_EQ(Keys(storage::rocks::Family::kConsents), records);
+  EXPECT_EQ(Keys(storage::rocks::Family::kIndexes), index);
 }
 
 TEST_F(ConsentStoreTest, RetryAfterExpiryReportsTheConsentExpired) {
@@ -543,15 +546,15 @@ TEST_F(ConsentStoreTest, RetryAfterExpiryReportsTheConsentExpired) {
 
 TEST_F(ConsentStoreTest, ReusedRequestIdWithDifferentContentIsInvalidArgument) {
   MustGrant({.request_id = "dup"});
-  std::vector<std::string> records = Keys(Family::kConsents);
-  std::vector<std::string> index = Keys(Family::kIndexes);
+  std::vector<std::string> records = Keys(storage::rocks::Family::kConsents);
+  std::vector<std::string> index = Keys(storage::rocks::Family::kIndexes);
 
   absl::StatusOr<ConsentStore::GrantOutcome> other =
       Grant(MakeRecord({.consumer = "bank", .request_id = "dup", .fingerprint = "different"}));
   ASSERT_TRUE(absl::IsInvalidArgument(other.status())) << other.status();
   EXPECT_EQ(other.status().message(), "request_id: already used for a different consent");
-  EXPECT_EQ(Keys(Family::kConsents), records);
-  EXPECT_EQ(Keys(Family::kIndexes), index);
+  EXPECT_EQ(Keys(storage::rocks::Family::kConsents), records);
+  EXPECT_EQ(Keys(storage::rocks::Family::kIndexes), index);
 }
 
 TEST_F(ConsentStoreTest, RequestIdsAreScopedToThePortal) {
@@ -561,7 +564,7 @@ TEST_F(ConsentStoreTest, RequestIdsAreScopedToThePortal) {
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_FALSE(b->replayed);
   EXPECT_NE(b->consent.consent_id(), a.consent_id());
-  EXPECT_EQ(Keys(Family::kConsents).size(), 2u);
+  EXPECT_EQ(Keys(storage::rocks::Family::kConsents).size(), 2u);
 }
 
 TEST_F(ConsentStoreTest, ConcurrentRetriesOfOneGrantStoreOneRecord) {
@@ -569,8 +572,8 @@ TEST_F(ConsentStoreTest, ConcurrentRetriesOfOneGrantStoreOneRecord) {
   // Hold the commit thread so that all retries land in one commit group, where the
   // first one's writes are staged but not yet in the database.
   absl::Notification started, release;
-  queue_->Submit(
-      [&](GroupBatch&) {
+  storage_->Submit(
+      [&](storage::Transaction&) {
         started.Notify();
         release.WaitForNotification();
         return absl::OkStatus();
@@ -597,7 +600,7 @@ TEST_F(ConsentStoreTest, ConcurrentRetriesOfOneGrantStoreOneRecord) {
   }
   EXPECT_EQ(fresh, 1);
   EXPECT_EQ(ids.size(), 1u);
-  EXPECT_EQ(Keys(Family::kConsents).size(), 1u);
+  EXPECT_EQ(Keys(storage::rocks::Family::kConsents).size(), 1u);
 }
 
 TEST_F(ConsentStoreTest, MarkUsedSucceedsExactlyOnceUnderConcurrentCalls) {
@@ -697,7 +700,7 @@ TEST_F(ConsentStoreTest, KeyComponentsWithNulAreRejected) {
                                                                    .request_id = "nul"}));
   EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
   EXPECT_TRUE(absl::IsInvalidArgument(Grant(MakeRecord({.request_id = ""})).status()));
-  EXPECT_TRUE(Keys(Family::kConsents).empty());
+  EXPECT_TRUE(Keys(storage::rocks::Family::kConsents).empty());
 }
 
 TEST(ConsentIdTest, NewConsentIdsAreWellFormedUniqueAndTimeOrdered) {
@@ -752,11 +755,11 @@ TEST(DatabaseTest, RefusesADatabaseWrittenByANewerSchema) {
     ASSERT_TRUE(db.ok()) << db.status();
     std::string version;
     ASSERT_TRUE(
-        (*db)->db()->Get({}, (*db)->family(Family::kMeta), "schema_version", &version).ok());
+        (*db)->db()->Get({}, (*db)->family(storage::rocks::Family::kMeta), "schema_version", &version).ok());
     EXPECT_EQ(version, "1");
     rocksdb::WriteOptions sync;
     sync.sync = true;
-    ASSERT_TRUE((*db)->db()->Put(sync, (*db)->family(Family::kMeta), "schema_version", "2").ok());
+    ASSERT_TRUE((*db)->db()->Put(sync, (*db)->family(storage::rocks::Family::kMeta), "schema_version", "2").ok());
   }
   absl::StatusOr<std::unique_ptr<Database>> again = Database::Open({.path = dir.path()});
   ASSERT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();

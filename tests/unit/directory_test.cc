@@ -182,6 +182,25 @@ TEST(DirectoryTest, LimitsDefaultWhenUnsetAndFollowTheProtoWhenSet) {
   EXPECT_EQ((*set)->max_attributes_per_consent(), 4u);
 }
 
+// A sub-second max_age used to be cut to whole seconds (0.5 s became 0: every token
+// too old).
+TEST(DirectoryTest, IdentityProviderMaxAgeKeepsItsNanoseconds) {
+  tellonce::v1::Directory proto = ValidProto();
+  proto.mutable_citizen_identity_providers(0)->mutable_max_age()->set_seconds(90);
+  proto.mutable_citizen_identity_providers(0)->mutable_max_age()->set_nanos(500'000'000);
+  auto d = Directory::FromProto(proto);
+  ASSERT_TRUE(d.ok()) << d.status();
+  const TrustedIdentityProvider* idp = (*d)->FindIdentityProvider("https://eid.gov.example");
+  ASSERT_NE(idp, nullptr);
+  EXPECT_EQ(idp->max_age, absl::Milliseconds(90'500));
+
+  proto.mutable_citizen_identity_providers(0)->mutable_max_age()->set_seconds(0);
+  d = Directory::FromProto(proto);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ((*d)->FindIdentityProvider("https://eid.gov.example")->max_age,
+            absl::Milliseconds(500));
+}
+
 struct ContentCase {
   std::string name;
   std::function<void(tellonce::v1::Directory&)> mutate;

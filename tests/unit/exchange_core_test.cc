@@ -11,9 +11,9 @@
 #include "broker/access_log.h"
 #include "broker/connector_pool.h"
 #include "broker/exchange.h"
-#include "consent/commit_queue.h"
 #include "consent/consent_store.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "consent/directory.h"
 #include "gtest/gtest.h"
 #include "proto/time.h"
@@ -99,14 +99,14 @@ class ExchangeCoreTest : public ::testing::Test {
         testing::LoadSampleDirectory(SampleDirectory(), dir_.path());
     ASSERT_TRUE(directory.ok()) << directory.status();
     holder_ = std::make_unique<consent::DirectoryHolder>(*directory);
-    absl::StatusOr<std::unique_ptr<consent::Database>> db =
-        consent::Database::Open({.path = dir_.path() + "/db"});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = *std::move(db);
-    queue_ = std::make_unique<consent::CommitQueue>(db_.get());
-    real_store_ = consent::NewRocksConsentStore(db_.get(), queue_.get());
+    absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
+        storage::OpenRocksStorage({.path = dir_.path() + "/db"});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    storage_ = *std::move(opened);
+    db_ = storage::rocks::DatabaseOf(*storage_);
+    real_store_ = consent::NewConsentStore(storage_.get());
     store_ = std::make_unique<RevokeBeforeSpend>(real_store_.get());
-    log_ = std::make_unique<AccessLog>(db_.get(), queue_.get());
+    log_ = std::make_unique<AccessLog>(storage_.get());
     connectors_ = std::make_unique<ConnectorPool>(ConnectorPool::Options{});
     exchange_ = std::make_unique<Exchange>(holder_.get(), store_.get(), log_.get(),
                                            connectors_.get(),
@@ -115,7 +115,7 @@ class ExchangeCoreTest : public ::testing::Test {
   void TearDown() override {
     exchange_.reset();
     connectors_.reset();
-    queue_.reset();  // drains before the log and the store go
+    storage_->Close();  // drains before the log and the store go
   }
 
   std::string GrantOneTime(const std::string& attribute, const std::string& purpose) {
@@ -155,8 +155,8 @@ class ExchangeCoreTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::unique_ptr<consent::DirectoryHolder> holder_;
-  std::unique_ptr<consent::Database> db_;
-  std::unique_ptr<consent::CommitQueue> queue_;
+  std::unique_ptr<storage::Storage> storage_;
+  storage::rocks::Database* db_ = nullptr;
   std::unique_ptr<consent::ConsentStore> real_store_;
   std::unique_ptr<RevokeBeforeSpend> store_;
   std::unique_ptr<AccessLog> log_;

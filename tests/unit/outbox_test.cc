@@ -16,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "connectors/sdk.h"
-#include "consent/commit_queue.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "consent/directory.h"
 #include "gtest/gtest.h"
 #include "tests/testing/loopback_connector.h"
@@ -86,22 +86,22 @@ class OutboxTest : public ::testing::Test {
         consent::Directory::FromProto(proto);
     ASSERT_TRUE(patched.ok()) << patched.status();
     holder_ = std::make_unique<consent::DirectoryHolder>(*patched);
-    absl::StatusOr<std::unique_ptr<consent::Database>> db =
-        consent::Database::Open({.path = dir_.path() + "/db"});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = *std::move(db);
-    queue_ = std::make_unique<consent::CommitQueue>(db_.get());
+    absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
+        storage::OpenRocksStorage({.path = dir_.path() + "/db"});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    storage_ = *std::move(opened);
+    db_ = storage::rocks::DatabaseOf(*storage_);
     pool_ = std::make_unique<ConnectorPool>(
         ConnectorPool::Options{.tls = testing::BrokerTls(pki_)});
   }
   void TearDown() override {
     outbox_.reset();
-    queue_.reset();
+    storage_->Close();
   }
 
   void StartOutbox() {
     absl::StatusOr<std::unique_ptr<Outbox>> outbox =
-        Outbox::Start(db_.get(), holder_.get(), pool_.get(),
+        Outbox::Start(&storage_->deliveries(), holder_.get(), pool_.get(),
                       {.window = 4, .memory_window = kMemoryWindow,
                        .initial_backoff = absl::Milliseconds(10),
                        .max_backoff = absl::Milliseconds(50)});
@@ -115,8 +115,9 @@ class OutboxTest : public ::testing::Test {
     for (int start = 0; start < n; start += 100) {
       auto staged = std::make_shared<std::vector<tellonce::v1::Delivery>>();
       std::promise<absl::Status> done;
-      queue_->Submit(
-          [&, start, staged](consent::GroupBatch& batch) -> absl::Status {
+      storage_->Submit(
+          [&, start, staged](storage::Transaction& tx) -> absl::Status {
+            staged->clear();
             for (int i = start; i < std::min(n, start + 100); ++i) {
               tellonce::v1::ChangeEvent event;
               event.set_event_id(absl::StrCat("e", published_ + i));
@@ -127,7 +128,7 @@ class OutboxTest : public ::testing::Test {
               tellonce::v1::Basis basis;
               basis.set_mandate_id("m");
               absl::StatusOr<std::vector<tellonce::v1::Delivery>> d =
-                  Outbox::Stage(batch, event, {{"tax", basis}}, absl::Now());
+                  tx.AddDeliveries(Outbox::NewDeliveries(event, {{"tax", basis}}, absl::Now()));
               if (!d.ok()) return d.status();
               for (auto& one : *d) staged->push_back(std::move(one));
             }
@@ -173,8 +174,8 @@ class OutboxTest : public ::testing::Test {
   RecordingHandler handler_;
   std::unique_ptr<connectors::ConnectorServer> tax_;
   std::unique_ptr<consent::DirectoryHolder> holder_;
-  std::unique_ptr<consent::Database> db_;
-  std::unique_ptr<consent::CommitQueue> queue_;
+  std::unique_ptr<storage::Storage> storage_;
+  storage::rocks::Database* db_ = nullptr;
   std::unique_ptr<ConnectorPool> pool_;
   std::unique_ptr<Outbox> outbox_;
   int published_ = 0;

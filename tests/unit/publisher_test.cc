@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "consent/commit_queue.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "consent/directory.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
@@ -63,33 +63,32 @@ class PublisherTest : public ::testing::Test {
     ASSERT_TRUE(patched.ok()) << patched.status();
     holder_ = std::make_unique<consent::DirectoryHolder>(*patched);
 
-    absl::StatusOr<std::unique_ptr<consent::Database>> db =
-        consent::Database::Open({.path = dir_.path() + "/db"});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = *std::move(db);
-    queue_ = std::make_unique<consent::CommitQueue>(db_.get());
-    store_ = consent::NewRocksConsentStore(db_.get(), queue_.get());
-    log_ = std::make_unique<AccessLog>(db_.get(), queue_.get());
+    absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
+        storage::OpenRocksStorage({.path = dir_.path() + "/db"});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    storage_ = *std::move(opened);
+    db_ = storage::rocks::DatabaseOf(*storage_);
+    store_ = consent::NewConsentStore(storage_.get());
+    log_ = std::make_unique<AccessLog>(storage_.get());
     pool_ = std::make_unique<ConnectorPool>(ConnectorPool::Options{
         .tls = {.ca_file = dir_.path() + "/pki/ca.pem",
                 .cert_file = dir_.path() + "/pki/broker.pem",
                 .key_file = dir_.path() + "/pki/broker.key",
                 .crl_dir = ""}});
     absl::StatusOr<std::unique_ptr<Outbox>> outbox =
-        Outbox::Start(db_.get(), holder_.get(), pool_.get(),
+        Outbox::Start(&storage_->deliveries(), holder_.get(), pool_.get(),
                       {.window = 4,
                        .initial_backoff = absl::Milliseconds(10),
                        .max_backoff = absl::Milliseconds(20),
                        .max_attempts = 3});
     ASSERT_TRUE(outbox.ok()) << outbox.status();
     outbox_ = *std::move(outbox);
-    publisher_ = std::make_unique<ChangePublisher>(holder_.get(), store_.get(), queue_.get(),
-                                                   log_.get(), outbox_.get(),
-                                                   consent::RequestLimits{});
+    publisher_ = std::make_unique<ChangePublisher>(holder_.get(), store_.get(), storage_.get(),
+                                                   outbox_.get(), consent::RequestLimits{});
   }
   void TearDown() override {
     publisher_.reset();
-    queue_.reset();
+    storage_->Close();
     outbox_.reset();
   }
 
@@ -134,8 +133,8 @@ class PublisherTest : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<consent::DirectoryHolder> holder_;
-  std::unique_ptr<consent::Database> db_;
-  std::unique_ptr<consent::CommitQueue> queue_;
+  std::unique_ptr<storage::Storage> storage_;
+  storage::rocks::Database* db_ = nullptr;
   std::unique_ptr<consent::ConsentStore> store_;
   std::unique_ptr<AccessLog> log_;
   std::unique_ptr<ConnectorPool> pool_;

@@ -14,9 +14,10 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "certs/citizen_assertion.h"
-#include "consent/commit_queue.h"
+#include "certs/signed_messages.h"
 #include "consent/consent_store.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "consent/validation.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
@@ -99,11 +100,12 @@ class RegistryTest : public ::testing::Test {
     ASSERT_TRUE(verifying.ok()) << verifying.status();
     verifying_ = std::make_unique<certs::VerifyingKey>(*std::move(verifying));
 
-    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open({.path = dir_.path()});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = *std::move(db);
-    queue_ = std::make_unique<CommitQueue>(db_.get());
-    store_ = NewRocksConsentStore(db_.get(), queue_.get());
+    absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
+        storage::OpenRocksStorage({.path = dir_.path()});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    storage_ = *std::move(opened);
+    db_ = storage::rocks::DatabaseOf(*storage_);
+    store_ = consent::NewConsentStore(storage_.get());
     registry_ = std::make_unique<ConsentRegistry>(
         directory_.get(), store_.get(), *std::move(key),
         ConsentRegistry::Options{.limits = RequestLimits(),
@@ -162,7 +164,7 @@ class RegistryTest : public ::testing::Test {
     return result.get_future().get();
   }
 
-  int CountKeys(Family family) {
+  int CountKeys(storage::rocks::Family family) {
     rocksdb::ReadOptions options;
     options.total_order_seek = true;
     std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(options, db_->family(family)));
@@ -178,8 +180,8 @@ class RegistryTest : public ::testing::Test {
   std::unique_ptr<certs::CitizenAssertionSigner> signer_;
   std::unique_ptr<DirectoryHolder> directory_;
   std::unique_ptr<certs::VerifyingKey> verifying_;
-  std::unique_ptr<Database> db_;
-  std::unique_ptr<CommitQueue> queue_;
+  std::unique_ptr<storage::Storage> storage_;
+  storage::rocks::Database* db_ = nullptr;
   std::unique_ptr<ConsentStore> store_;
   std::unique_ptr<ConsentRegistry> registry_;
 };
@@ -297,14 +299,14 @@ TEST_F(RegistryTest, InvalidGrantStoresNothing) {
   SetTime(kT0 - absl::Hours(1), request.mutable_expires_at());
   EXPECT_TRUE(absl::IsInvalidArgument(Grant(request).status()));
 
-  EXPECT_EQ(CountKeys(Family::kConsents), 0);
-  EXPECT_EQ(CountKeys(Family::kIndexes), 0);
+  EXPECT_EQ(CountKeys(storage::rocks::Family::kConsents), 0);
+  EXPECT_EQ(CountKeys(storage::rocks::Family::kIndexes), 0);
 }
 
 TEST_F(RegistryTest, CallerWithoutThePortalRoleIsRefused) {
   absl::StatusOr<tellonce::v1::GrantConsentResponse> r = Grant(Request("x"), "tax");
   EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
-  EXPECT_EQ(CountKeys(Family::kConsents), 0);
+  EXPECT_EQ(CountKeys(storage::rocks::Family::kConsents), 0);
 }
 
 TEST_F(RegistryTest, RetriedGrantReturnsTheFirstConsentAndReceipt) {
@@ -316,14 +318,14 @@ TEST_F(RegistryTest, RetriedGrantReturnsTheFirstConsentAndReceipt) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->consent().SerializeAsString(), first->consent().SerializeAsString());
   EXPECT_EQ(again->receipt().SerializeAsString(), first->receipt().SerializeAsString());
-  EXPECT_EQ(CountKeys(Family::kConsents), 1);
+  EXPECT_EQ(CountKeys(storage::rocks::Family::kConsents), 1);
 
   tellonce::v1::GrantConsentRequest different = request;
   different.set_mode(tellonce::v1::ONE_TIME);
   absl::StatusOr<tellonce::v1::GrantConsentResponse> clash = Grant(different);
   ASSERT_TRUE(absl::IsInvalidArgument(clash.status())) << clash.status();
   EXPECT_EQ(clash.status().message(), "request_id: already used for a different consent");
-  EXPECT_EQ(CountKeys(Family::kConsents), 1);
+  EXPECT_EQ(CountKeys(storage::rocks::Family::kConsents), 1);
 }
 
 TEST_F(RegistryTest, ConsentExpiresOnTheInjectedClock) {
@@ -405,7 +407,7 @@ TEST_F(RegistryTest, ListPagesThroughTheCitizensConsents) {
 TEST_F(RegistryTest, EveryCallWithoutTheCitizensIdTokenIsUnauthenticatedAndChangesNothing) {
   absl::StatusOr<tellonce::v1::GrantConsentResponse> granted = Grant(Request("grant-1"));
   ASSERT_TRUE(granted.ok()) << granted.status();
-  const int consents = CountKeys(Family::kConsents);
+  const int consents = CountKeys(storage::rocks::Family::kConsents);
 
   std::promise<absl::StatusOr<tellonce::v1::GrantConsentResponse>> grant;
   registry_->Grant("portal-a", "", Request("grant-2"), [&](auto r) { grant.set_value(std::move(r)); });
@@ -429,7 +431,7 @@ TEST_F(RegistryTest, EveryCallWithoutTheCitizensIdTokenIsUnauthenticatedAndChang
   list.set_citizen_id("39001010001");
   EXPECT_TRUE(absl::IsUnauthenticated(registry_->List("portal-a", "", list).status()));
 
-  EXPECT_EQ(CountKeys(Family::kConsents), consents);
+  EXPECT_EQ(CountKeys(storage::rocks::Family::kConsents), consents);
   absl::StatusOr<tellonce::v1::GetConsentResponse> after =
       registry_->Get("portal-a", Token("39001010001"), get);
   ASSERT_TRUE(after.ok()) << after.status();
@@ -443,7 +445,7 @@ TEST_F(RegistryTest, AnotherCitizensTokenIsPermissionDenied) {
   absl::StatusOr<tellonce::v1::GrantConsentResponse> g = grant.get_future().get();
   EXPECT_TRUE(absl::IsPermissionDenied(g.status())) << g.status();
   EXPECT_FALSE(absl::StrContains(g.status().message(), "39001010002"));
-  EXPECT_EQ(CountKeys(Family::kConsents), 0);
+  EXPECT_EQ(CountKeys(storage::rocks::Family::kConsents), 0);
 }
 
 TEST_F(RegistryTest, AnExpiredTokenIsUnauthenticated) {

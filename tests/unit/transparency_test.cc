@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "consent/commit_queue.h"
-#include "consent/database.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "gtest/gtest.h"
 #include "rocksdb/env.h"
 #include "tests/testing/power_loss_fs.h"
@@ -51,26 +51,28 @@ class TransparencyTest : public ::testing::Test {
   void TearDown() override { Close(); }
 
   void Open() {
-    absl::StatusOr<std::unique_ptr<consent::Database>> db =
-        consent::Database::Open({.path = dir_.path() + "/db", .env = env_});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = *std::move(db);
-    queue_ = std::make_unique<consent::CommitQueue>(db_.get());
-    log_ = std::make_unique<AccessLog>(db_.get(), queue_.get());
+    absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
+        storage::OpenRocksStorage({.path = dir_.path() + "/db", .env = env_});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    storage_ = *std::move(opened);
+    db_ = storage::rocks::DatabaseOf(*storage_);
+    log_ = std::make_unique<AccessLog>(storage_.get());
     absl::StatusOr<std::unique_ptr<TransparencyLog>> t = TransparencyLog::Start(
-        db_.get(), log_.get(), *key_,
+        storage_.get(), log_.get(), *key_,
         {.issuer = "spiffe://test.local/broker",
          .checkpoint_interval = absl::Hours(1),
          .fresh_interval = fresh_interval_});
     ASSERT_TRUE(t.ok()) << t.status();
     tlog_ = *std::move(t);
-    log_->set_listener([t = tlog_.get()] { t->Notify(); });
+    storage_->SetAppendListener([t = tlog_.get()] { t->Notify(); });
   }
   void Close() {
-    queue_.reset();
+    if (storage_ == nullptr) return;
+    storage_->Close();
     tlog_.reset();
     log_.reset();
-    db_.reset();
+    storage_.reset();
+    db_ = nullptr;
   }
 
   // Appends `n` events for `citizen` caused by `consumer`; returns their stored bytes.
@@ -85,8 +87,8 @@ class TransparencyTest : public ::testing::Test {
       e.add_attributes("person.name");
       e.mutable_at()->set_seconds(1'900'000'000 + appended_);
     }
-    std::promise<absl::StatusOr<uint64_t>> done;
-    log_->Append(std::move(events), [&](absl::StatusOr<uint64_t> r) { done.set_value(r); });
+    std::promise<absl::Status> done;
+    log_->Append(std::move(events), [&](absl::Status r) { done.set_value(r); });
     ASSERT_TRUE(done.get_future().get().ok());
   }
 
@@ -115,8 +117,8 @@ class TransparencyTest : public ::testing::Test {
   int appended_ = 0;
   std::unique_ptr<certs::SigningKey> key_;
   std::unique_ptr<certs::VerifyingKey> verifying_;
-  std::unique_ptr<consent::Database> db_;
-  std::unique_ptr<consent::CommitQueue> queue_;
+  std::unique_ptr<storage::Storage> storage_;
+  storage::rocks::Database* db_ = nullptr;
   std::unique_ptr<AccessLog> log_;
   std::unique_ptr<TransparencyLog> tlog_;
 };

@@ -434,6 +434,11 @@ INSTANTIATE_TEST_SUITE_P(
                     "reason: must be valid UTF-8", "", ""},
         RequestCase{"ReasonControlCharacter", [](R& r, Q&, L&) { r.set_reason("a\nb"); },
                     "reason: must be valid UTF-8 without control characters", "", ""},
+        RequestCase{"ReasonBidirectionalControl",
+                    [](R& r, Q&, L&) { r.set_reason("a \xe2\x80\xae b"); },
+                    "reason: must be valid UTF-8 without control characters (contains a "
+                    "bidirectional control (U+202E))",
+                    "", ""},
         RequestCase{"ListStatusFilterIsAccepted",
                     [](R&, Q&, L& l) { l.set_status(tellonce::v1::REVOKED); }, "", "", ""},
         RequestCase{"ListStatusUnknown",
