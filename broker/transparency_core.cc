@@ -61,8 +61,8 @@ absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyCore::ListAcc
         agency, citizen_assertion, request.citizen_id(), options_.clock());
     if (!citizen.ok()) return citizen.status();
   }
-  return log_->List(request.citizen_id(), only_consumer, query->from, query->to,
-                    query->page_size, request.page_token());
+  return log_->List(request.citizen_id(), only_consumer, query->from, query->to, query->page_size,
+                    request.page_token());
 }
 
 void TransparencyCore::GetCheckpoint(const std::string& agency,

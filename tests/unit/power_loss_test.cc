@@ -197,8 +197,7 @@ class PowerLossTest : public ::testing::TestWithParam<int> {
     if (!outbox.ok()) return false;
     s.outbox = *std::move(outbox);
     s.publisher = std::make_unique<broker::ChangePublisher>(
-        directory_.get(), s.store.get(), s.storage.get(), s.outbox.get(),
-        consent::RequestLimits());
+        directory_.get(), s.store.get(), s.storage.get(), s.outbox.get(), consent::RequestLimits());
     return true;
   }
 
