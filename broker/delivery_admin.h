@@ -14,6 +14,16 @@ namespace tellonce::broker {
 // Most delivery ids one RetryDeliveries call may name.
 inline constexpr int kMaxRetryDeliveryIds = 1000;
 
+// The request checks of DeliveryAdmin::List, apart from the role: subscriber empty or an
+// agency id, a known state, and the page rule (consent::CheckPageRequest, a position
+// token). INVALID_ARGUMENT "<field>: <reason>". Pure; the untrusted-input boundary
+// tests/fuzz/admin_request_fuzz.cc and page_token_fuzz.cc drive.
+absl::Status ValidateListDeliveries(const tellonce::v1::ListDeliveriesRequest& request,
+                                    const consent::RequestLimits& limits);
+// The request checks of DeliveryAdmin::Retry, apart from the role: at most
+// kMaxRetryDeliveryIds ids (the outbox decodes each), subscriber empty or an agency id.
+absl::Status ValidateRetryDeliveries(const tellonce::v1::RetryDeliveriesRequest& request);
+
 // Design: the policy behind DeliveryAdminService, apart from gRPC: only an agency with
 // the admin role lists and re-queues the outbox's deliveries; a list is one page under
 // the broker's page rule (consent::CheckPageRequest, limits.max_page_size), filtered by

@@ -391,81 +391,96 @@ void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
   }
 }
 
-bool Exchange::TakeAnswer(Call& call, const std::vector<size_t>& indexes,
-                          const grpc::Status& status,
-                          tellonce::v1::FetchAttributesResponse response) {
-  const absl::Time as_of_fallback = options_.clock();
-  absl::MutexLock lock(&call.mu);
-  auto fail_all = [&](ResultCode code, const std::string& detail) {
-    for (size_t i : indexes) {
-      call.results[i].set_code(code);
-      call.results[i].set_detail(detail);
-      call.results[i].clear_value();
+std::vector<AnswerRejection> TakeProviderAnswer(tellonce::v1::FetchAttributesResponse response,
+                                                const consent::Directory& directory,
+                                                uint32_t max_value_bytes, absl::Time now,
+                                                const std::vector<AttributeResult*>& results) {
+  auto fail_all = [&](const std::string& detail) {
+    for (AttributeResult* r : results) {
+      r->set_code(tellonce::v1::RESULT_PROVIDER_ERROR);
+      r->set_detail(detail);
+      r->clear_value();
     }
   };
-  if (!status.ok()) {
-    counters_.provider_calls_failed.fetch_add(1, std::memory_order_relaxed);
-    fail_all(CodeForCallStatus(status), DetailForCallStatus(status));
-    return --call.pending == 0;
-  }
-  absl::flat_hash_map<std::string, size_t> asked;
-  for (size_t i : indexes) asked[call.decisions[i].attribute] = i;
+  absl::flat_hash_map<std::string, AttributeResult*> asked;
+  for (AttributeResult* r : results) asked[r->name()] = r;
   absl::flat_hash_set<std::string> answered;
   for (const tellonce::v1::FetchedAttribute& a : response.attributes()) {
     if (!asked.contains(a.name()) || !answered.insert(a.name()).second) {
-      counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
-      RejectedAnswerLog().Log(ops::LogLevel::kWarning, "provider answer rejected",
-                              {{"provider", call.decisions[indexes.front()].provider},
-                               {"consumer", call.consumer},
-                               {"exchange_id", call.exchange_id},
-                               {"reason", "unasked or repeated attribute"}});
-      fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
-               "the provider answered with attributes it was not asked for, or twice");
-      return --call.pending == 0;
+      fail_all("the provider answered with attributes it was not asked for, or twice");
+      return {{"", "unasked or repeated attribute"}};
     }
   }
   if (response.has_as_of()) {
-    if (absl::Status s = CheckAsOf(response.as_of(), as_of_fallback); !s.ok()) {
-      counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
-      RejectedAnswerLog().Log(ops::LogLevel::kWarning, "provider answer rejected",
-                              {{"provider", call.decisions[indexes.front()].provider},
-                               {"consumer", call.consumer},
-                               {"exchange_id", call.exchange_id},
-                               {"reason", std::string(s.message())}});
-      fail_all(tellonce::v1::RESULT_PROVIDER_ERROR,
-               absl::StrCat("the provider's answer ", s.message()));
-      return --call.pending == 0;
+    if (absl::Status s = CheckAsOf(response.as_of(), now); !s.ok()) {
+      fail_all(absl::StrCat("the provider's answer ", s.message()));
+      return {{"", std::string(s.message())}};
     }
   }
   const google::protobuf::Timestamp as_of =
-      response.has_as_of() ? response.as_of() : ToProtoTime(as_of_fallback);
-  for (size_t i : indexes) {
-    call.results[i].set_code(tellonce::v1::RESULT_NOT_FOUND);
-    call.results[i].set_detail("the provider has no value of this attribute");
+      response.has_as_of() ? response.as_of() : ToProtoTime(now);
+  for (AttributeResult* r : results) {
+    r->set_code(tellonce::v1::RESULT_NOT_FOUND);
+    r->set_detail("the provider has no value of this attribute");
   }
+  std::vector<AnswerRejection> rejected;
   for (tellonce::v1::FetchedAttribute& a : *response.mutable_attributes()) {
-    AttributeResult& r = call.results[asked[a.name()]];
+    AttributeResult& r = *asked[a.name()];
     if (a.not_found()) continue;
-    const tellonce::v1::AttributeDef* def = call.directory->FindAttribute(a.name());
-    absl::Status typed = CheckAttributeValue(a.value(), def->type());
-    if (!typed.ok() || ValueBytes(a.value()) > options_.max_value_bytes) {
-      counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
-      RejectedAnswerLog().Log(ops::LogLevel::kWarning, "provider answer rejected",
-                              {{"provider", call.decisions[asked[a.name()]].provider},
-                               {"consumer", call.consumer},
-                               {"exchange_id", call.exchange_id},
-                               {"attribute", a.name()},
-                               {"reason", typed.ok() ? "value over the size limit"
-                                                     : "value of the wrong type"}});
+    const tellonce::v1::AttributeDef* def = directory.FindAttribute(a.name());
+    absl::Status typed = def == nullptr ? absl::InvalidArgumentError("is not in the catalogue")
+                                        : CheckAttributeValue(a.value(), def->type());
+    if (!typed.ok() || ValueBytes(a.value()) > max_value_bytes) {
+      rejected.push_back(
+          {a.name(), typed.ok() ? "value over the size limit" : "value of the wrong type"});
       r.set_code(tellonce::v1::RESULT_PROVIDER_ERROR);
       r.set_detail(typed.ok() ? "the provider's value is over the size limit"
                               : absl::StrCat("the provider's value ", typed.message()));
+      r.clear_value();
       continue;
     }
     r.set_code(tellonce::v1::RESULT_OK);
     r.clear_detail();
     *r.mutable_value() = std::move(*a.mutable_value());
     *r.mutable_provenance()->mutable_as_of() = as_of;
+  }
+  return rejected;
+}
+
+bool Exchange::TakeAnswer(Call& call, const std::vector<size_t>& indexes,
+                          const grpc::Status& status,
+                          tellonce::v1::FetchAttributesResponse response) {
+  const absl::Time now = options_.clock();
+  absl::MutexLock lock(&call.mu);
+  if (!status.ok()) {
+    counters_.provider_calls_failed.fetch_add(1, std::memory_order_relaxed);
+    for (size_t i : indexes) {
+      call.results[i].set_code(CodeForCallStatus(status));
+      call.results[i].set_detail(DetailForCallStatus(status));
+      call.results[i].clear_value();
+    }
+    return --call.pending == 0;
+  }
+  std::vector<AttributeResult*> results;
+  for (size_t i : indexes) results.push_back(&call.results[i]);
+  for (const AnswerRejection& rejection : TakeProviderAnswer(
+           std::move(response), *call.directory, options_.max_value_bytes, now, results)) {
+    counters_.provider_answers_rejected.fetch_add(1, std::memory_order_relaxed);
+    const std::string& provider = call.decisions[indexes.front()].provider;
+    if (rejection.attribute.empty()) {
+      RejectedAnswerLog().Log(ops::LogLevel::kWarning, "provider answer rejected",
+                              {{"provider", provider},
+                               {"consumer", call.consumer},
+                               {"exchange_id", call.exchange_id},
+                               {"reason", rejection.reason}});
+    } else {
+      RejectedAnswerLog().Log(ops::LogLevel::kWarning, "provider answer rejected",
+                              {{"provider", provider},
+                               {"consumer", call.consumer},
+                               {"exchange_id", call.exchange_id},
+                               {"attribute", rejection.attribute},
+                               {"reason", rejection.reason}});
+    }
   }
   return --call.pending == 0;
 }

@@ -83,6 +83,29 @@ absl::Status ValidateGetAttributes(const tellonce::v1::GetAttributesRequest& req
                                    const consent::Directory& directory,
                                    const ExchangeOptions& options);
 
+// Why a provider's answer, or a value in it, was not passed on (for the log).
+struct AnswerRejection {
+  // The attribute whose value was dropped; empty when the whole answer was.
+  std::string attribute;
+  std::string reason;
+};
+
+// Takes a provider's answer to a fetch into `results`, one per attribute it was asked
+// for (each named already: AttributeResult.name, distinct, in `directory`'s catalogue),
+// checking it on the way (step 5 below): an answer naming an attribute it was not asked
+// for, or one twice, or with an as_of outside 1900-01-01 .. now + 5 minutes, is refused
+// whole (every result RESULT_PROVIDER_ERROR); otherwise each result becomes RESULT_OK
+// with the value and provenance.as_of (the answer's, or `now` when it has none),
+// RESULT_NOT_FOUND when the answer says so or does not mention it, or
+// RESULT_PROVIDER_ERROR when the value is not of the catalogue's type or a string
+// member is over `max_value_bytes`. Other fields of the results are kept. Returns what
+// was refused; empty when everything was taken. Pure; the untrusted-input boundary the
+// fuzz harness tests/fuzz/connector_answer_fuzz.cc drives.
+std::vector<AnswerRejection> TakeProviderAnswer(
+    tellonce::v1::FetchAttributesResponse response, const consent::Directory& directory,
+    uint32_t max_value_bytes, absl::Time now,
+    const std::vector<tellonce::v1::AttributeResult*>& results);
+
 // Design: the core of the "Pull attributes" flow behind ExchangeService. For one
 // request of an authenticated consumer it
 //   1. validates the request against the current directory;

@@ -1,6 +1,7 @@
 #include "broker/outbox.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -485,7 +486,9 @@ absl::StatusOr<tellonce::v1::ListDeliveriesResponse> Outbox::List(const std::str
   if (page_size <= 0) page_size = kDefaultPageSize;
   page_size = std::min(page_size, kMaxPageSize);
   uint64_t after = 0;
-  if (!page_token.empty() && !absl::SimpleAtoi(page_token, &after)) {
+  // The largest value is no delivery id, and after + 1 would wrap to 0.
+  if (!page_token.empty() &&
+      (!absl::SimpleAtoi(page_token, &after) || after == std::numeric_limits<uint64_t>::max())) {
     return absl::InvalidArgumentError("page_token: malformed");
   }
   tellonce::v1::ListDeliveriesResponse response;

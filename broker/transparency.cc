@@ -1,6 +1,7 @@
 #include "broker/transparency.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -15,6 +16,8 @@ namespace {
 // How long the hashing thread lets appended events gather before it hashes them, when
 // no fresh checkpoint is waiting.
 constexpr absl::Duration kBatchDelay = absl::Milliseconds(50);
+// Pause before hashing again after the store failed.
+constexpr absl::Duration kRetryDelay = absl::Seconds(1);
 // Events hashed per write of tree nodes.
 constexpr uint64_t kHashChunk = 4096;
 constexpr int kDefaultPageSize = 50;
@@ -176,7 +179,31 @@ void TransparencyLog::Run() {
     }
     absl::Status caught_up = CatchUp();
     if (!caught_up.ok()) {
-      ops::LogWarning(absl::StrCat("access log hashing failed, will retry: ", caught_up.ToString()));
+      static ops::LogThrottle* failures = new ops::LogThrottle(absl::Seconds(10));
+      failures->Log(ops::LogLevel::kWarning, "access log hashing failed, will retry",
+                    {{"error", caught_up.ToString()}});
+    }
+    if (!caught_up.ok() && !absl::IsAborted(caught_up)) {
+      // A failing store (a full or broken disk, a lost database) is retried after a
+      // pause, not in a busy loop, and whoever waits for events that cannot be hashed
+      // now gets the error instead of waiting for ever (found by
+      // tests/unit/power_loss_test.cc). ABORTED is not a failure of the store: another
+      // process moved the stored tree (a shared database), and the next pass follows it.
+      std::vector<Waiter> failed;
+      {
+        absl::MutexLock lock(&mu_);
+        const uint64_t hashed = tree_size_.load(std::memory_order_acquire);
+        std::vector<Waiter> waiting;
+        for (Waiter& w : waiters_) (w.size > hashed ? failed : waiting).push_back(std::move(w));
+        waiters_.swap(waiting);
+      }
+      for (Waiter& w : failed) {
+        w.done(absl::UnavailableError(
+            absl::StrCat("access log hashing failed: ", caught_up.message())));
+      }
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stop_), kRetryDelay);
+      if (stop_) return;
     }
     const absl::Time now = absl::Now();
     const bool due = now - last_signed_ >= options_.checkpoint_interval;
@@ -420,7 +447,9 @@ absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyLog::List(
   page_size = std::min(page_size, kMaxPageSize);
   uint64_t after = 0;
   bool has_token = !page_token.empty();
-  if (has_token && !absl::SimpleAtoi(page_token, &after)) {
+  // The largest value is no index the log hands out, and after + 1 would wrap to 0.
+  if (has_token &&
+      (!absl::SimpleAtoi(page_token, &after) || after == std::numeric_limits<uint64_t>::max())) {
     return absl::InvalidArgumentError("page_token: malformed");
   }
   tellonce::v1::ListAccessEventsResponse response;

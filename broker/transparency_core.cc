@@ -18,6 +18,27 @@ absl::StatusOr<absl::Time> TimeField(const google::protobuf::Timestamp& t, bool 
 
 }  // namespace
 
+absl::StatusOr<AccessEventsQuery> ValidateListAccessEvents(
+    const tellonce::v1::ListAccessEventsRequest& request, const consent::Directory& directory,
+    const consent::RequestLimits& limits) {
+  if (absl::Status s = consent::CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = consent::CheckPageRequest(request.page_size(), request.page_token(),
+                                                 consent::PageTokenForm::kPosition, limits);
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<absl::Time> from =
+      TimeField(request.from(), request.has_from(), absl::InfinitePast(), "from");
+  if (!from.ok()) return from.status();
+  absl::StatusOr<absl::Time> to =
+      TimeField(request.to(), request.has_to(), absl::InfiniteFuture(), "to");
+  if (!to.ok()) return to.status();
+  if (*from > *to) return absl::InvalidArgumentError("to: must not be before from");
+  return AccessEventsQuery{.from = *from, .to = *to, .page_size = request.page_size()};
+}
+
 absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyCore::ListAccessEvents(
     const consent::Directory& directory, const std::string& agency,
     std::string_view citizen_assertion, const tellonce::v1::ListAccessEventsRequest& request) {
@@ -31,30 +52,16 @@ absl::StatusOr<tellonce::v1::ListAccessEventsResponse> TransparencyCore::ListAcc
     }
     only_consumer = agency;
   }
-  if (absl::Status s = consent::CheckCitizen(request.citizen_id(), directory, options_.limits);
-      !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<AccessEventsQuery> query =
+      ValidateListAccessEvents(request, directory, options_.limits);
+  if (!query.ok()) return query.status();
   if (!only_consumer.has_value()) {
     // Everything about the citizen: only with the citizen's own fresh authentication.
     absl::StatusOr<certs::VerifiedCitizenAssertion> citizen = directory.VerifyCitizenAssertion(
         agency, citizen_assertion, request.citizen_id(), options_.clock());
     if (!citizen.ok()) return citizen.status();
   }
-  if (absl::Status s =
-          consent::CheckPageRequest(request.page_size(), request.page_token(),
-                                    consent::PageTokenForm::kPosition, options_.limits);
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<absl::Time> from =
-      TimeField(request.from(), request.has_from(), absl::InfinitePast(), "from");
-  if (!from.ok()) return from.status();
-  absl::StatusOr<absl::Time> to =
-      TimeField(request.to(), request.has_to(), absl::InfiniteFuture(), "to");
-  if (!to.ok()) return to.status();
-  if (*from > *to) return absl::InvalidArgumentError("to: must not be before from");
-  return log_->List(request.citizen_id(), only_consumer, *from, *to, request.page_size(),
+  return log_->List(request.citizen_id(), only_consumer, query->from, query->to, query->page_size,
                     request.page_token());
 }
 

@@ -15,6 +15,24 @@
 
 namespace tellonce::broker {
 
+// A ListAccessEvents request once its fields are checked.
+struct AccessEventsQuery {
+  // [from, to): open ends are InfinitePast / InfiniteFuture.
+  absl::Time from = absl::InfinitePast();
+  absl::Time to = absl::InfiniteFuture();
+  int page_size = 0;
+};
+
+// The request checks of TransparencyCore::ListAccessEvents, apart from the role and the
+// citizen's token: citizen_id (directory rule), the page rule (consent::CheckPageRequest,
+// a position token), from and to valid timestamps when set and from <= to.
+// INVALID_ARGUMENT "<field>: <reason>", never echoing the citizen id. Pure; the
+// untrusted-input boundary tests/fuzz/transparency_request_fuzz.cc and page_token_fuzz.cc
+// drive.
+absl::StatusOr<AccessEventsQuery> ValidateListAccessEvents(
+    const tellonce::v1::ListAccessEventsRequest& request, const consent::Directory& directory,
+    const consent::RequestLimits& limits);
+
 // Design: the policy behind TransparencyService, apart from gRPC, so that another face
 // (the portal's HTTP API, a second storage backend) applies the same rules. The service
 // authenticates the caller from its certificate (an agency of the directory) and hands

@@ -160,7 +160,23 @@ TEST_F(OperationsTest, MetricsCountEveryExchangeInItsResultSeries) {
     EXPECT_EQ(Fetch(kStranger, "bank.interest_paid", absl::StrCat("no-", i)).code(),
               tellonce::v1::RESULT_NO_BASIS);
   }
-  const Samples after = Scrape(broker_->admin_port(), dir_->path());
+  // The RPC counters are taken once the status is sent, so the client may see the last
+  // reply first: wait for them (failed under ASan, as the same wait in
+  // RequestBytesThatDoNotParseAreInvalidArgumentNotUnimplemented).
+  auto counted = [&](const Samples& now) {
+    for (const char* key :
+         {"tellonce_rpc_requests_total|code=OK,method=GetAttributes,service=ExchangeService",
+          "tellonce_rpc_duration_seconds_count|method=GetAttributes,service=ExchangeService"}) {
+      if (Value(now, key) - Value(before, key) < kAllowed + kRefused) return false;
+    }
+    return true;
+  };
+  Samples after = Scrape(broker_->admin_port(), dir_->path());
+  const absl::Time counted_by = absl::Now() + absl::Seconds(10);
+  while (!counted(after) && absl::Now() < counted_by) {
+    absl::SleepFor(absl::Milliseconds(50));
+    after = Scrape(broker_->admin_port(), dir_->path());
+  }
   // The citizens of these exchanges appear nowhere in the exposition.
   std::string raw;
   ASSERT_EQ(HttpGet(broker_->admin_port(), "/metrics", &raw), 200);
@@ -270,11 +286,18 @@ TEST_F(OperationsTest, RequestBytesThatDoNotParseAreInvalidArgumentNotUnimplemen
   // A method that does not exist is still UNIMPLEMENTED.
   status = call("/tellonce.v1.ConsentService/NoSuchMethod");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << status.error_message();
-  // The metrics count what the client got.
-  const Samples after = Scrape(broker_->admin_port(), dir_->path());
+  // The metrics count what the client got. The count is taken once the status is sent,
+  // so the client may see the status first: wait for it (the test failed about one run
+  // in three without waiting, more often under the sanitizers).
   const std::string key =
       "tellonce_rpc_requests_total|code=INVALID_ARGUMENT,method=GrantConsent,"
       "service=ConsentService";
+  Samples after = Scrape(broker_->admin_port(), dir_->path());
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (Value(after, key) - Value(before, key) < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+    after = Scrape(broker_->admin_port(), dir_->path());
+  }
   EXPECT_EQ(Value(after, key) - Value(before, key), 1);
 }
 

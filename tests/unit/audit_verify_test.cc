@@ -95,6 +95,21 @@ TEST(AuditVerifyTest, LaterEventsBeyondTheCheckpointAreNotCoveredButDoNotFail) {
   EXPECT_EQ(v.tree_size, 13u);
 }
 
+// Found by tests/fuzz/audit_log_fuzz.cc (corpus crash-disorder-beyond-checkpoint): events
+// out of order after the checkpoint's size failed the check with a "first bad index" the
+// checkpoint does not cover.
+TEST(AuditVerifyTest, DisorderBeyondTheCheckpointIsNotCoveredAndDoesNotFail) {
+  SyntheticLog log = MakeLog(5, {3});
+  std::swap(log.copy.events[3], log.copy.events[4]);  // ..., 2, 4, 3
+  LogVerdict v = VerifyLog(log.copy, log.Head(3), {});
+  EXPECT_TRUE(v.ok) << v.Summary();
+  EXPECT_EQ(v.uncovered, 2u);
+  // Inside the checkpoint the same disorder is still the first bad index.
+  LogVerdict full = VerifyLog(log.copy, log.Head(5), {});
+  EXPECT_FALSE(full.ok);
+  EXPECT_THAT(full.first_bad, Optional(3u)) << full.Summary();
+}
+
 TEST(AuditVerifyTest, OneChangedByteIsTheFirstBadIndex) {
   for (uint64_t k : {0, 6, 12}) {
     SyntheticLog log = MakeLog(13);

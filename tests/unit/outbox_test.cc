@@ -184,6 +184,20 @@ class OutboxTest : public ::testing::Test {
   size_t max_in_memory_ = 0;
 };
 
+// Found by tests/fuzz/page_token_fuzz.cc (corpus seed-deliveries-max-token): the token
+// 2^64-1 decoded, and listing from "token + 1" wrapped to delivery 0.
+TEST_F(OutboxTest, LargestPageTokenIsMalformedNotAWrapToTheFirstPage) {
+  StartOutbox();
+  Publish(3, /*enqueue=*/false);
+  absl::StatusOr<tellonce::v1::ListDeliveriesResponse> page =
+      outbox_->List("", tellonce::v1::Delivery::STATE_UNSPECIFIED, 2, "18446744073709551615");
+  EXPECT_TRUE(absl::IsInvalidArgument(page.status())) << page.status();
+  absl::StatusOr<tellonce::v1::ListDeliveriesResponse> last =
+      outbox_->List("", tellonce::v1::Delivery::STATE_UNSPECIFIED, 2, "18446744073709551614");
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->deliveries_size(), 0);
+}
+
 TEST_F(OutboxTest, BacklogFarBeyondTheMemoryWindowIsAllDeliveredInOrderPerCitizen) {
   StartOutbox();
   constexpr int kEvents = 1000;

@@ -13,6 +13,8 @@
 #include "storage/rocksdb/rocks_storage.h"
 #include "storage/rocksdb/testing.h"
 #include "gtest/gtest.h"
+#include "rocksdb/env.h"
+#include "tests/testing/power_loss_fs.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_keys.h"
 
@@ -50,7 +52,7 @@ class TransparencyTest : public ::testing::Test {
 
   void Open() {
     absl::StatusOr<std::unique_ptr<storage::Storage>> opened =
-        storage::OpenRocksStorage({.path = dir_.path() + "/db"});
+        storage::OpenRocksStorage({.path = dir_.path() + "/db", .env = env_});
     ASSERT_TRUE(opened.ok()) << opened.status();
     storage_ = *std::move(opened);
     db_ = storage::rocks::DatabaseOf(*storage_);
@@ -67,6 +69,7 @@ class TransparencyTest : public ::testing::Test {
     storage_->SetAppendListener([t = tlog_.get()] { t->Notify(); });
   }
   void Close() {
+    if (storage_ == nullptr) return;
     storage_->Close();
     tlog_.reset();
     log_.reset();
@@ -111,6 +114,8 @@ class TransparencyTest : public ::testing::Test {
   TempDir dir_;
   // Most tests sign a fresh checkpoint after each append; the coalescing test sets it.
   absl::Duration fresh_interval_ = absl::ZeroDuration();
+  // The database's environment; null: RocksDB's default.
+  rocksdb::Env* env_ = nullptr;
   int appended_ = 0;
   std::unique_ptr<certs::SigningKey> key_;
   std::unique_ptr<certs::VerifyingKey> verifying_;
@@ -222,6 +227,22 @@ TEST_F(TransparencyTest, ListShowsOneCitizensEventsAndFiltersByConsumerAndPages)
                                           .status()));
 }
 
+// Found by tests/fuzz/page_token_fuzz.cc (corpus seed-events-max-token): the token
+// 2^64-1 decoded, and listing from "token + 1" wrapped to index 0, handing out the first
+// page again as if it came after the token.
+TEST_F(TransparencyTest, LargestPageTokenIsMalformedNotAWrapToTheFirstPage) {
+  Append(3);
+  absl::StatusOr<tellonce::v1::ListAccessEventsResponse> page =
+      tlog_->List("37605030299", std::nullopt, absl::InfinitePast(), absl::InfiniteFuture(), 2,
+                  "18446744073709551615");
+  EXPECT_TRUE(absl::IsInvalidArgument(page.status())) << page.status();
+  absl::StatusOr<tellonce::v1::ListAccessEventsResponse> last =
+      tlog_->List("37605030299", std::nullopt, absl::InfinitePast(), absl::InfiniteFuture(), 2,
+                  "18446744073709551614");
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->events_size(), 0);
+}
+
 TEST_F(TransparencyTest, ExportCarriesEventsLeafHashesAndCheckpoints) {
   Append(12);
   Fresh();
@@ -324,6 +345,31 @@ TEST_F(CoalescingTransparencyTest, ConcurrentFreshRequestsShareOneSignaturePerIn
   }
   stored.erase(0);
   EXPECT_EQ(stored, (std::set<uint64_t>{1, 4}));
+}
+
+// Found by tests/unit/power_loss_test.cc: once the store failed (here: the power is cut,
+// so every write fails), the hashing thread retried in a busy loop, logging a warning
+// each time, and a fresh-checkpoint request for events it could not hash was never
+// answered. It must be answered (with the error), and the thread must pause.
+TEST_F(TransparencyTest, FreshCheckpointWaiterIsAnsweredWhenTheStoreFails) {
+  Close();
+  auto fs = std::make_shared<testing::PowerLossFileSystem>(1);
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  env_ = env.get();
+  Open();
+  Fresh();
+  Append(3);
+  fs->PowerCut();
+  auto done = std::make_shared<std::promise<absl::StatusOr<SignedCheckpoint>>>();
+  tlog_->FreshCheckpoint([done](absl::StatusOr<SignedCheckpoint> c) { done->set_value(c); });
+  std::future<absl::StatusOr<SignedCheckpoint>> answer = done->get_future();
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "a waiter for events the store cannot hash was never answered";
+  absl::StatusOr<SignedCheckpoint> c = answer.get();
+  // Hashed before the cut (a race the test cannot exclude), or refused with the reason.
+  EXPECT_TRUE(c.ok() || absl::IsUnavailable(c.status())) << c.status();
+  Close();
+  env_ = nullptr;
 }
 
 }  // namespace
