@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "certs/signed_messages.h"
 #include "ops/log.h"
 #include "proto/time.h"
 
@@ -34,9 +35,6 @@ uint32_t ExportBytes(uint32_t max_bytes) {
   return max_bytes == 0 ? kDefaultExportBytes : std::min(max_bytes, kMaxExportBytes);
 }
 
-std::string HashBytes(const certs::Hash& h) {
-  return std::string(reinterpret_cast<const char*>(h.data()), h.size());
-}
 
 }  // namespace
 
@@ -66,7 +64,7 @@ absl::StatusOr<std::unique_ptr<TransparencyLog>> TransparencyLog::Start(storage:
     if (body.tree_size() > size) continue;
     absl::StatusOr<certs::Hash> root = t->RootAt(body.tree_size());
     if (!root.ok()) return root.status();
-    if (HashBytes(*root) != body.root_hash()) {
+    if (certs::HashToBytes(*root) != body.root_hash()) {
       return absl::DataLossError(
           absl::StrCat("access log tree does not match the checkpoint of size ", body.tree_size()));
     }
@@ -349,17 +347,13 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::Sign() {
   tellonce::v1::Checkpoint body;
   body.set_issuer(options_.issuer);
   body.set_tree_size(size);
-  body.set_root_hash(HashBytes(builder_.Root()));
+  body.set_root_hash(certs::HashToBytes(builder_.Root()));
   const absl::Time now = absl::Now();
   *body.mutable_signed_at() = ToProtoTime(now);
-  tellonce::v1::SignedCheckpoint checkpoint;
-  checkpoint.set_body(body.SerializeAsString());
-  absl::StatusOr<std::string> signature =
-      key_.Sign(certs::SignedKind::kCheckpoint, checkpoint.body());
-  if (!signature.ok()) return signature.status();
-  checkpoint.set_signature(*signature);
-  checkpoint.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
-  checkpoint.set_key_id(key_.key_id());
+  absl::StatusOr<tellonce::v1::SignedCheckpoint> signed_checkpoint =
+      certs::SignCheckpoint(body, key_);
+  if (!signed_checkpoint.ok()) return signed_checkpoint.status();
+  tellonce::v1::SignedCheckpoint checkpoint = *std::move(signed_checkpoint);
 
   if (absl::Status stored = tree_->PutCheckpoint(size, checkpoint); !stored.ok()) {
     if (!absl::IsAlreadyExists(stored)) return stored;
@@ -417,7 +411,7 @@ absl::StatusOr<tellonce::v1::GetInclusionProofResponse> TransparencyLog::Inclusi
   response.set_index(index);
   response.set_tree_size(tree_size);
   response.set_event_bytes(*std::move(bytes));
-  for (const certs::Hash& h : *path) response.add_path(HashBytes(h));
+  for (const certs::Hash& h : *path) response.add_path(certs::HashToBytes(h));
   return response;
 }
 
@@ -436,7 +430,7 @@ absl::StatusOr<tellonce::v1::GetConsistencyProofResponse> TransparencyLog::Consi
   tellonce::v1::GetConsistencyProofResponse response;
   response.set_old_size(old_size);
   response.set_new_size(new_size);
-  for (const certs::Hash& h : *proof) response.add_proof(HashBytes(h));
+  for (const certs::Hash& h : *proof) response.add_proof(certs::HashToBytes(h));
   return response;
 }
 
@@ -515,7 +509,7 @@ absl::StatusOr<tellonce::v1::ExportAccessLogResponse> TransparencyLog::Export(ui
     e.set_event_bytes(*std::move(bytes));
     absl::StatusOr<certs::Hash> leaf = ReadNode(0, i);
     if (!leaf.ok()) return leaf.status();
-    e.set_leaf_hash(HashBytes(*leaf));
+    e.set_leaf_hash(certs::HashToBytes(*leaf));
     const size_t cost = e.ByteSizeLong() + kFieldOverhead;
     if (response.events_size() > 0 && used + cost > budget) break;
     used += cost;

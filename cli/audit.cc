@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "certs/signed_messages.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "google/protobuf/util/delimited_message_util.h"
 #include "storage/rocksdb/rocks_storage.h"
@@ -256,20 +257,13 @@ LogVerdict VerifyLog(const LogCopy& log, const TreeHead& checkpoint,
 absl::StatusOr<tellonce::v1::Checkpoint> VerifyCheckpoint(
     const tellonce::v1::SignedCheckpoint& signed_checkpoint, const certs::VerifyingKeySet& keys,
     const std::string& issuer) {
-  if (signed_checkpoint.signature_algorithm() != certs::kSignatureAlgorithm) {
-    return absl::InvalidArgumentError(absl::StrCat("unsupported signature algorithm \"",
-                                                   signed_checkpoint.signature_algorithm(), "\""));
+  absl::StatusOr<tellonce::v1::Checkpoint> verified =
+      certs::VerifyCheckpoint(signed_checkpoint, keys);
+  if (!verified.ok()) {
+    return absl::Status(verified.status().code(),
+                        absl::StrCat("checkpoint: ", verified.status().message()));
   }
-  if (absl::Status s = keys.Verify(certs::SignedKind::kCheckpoint, signed_checkpoint.key_id(),
-                                   signed_checkpoint.body(), signed_checkpoint.signature());
-      !s.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("checkpoint signature does not verify with the signing keys: ", s.message()));
-  }
-  tellonce::v1::Checkpoint checkpoint;
-  if (!checkpoint.ParseFromString(signed_checkpoint.body())) {
-    return absl::InvalidArgumentError("signed checkpoint body does not parse");
-  }
+  const tellonce::v1::Checkpoint& checkpoint = *verified;
   if (checkpoint.issuer() != issuer) {
     return absl::InvalidArgumentError(absl::StrCat("checkpoint issued by \"", checkpoint.issuer(),
                                                    "\", but the certificate given is ", issuer));
