@@ -32,7 +32,10 @@
 # The last line is
 #   summary: minutes=M calls=N unexpected_errors=U expected_errors=E undelivered=N
 #            rss_mb_first=.. rss_mb_last=.. rss_slope_mb_per_min=.. fds_first=..
-#            fds_last=.. fds_slope_per_min=.. p99_ms_median=.. p99_ms_max=..
+#            fds_last=.. fds_slope_per_min=.. rss_less_wal_slope_mb_per_min=..
+#            p99_ms_median=.. p99_ms_max=..
+# (wal: the bytes in the broker's RocksDB write-ahead log files, which its memtables hold
+# in memory until a flush; RSS less WAL is what the broker holds besides them.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$(pwd)"
@@ -281,7 +284,8 @@ log "broker on $BROKER_PORT (admin $ADMIN_PORT), bank on $BANK_PORT, registry on
 "$BIN/tests/bench/soak_load" --broker "127.0.0.1:$BROKER_PORT" --pki "$PKI" \
   --broker-pid "$BROKER_PID" --subscriber-port "$SUBSCRIBER_PORT" --seconds "$SECONDS_TOTAL" \
   --scale "${BENCH_SOAK_SCALE:-1}" --bank-citizens "$BANK_CITIZENS" \
-  --registry-citizens "$REGISTRY_CITIZENS" >"$WORK/soak.out" 2>"$WORK/soak.err" &
+  --registry-citizens "$REGISTRY_CITIZENS" --data-dir "$WORK/data" \
+  >"$WORK/soak.out" 2>"$WORK/soak.err" &
 LOAD_PID=$!
 T0_MS="$(now_ms)"
 while read -r at action; do

@@ -3,13 +3,14 @@
 // scheduled every 1/rate s whatever happened to earlier ones, and its latency is
 // measured from that time), runs the tax office's connector in-process to take the
 // change notifications, and every 10 s prints the window's calls, errors and p99s with
-// the broker's resident memory, open file descriptors and threads from /proc. Every
+// the broker's resident memory, open file descriptors and threads from /proc (and, with
+// --data-dir, the size of its RocksDB write-ahead log: what its memtables hold). Every
 // failed call is printed as it happens, with its time, so that scripts/bench can tell
 // the failures its injected faults explain from the others (tests/bench/soak_report.py).
 // Reports; decides nothing.
 //
 //   soak_load --broker HOST:PORT --pki DIR --broker-pid PID --subscriber-port PORT
-//             [--seconds 600] [--scale 1] [--deadline-ms 5000] [--bank-citizens 20000]
+//             [--data-dir DIR] [--seconds 600] [--scale 1] [--deadline-ms 5000] [--bank-citizens 20000]
 //             [--registry-citizens 1000]
 //   soak_load --write-registry-records FILE [--registry-citizens 1000]
 //
@@ -42,7 +43,7 @@
 // (CODE: the gRPC status code's name, or the exchange's RESULT_* name); a call that
 // could not be sent because 2,000 of its kind were already in flight is an error with
 // code CLIENT_BACKLOG. Each window, at its end:
-//   soak window=W t=SECONDS unix=S rss_kb=K fds=N threads=N calls=N errors=N
+//   soak window=W t=SECONDS unix=S rss_kb=K fds=N threads=N wal_kb=K calls=N errors=N
 //        p99_ms=MS p99_ms.exchange=MS ok.OP=N err.OP=N p99_ms.OP=MS ...
 // (p99_ms over every call kind but delivery; exchange: get-bank and get-registry).
 // Last:
@@ -50,6 +51,7 @@
 //        redelivered=N skipped_errors_not_printed=N
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -125,7 +127,7 @@ int64_t Nanos(Clock::time_point t) {
 }
 
 struct Flags {
-  std::string broker, pki, registry_records;
+  std::string broker, pki, registry_records, data_dir;
   int broker_pid = 0;
   int subscriber_port = 0;
   double seconds = 600;
@@ -142,13 +144,30 @@ struct Window {
   std::array<std::atomic<int64_t>, kOpCount> ok{}, errors{};
 };
 
-// The broker's footprint from /proc; -1 for what could not be read.
+// The broker's footprint from /proc, and the bytes in its RocksDB write-ahead log
+// files (*.log in its data directory): the writes not yet flushed from its memtables;
+// -1 for what could not be read.
 struct Footprint {
-  int64_t rss_kb = -1, fds = -1, threads = -1;
+  int64_t rss_kb = -1, fds = -1, threads = -1, wal_kb = -1;
 };
 
-Footprint ReadFootprint(int pid) {
+Footprint ReadFootprint(int pid, const std::string& data_dir) {
   Footprint f;
+  if (!data_dir.empty()) {
+    if (DIR* dir = opendir(data_dir.c_str())) {
+      int64_t bytes = 0;
+      while (dirent* e = readdir(dir)) {
+        const std::string name = e->d_name;
+        struct stat st {};
+        if (name.size() > 4 && name.substr(name.size() - 4) == ".log" &&
+            stat((data_dir + "/" + name).c_str(), &st) == 0) {
+          bytes += st.st_size;
+        }
+      }
+      closedir(dir);
+      f.wal_kb = bytes / 1024;
+    }
+  }
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
@@ -663,9 +682,10 @@ void Soak::PrintWindow(size_t w, const Footprint& f) {
                           kOpNames[op], err, kOpNames[op], win.latency[op].Percentile(0.99) / 1e6);
   }
   Print(absl::StrFormat(
-      "soak window=%d t=%d unix=%d rss_kb=%d fds=%d threads=%d calls=%d errors=%d "
+      "soak window=%d t=%d unix=%d rss_kb=%d fds=%d threads=%d wal_kb=%d calls=%d errors=%d "
       "p99_ms=%.2f p99_ms.exchange=%.2f%s",
       w, (w + 1) * kWindowSeconds, absl::ToUnixSeconds(absl::Now()), f.rss_kb, f.fds, f.threads,
+      f.wal_kb,
       calls, errors, win.all.Percentile(0.99) / 1e6, win.exchange.Percentile(0.99) / 1e6,
       per_op));
 }
@@ -708,7 +728,7 @@ bool WriteRegistryRecords(const std::string& path, int64_t citizens) {
 int main(int argc, char** argv) {
   constexpr char kUsage[] =
       "usage: soak_load --broker HOST:PORT --pki DIR --broker-pid PID --subscriber-port PORT\n"
-      "                 [--seconds 600] [--scale 1] [--deadline-ms 5000]\n"
+      "                 [--data-dir DIR] [--seconds 600] [--scale 1] [--deadline-ms 5000]\n"
       "                 [--bank-citizens 20000] [--registry-citizens 1000]\n"
       "       soak_load --write-registry-records FILE [--registry-citizens 1000]\n";
   Flags flags;
@@ -718,6 +738,7 @@ int main(int argc, char** argv) {
                                    {{"--broker", Text(&flags.broker)},
                                     {"--pki", Text(&flags.pki)},
                                     {"--write-registry-records", Text(&flags.registry_records)},
+                                    {"--data-dir", Text(&flags.data_dir)},
                                     {"--broker-pid", Number(&flags.broker_pid)},
                                     {"--subscriber-port", Number(&flags.subscriber_port)},
                                     {"--seconds", Number(&flags.seconds)},
@@ -780,7 +801,7 @@ int main(int argc, char** argv) {
     for (size_t w = 0;; ++w) {
       const Clock::time_point boundary = at(static_cast<double>((w + 1) * kWindowSeconds));
       std::this_thread::sleep_until(boundary);
-      const Footprint f = ReadFootprint(flags.broker_pid);
+      const Footprint f = ReadFootprint(flags.broker_pid, flags.data_dir);
       std::this_thread::sleep_until(boundary + std::chrono::milliseconds(200));
       soak->PrintWindow(w, f);
       if (finished.load() && boundary >= end) return;
@@ -794,7 +815,8 @@ int main(int argc, char** argv) {
     for (int op = 0; op < kOpCount; ++op) {
       const double rate = kRates[op] * flags.scale;
       if (rate <= 0) continue;
-      const auto due = static_cast<int64_t>(elapsed * rate);
+      // Call k is due at k / rate s.
+      const auto due = static_cast<int64_t>(elapsed * rate) + 1;
       for (; issued[op] < due; ++issued[op]) {
         const Clock::time_point scheduled = at(static_cast<double>(issued[op]) / rate);
         if (soak->in_flight(static_cast<Op>(op)) >= kMaxInFlight) {

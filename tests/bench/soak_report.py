@@ -120,12 +120,13 @@ def main():
 
     print("faults: r directory reload, B half-written directory (refused), K bank killed and "
           "restarted, M bank moved to another port, S bank SIGSTOPped, C certificates rotated")
-    print("%6s %8s %5s %7s %6s %8s %9s %11s %9s %9s %6s" % (
-        "t_s", "rss_mib", "fds", "threads", "calls", "p99_ms", "p99_bank", "p99_registry",
-        "expected", "unexpect", "faults"))
+    print("%6s %8s %8s %5s %7s %6s %8s %9s %11s %9s %9s %6s" % (
+        "t_s", "rss_mib", "wal_mib", "fds", "threads", "calls", "p99_ms", "p99_bank",
+        "p99_registry", "expected", "unexpect", "faults"))
     for i, w in enumerate(windows):
-        print("%6s %8.1f %5s %7s %6s %8s %9s %11s %9d %9d %6s" % (
-            w["t"], int(w["rss_kb"]) / 1024.0, w["fds"], w["threads"], w["calls"], w["p99_ms"],
+        print("%6s %8.1f %8.1f %5s %7s %6s %8s %9s %11s %9d %9d %6s" % (
+            w["t"], int(w["rss_kb"]) / 1024.0, int(w.get("wal_kb", -1024)) / 1024.0, w["fds"],
+            w["threads"], w["calls"], w["p99_ms"],
             w["p99_ms.get-bank"], w["p99_ms.get-registry"], per_window_expected[i],
             per_window_unexpected[i], letters(i)))
 
@@ -138,6 +139,11 @@ def main():
     rss = [(int(w["t"]), int(w["rss_kb"]) / 1024.0) for w in measured if int(w["rss_kb"]) >= 0]
     fds = [(int(w["t"]), int(w["fds"])) for w in measured if int(w["fds"]) >= 0]
     threads = [(int(w["t"]), int(w["threads"])) for w in measured if int(w["threads"]) >= 0]
+    wal = [(int(w["t"]), int(w["wal_kb"]) / 1024.0) for w in measured
+           if int(w.get("wal_kb", -1)) >= 0]
+    rss_less_wal = [(int(w["t"]), (int(w["rss_kb"]) - int(w["wal_kb"])) / 1024.0)
+                    for w in measured if int(w.get("wal_kb", -1)) >= 0]
+    wal_slope, rss_less_wal_slope = slope_per_minute(wal), slope_per_minute(rss_less_wal)
     p99s = [float(w["p99_ms"]) for w in windows if int(w["t"]) <= args.seconds]
     rss_slope, fd_slope, thread_slope = (slope_per_minute(x) for x in (rss, fds, threads))
 
@@ -152,6 +158,11 @@ def main():
               max(v for _, v in rss), fmt(rss_slope), fds[0][1], fds[-1][1],
               min(v for _, v in fds), max(v for _, v in fds), fmt(fd_slope), threads[0][1],
               threads[-1][1], fmt(thread_slope)))
+    if wal:
+        print("write-ahead log (unflushed memtable data) %.1f -> %.1f MiB, slope %s MiB/min; "
+              "RSS less WAL %.1f -> %.1f MiB, slope %s MiB/min" % (
+                  wal[0][1], wal[-1][1], fmt(wal_slope), rss_less_wal[0][1], rss_less_wal[-1][1],
+                  fmt(rss_less_wal_slope)))
     print("p99 per window (all calls but deliveries): median %.2f ms, max %.2f ms" % (
         statistics.median(p99s), max(p99s)))
     print()
@@ -197,10 +208,12 @@ def main():
     unexpected_total = sum(unexpected.values()) + undelivered + not_printed
     print("summary: minutes=%.0f calls=%s unexpected_errors=%d expected_errors=%d "
           "undelivered=%d rss_mb_first=%.1f rss_mb_last=%.1f rss_slope_mb_per_min=%s "
-          "fds_first=%d fds_last=%d fds_slope_per_min=%s p99_ms_median=%.2f p99_ms_max=%.2f" % (
+          "fds_first=%d fds_last=%d fds_slope_per_min=%s rss_less_wal_slope_mb_per_min=%s "
+          "p99_ms_median=%.2f p99_ms_max=%.2f" % (
               args.seconds / 60, done.get("calls", "?"), unexpected_total,
               sum(expected.values()), undelivered, rss[0][1], rss[-1][1], fmt(rss_slope),
-              fds[0][1], fds[-1][1], fmt(fd_slope), statistics.median(p99s), max(p99s)))
+              fds[0][1], fds[-1][1], fmt(fd_slope), fmt(rss_less_wal_slope),
+              statistics.median(p99s), max(p99s)))
     return 0
 
 
