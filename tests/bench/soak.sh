@@ -40,7 +40,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$(pwd)"
 MINUTES="${1:-10}"
-[[ "$MINUTES" =~ ^[1-9][0-9]{0,3}$ ]] || { echo "usage: scripts/bench --soak [MINUTES]" >&2; exit 2; }
+[[ "$MINUTES" =~ ^[1-9][0-9]{0,3}$ ]] ||
+  { echo "usage: scripts/bench --soak [MINUTES]" >&2; exit 2; }
 SECONDS_TOTAL=$((MINUTES * 60))
 GRACE="${BENCH_SOAK_GRACE:-15}"
 BANK_CITIZENS=20000
@@ -88,7 +89,8 @@ wait_port() {  # wait_port PID FILE NAME: the port the process wrote
   local pid="$1" file="$2" name="$3"
   for _ in $(seq 1 600); do
     [[ -s "$file" ]] && { cat "$file"; return; }
-    kill -0 "$pid" 2>/dev/null || { tail -20 "$WORK/$name.log" >&2; die "$name exited at start-up"; }
+    kill -0 "$pid" 2>/dev/null ||
+      { tail -20 "$WORK/$name.log" >&2; die "$name exited at start-up"; }
     sleep 0.1
   done
   die "$name did not start"
@@ -110,7 +112,8 @@ certs/make-dev-pki --out "$PKI" --directory "$WORK/directory.textproto" >/dev/nu
 connector_config() {  # connector_config AGENCY PORT
   printf '%s\n' "agency_id: \"$1\"" "listen_address: \"127.0.0.1:$2\"" \
     'trust_domain: "tellonce.local"' \
-    "tls { ca_file: \"pki/ca.pem\" cert_file: \"pki/agencies/$1.pem\" key_file: \"pki/agencies/$1.key\" }" \
+    "tls { ca_file: \"pki/ca.pem\" cert_file: \"pki/agencies/$1.pem\"" \
+    "      key_file: \"pki/agencies/$1.key\" }" \
     "data_file: \"$1-records.textproto\"" >"$WORK/$1.textproto"
 }
 start_registry() {
@@ -145,14 +148,17 @@ write_directory() {
   cat >>"$next" <<EOF
 
 # --- Added by scripts/bench --soak, generation $GENERATION ---
-mandates { id: "soak-tax-address" consumer: "tax" attributes: "person.address" purpose: "TAX_ASSESSMENT" legal_reference: "Soak Act s. 1 (example)" }
-mandates { id: "soak-benefits-name" consumer: "benefits" attributes: "person.name" purpose: "TAX_ASSESSMENT" legal_reference: "Soak Act s. 2 (example)" }
+mandates { id: "soak-tax-address" consumer: "tax" attributes: "person.address"
+           purpose: "TAX_ASSESSMENT" legal_reference: "Soak Act s. 1 (example)" }
+mandates { id: "soak-benefits-name" consumer: "benefits" attributes: "person.name"
+           purpose: "TAX_ASSESSMENT" legal_reference: "Soak Act s. 2 (example)" }
 purposes { code: "SOAK_RELOAD" description: "Directory generation $GENERATION" }
 EOF
   if ((GENERATION % 2 == 1)); then
     cat >>"$next" <<EOF
 agencies { id: "soak-extra" name: "Soak extra agency (generation $GENERATION)" roles: CONSUMER }
-mandates { id: "soak-extra-name" consumer: "soak-extra" attributes: "person.name" purpose: "SOAK_RELOAD" legal_reference: "Soak Act s. 3 (example)" }
+mandates { id: "soak-extra-name" consumer: "soak-extra" attributes: "person.name"
+           purpose: "SOAK_RELOAD" legal_reference: "Soak Act s. 3 (example)" }
 EOF
   fi
   if [[ "${1:-}" == bad ]]; then
@@ -310,7 +316,8 @@ kill -0 "$BROKER_PID" 2>/dev/null || { tail -20 "$WORK/broker.log" >&2; die "the
 
 # What the broker counted, from its admin listener, before it stops.
 python3 -c 'import sys, urllib.request
-print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode())' \
+url = "http://127.0.0.1:%s/metrics" % sys.argv[1]
+print(urllib.request.urlopen(url, timeout=10).read().decode())' \
   "$ADMIN_PORT" >"$WORK/metrics.txt" || log "could not read the broker's metrics"
 BROKER_EXIT=0
 kill -TERM "$BROKER_PID"
@@ -323,7 +330,8 @@ BROKER_PID=""
 } >"$WORK/extra"
 
 echo
-echo "== soak: $MINUTES min of mixed load with faults (broker log: $(grep -c '' "$WORK/broker.log") lines)"
+echo "== soak: $MINUTES min of mixed load with faults" \
+  "(broker log: $(grep -c '' "$WORK/broker.log") lines)"
 echo "-- broker log, ERROR and WARN lines by message (counts):"
 grep -E ' (ERROR|WARN) ' "$WORK/broker.log" |
   sed -E 's/^[^ ]+ (ERROR|WARN) tellonce-broker: /\1 /; s/ [a-z_]+=.*//' | sort | uniq -c |

@@ -10,8 +10,8 @@
 // Reports; decides nothing.
 //
 //   soak_load --broker HOST:PORT --pki DIR --broker-pid PID --subscriber-port PORT
-//             [--data-dir DIR] [--seconds 600] [--scale 1] [--deadline-ms 5000] [--bank-citizens 20000]
-//             [--registry-citizens 1000]
+//             [--data-dir DIR] [--seconds 600] [--scale 1] [--deadline-ms 5000]
+//             [--bank-citizens 20000] [--registry-citizens 1000]
 //   soak_load --write-registry-records FILE [--registry-citizens 1000]
 //
 // DIR is a make-dev-pki output (ca.pem, agencies/<id>.pem|key, idp/dev-idp.key). The
@@ -114,7 +114,7 @@ enum Op {
   kOpCount
 };
 constexpr std::array<const char*, kOpCount> kOpNames = {
-    "get-bank", "get-registry", "grant",      "revoke",     "list-consents",
+    "get-bank", "get-registry", "grant",       "revoke",     "list-consents",
     "publish",  "delivery",     "list-events", "checkpoint", "inclusion"};
 // Calls per second at --scale 1 of the kinds that are scheduled (the others follow them).
 constexpr std::array<double, kOpCount> kRates = {100, 50, 20, 0, 0, 20, 0, 10, 5, 10};
@@ -281,12 +281,23 @@ class Soak {
     in_flight_[op].fetch_sub(1);
   }
   static std::string StatusCodeName(grpc::StatusCode code) {
-    static constexpr std::array<const char*, 17> kNames = {
-        "OK",           "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS",    "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",   "OUT_OF_RANGE",
-        "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",       "DATA_LOSS",
-        "UNAUTHENTICATED"};
+    static constexpr std::array<const char*, 17> kNames = {"OK",
+                                                           "CANCELLED",
+                                                           "UNKNOWN",
+                                                           "INVALID_ARGUMENT",
+                                                           "DEADLINE_EXCEEDED",
+                                                           "NOT_FOUND",
+                                                           "ALREADY_EXISTS",
+                                                           "PERMISSION_DENIED",
+                                                           "RESOURCE_EXHAUSTED",
+                                                           "FAILED_PRECONDITION",
+                                                           "ABORTED",
+                                                           "OUT_OF_RANGE",
+                                                           "UNIMPLEMENTED",
+                                                           "INTERNAL",
+                                                           "UNAVAILABLE",
+                                                           "DATA_LOSS",
+                                                           "UNAUTHENTICATED"};
     const int c = static_cast<int>(code);
     return c >= 0 && c < 17 ? kNames[c] : absl::StrCat("CODE_", c);
   }
@@ -361,8 +372,8 @@ absl::Status Soak::Connect() {
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     std::shared_ptr<grpc::Channel> c = grpc::CreateCustomChannel(flags_.broker, *creds, args);
     if (!c->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
-      return absl::UnavailableError(absl::StrCat("cannot connect to ", flags_.broker, " as ",
-                                                 agency));
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to ", flags_.broker, " as ", agency));
     }
     return c;
   };
@@ -437,16 +448,18 @@ void Soak::GetAttributes(Op op, int64_t n, Clock::time_point start) {
   SetDeadline(&call->context);
   v1::ExchangeService::Stub& stub =
       bank ? *stubs_.tax[static_cast<size_t>(n) % stubs_.tax.size()] : *stubs_.benefits;
-  stub.async()->GetAttributes(
-      &call->context, &call->request, &call->response, [this, op, call, start](grpc::Status s) {
-        Finish(op, start, s, [&]() -> std::pair<std::string, std::string> {
-          if (call->response.results_size() != 1) return {"RESULT_MISSING", "no result"};
-          const v1::AttributeResult& r = call->response.results(0);
-          if (r.code() != v1::RESULT_OK) return {v1::ResultCode_Name(r.code()), r.detail()};
-          return {};
-        });
-        delete call;
-      });
+  stub.async()->GetAttributes(&call->context, &call->request, &call->response,
+                              [this, op, call, start](grpc::Status s) {
+                                Finish(op, start, s, [&]() -> std::pair<std::string, std::string> {
+                                  if (call->response.results_size() != 1)
+                                    return {"RESULT_MISSING", "no result"};
+                                  const v1::AttributeResult& r = call->response.results(0);
+                                  if (r.code() != v1::RESULT_OK)
+                                    return {v1::ResultCode_Name(r.code()), r.detail()};
+                                  return {};
+                                });
+                                delete call;
+                              });
 }
 
 void Soak::Grant(int64_t n, Clock::time_point start) {
@@ -457,9 +470,8 @@ void Soak::Grant(int64_t n, Clock::time_point start) {
   };
   auto* call = new Call;
   // Citizens of their own, after those of the exchanges.
-  const std::string citizen =
-      tellonce::bench::CitizenId(flags_.bank_citizens + static_cast<int64_t>(
-                                                            Mix(static_cast<uint64_t>(n)) % 5000));
+  const std::string citizen = tellonce::bench::CitizenId(
+      flags_.bank_citizens + static_cast<int64_t>(Mix(static_cast<uint64_t>(n)) % 5000));
   call->request.set_request_id(absl::StrCat("soak-", run_, "-grant-", n));
   call->request.set_citizen_id(citizen);
   call->request.set_consumer("tax");
@@ -633,7 +645,8 @@ void Soak::Checkpoint(Clock::time_point start) {
             return {"CHECKPOINT_SHRANK",
                     absl::StrCat("tree size ", body.tree_size(), " after ", seen)};
           }
-          while (body.tree_size() > seen && !tree_size_.compare_exchange_weak(seen, body.tree_size())) {
+          while (body.tree_size() > seen &&
+                 !tree_size_.compare_exchange_weak(seen, body.tree_size())) {
           }
           return {};
         });
@@ -685,8 +698,7 @@ void Soak::PrintWindow(size_t w, const Footprint& f) {
       "soak window=%d t=%d unix=%d rss_kb=%d fds=%d threads=%d wal_kb=%d calls=%d errors=%d "
       "p99_ms=%.2f p99_ms.exchange=%.2f%s",
       w, (w + 1) * kWindowSeconds, absl::ToUnixSeconds(absl::Now()), f.rss_kb, f.fds, f.threads,
-      f.wal_kb,
-      calls, errors, win.all.Percentile(0.99) / 1e6, win.exchange.Percentile(0.99) / 1e6,
+      f.wal_kb, calls, errors, win.all.Percentile(0.99) / 1e6, win.exchange.Percentile(0.99) / 1e6,
       per_op));
 }
 
@@ -769,7 +781,8 @@ int main(int argc, char** argv) {
 
   // The tax office's connector, up before anything is published.
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_creds =
-      tellonce::certs::MakeServerCredentials({flags.pki + "/ca.pem", flags.pki + "/agencies/tax.pem",
+      tellonce::certs::MakeServerCredentials({flags.pki + "/ca.pem",
+                                              flags.pki + "/agencies/tax.pem",
                                               flags.pki + "/agencies/tax.key", ""});
   if (!server_creds.ok()) {
     std::fprintf(stderr, "soak_load: %s\n", server_creds.status().ToString().c_str());
