@@ -27,7 +27,10 @@
 # Environment: BENCH_BUILD_DIR (build-release), BENCH_JOBS (2), BENCH_KEEP=1 keeps the
 # work directory (every process's log, soak.out, faults, metrics), BENCH_SOAK_SCALE
 # (1: multiplies every rate), BENCH_SOAK_GRACE (15), BENCH_BROKER_CONFIG (BrokerConfig
-# text added to the broker's).
+# text added to the broker's), BENCH_SOAK_HEAP_PROFILE=1 (the broker under jemalloc's heap
+# profiler, a profile every 2^BENCH_SOAK_HEAP_INTERVAL (28) bytes allocated; at the end,
+# what grew between the first profile after the warm-up and the last, by allocation
+# site, from jeprof).
 #
 # The last line is
 #   summary: minutes=M calls=N unexpected_errors=U expected_errors=E undelivered=N
@@ -181,8 +184,15 @@ admin { listen_address: "127.0.0.1:0" }
 shutdown_grace_seconds: 2
 ${BENCH_BROKER_CONFIG:-}
 EOF
-"$BIN/broker/tellonce-broker" --config "$WORK/broker.textproto" --port-file "$WORK/broker.port" \
-  --admin-port-file "$WORK/admin.port" 2>>"$WORK/broker.log" &
+MALLOC_CONF_BROKER=""
+if [[ "${BENCH_SOAK_HEAP_PROFILE:-0}" == 1 ]]; then
+  mkdir -p "$WORK/heap"
+  MALLOC_CONF_BROKER="prof:true,prof_active:true,lg_prof_sample:17"
+  MALLOC_CONF_BROKER+=",lg_prof_interval:${BENCH_SOAK_HEAP_INTERVAL:-28}"
+  MALLOC_CONF_BROKER+=",prof_prefix:$WORK/heap/jeprof"
+fi
+MALLOC_CONF="$MALLOC_CONF_BROKER" "$BIN/broker/tellonce-broker" --config "$WORK/broker.textproto" \
+  --port-file "$WORK/broker.port" --admin-port-file "$WORK/admin.port" 2>>"$WORK/broker.log" &
 BROKER_PID=$!
 BROKER_PORT="$(wait_port "$BROKER_PID" "$WORK/broker.port" broker)"
 ADMIN_PORT="$(cat "$WORK/admin.port")"
@@ -336,6 +346,25 @@ echo "-- broker log, ERROR and WARN lines by message (counts):"
 grep -E ' (ERROR|WARN) ' "$WORK/broker.log" |
   sed -E 's/^[^ ]+ (ERROR|WARN) tellonce-broker: /\1 /; s/ [a-z_]+=.*//' | sort | uniq -c |
   sort -rn | head -20 || true
+if [[ "${BENCH_SOAK_HEAP_PROFILE:-0}" == 1 ]]; then
+  # Profiles in the order written; the base is the first written after the warm-up.
+  mapfile -t PROFILES < <(ls -tr "$WORK"/heap/*.heap 2>/dev/null)
+  BASE=""
+  for f in "${PROFILES[@]}"; do
+    if (($(stat -c %Y "$f") * 1000 >= T0_MS + 60000)); then BASE="$f"; break; fi
+  done
+  if [[ -n "$BASE" && "$BASE" != "${PROFILES[-1]}" ]]; then
+    echo "-- heap growth by allocation site (jeprof --inuse_space, $(basename "${PROFILES[-1]}")" \
+      "less $(basename "$BASE"), ${#PROFILES[@]} profiles):"
+    jeprof --text --inuse_space --base="$BASE" "$BIN/broker/tellonce-broker" "${PROFILES[-1]}" \
+      2>/dev/null | head -25 || true
+    echo "-- the same, cumulative (callers included):"
+    jeprof --text --cum --inuse_space --base="$BASE" "$BIN/broker/tellonce-broker" \
+      "${PROFILES[-1]}" 2>/dev/null | head -40 || true
+  else
+    log "heap profile: fewer than two profiles after the warm-up (${#PROFILES[@]} in all)"
+  fi
+fi
 python3 tests/bench/soak_report.py --load "$WORK/soak.out" --faults "$WORK/faults" \
   --metrics "$WORK/metrics.txt" --extra "$WORK/extra" --grace "$GRACE" --warmup 60 \
   --seconds "$SECONDS_TOTAL"
