@@ -354,13 +354,16 @@ if [[ "${BENCH_SOAK_HEAP_PROFILE:-0}" == 1 ]]; then
     if (($(stat -c %Y "$f") * 1000 >= T0_MS + 60000)); then BASE="$f"; break; fi
   done
   if [[ -n "$BASE" && "$BASE" != "${PROFILES[-1]}" ]]; then
-    echo "-- heap growth by allocation site (jeprof --inuse_space, $(basename "${PROFILES[-1]}")" \
-      "less $(basename "$BASE"), ${#PROFILES[@]} profiles):"
-    jeprof --text --inuse_space --base="$BASE" "$BIN/broker/tellonce-broker" "${PROFILES[-1]}" \
-      2>/dev/null | head -25 || true
-    echo "-- the same, cumulative (callers included):"
+    # Cumulative (callers included): jemalloc's own frames are symbolized as
+    # malloc_usable_size, so the flat view says nothing; what matters is which callers
+    # hold the growth (rocksdb::MemTable::Add: memtables; LRUCacheShard::Insert: the
+    # block cache; tellonce:: and grpc frames: everything else).
+    echo "-- heap growth by allocation site, cumulative (jeprof --cum --inuse_space," \
+      "$(basename "${PROFILES[-1]}") less $(basename "$BASE"), ${#PROFILES[@]} profiles):"
     jeprof --text --cum --inuse_space --base="$BASE" "$BIN/broker/tellonce-broker" \
-      "${PROFILES[-1]}" 2>/dev/null | head -40 || true
+      "${PROFILES[-1]}" 2>/dev/null | grep -v '^Using local file' |
+      grep -E '^Total|MemTable::Add|LRUCacheShard::Insert|tellonce::|grpc|ssl|SSL|absl::' |
+      head -40 || true
   else
     log "heap profile: fewer than two profiles after the warm-up (${#PROFILES[@]} in all)"
   fi
