@@ -107,6 +107,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
     stored = storage::OpenRocksStorage(
         {.path = options.data_dir,
          .block_cache_mb = options.block_cache_mb,
+         .write_buffer_mb = options.write_buffer_mb,
          .gather = options.group_commit_wait,
          .completion_thread = true,
          .group_operations =

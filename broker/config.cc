@@ -127,6 +127,13 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
         }
         options.data_dir = Resolve(base, rocks.path());
         if (rocks.block_cache_mb() != 0) options.block_cache_mb = rocks.block_cache_mb();
+        if (rocks.write_buffer_mb() != 0) {
+          if (rocks.write_buffer_mb() < 8 || rocks.write_buffer_mb() > 65536) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                path, ": storage.rocksdb.write_buffer_mb: must be between 8 and 65536"));
+          }
+          options.write_buffer_mb = rocks.write_buffer_mb();
+        }
         break;
       }
       case tellonce::v1::StorageConfig::kPostgres:

@@ -65,6 +65,8 @@ struct BrokerOptions {
   absl::Duration shutdown_grace = absl::Seconds(10);
   // RocksDB block cache. Default 64 MiB.
   size_t block_cache_mb = 64;
+  // storage.rocksdb.write_buffer_mb. Default 256.
+  size_t write_buffer_mb = 256;
   // GetAttributes deadline when the caller sets none. Default 5 s.
   absl::Duration exchange_default_deadline = absl::Seconds(5);
   // Largest attribute value accepted from a connector, bytes. Default 4096.

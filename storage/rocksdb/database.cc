@@ -222,6 +222,9 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
   // is flushed; past this size RocksDB flushes such families, which bounds both disk
   // use and recovery time after a crash.
   db_options.max_total_wal_size = 256 << 20;
+  // Bounds the memtables of all families together (each family alone may reach 64 MB),
+  // so the database's memory is block cache + this, whatever the write rate.
+  db_options.db_write_buffer_size = options.write_buffer_mb << 20;
 
   auto cache = rocksdb::NewLRUCache(std::max<size_t>(options.block_cache_mb, 1) << 20);
 

@@ -36,6 +36,8 @@ class Database {
     std::string path;
     // Block cache capacity in MiB. Default 64.
     size_t block_cache_mb = 64;
+    // All memtables together, in MiB; 0: RocksDB's per-family limits only. Default 256.
+    size_t write_buffer_mb = 256;
     // The environment RocksDB writes through; null: the default (the real file
     // system). Tests pass one that simulates power loss.
     rocksdb::Env* env = nullptr;

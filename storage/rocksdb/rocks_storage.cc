@@ -765,6 +765,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksStorage(const RocksStorageOpti
   absl::StatusOr<std::unique_ptr<Database>> db =
       Database::Open({.path = options.path,
                       .block_cache_mb = options.block_cache_mb,
+                      .write_buffer_mb = options.write_buffer_mb,
                       .env = options.env,
                       .index_compaction_filter = expired_filter});
   if (!db.ok()) return db.status();

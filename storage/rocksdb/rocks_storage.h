@@ -31,6 +31,9 @@ struct RocksStorageOptions {
   std::string path;
   // Block cache capacity in MiB. Default 64.
   size_t block_cache_mb = 64;
+  // All memtables together, in MiB (RocksDB's db_write_buffer_size); past it the
+  // largest is flushed. Default 256.
+  size_t write_buffer_mb = 256;
   // Largest number of work functions committed as one group. Default 1024.
   size_t max_group = 1024;
   // Sync the WAL before acknowledging. Default true; false only for bulk loads in

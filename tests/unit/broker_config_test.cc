@@ -275,6 +275,17 @@ signing { key_file: "s" key_id: "k-1" }
   ASSERT_TRUE(rocks.ok()) << rocks.status();
   EXPECT_EQ(rocks->data_dir, dir_.path() + "/state");
   EXPECT_EQ(rocks->block_cache_mb, 128u);
+  EXPECT_EQ(rocks->write_buffer_mb, 256u);
+
+  absl::StatusOr<BrokerOptions> buffers =
+      load(R"(storage { rocksdb { path: "state" write_buffer_mb: 32 } })");
+  ASSERT_TRUE(buffers.ok()) << buffers.status();
+  EXPECT_EQ(buffers->write_buffer_mb, 32u);
+  absl::StatusOr<BrokerOptions> tiny =
+      load(R"(storage { rocksdb { path: "state" write_buffer_mb: 4 } })");
+  ASSERT_FALSE(tiny.ok());
+  EXPECT_EQ(tiny.status().message(),
+            absl::StrCat(path, ": storage.rocksdb.write_buffer_mb: must be between 8 and 65536"));
 
   absl::StatusOr<BrokerOptions> both =
       load(R"(data_dir: "data" storage { rocksdb { path: "state" } })");
