@@ -26,7 +26,9 @@
 #
 # Environment: BENCH_BUILD_DIR (build-release), BENCH_JOBS (2), BENCH_KEEP=1 keeps the
 # work directory (every process's log, soak.out, faults, metrics), BENCH_SOAK_SCALE
-# (1: multiplies every rate), BENCH_SOAK_GRACE (15), BENCH_BROKER_CONFIG (BrokerConfig
+# (1: multiplies every rate), BENCH_SOAK_GRACE (15), BENCH_SOAK_WRITE_BUFFER_MB (32: the
+# broker's storage.rocksdb.write_buffer_mb, small so that RSS levels off within minutes
+# and growth beyond it is a leak), BENCH_BROKER_CONFIG (BrokerConfig
 # text added to the broker's), BENCH_SOAK_HEAP_PROFILE=1 (the broker under jemalloc's heap
 # profiler, a profile every 2^BENCH_SOAK_HEAP_INTERVAL (28) bytes allocated; at the end,
 # what grew between the first profile after the warm-up and the last, by allocation
@@ -178,7 +180,7 @@ cat >"$WORK/broker.textproto" <<EOF
 listen_address: "127.0.0.1:0"
 tls { ca_file: "pki/ca.pem" cert_file: "pki/broker.pem" key_file: "pki/broker.key" }
 signing { key_file: "pki/signing/broker-signing.key" key_id: "dev-1" }
-data_dir: "data"
+storage { rocksdb { path: "data" write_buffer_mb: ${BENCH_SOAK_WRITE_BUFFER_MB:-32} } }
 directory_file: "directory.textproto"
 admin { listen_address: "127.0.0.1:0" }
 shutdown_grace_seconds: 2
