@@ -7,11 +7,9 @@
 namespace tellonce::broker {
 
 void AccessLog::Append(std::vector<tellonce::v1::AccessEvent> events, AppendDone done) {
-  storage_->Submit(
-      [events = std::move(events)](storage::Transaction& tx) {
-        return tx.AppendAccessEvents(events);
-      },
-      std::move(done));
+  storage_->Submit([events = std::move(events)](
+                       storage::Transaction& tx) { return tx.AppendAccessEvents(events); },
+                   std::move(done));
 }
 
 absl::StatusOr<uint64_t> AccessLog::Size() const { return storage_->access_events().Size(); }

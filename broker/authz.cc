@@ -37,9 +37,9 @@ absl::StatusOr<std::string> AuthorizeAgency(const grpc::ServerContextBase& conte
 absl::Status RequireRole(const consent::Directory& directory, const std::string& agency,
                          tellonce::v1::Role role, std::string_view service) {
   if (directory.HasRole(agency, role)) return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat(
-      std::string(service), " requires the ", absl::AsciiStrToLower(tellonce::v1::Role_Name(role)),
-      " role"));
+  return absl::PermissionDeniedError(
+      absl::StrCat(std::string(service), " requires the ",
+                   absl::AsciiStrToLower(tellonce::v1::Role_Name(role)), " role"));
 }
 
 std::string_view CitizenAssertion(const grpc::ServerContextBase& context) {

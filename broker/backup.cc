@@ -82,8 +82,7 @@ absl::StatusOr<tellonce::v1::BackupResponse> BackupMaker::Run() {
   for (int n = 2; std::filesystem::exists(root_ + "/" + name) ||
                   std::filesystem::exists(root_ + "/" + name + ".partial");
        ++n) {
-    name = absl::StrCat("backup-", absl::FormatTime("%Y%m%dT%H%M%SZ", started,
-                                                    absl::UTCTimeZone()),
+    name = absl::StrCat("backup-", absl::FormatTime("%Y%m%dT%H%M%SZ", started, absl::UTCTimeZone()),
                         "-", n);
   }
   const std::string final_dir = root_ + "/" + name;

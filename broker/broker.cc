@@ -1,20 +1,20 @@
 #include "broker/broker.h"
 
 #include "absl/strings/str_cat.h"
-#include "ops/log.h"
-#include "ops/malformed_request.h"
 #include "certs/identity.h"
 #include "certs/signing.h"
 #include "certs/tls.h"
-#include "ops/version.h"
-#include "proto/time.h"
-#include "storage/postgres/postgres_storage.h"
-#include "storage/rocksdb/rocks_storage.h"
 #include "certs/tls_watch.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/server_builder.h"
+#include "ops/log.h"
+#include "ops/malformed_request.h"
+#include "ops/version.h"
+#include "proto/time.h"
+#include "storage/postgres/postgres_storage.h"
+#include "storage/rocksdb/rocks_storage.h"
 
 namespace tellonce::broker {
 namespace {
@@ -136,7 +136,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       {"agency", "what"});
   const RateLimitOptions& rl = options.rate_limits;
   broker->publish_limit_ = std::make_unique<RateLimiter>(
-      "publish", RateLimiter::Options{.per_second = rl.publish_per_second, .burst = rl.publish_burst},
+      "publish",
+      RateLimiter::Options{.per_second = rl.publish_per_second, .burst = rl.publish_burst},
       &rate_limited);
   broker->grant_limit_ = std::make_unique<RateLimiter>(
       "grant", RateLimiter::Options{.per_second = rl.grant_per_second, .burst = rl.grant_burst},
@@ -150,10 +151,9 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       broker->directory_.get(), broker->registry_.get(), broker->grant_limit_.get());
   broker->access_log_ = std::make_unique<AccessLog>(broker->storage_.get());
   // Refuses data whose log is behind a checkpoint already signed (broker/checkpoint_guard.h).
-  absl::StatusOr<std::unique_ptr<CheckpointGuard>> guard =
-      CheckpointGuard::Open(options.signed_checkpoint_file, StorageName(options),
-                            broker->storage_.get(), broker->access_log_.get(),
-                            options.accept_log_rollback);
+  absl::StatusOr<std::unique_ptr<CheckpointGuard>> guard = CheckpointGuard::Open(
+      options.signed_checkpoint_file, StorageName(options), broker->storage_.get(),
+      broker->access_log_.get(), options.accept_log_rollback);
   if (!guard.ok()) return guard.status();
   broker->checkpoint_guard_ = *std::move(guard);
   broker->backups_ =
@@ -165,10 +165,9 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
           .issuer = certs::BrokerSpiffeId(trust_domain),
           // Shared: the sequencer signs at the fresh pace while the log grows, since a
           // fresh request made at another replica cannot reach it.
-          .checkpoint_interval =
-              shared != nullptr
-                  ? std::min(options.checkpoint_interval, options.fresh_checkpoint_interval)
-                  : options.checkpoint_interval,
+          .checkpoint_interval = shared != nullptr ? std::min(options.checkpoint_interval,
+                                                              options.fresh_checkpoint_interval)
+                                                   : options.checkpoint_interval,
           .fresh_interval = options.fresh_checkpoint_interval,
           // Shared: events appended at other replicas are found by polling.
           .poll_interval = shared != nullptr ? kSharedPollInterval : absl::Seconds(1),
@@ -204,7 +203,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                       .max_deadline = options.exchange_max_deadline,
                       .record_access = !options.unsafe_disable_access_log});
   if (options.unsafe_disable_access_log) {
-    ops::LogWarning("unsafe_disable_access_log is set: exchanges are NOT recorded (benchmarks only)");
+    ops::LogWarning(
+        "unsafe_disable_access_log is set: exchanges are NOT recorded (benchmarks only)");
   }
   broker->exchange_service_ =
       std::make_unique<ExchangeServiceImpl>(broker->directory_.get(), broker->exchange_.get());
@@ -212,24 +212,23 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   if (shared != nullptr) {
     claim = [shared](const std::string& subscriber) { return shared->ClaimSubscriber(subscriber); };
   }
-  absl::StatusOr<std::unique_ptr<Outbox>> outbox = Outbox::Start(
-      &broker->storage_->deliveries(), broker->directory_.get(), broker->connectors_.get(),
-      options.dispatch, std::move(claim));
+  absl::StatusOr<std::unique_ptr<Outbox>> outbox =
+      Outbox::Start(&broker->storage_->deliveries(), broker->directory_.get(),
+                    broker->connectors_.get(), options.dispatch, std::move(claim));
   if (!outbox.ok()) return outbox.status();
   broker->outbox_ = *std::move(outbox);
   broker->publisher_ = std::make_unique<ChangePublisher>(
-      broker->directory_.get(), broker->store_.get(), broker->storage_.get(),
-      broker->outbox_.get(), options.limits);
-  broker->notification_service_ =
-      std::make_unique<NotificationServiceImpl>(broker->directory_.get(), broker->publisher_.get(),
-                                                broker->publish_limit_.get());
-  broker->delivery_admin_service_ =
-      std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get(),
-                                                 options.limits);
+      broker->directory_.get(), broker->store_.get(), broker->storage_.get(), broker->outbox_.get(),
+      options.limits);
+  broker->notification_service_ = std::make_unique<NotificationServiceImpl>(
+      broker->directory_.get(), broker->publisher_.get(), broker->publish_limit_.get());
+  broker->delivery_admin_service_ = std::make_unique<DeliveryAdminServiceImpl>(
+      broker->directory_.get(), broker->outbox_.get(), options.limits);
   broker->admin_service_ = std::make_unique<AdminServiceImpl>(
       broker->directory_.get(),
       MakeBrokerStatusSource(absl::Now(), broker->access_log_.get(), broker->transparency_.get(),
-                             broker->outbox_.get(), [raw = broker.get()](tellonce::v1::BrokerStatus* status) {
+                             broker->outbox_.get(),
+                             [raw = broker.get()](tellonce::v1::BrokerStatus* status) {
                                const certs::TlsStatus tls = raw->tls_status();
                                *status->mutable_tls_certificate_not_after() =
                                    ToProtoTime(tls.cert_not_after);
@@ -308,14 +307,14 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   if (!options.admin_address.empty()) {
     Broker* raw = broker.get();
     absl::StatusOr<std::unique_ptr<ops::AdminServer>> admin = ops::AdminServer::Start(
-        {.address = options.admin_address,
-         .metrics = broker->metrics_.get(),
-         .not_ready = [raw] { return raw->NotReadyReasons(); }});
+        {.address = options.admin_address, .metrics = broker->metrics_.get(), .not_ready = [raw] {
+           return raw->NotReadyReasons();
+         }});
     if (!admin.ok()) return admin.status();
     broker->admin_ = *std::move(admin);
-    ops::LogInfo("admin listener serving /metrics, /healthz and /readyz",
-                 {{"address", options.admin_address},
-                  {"port", absl::StrCat(broker->admin_->port())}});
+    ops::LogInfo(
+        "admin listener serving /metrics, /healthz and /readyz",
+        {{"address", options.admin_address}, {"port", absl::StrCat(broker->admin_->port())}});
   }
   ops::LogInfo(
       absl::StrCat("serving ConsentService, ExchangeService, TransparencyService, "
@@ -350,9 +349,10 @@ std::vector<std::string> Broker::NotReadyReasons() const {
   {
     absl::MutexLock lock(&mu_);
     if (!directory_error_.ok()) {
-      reasons.push_back(absl::StrCat("directory: the file on disk was refused, the previous "
-                                     "directory is still in force: ",
-                                     directory_error_.message()));
+      reasons.push_back(
+          absl::StrCat("directory: the file on disk was refused, the previous "
+                       "directory is still in force: ",
+                       directory_error_.message()));
     }
   }
   if (tls_ != nullptr) {
@@ -380,9 +380,10 @@ void Broker::AddCollectors() {
              "Attributes answered to consumers, by result code.", "counter");
     for (size_t code = 1; code < e.results.size(); ++code) {
       if (!tellonce::v1::ResultCode_IsValid(static_cast<int>(code))) continue;
-      w.Sample("tellonce_exchange_attribute_results_total",
-               {{"result", tellonce::v1::ResultCode_Name(static_cast<tellonce::v1::ResultCode>(code))}},
-               e.results[code].load(std::memory_order_relaxed));
+      w.Sample(
+          "tellonce_exchange_attribute_results_total",
+          {{"result", tellonce::v1::ResultCode_Name(static_cast<tellonce::v1::ResultCode>(code))}},
+          e.results[code].load(std::memory_order_relaxed));
     }
     w.Counter("tellonce_exchange_refused_busy_total",
               "GetAttributes calls refused because exchange.max_in_flight were in progress.",
@@ -392,8 +393,7 @@ void Broker::AddCollectors() {
               "exchange.max_in_flight_per_consumer in progress.",
               e.refused_consumer_busy.load(std::memory_order_relaxed));
     w.Family("tellonce_connector_refused_total",
-             "Fetches refused by the broker without calling the connector, by reason.",
-             "counter");
+             "Fetches refused by the broker without calling the connector, by reason.", "counter");
     w.Sample("tellonce_connector_refused_total", {{"reason", "circuit_open"}},
              connectors_->counters().refused_circuit_open.load(std::memory_order_relaxed));
     w.Sample("tellonce_connector_refused_total", {{"reason", "provider_limit"}},
@@ -453,12 +453,11 @@ void Broker::Shutdown() {
   if (exchange_ != nullptr) {
     const ExchangeCounters& c = exchange_->counters();
     ops::LogInfo(absl::StrCat(
-        "exchange: ", c.requests.load(), " requests, ", c.delivered(),
-        " attributes delivered, ", c.refused(), " refused, ",
-        c.provider_answers_rejected.load(), " provider answers rejected, ",
-        c.provider_calls_failed.load(), " provider calls failed, ", c.refused_busy.load(),
-        " refused as busy; ", connectors_->counters().fetches.load(), " fetches in ",
-        connectors_->counters().calls.load(), " connector calls"));
+        "exchange: ", c.requests.load(), " requests, ", c.delivered(), " attributes delivered, ",
+        c.refused(), " refused, ", c.provider_answers_rejected.load(),
+        " provider answers rejected, ", c.provider_calls_failed.load(), " provider calls failed, ",
+        c.refused_busy.load(), " refused as busy; ", connectors_->counters().fetches.load(),
+        " fetches in ", connectors_->counters().calls.load(), " connector calls"));
   }
   if (storage_ != nullptr) {
     const storage::Storage::CommitCounts c = storage_->commit_counts();

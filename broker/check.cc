@@ -40,21 +40,22 @@ void CheckDataDirectory(const BrokerOptions& options, CheckReport* report) {
     if (!versions.ok()) {
       report->problems.push_back(absl::StrCat("storage.postgres: ", versions.status().message()));
     } else if (versions->database > versions->build) {
-      report->problems.push_back(absl::StrCat(
-          "storage.postgres: schema version ", versions->database,
-          " was written by a newer tellonce (this build reads up to ", versions->build,
-          "); upgrade the broker"));
+      report->problems.push_back(
+          absl::StrCat("storage.postgres: schema version ", versions->database,
+                       " was written by a newer tellonce (this build reads up to ", versions->build,
+                       "); upgrade the broker"));
     } else if (versions->database < versions->build && !options.postgres.migrate_on_start) {
-      report->problems.push_back(absl::StrCat(
-          "storage.postgres: schema version ", versions->database, ", this build needs ",
-          versions->build, " and migrate_on_start is CHECK_ONLY: run tellonce-broker --config "
-          "FILE --migrate first"));
+      report->problems.push_back(
+          absl::StrCat("storage.postgres: schema version ", versions->database,
+                       ", this build needs ", versions->build,
+                       " and migrate_on_start is CHECK_ONLY: run tellonce-broker --config "
+                       "FILE --migrate first"));
     } else {
-      report->notes.push_back(absl::StrCat(
-          "storage.postgres: reachable, schema version ", versions->database,
-          versions->database < versions->build
-              ? absl::StrCat(" (migrated to ", versions->build, " at start)")
-              : std::string(" (current)")));
+      report->notes.push_back(
+          absl::StrCat("storage.postgres: reachable, schema version ", versions->database,
+                       versions->database < versions->build
+                           ? absl::StrCat(" (migrated to ", versions->build, " at start)")
+                           : std::string(" (current)")));
     }
     return;
   }
@@ -64,7 +65,8 @@ void CheckDataDirectory(const BrokerOptions& options, CheckReport* report) {
     if (std::optional<std::string> p = FolderProblem("data_dir", dir); p.has_value()) {
       report->problems.push_back(*p);
     } else {
-      report->notes.push_back(absl::StrCat("data_dir ", dir, ": absent; created (mode 0700) at "
+      report->notes.push_back(absl::StrCat("data_dir ", dir,
+                                           ": absent; created (mode 0700) at "
                                            "the first start"));
     }
     return;
@@ -104,8 +106,7 @@ void CheckDataDirectory(const BrokerOptions& options, CheckReport* report) {
     tellonce::v1::Checkpoint body;
     if (body.ParseFromString(held->body())) held_size = body.tree_size();
   }
-  absl::StatusOr<CheckpointGuard::LogState> state =
-      CheckpointGuard::ReadLogState(**db, held_size);
+  absl::StatusOr<CheckpointGuard::LogState> state = CheckpointGuard::ReadLogState(**db, held_size);
   if (!state.ok()) {
     report->problems.push_back(absl::StrCat("data_dir ", dir, ": ", state.status().message()));
     return;
@@ -114,9 +115,10 @@ void CheckDataDirectory(const BrokerOptions& options, CheckReport* report) {
                                        state->size, " access events"));
   if (absl::Status checked = (*guard)->Check(*state, dir); !checked.ok()) {
     if (options.accept_log_rollback) {
-      report->notes.push_back(absl::StrCat("with --accept-log-rollback the broker would start "
-                                           "and record: ",
-                                           checked.message()));
+      report->notes.push_back(
+          absl::StrCat("with --accept-log-rollback the broker would start "
+                       "and record: ",
+                       checked.message()));
     } else {
       report->problems.push_back(std::string(checked.message()));
     }
@@ -150,10 +152,9 @@ CheckReport CheckBroker(const BrokerOptions& options) {
   if (!tls.ok()) {
     report.problems.push_back(std::string(tls.message()));
   } else {
-    report.notes.push_back(absl::StrCat("tls: certificate ", options.tls.cert_file, " is ",
-                                        broker_id, ", verified by ", options.tls.ca_file,
-                                        ", key matches",
-                                        options.tls.crl_dir.empty() ? "" : ", CRLs current"));
+    report.notes.push_back(absl::StrCat(
+        "tls: certificate ", options.tls.cert_file, " is ", broker_id, ", verified by ",
+        options.tls.ca_file, ", key matches", options.tls.crl_dir.empty() ? "" : ", CRLs current"));
   }
 
   absl::Status signing_mode =

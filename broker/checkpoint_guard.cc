@@ -95,9 +95,10 @@ absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Load(std::stri
   bytes << in.rdbuf();
   SignedCheckpoint checkpoint;
   if (!checkpoint.ParseFromString(bytes.str()) || !Body(checkpoint).has_value()) {
-    return absl::DataLossError(absl::StrCat(
-        guard->path_, ": not a signed checkpoint (the rollback guard's file is corrupt; "
-                      "restore it from the latest backup, or remove it to start it over)"));
+    return absl::DataLossError(
+        absl::StrCat(guard->path_,
+                     ": not a signed checkpoint (the rollback guard's file is corrupt; "
+                     "restore it from the latest backup, or remove it to start it over)"));
   }
   absl::MutexLock lock(&guard->mu_);
   guard->held_ = std::move(checkpoint);
@@ -112,26 +113,30 @@ absl::Status CheckpointGuard::Check(const LogState& state, const std::string& da
       " Restore newer data (a later backup), or start once with --accept-log-rollback to go on "
       "from this data; the rollback is then recorded in the access log.";
   if (state.size < held_size) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "signed log rollback: the access log in ", data_dir, " holds ", state.size,
-        " events, behind the checkpoint the broker already signed (", DescribeCheckpoint(*held),
-        ", kept in ", path_, "). This data is older than what was signed (a restored backup?), "
-        "and serving it would fork the signed log.",
-        remedy));
+    return absl::FailedPreconditionError(
+        absl::StrCat("signed log rollback: the access log in ", data_dir, " holds ", state.size,
+                     " events, behind the checkpoint the broker already signed (",
+                     DescribeCheckpoint(*held), ", kept in ", path_,
+                     "). This data is older than what was signed (a restored backup?), "
+                     "and serving it would fork the signed log.",
+                     remedy));
   }
   if (!state.at_held_size.has_value() || RootOf(*state.at_held_size) != RootOf(*held)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "signed log fork: the access log in ", data_dir, " does not contain the checkpoint the "
-        "broker signed (", DescribeCheckpoint(*held), ", kept in ", path_,
-        "): this is not the data that checkpoint was signed over.",
-        remedy));
+    return absl::FailedPreconditionError(
+        absl::StrCat("signed log fork: the access log in ", data_dir,
+                     " does not contain the checkpoint the "
+                     "broker signed (",
+                     DescribeCheckpoint(*held), ", kept in ", path_,
+                     "): this is not the data that checkpoint was signed over.", remedy));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Open(
-    const std::string& path, const std::string& data_dir, storage::Storage* storage,
-    AccessLog* log, bool accept_rollback) {
+absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Open(const std::string& path,
+                                                                       const std::string& data_dir,
+                                                                       storage::Storage* storage,
+                                                                       AccessLog* log,
+                                                                       bool accept_rollback) {
   if (path.empty()) {
     ops::LogWarning(absl::StrCat(
         "no signed_checkpoint_file configured for ", data_dir,
@@ -156,8 +161,9 @@ absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Open(
   absl::Status checked = (*guard)->Check(*state, data_dir);
   if (checked.ok()) {
     if (accept_rollback) {
-      ops::LogInfo("--accept-log-rollback: the data is not behind the signed checkpoint; "
-                   "nothing to accept");
+      ops::LogInfo(
+          "--accept-log-rollback: the data is not behind the signed checkpoint; "
+          "nothing to accept");
     }
     return guard;
   }
@@ -174,9 +180,9 @@ absl::StatusOr<std::unique_ptr<CheckpointGuard>> CheckpointGuard::Open(
       state->latest.has_value()
           ? absl::StrCat(" and checkpoint ", DescribeCheckpoint(*state->latest))
           : std::string(" and no checkpoint");
-  const std::string what =
-      absl::StrCat("LOG_ROLLBACK: accepted by the operator (--accept-log-rollback): ",
-                   checked.message(), " Going on from ", state->size, " events", from, ".");
+  const std::string what = absl::StrCat(
+      "LOG_ROLLBACK: accepted by the operator (--accept-log-rollback): ", checked.message(),
+      " Going on from ", state->size, " events", from, ".");
   ops::LogWarning(what);
   tellonce::v1::AccessEvent event;
   *event.mutable_at() = ToProtoTime(absl::Now());
@@ -201,10 +207,9 @@ absl::Status CheckpointGuard::Record(const SignedCheckpoint& checkpoint) {
     const uint64_t held_size = SizeOf(*held_);
     const uint64_t size = SizeOf(checkpoint);
     if (size < held_size || (size == held_size && RootOf(checkpoint) != RootOf(*held_))) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path_, ": refusing to replace the signed checkpoint (",
-                       DescribeCheckpoint(*held_), ") by an older or different one (",
-                       DescribeCheckpoint(checkpoint), ")"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          path_, ": refusing to replace the signed checkpoint (", DescribeCheckpoint(*held_),
+          ") by an older or different one (", DescribeCheckpoint(checkpoint), ")"));
     }
   }
   if (absl::Status s = WriteFile(checkpoint); !s.ok()) return s;

@@ -35,8 +35,7 @@ absl::Status CheckListenAddress(const std::string& source, const std::string& ad
 absl::Status LoadPostgres(const std::string& path, const tellonce::v1::PostgresStorageConfig& pg,
                           BrokerOptions::Postgres* out) {
   auto bad = [&](const std::string& field, const std::string& why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": storage.postgres.", field, ": ", why));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": storage.postgres.", field, ": ", why));
   };
   if (pg.conninfo().empty()) return bad("conninfo", "required");
   if (pg.conninfo().find('\n') != std::string::npos) return bad("conninfo", "one line");
@@ -67,8 +66,7 @@ absl::Status LoadPostgres(const std::string& path, const tellonce::v1::PostgresS
     return bad("replica_name", "letters, digits, '.', '_' or '-', at most 64");
   }
   out->replica_name = pg.replica_name();
-  out->migrate_on_start =
-      pg.migrate_on_start() != tellonce::v1::PostgresStorageConfig::CHECK_ONLY;
+  out->migrate_on_start = pg.migrate_on_start() != tellonce::v1::PostgresStorageConfig::CHECK_ONLY;
   return absl::OkStatus();
 }
 
@@ -112,9 +110,10 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   }
 
   if (config.has_storage() && !config.data_dir().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": storage: set either data_dir (shorthand for storage { rocksdb { path } }) "
-              "or storage, not both"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path,
+                     ": storage: set either data_dir (shorthand for storage { rocksdb { path } }) "
+                     "or storage, not both"));
   }
   if (config.has_storage()) {
     switch (config.storage().backend_case()) {
@@ -147,9 +146,10 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
         }
         break;
       case tellonce::v1::StorageConfig::BACKEND_NOT_SET:
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": storage: choose a backend (storage { rocksdb { path: ... } } or "
-                  "storage { postgres { conninfo: ... } })"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path,
+                         ": storage: choose a backend (storage { rocksdb { path: ... } } or "
+                         "storage { postgres { conninfo: ... } })"));
     }
   } else {
     if (config.data_dir().empty()) return required("data_dir");
@@ -204,7 +204,8 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   if (n.initial_backoff_ms() != 0) {
     options.dispatch.initial_backoff = absl::Milliseconds(n.initial_backoff_ms());
   }
-  if (n.max_backoff_ms() != 0) options.dispatch.max_backoff = absl::Milliseconds(n.max_backoff_ms());
+  if (n.max_backoff_ms() != 0)
+    options.dispatch.max_backoff = absl::Milliseconds(n.max_backoff_ms());
   if (n.window() != 0) {
     if (n.window() > 1024) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": notifications.window: at most 1024"));
@@ -255,19 +256,18 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     return absl::OkStatus();
   };
   RateLimitOptions& rl = options.rate_limits;
-  if (absl::Status s = rate_limit(config.rate_limits().publish(), "publish",
-                                  &rl.publish_per_second, &rl.publish_burst);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = rate_limit(config.rate_limits().grant(), "grant", &rl.grant_per_second,
-                                  &rl.grant_burst);
+  if (absl::Status s = rate_limit(config.rate_limits().publish(), "publish", &rl.publish_per_second,
+                                  &rl.publish_burst);
       !s.ok()) {
     return s;
   }
   if (absl::Status s =
-          rate_limit(config.rate_limits().fresh_checkpoint(), "fresh_checkpoint",
-                     &rl.fresh_checkpoint_per_second, &rl.fresh_checkpoint_burst);
+          rate_limit(config.rate_limits().grant(), "grant", &rl.grant_per_second, &rl.grant_burst);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = rate_limit(config.rate_limits().fresh_checkpoint(), "fresh_checkpoint",
+                                  &rl.fresh_checkpoint_per_second, &rl.fresh_checkpoint_burst);
       !s.ok()) {
     return s;
   }
@@ -275,7 +275,8 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   if (exchange.default_deadline_ms() != 0) {
     options.exchange_default_deadline = absl::Milliseconds(exchange.default_deadline_ms());
   }
-  if (exchange.max_value_bytes() != 0) options.exchange_max_value_bytes = exchange.max_value_bytes();
+  if (exchange.max_value_bytes() != 0)
+    options.exchange_max_value_bytes = exchange.max_value_bytes();
   if (exchange.max_attributes_per_request() != 0) {
     if (exchange.max_attributes_per_request() > 1024) {
       return absl::InvalidArgumentError(
@@ -425,8 +426,9 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   // own, or the broker does not start (broker/README.md, "Keys").
   if (config.signing().key_file().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": signing.key_file: required (the receipt and checkpoint signing key, separate "
-              "from tls.key_file; make-dev-pki writes signing/broker-signing.key)"));
+        path,
+        ": signing.key_file: required (the receipt and checkpoint signing key, separate "
+        "from tls.key_file; make-dev-pki writes signing/broker-signing.key)"));
   }
   if (config.signing().key_id().empty()) return required("signing.key_id");
   if (absl::Status s = certs::CheckKeyId(config.signing().key_id()); !s.ok()) {

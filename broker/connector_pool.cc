@@ -60,8 +60,7 @@ ConnectorPool::ConnectorPool(Options options) : options_(std::move(options)) {
         {"provider", "code"});
     call_seconds_family_ = &options_.metrics->AddHistogram(
         "tellonce_connector_call_duration_seconds",
-        "Latency of calls to agency connectors, by provider.", {"provider"},
-        ops::LatencyBuckets());
+        "Latency of calls to agency connectors, by provider.", {"provider"}, ops::LatencyBuckets());
     circuit_open_family_ = &options_.metrics->AddGauge(
         "tellonce_connector_circuit_open",
         "1 while the circuit breaker of a provider's connector is open or half-open (calls "
@@ -96,7 +95,8 @@ void ConnectorPool::CallEnded(Connector& c, const grpc::Status& status, absl::Ti
     }
   } else if (c.down.load(std::memory_order_relaxed) &&
              c.down.exchange(false, std::memory_order_relaxed)) {
-    ops::LogInfo("connector reachable again", {{"provider", c.agency_id}, {"endpoint", c.endpoint}});
+    ops::LogInfo("connector reachable again",
+                 {{"provider", c.agency_id}, {"endpoint", c.endpoint}});
   }
 }
 
@@ -118,7 +118,8 @@ absl::StatusOr<ConnectorPool::Connector*> ConnectorPool::ConnectorFor(
           : certs::MakeChannelCredentials(options_.tls, agency_spiffe_id);
   if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
-  const int backoff_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.max_reconnect_backoff));
+  const int backoff_ms =
+      static_cast<int>(absl::ToInt64Milliseconds(options_.max_reconnect_backoff));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(100, backoff_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
   // gRPC uses the "minimum reconnect back-off" as the minimum time a connection
@@ -153,11 +154,12 @@ absl::StatusOr<ConnectorPool::Connector*> ConnectorPool::ConnectorFor(
     // probes in between are DEBUG.
     const std::string provider = c->agency_id;
     if (from == CircuitBreaker::State::kClosed) {
-      ops::LogWarning("circuit breaker open: calls to the provider fail at once until a probe "
-                      "succeeds",
-                      {{"provider", provider},
-                       {"failures_in_a_row", absl::StrCat(threshold)},
-                       {"cool_down", absl::FormatDuration(cool_down)}});
+      ops::LogWarning(
+          "circuit breaker open: calls to the provider fail at once until a probe "
+          "succeeds",
+          {{"provider", provider},
+           {"failures_in_a_row", absl::StrCat(threshold)},
+           {"cool_down", absl::FormatDuration(cool_down)}});
     } else if (to == CircuitBreaker::State::kClosed) {
       ops::LogInfo("circuit breaker closed: the provider answers again", {{"provider", provider}});
     } else {
@@ -168,8 +170,8 @@ absl::StatusOr<ConnectorPool::Connector*> ConnectorPool::ConnectorFor(
     }
   };
   connector->breaker = std::make_unique<CircuitBreaker>(std::move(breaker));
-  connector->stub = std::shared_ptr<tellonce::v1::ConnectorService::Stub>(
-      tellonce::v1::ConnectorService::NewStub(
+  connector->stub =
+      std::shared_ptr<tellonce::v1::ConnectorService::Stub>(tellonce::v1::ConnectorService::NewStub(
           grpc::CreateCustomChannel(endpoint, *credentials, args)));
   Connector* made = connector.get();
   if (it == entries_.end()) {
@@ -341,7 +343,8 @@ void ConnectorPool::Send(Connector& c, Batch batch) {
           // Not a connector of this SDK: one call per fetch, now and from now on.
           c.batch_unsupported.store(true, std::memory_order_relaxed);
           for (size_t i = 0; i < batch.fetches.size(); ++i) {
-            batch.fetches[i].request = std::move(*call->request.mutable_requests(static_cast<int>(i)));
+            batch.fetches[i].request =
+                std::move(*call->request.mutable_requests(static_cast<int>(i)));
           }
           call.reset();
           SendSingly(c, std::move(batch), /*holds_slot=*/true);

@@ -19,9 +19,9 @@
 #include "certs/tls.h"
 #include "certs/tls_watch.h"
 #include "consent/directory.h"
-#include "ops/metrics.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/support/status.h"
+#include "ops/metrics.h"
 #include "tellonce/v1/connector.grpc.pb.h"
 
 namespace tellonce::broker {
@@ -114,8 +114,9 @@ class ConnectorPool {
   // error FetchAttributes would have failed with (UNAVAILABLE when the agency has no
   // connector or cannot be reached, DEADLINE_EXCEEDED at `deadline`, the connector's
   // own error for this request), or UNAVAILABLE with kRefusedByBroker details at once
-  // when the connector's breaker is open or max_fetches_per_provider are outstanding. `done` runs on a gRPC thread, or on the caller's when
-  // the fetch fails at once; it must not block. Thread-safe.
+  // when the connector's breaker is open or max_fetches_per_provider are outstanding. `done` runs
+  // on a gRPC thread, or on the caller's when the fetch fails at once; it must not block.
+  // Thread-safe.
   using FetchDone =
       absl::AnyInvocable<void(const grpc::Status&, tellonce::v1::FetchAttributesResponse)>;
   void Fetch(const consent::Directory& directory, const std::string& agency_id,
@@ -125,8 +126,7 @@ class ConnectorPool {
   const Counters& counters() const { return counters_; }
 
   // The breaker state of `agency_id`'s connector; kClosed when it has none yet.
-  CircuitBreaker::State BreakerState(const std::string& agency_id) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  CircuitBreaker::State BreakerState(const std::string& agency_id) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Pending {

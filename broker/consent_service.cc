@@ -6,9 +6,7 @@
 #include "proto/grpc_status.h"
 
 namespace tellonce::broker {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 absl::StatusOr<std::string> ConsentServiceImpl::AuthorizePortal(
     const grpc::CallbackServerContext& context) const {

@@ -33,8 +33,7 @@ absl::Status ValidateRetryDeliveries(const tellonce::v1::RetryDeliveriesRequest&
 class DeliveryAdmin {
  public:
   // `outbox` is not owned and must outlive this.
-  DeliveryAdmin(Outbox* outbox, consent::RequestLimits limits)
-      : outbox_(outbox), limits_(limits) {}
+  DeliveryAdmin(Outbox* outbox, consent::RequestLimits limits) : outbox_(outbox), limits_(limits) {}
 
   // One page of stored deliveries, oldest first. PERMISSION_DENIED
   // "DeliveryAdminService requires the admin role" for another agency; INVALID_ARGUMENT

@@ -160,8 +160,7 @@ constexpr int kMaxSpendRounds = 4;
 
 void Exchange::GetAttributes(const std::string& consumer,
                              const tellonce::v1::GetAttributesRequest& request, absl::Time deadline,
-                             Done done,
-                             std::shared_ptr<const consent::Directory> directory) {
+                             Done done, std::shared_ptr<const consent::Directory> directory) {
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
   if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= options_.max_in_flight) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
@@ -384,8 +383,8 @@ void Exchange::FetchFromProviders(std::shared_ptr<Call> call) {
 
     connectors_->Fetch(
         *call->directory, provider, std::move(request), provider_deadline,
-        [this, call, indexes = std::move(indexes)](
-            const grpc::Status& status, tellonce::v1::FetchAttributesResponse response) {
+        [this, call, indexes = std::move(indexes)](const grpc::Status& status,
+                                                   tellonce::v1::FetchAttributesResponse response) {
           if (TakeAnswer(*call, indexes, status, std::move(response))) RecordAndAnswer(call);
         });
   }

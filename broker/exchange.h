@@ -129,8 +129,8 @@ std::vector<AnswerRejection> TakeProviderAnswer(
 class Exchange {
  public:
   // None owned; all must outlive the Exchange.
-  Exchange(const consent::DirectoryHolder* directory, consent::ConsentStore* store,
-           AccessLog* log, ConnectorPool* connectors, ExchangeOptions options)
+  Exchange(const consent::DirectoryHolder* directory, consent::ConsentStore* store, AccessLog* log,
+           ConnectorPool* connectors, ExchangeOptions options)
       : directory_(directory),
         store_(store),
         log_(log),
@@ -149,9 +149,9 @@ class Exchange {
   // or the access log could not be read or written (then no value is returned).
   // `directory` is the snapshot the caller authorized `consumer` against (null: the
   // current one), so that one request sees one directory throughout.
-  void GetAttributes(const std::string& consumer,
-                     const tellonce::v1::GetAttributesRequest& request, absl::Time deadline,
-                     Done done, std::shared_ptr<const consent::Directory> directory = nullptr);
+  void GetAttributes(const std::string& consumer, const tellonce::v1::GetAttributesRequest& request,
+                     absl::Time deadline, Done done,
+                     std::shared_ptr<const consent::Directory> directory = nullptr);
 
   const ExchangeCounters& counters() const { return counters_; }
 

@@ -17,9 +17,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <string_view>
 #include <vector>
-#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -65,8 +65,8 @@ std::string Usage() {
       "[--port-file FILE] [--admin-port-file FILE]\n"
       "       tellonce-broker --config FILE --migrate\n"
       "       tellonce-broker --check-directory FILE\n",
-                      tellonce::ops::FlagHelp(FlagTable()),
-                      "Exit codes: 0 clean stop, 1 start-up error, 2 usage error.\n");
+      tellonce::ops::FlagHelp(FlagTable()),
+      "Exit codes: 0 clean stop, 1 start-up error, 2 usage error.\n");
 }
 
 struct Flags {

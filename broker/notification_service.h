@@ -31,8 +31,7 @@ class NotificationServiceImpl final : public tellonce::v1::NotificationService::
 
 // DeliveryAdminService over gRPC's callback API. Thin: the caller's agency id from its
 // certificate, then the DeliveryAdmin core (the admin role and the request checks).
-class DeliveryAdminServiceImpl final
-    : public tellonce::v1::DeliveryAdminService::CallbackService {
+class DeliveryAdminServiceImpl final : public tellonce::v1::DeliveryAdminService::CallbackService {
  public:
   // Not owned; both must outlive the service. `limits` bounds the pages
   // (limits.max_page_size).
@@ -40,9 +39,9 @@ class DeliveryAdminServiceImpl final
                            consent::RequestLimits limits = {})
       : directory_(directory), admin_(outbox, limits) {}
 
-  grpc::ServerUnaryReactor* ListDeliveries(
-      grpc::CallbackServerContext* context, const tellonce::v1::ListDeliveriesRequest* request,
-      tellonce::v1::ListDeliveriesResponse* response) override;
+  grpc::ServerUnaryReactor* ListDeliveries(grpc::CallbackServerContext* context,
+                                           const tellonce::v1::ListDeliveriesRequest* request,
+                                           tellonce::v1::ListDeliveriesResponse* response) override;
   grpc::ServerUnaryReactor* RetryDeliveries(
       grpc::CallbackServerContext* context, const tellonce::v1::RetryDeliveriesRequest* request,
       tellonce::v1::RetryDeliveriesResponse* response) override;

@@ -7,8 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "broker/access_log.h"
-#include "ops/log.h"
 #include "grpcpp/client_context.h"
+#include "ops/log.h"
 #include "proto/time.h"
 
 namespace tellonce::broker {
@@ -492,18 +492,17 @@ absl::StatusOr<tellonce::v1::ListDeliveriesResponse> Outbox::List(const std::str
     return absl::InvalidArgumentError("page_token: malformed");
   }
   tellonce::v1::ListDeliveriesResponse response;
-  absl::Status scanned =
-      store_->Scan(page_token.empty() ? 0 : after + 1, [&](Delivery& d) {
-        if (response.deliveries_size() >= page_size) {
-          // One stored delivery beyond the page: there may be more.
-          response.set_next_page_token(response.deliveries().rbegin()->delivery_id());
-          return false;
-        }
-        if (!subscriber.empty() && d.subscriber() != subscriber) return true;
-        if (state != Delivery::STATE_UNSPECIFIED && d.state() != state) return true;
-        *response.add_deliveries() = std::move(d);
-        return true;
-      });
+  absl::Status scanned = store_->Scan(page_token.empty() ? 0 : after + 1, [&](Delivery& d) {
+    if (response.deliveries_size() >= page_size) {
+      // One stored delivery beyond the page: there may be more.
+      response.set_next_page_token(response.deliveries().rbegin()->delivery_id());
+      return false;
+    }
+    if (!subscriber.empty() && d.subscriber() != subscriber) return true;
+    if (state != Delivery::STATE_UNSPECIFIED && d.state() != state) return true;
+    *response.add_deliveries() = std::move(d);
+    return true;
+  });
   if (!scanned.ok()) return scanned;
   return response;
 }

@@ -80,16 +80,16 @@ class Outbox {
   // access events that record them, and passes them to Enqueue once durable.
   static std::vector<tellonce::v1::Delivery> NewDeliveries(
       const tellonce::v1::ChangeEvent& event,
-      const std::vector<std::pair<std::string, tellonce::v1::Basis>>& subscribers,
-      absl::Time now);
+      const std::vector<std::pair<std::string, tellonce::v1::Basis>>& subscribers, absl::Time now);
   // Hands durable deliveries to the dispatcher. Never blocks for long.
   void Enqueue(std::vector<tellonce::v1::Delivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stored deliveries, oldest first, filtered by subscriber (when non-empty) and state
   // (when not STATE_UNSPECIFIED). `page_token` is a previous next_page_token.
-  absl::StatusOr<tellonce::v1::ListDeliveriesResponse> List(
-      const std::string& subscriber, tellonce::v1::Delivery::State state, int page_size,
-      const std::string& page_token);
+  absl::StatusOr<tellonce::v1::ListDeliveriesResponse> List(const std::string& subscriber,
+                                                            tellonce::v1::Delivery::State state,
+                                                            int page_size,
+                                                            const std::string& page_token);
 
   // Re-queues DEAD deliveries (the ids given, or all of `subscriber`, or all) with a
   // fresh attempt count, in one synced write; returns how many. NOT_FOUND for an id

@@ -7,8 +7,8 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "consent/access_decision.h"
 #include "certs/sha256.h"
+#include "consent/access_decision.h"
 #include "proto/identifiers.h"
 #include "proto/serialize.h"
 #include "proto/time.h"

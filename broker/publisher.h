@@ -39,11 +39,7 @@ class ChangePublisher {
   // None owned; all must outlive the publisher.
   ChangePublisher(const consent::DirectoryHolder* directory, consent::ConsentStore* store,
                   storage::Storage* storage, Outbox* outbox, consent::RequestLimits limits)
-      : directory_(directory),
-        store_(store),
-        storage_(storage),
-        outbox_(outbox),
-        limits_(limits) {}
+      : directory_(directory), store_(store), storage_(storage), outbox_(outbox), limits_(limits) {}
 
   using Done = absl::AnyInvocable<void(absl::StatusOr<tellonce::v1::PublishChangeResponse>)>;
   // `provider` is the caller, already authorized with the provider role. `done` runs

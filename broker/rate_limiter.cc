@@ -54,10 +54,9 @@ absl::Status RateLimiter::Admit(const std::string& agency) {
   }
   if (!refused) return absl::OkStatus();
   if (refusals_ != nullptr) refusals_->With({agency, what_}).Add();
-  return absl::ResourceExhaustedError(absl::StrCat("rate limit: ", what_, " for agency ", agency,
-                                                   ": at most ",
-                                                   absl::StrFormat("%g", options_.per_second),
-                                                   " per second"));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("rate limit: ", what_, " for agency ", agency, ": at most ",
+                   absl::StrFormat("%g", options_.per_second), " per second"));
 }
 
 }  // namespace tellonce::broker

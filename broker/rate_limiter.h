@@ -42,8 +42,7 @@ class RateLimiter {
   // "fresh_checkpoint"). `refusals`, when given, is a family labelled {agency, what}
   // (tellonce_rate_limited_total) that counts each refusal; not owned, must outlive
   // this limiter.
-  RateLimiter(std::string what, Options options,
-              ops::Family<ops::Counter>* refusals = nullptr);
+  RateLimiter(std::string what, Options options, ops::Family<ops::Counter>* refusals = nullptr);
 
   // Takes one token from `agency`'s bucket: OK, or RESOURCE_EXHAUSTED
   // "rate limit: <what> for agency <agency>: at most N per second" (nothing taken).

@@ -35,16 +35,14 @@ uint32_t ExportBytes(uint32_t max_bytes) {
   return max_bytes == 0 ? kDefaultExportBytes : std::min(max_bytes, kMaxExportBytes);
 }
 
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TransparencyLog>> TransparencyLog::Start(storage::Storage* storage,
                                                                         AccessLog* log,
                                                                         certs::SigningKey key,
                                                                         Options options) {
-  std::unique_ptr<TransparencyLog> t(
-      new TransparencyLog(&storage->tree(), &storage->access_events(), log, std::move(key),
-                          std::move(options)));
+  std::unique_ptr<TransparencyLog> t(new TransparencyLog(
+      &storage->tree(), &storage->access_events(), log, std::move(key), std::move(options)));
   absl::StatusOr<uint64_t> stored_size = t->tree_->TreeSize();
   if (!stored_size.ok()) return stored_size.status();
   const uint64_t size = *stored_size;
@@ -155,13 +153,11 @@ void TransparencyLog::Run() {
       auto urgent = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stop_ || (!waiters_.empty() && !held_until_.has_value());
       };
-      auto ready = [this, &urgent]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return notified_ || urgent();
-      };
+      auto ready = [this, &urgent]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return notified_ || urgent(); };
       const absl::Duration timeout =
           held_until_.has_value()
-              ? std::clamp(*held_until_ - absl::Now(), absl::ZeroDuration(),
-                           options_.poll_interval)
+              ? std::clamp(*held_until_ - absl::Now(), absl::ZeroDuration(), options_.poll_interval)
               : options_.poll_interval;
       mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
       if (stop_) return;
@@ -229,13 +225,11 @@ void TransparencyLog::Run() {
         }
       }
       waiters_.swap(waiting);
-      if (!fresh_allowed &&
-          std::any_of(waiters_.begin(), waiters_.end(),
-                      [size](const Waiter& w) { return w.size <= size; })) {
+      if (!fresh_allowed && std::any_of(waiters_.begin(), waiters_.end(),
+                                        [size](const Waiter& w) { return w.size <= size; })) {
         held_until_ = last_signed_ + options_.fresh_interval;
       }
-      sign = sequencer_ &&
-             (!ready.empty() || !have_latest || (latest.tree_size() != size && due));
+      sign = sequencer_ && (!ready.empty() || !have_latest || (latest.tree_size() != size && due));
       if (!sequencer_ && !waiters_.empty()) {
         // The sequencer signs; look for its checkpoint at the next poll.
         held_until_ = now + std::min(options_.poll_interval, options_.fresh_interval);
@@ -245,7 +239,8 @@ void TransparencyLog::Run() {
     if (!sign) continue;
     absl::StatusOr<tellonce::v1::SignedCheckpoint> checkpoint = Sign();
     if (!checkpoint.ok()) {
-      ops::LogWarning(absl::StrCat("signing a checkpoint failed: ", checkpoint.status().ToString()));
+      ops::LogWarning(
+          absl::StrCat("signing a checkpoint failed: ", checkpoint.status().ToString()));
     }
     for (Waiter& w : ready) w.done(checkpoint);
   }

@@ -33,8 +33,8 @@ namespace tellonce::broker {
 // size and catches up. Only the sequencer (TreeStore::AcquireSequencer; with RocksDB,
 // always this process) extends the tree and signs. A checkpoint (tree size, root, time)
 // is signed with the broker's key every `checkpoint_interval` while the log grows and
-// when a fresh one is asked for, stored durably, at most one per size. Fresh requests are coalesced:
-// a request the latest checkpoint already covers (every event durable when it was made)
+// when a fresh one is asked for, stored durably, at most one per size. Fresh requests are
+// coalesced: a request the latest checkpoint already covers (every event durable when it was made)
 // gets that one at once; the others wait, all together, for the next signature, and no
 // more than one is signed per `fresh_interval`, so a flood of requests costs at most one
 // synced signature per interval.
@@ -112,19 +112,18 @@ class TransparencyLog {
   // `consumer`, within [from, to) (InfinitePast/InfiniteFuture for open ends).
   // `page_token` is a previous next_page_token or empty; INVALID_ARGUMENT when malformed.
   absl::StatusOr<tellonce::v1::ListAccessEventsResponse> List(
-      const std::string& citizen_id, const std::optional<std::string>& consumer,
-      absl::Time from, absl::Time to, int page_size, const std::string& page_token);
+      const std::string& citizen_id, const std::optional<std::string>& consumer, absl::Time from,
+      absl::Time to, int page_size, const std::string& page_token);
 
   // Hashed events from `start`, with their stored leaf hashes: up to `max_events`
   // (0: 1000, at most 10000) and `max_bytes` of events (0: 1 MiB, at most 3 MiB), but at
   // least one when there is one. Checkpoints are not included (ExportCheckpoints).
-  absl::StatusOr<tellonce::v1::ExportAccessLogResponse> Export(uint64_t start,
-                                                               uint32_t max_events,
+  absl::StatusOr<tellonce::v1::ExportAccessLogResponse> Export(uint64_t start, uint32_t max_events,
                                                                uint32_t max_bytes = 0);
   // Stored checkpoints of trees of at least `start_size` events, by size, up to
   // `max_bytes` (0: 1 MiB, at most 3 MiB) but at least one when there is one.
   absl::StatusOr<tellonce::v1::ExportCheckpointsResponse> ExportCheckpoints(uint64_t start_size,
-                                                                           uint32_t max_bytes);
+                                                                            uint32_t max_bytes);
 
   // Every stored checkpoint, oldest first.
   absl::StatusOr<std::vector<tellonce::v1::SignedCheckpoint>> Checkpoints();

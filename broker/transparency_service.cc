@@ -85,8 +85,7 @@ grpc::ServerUnaryReactor* TransparencyServiceImpl::ExportAccessLog(
     tellonce::v1::ExportAccessLogResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::shared_ptr<const consent::Directory> directory = directory_->Current();
-  absl::StatusOr<std::string> agency =
-      AuthenticateAgency(*context, *directory, "ExportAccessLog");
+  absl::StatusOr<std::string> agency = AuthenticateAgency(*context, *directory, "ExportAccessLog");
   if (!agency.ok()) {
     reactor->Finish(ToGrpcStatus(agency.status()));
     return reactor;

@@ -31,8 +31,7 @@ class TransparencyServiceImpl final : public tellonce::v1::TransparencyService::
       grpc::CallbackServerContext* context, const tellonce::v1::GetInclusionProofRequest* request,
       tellonce::v1::GetInclusionProofResponse* response) override;
   grpc::ServerUnaryReactor* GetConsistencyProof(
-      grpc::CallbackServerContext* context,
-      const tellonce::v1::GetConsistencyProofRequest* request,
+      grpc::CallbackServerContext* context, const tellonce::v1::GetConsistencyProofRequest* request,
       tellonce::v1::GetConsistencyProofResponse* response) override;
   grpc::ServerUnaryReactor* ExportAccessLog(
       grpc::CallbackServerContext* context, const tellonce::v1::ExportAccessLogRequest* request,

@@ -119,9 +119,9 @@ bool VerifySha256(EVP_PKEY* key, std::string_view data, std::string_view signatu
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   if (ctx == nullptr) return false;
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1) return false;
-  const int ok = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                                  signature.size(),
-                                  reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  const int ok = EVP_DigestVerify(
+      ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+      reinterpret_cast<const unsigned char*>(data.data()), data.size());
   ERR_clear_error();
   return ok == 1;
 }
@@ -130,11 +130,10 @@ bool VerifySha256(EVP_PKEY* key, std::string_view data, std::string_view signatu
 std::optional<std::string> JoseToDer(std::string_view jose) {
   if (jose.size() != 2 * kP256CoordinateBytes) return std::nullopt;
   std::unique_ptr<ECDSA_SIG, EcdsaSigFree> sig(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(jose.data()), kP256CoordinateBytes,
-                        nullptr);
-  BIGNUM* s = BN_bin2bn(
-      reinterpret_cast<const unsigned char*>(jose.data() + kP256CoordinateBytes),
-      kP256CoordinateBytes, nullptr);
+  BIGNUM* r =
+      BN_bin2bn(reinterpret_cast<const unsigned char*>(jose.data()), kP256CoordinateBytes, nullptr);
+  BIGNUM* s = BN_bin2bn(reinterpret_cast<const unsigned char*>(jose.data() + kP256CoordinateBytes),
+                        kP256CoordinateBytes, nullptr);
   if (sig == nullptr || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
     BN_free(r);
     BN_free(s);
@@ -163,13 +162,15 @@ PkeyPtr EcPublicKey(std::string_view x, std::string_view y) {
   point.append(y);
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
   if (bld == nullptr ||
-      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1 ||
+      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) !=
+          1 ||
       OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                        point.size()) != 1) {
     return nullptr;
   }
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   EVP_PKEY* key = nullptr;
   if (params == nullptr || ctx == nullptr || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
@@ -178,7 +179,8 @@ PkeyPtr EcPublicKey(std::string_view x, std::string_view y) {
   }
   PkeyPtr owned(key);
   // fromdata does not check that the point is on the curve.
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(
+      EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
   if (check == nullptr || EVP_PKEY_public_check(check.get()) != 1) {
     ERR_clear_error();
     return nullptr;
@@ -198,7 +200,8 @@ PkeyPtr RsaPublicKey(std::string_view n, std::string_view e) {
     return nullptr;
   }
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
   EVP_PKEY* key = nullptr;
   if (params == nullptr || ctx == nullptr || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
@@ -301,7 +304,7 @@ std::optional<std::string> Base64UrlDecode(std::string_view text) {
 // Jwks
 
 struct Jwks::Key {
-  JwsAlgorithm algorithm;  // what the key type supports
+  JwsAlgorithm algorithm;         // what the key type supports
   bool algorithm_pinned = false;  // the JWK named "alg"
   std::shared_ptr<EVP_PKEY> pkey;
 };
@@ -560,7 +563,7 @@ std::string ToJson(const Struct& object) {
 }  // namespace
 
 absl::StatusOr<CitizenAssertionSigner> CitizenAssertionSigner::FromPem(std::string_view pem,
-                                                                        std::string kid) {
+                                                                       std::string kid) {
   if (kid.empty()) return absl::InvalidArgumentError("kid: required");
   internal::BioPtr bio = internal::MemBio(pem);
   EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, internal::NoPassphrase, nullptr);
@@ -578,7 +581,7 @@ absl::StatusOr<CitizenAssertionSigner> CitizenAssertionSigner::FromPem(std::stri
 }
 
 absl::StatusOr<CitizenAssertionSigner> CitizenAssertionSigner::FromPemFile(const std::string& path,
-                                                                            std::string kid) {
+                                                                           std::string kid) {
   absl::StatusOr<std::string> pem = ReadSmallFile(path, 64 * 1024);
   if (!pem.ok()) return pem.status();
   if (kid.empty()) {

@@ -1,6 +1,4 @@
 #include "certs/identity.h"
-#include "certs/openssl_handles.h"
-#include "certs/sha256.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -17,6 +15,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "certs/openssl_handles.h"
+#include "certs/sha256.h"
 #include "grpc/grpc_security_constants.h"
 #include "proto/identifiers.h"
 

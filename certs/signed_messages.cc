@@ -56,8 +56,8 @@ absl::StatusOr<tellonce::v1::ConsentReceipt> SignReceipt(const tellonce::v1::Rec
   return receipt;
 }
 
-absl::StatusOr<tellonce::v1::SignedCheckpoint> SignCheckpoint(
-    const tellonce::v1::Checkpoint& body, const SigningKey& key) {
+absl::StatusOr<tellonce::v1::SignedCheckpoint> SignCheckpoint(const tellonce::v1::Checkpoint& body,
+                                                              const SigningKey& key) {
   absl::StatusOr<Signed> s = SignBody(SignedKind::kCheckpoint, body, key);
   if (!s.ok()) return s.status();
   tellonce::v1::SignedCheckpoint checkpoint;
@@ -68,8 +68,8 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> SignCheckpoint(
   return checkpoint;
 }
 
-absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(
-    const tellonce::v1::ConsentReceipt& receipt, const VerifyingKeySet& keys) {
+absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(const tellonce::v1::ConsentReceipt& receipt,
+                                                        const VerifyingKeySet& keys) {
   tellonce::v1::ReceiptBody body;
   absl::Status s = VerifyBody(
       receipt.signature_algorithm(), receipt.body(),
@@ -82,8 +82,8 @@ absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(
   return body;
 }
 
-absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(
-    const tellonce::v1::ConsentReceipt& receipt, const VerifyingKey& key) {
+absl::StatusOr<tellonce::v1::ReceiptBody> VerifyReceipt(const tellonce::v1::ConsentReceipt& receipt,
+                                                        const VerifyingKey& key) {
   tellonce::v1::ReceiptBody body;
   absl::Status s = VerifyBody(
       receipt.signature_algorithm(), receipt.body(),

@@ -1,7 +1,4 @@
 #include "certs/signing.h"
-#include "certs/openssl_handles.h"
-
-#include "proto/textproto.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -20,6 +17,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "certs/openssl_handles.h"
+#include "proto/textproto.h"
 
 namespace tellonce::certs {
 namespace {
@@ -28,9 +27,6 @@ using namespace ::tellonce::certs::internal;  // NOLINT: OpenSSL handles
 
 // OpenSSL's name of NIST P-256.
 constexpr std::string_view kP256GroupName = "prime256v1";
-
-
-
 
 // OK when `key` is an EC key on P-256; `what` names the input in the error.
 absl::Status CheckP256(EVP_PKEY* key, absl::string_view what) {

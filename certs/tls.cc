@@ -74,8 +74,8 @@ absl::Status CheckTlsFiles(const TlsPaths& paths, std::string_view expected_spif
   }
   if (id->ToString() != expected_spiffe_id) {
     return absl::InvalidArgumentError(absl::StrCat("tls.cert_file ", paths.cert_file,
-                                                   ": URI SAN is ", id->ToString(),
-                                                   ", expected ", std::string(expected_spiffe_id)));
+                                                   ": URI SAN is ", id->ToString(), ", expected ",
+                                                   std::string(expected_spiffe_id)));
   }
   return absl::OkStatus();
 }
@@ -121,7 +121,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
     if (!paths.crl_dir.empty()) options.set_crl_directory(paths.crl_dir);
   } else {
     options.set_certificate_verifier(ExternalCertificateVerifier::Create<PeerCertificateCheck>(
-        FixedCrls(material->crls), expected_server_spiffe_id, "client", PeerCertificateCheck::PeerFilter(), server_pins));
+        FixedCrls(material->crls), expected_server_spiffe_id, "client",
+        PeerCertificateCheck::PeerFilter(), server_pins));
     options.set_check_call_host(false);
   }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::experimental::TlsCredentials(options);

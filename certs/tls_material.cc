@@ -1,5 +1,4 @@
 #include "certs/tls_material.h"
-#include "certs/identity.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -21,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "certs/identity.h"
 #include "proto/textproto.h"
 
 namespace tellonce::certs::internal {
@@ -137,8 +137,8 @@ absl::StatusOr<std::shared_ptr<const CrlSet>> LoadCrlDir(const TlsPaths& paths,
       return absl::InvalidArgumentError(absl::StrCat(FieldAndPath("crl_dir", crl_path),
                                                      ": CRL expired on ", TimeString(next_update)));
     }
-    set->crls.push_back(
-        Crl{.path = crl_path, .issuer = subject, .crl = std::move(crl), .next_update = next_update});
+    set->crls.push_back(Crl{
+        .path = crl_path, .issuer = subject, .crl = std::move(crl), .next_update = next_update});
   }
   return std::shared_ptr<const CrlSet>(std::move(set));
 }
@@ -161,8 +161,7 @@ absl::Status VerifyChain(const TlsMaterial& m, const TlsPaths& paths) {
   absl::StatusOr<std::vector<X509Ptr>> chain =
       ParseCertificates("cert_file", paths.cert_file, m.cert_pem);
   if (!chain.ok()) return chain.status();
-  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(),
-                                                                 X509_STORE_free);
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
   auto free_stack = [](STACK_OF(X509) * stack) { sk_X509_free(stack); };
   std::unique_ptr<STACK_OF(X509), decltype(free_stack)> intermediates(sk_X509_new_null(),
                                                                       free_stack);
@@ -173,17 +172,16 @@ absl::Status VerifyChain(const TlsMaterial& m, const TlsPaths& paths) {
   }
   for (const X509Ptr& ca : *cas) X509_STORE_add_cert(store.get(), ca.get());
   for (size_t i = 1; i < chain->size(); ++i) sk_X509_push(intermediates.get(), (*chain)[i].get());
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), chain->front().get(), intermediates.get()) !=
-      1) {
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), chain->front().get(), intermediates.get()) != 1) {
     return absl::InternalError("OpenSSL: X509_STORE_CTX_init failed");
   }
   const bool verified = X509_verify_cert(ctx.get()) == 1;
   const int error = X509_STORE_CTX_get_error(ctx.get());
   ERR_clear_error();
   if (!verified) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(FieldAndPath("cert_file", paths.cert_file), ": not verified by tls.ca_file ",
-                     paths.ca_file, ": ", X509_verify_cert_error_string(error)));
+    return absl::InvalidArgumentError(absl::StrCat(FieldAndPath("cert_file", paths.cert_file),
+                                                   ": not verified by tls.ca_file ", paths.ca_file,
+                                                   ": ", X509_verify_cert_error_string(error)));
   }
   return absl::OkStatus();
 }
@@ -234,8 +232,7 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsPaths& paths, bool allow_ex
   m.cert_serial = SerialHex(chain->front().get());
 
   if (!paths.crl_dir.empty()) {
-    absl::StatusOr<std::shared_ptr<const CrlSet>> crls =
-        LoadCrlDir(paths, *cas, allow_expired_crl);
+    absl::StatusOr<std::shared_ptr<const CrlSet>> crls = LoadCrlDir(paths, *cas, allow_expired_crl);
     if (!crls.ok()) return crls.status();
     m.crls = *std::move(crls);
   }
@@ -264,15 +261,13 @@ absl::Status CheckRevocation(const CrlSet& crls, absl::string_view chain_pem, ab
           absl::StrCat("no CRL of issuer ", issuer, " (revocation cannot be checked)"));
     }
     if (found->next_update < now) {
-      return absl::UnauthenticatedError(absl::StrCat("CRL ", found->path, " of ", issuer,
-                                                     " expired at ",
-                                                     TimeString(found->next_update)));
+      return absl::UnauthenticatedError(absl::StrCat(
+          "CRL ", found->path, " of ", issuer, " expired at ", TimeString(found->next_update)));
     }
     X509_REVOKED* revoked = nullptr;
     if (X509_CRL_get0_by_cert(found->crl.get(), &revoked, cert.get()) == 1) {
-      return absl::UnauthenticatedError(absl::StrCat("certificate serial ",
-                                                     SerialHex(cert.get()), " revoked by CRL ",
-                                                     found->path));
+      return absl::UnauthenticatedError(absl::StrCat("certificate serial ", SerialHex(cert.get()),
+                                                     " revoked by CRL ", found->path));
     }
   }
   return absl::OkStatus();
@@ -296,8 +291,8 @@ bool PeerCertificateCheck::Verify(TlsCustomVerificationCheckRequest* request,
   absl::Status result;
   if (!expected_.empty()) {
     if (uris.size() != 1) {
-      result = absl::UnauthenticatedError(absl::StrCat("peer certificate has ", uris.size(),
-                                                       " URI SANs, expected exactly one"));
+      result = absl::UnauthenticatedError(
+          absl::StrCat("peer certificate has ", uris.size(), " URI SANs, expected exactly one"));
     } else if (peer != expected_) {
       result = absl::UnauthenticatedError(absl::StrCat("peer certificate is not ", expected_));
     }

@@ -131,9 +131,10 @@ absl::StatusOr<std::unique_ptr<TlsMaterialWatcher>> TlsMaterialWatcher::Start(
       }
     }
   }
-  ops::LogInfo("TLS material loaded", {{"cert_file", paths.cert_file},
-                                       {"serial", material->cert_serial},
-                                       {"not_after", internal::TimeString(material->cert_not_after)}});
+  ops::LogInfo("TLS material loaded",
+               {{"cert_file", paths.cert_file},
+                {"serial", material->cert_serial},
+                {"not_after", internal::TimeString(material->cert_not_after)}});
   w->WarnAboutExpiry();
   if (options.poll_interval > absl::ZeroDuration()) {
     w->poller_ = std::thread([raw = w.get()] { raw->PollLoop(); });
@@ -223,9 +224,10 @@ absl::Status TlsMaterialWatcher::ReloadIfChanged(bool forced) {
       }
     }
   }
-  ops::LogInfo("TLS material reloaded", {{"cert_file", paths_.cert_file},
-                                         {"serial", material->cert_serial},
-                                         {"not_after", internal::TimeString(material->cert_not_after)}});
+  ops::LogInfo("TLS material reloaded",
+               {{"cert_file", paths_.cert_file},
+                {"serial", material->cert_serial},
+                {"not_after", internal::TimeString(material->cert_not_after)}});
   return absl::OkStatus();
 }
 
@@ -243,9 +245,9 @@ TlsStatus TlsMaterialWatcher::status() const {
     for (const auto& [path, next_update] : crl_next_updates_) {
       earliest = std::min(earliest, next_update);
       if (next_update < now && s.usable.ok()) {
-        s.usable = absl::FailedPreconditionError(absl::StrCat(
-            "CRL ", path, " expired at ", internal::TimeString(next_update),
-            ": every peer is refused until a current CRL is on disk"));
+        s.usable = absl::FailedPreconditionError(
+            absl::StrCat("CRL ", path, " expired at ", internal::TimeString(next_update),
+                         ": every peer is refused until a current CRL is on disk"));
       }
     }
     s.crl_next_update = earliest;
@@ -261,17 +263,17 @@ void TlsMaterialWatcher::WarnAboutExpiry() {
     expired_.Log(ops::LogLevel::kError, "TLS material not usable", {{"error", reason}});
   }
   if (s.cert_not_after >= now && s.cert_not_after - now < options_.expiry_warning) {
-    cert_expiring_.Log(ops::LogLevel::kWarning, "TLS certificate expires soon",
-                       {{"cert_file", paths_.cert_file},
-                        {"not_after", internal::TimeString(s.cert_not_after)}});
+    cert_expiring_.Log(
+        ops::LogLevel::kWarning, "TLS certificate expires soon",
+        {{"cert_file", paths_.cert_file}, {"not_after", internal::TimeString(s.cert_not_after)}});
   }
   if (s.crl_next_update.has_value() && *s.crl_next_update >= now &&
       *s.crl_next_update - now < options_.expiry_warning) {
-    crl_expiring_.Log(ops::LogLevel::kWarning,
-                      "CRL next update is near: every peer will be refused after it unless a "
-                      "newer CRL is on disk",
-                      {{"crl_dir", paths_.crl_dir},
-                       {"next_update", internal::TimeString(*s.crl_next_update)}});
+    crl_expiring_.Log(
+        ops::LogLevel::kWarning,
+        "CRL next update is near: every peer will be refused after it unless a "
+        "newer CRL is on disk",
+        {{"crl_dir", paths_.crl_dir}, {"next_update", internal::TimeString(*s.crl_next_update)}});
   }
 }
 
@@ -299,9 +301,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsMaterialWatcher::Ser
   options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   PeerCertificateCheck::CrlSource crls;
   if (!paths_.crl_dir.empty()) crls = [holder = crls_] { return holder->Get(); };
-  options.set_certificate_verifier(
-      ExternalCertificateVerifier::Create<PeerCertificateCheck>(std::move(crls), "", "server",
-                                                                std::move(admit)));
+  options.set_certificate_verifier(ExternalCertificateVerifier::Create<PeerCertificateCheck>(
+      std::move(crls), "", "server", std::move(admit)));
   std::shared_ptr<grpc::ServerCredentials> creds =
       grpc::experimental::TlsServerCredentials(options);
   if (creds == nullptr) return absl::InternalError("gRPC refused the TLS server options");
@@ -322,7 +323,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsMaterialWatcher::Ch
   PeerCertificateCheck::CrlSource crls;
   if (!paths_.crl_dir.empty()) crls = [holder = crls_] { return holder->Get(); };
   options.set_certificate_verifier(ExternalCertificateVerifier::Create<PeerCertificateCheck>(
-      std::move(crls), expected_server_spiffe_id, "client", PeerCertificateCheck::PeerFilter(), server_pins));
+      std::move(crls), expected_server_spiffe_id, "client", PeerCertificateCheck::PeerFilter(),
+      server_pins));
   options.set_check_call_host(false);
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::experimental::TlsCredentials(options);
   if (creds == nullptr) return absl::InternalError("gRPC refused the TLS channel options");

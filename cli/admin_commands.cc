@@ -32,13 +32,14 @@ std::string Until(absl::Time at, absl::Time now, const char* future, const char*
 void PrintStatus(const tellonce::v1::BrokerStatus& s) {
   const absl::Time now = absl::Now();
   std::cout << "version          " << s.version() << "\n"
-            << "uptime           " << HumanDuration(absl::Seconds(s.uptime_seconds()))
-            << " (since " << FormatTime(s.started_at()) << ")\n"
+            << "uptime           " << HumanDuration(absl::Seconds(s.uptime_seconds())) << " (since "
+            << FormatTime(s.started_at()) << ")\n"
             << "ready            "
-            << (s.ready() ? "yes" : absl::StrCat("no: ", absl::StrJoin(s.not_ready_reasons(), "; ")))
+            << (s.ready() ? "yes"
+                          : absl::StrCat("no: ", absl::StrJoin(s.not_ready_reasons(), "; ")))
             << "\n"
-            << "access log       " << s.access_log_size() << " event(s), "
-            << s.access_log_hashed() << " hashed\n"
+            << "access log       " << s.access_log_size() << " event(s), " << s.access_log_hashed()
+            << " hashed\n"
             << "last checkpoint  ";
   if (s.has_last_checkpoint_at()) {
     std::cout << "size " << s.last_checkpoint_size() << ", signed "
@@ -47,18 +48,17 @@ void PrintStatus(const tellonce::v1::BrokerStatus& s) {
   } else {
     std::cout << "none signed yet\n";
   }
-  std::cout << "outbox           " << s.deliveries_pending() << " pending, "
-            << s.deliveries_dead() << " dead deliveries\n"
+  std::cout << "outbox           " << s.deliveries_pending() << " pending, " << s.deliveries_dead()
+            << " dead deliveries\n"
             << "certificate      "
             << (s.has_tls_certificate_not_after()
                     ? Until(FromProtoTime(s.tls_certificate_not_after()), now, "expires", "expired")
                     : "expiry unknown")
             << "\n"
             << "crl              "
-            << (s.has_crl_next_update()
-                    ? Until(FromProtoTime(s.crl_next_update()), now, "next update",
-                            "next update was due")
-                    : "next update unknown")
+            << (s.has_crl_next_update() ? Until(FromProtoTime(s.crl_next_update()), now,
+                                                "next update", "next update was due")
+                                        : "next update unknown")
             << "\n";
 }
 

@@ -4,8 +4,7 @@
 
 namespace tellonce::cli {
 
-std::string Args::Get(const std::string& name, const std::string& fallback,
-                      const char* env) const {
+std::string Args::Get(const std::string& name, const std::string& fallback, const char* env) const {
   auto it = flags.find(name);
   if (it != flags.end()) return it->second;
   if (env != nullptr) {

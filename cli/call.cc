@@ -32,17 +32,17 @@ const std::vector<ops::FlagSpec>& ConnectionFlags() {
 }
 
 std::vector<ops::FlagSpec> CitizenAssertionFlags() {
-  return {{"citizen-assertion", "TOKEN",
-           "the citizen's ID token from their identity provider, forwarded by a portal "
-           "[TELLONCE_CITIZEN_ASSERTION]"},
-          {"dev-idp-key", "FILE",
-           "development only: mint the citizen's ID token with this identity provider key "
-           "(idp/dev-idp.key from certs/make-dev-pki) [TELLONCE_DEV_IDP_KEY]"},
-          {"dev-idp-issuer", "URL",
-           std::string("issuer of a minted token; default ") + kDevIdpIssuer},
-          {"dev-idp-audience", "CLIENT",
-           std::string("audience of a minted token (the portal's client id); default ") +
-               kDevIdpAudience}};
+  return {
+      {"citizen-assertion", "TOKEN",
+       "the citizen's ID token from their identity provider, forwarded by a portal "
+       "[TELLONCE_CITIZEN_ASSERTION]"},
+      {"dev-idp-key", "FILE",
+       "development only: mint the citizen's ID token with this identity provider key "
+       "(idp/dev-idp.key from certs/make-dev-pki) [TELLONCE_DEV_IDP_KEY]"},
+      {"dev-idp-issuer", "URL", std::string("issuer of a minted token; default ") + kDevIdpIssuer},
+      {"dev-idp-audience", "CLIENT",
+       std::string("audience of a minted token (the portal's client id); default ") +
+           kDevIdpAudience}};
 }
 
 absl::StatusOr<std::string> CitizenAssertionFor(const Args& args, const std::string& citizen_id) {
@@ -50,7 +50,8 @@ absl::StatusOr<std::string> CitizenAssertionFor(const Args& args, const std::str
   if (!token.empty()) return token;
   const std::string key = args.Get("dev-idp-key", "", "TELLONCE_DEV_IDP_KEY");
   if (key.empty()) return std::string();
-  absl::StatusOr<certs::CitizenAssertionSigner> signer = certs::CitizenAssertionSigner::FromPemFile(key);
+  absl::StatusOr<certs::CitizenAssertionSigner> signer =
+      certs::CitizenAssertionSigner::FromPemFile(key);
   if (!signer.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--dev-idp-key: ", signer.status().message()));
   }
@@ -112,20 +113,32 @@ bool Call(const Connection& conn, const std::function<grpc::Status(grpc::ClientC
 }
 
 void PrintStatusError(const grpc::Status& status) {
-  std::cerr << "error: " << status.error_code() << " (" << [&] {
-    switch (status.error_code()) {
-      case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-      case grpc::NOT_FOUND: return "NOT_FOUND";
-      case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
-      case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
-      case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-      case grpc::UNAVAILABLE: return "UNAVAILABLE";
-      case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-      case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-      case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
-      default: return "ERROR";
-    }
-  }() << "): " << status.error_message() << "\n";
+  std::cerr << "error: " << status.error_code() << " (" <<
+      [&] {
+        switch (status.error_code()) {
+          case grpc::INVALID_ARGUMENT:
+            return "INVALID_ARGUMENT";
+          case grpc::NOT_FOUND:
+            return "NOT_FOUND";
+          case grpc::PERMISSION_DENIED:
+            return "PERMISSION_DENIED";
+          case grpc::UNAUTHENTICATED:
+            return "UNAUTHENTICATED";
+          case grpc::FAILED_PRECONDITION:
+            return "FAILED_PRECONDITION";
+          case grpc::UNAVAILABLE:
+            return "UNAVAILABLE";
+          case grpc::DEADLINE_EXCEEDED:
+            return "DEADLINE_EXCEEDED";
+          case grpc::RESOURCE_EXHAUSTED:
+            return "RESOURCE_EXHAUSTED";
+          case grpc::UNIMPLEMENTED:
+            return "UNIMPLEMENTED";
+          default:
+            return "ERROR";
+        }
+      }()
+            << "): " << status.error_message() << "\n";
 }
 
 int Fail(const absl::Status& status) {
@@ -174,8 +187,7 @@ absl::StatusOr<absl::Time> ParseTimeFlag(const std::string& flag, const std::str
   return t;
 }
 
-absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& flag,
-                                                 const std::string& text) {
+absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& flag, const std::string& text) {
   int64_t days = 0;
   if (!text.empty() && text.back() == 'd' &&
       absl::SimpleAtoi(text.substr(0, text.size() - 1), &days)) {
@@ -200,9 +212,7 @@ std::string FormatUtc(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
 }
 
-std::string FormatTime(const google::protobuf::Timestamp& t) {
-  return FormatUtc(FromProtoTime(t));
-}
+std::string FormatTime(const google::protobuf::Timestamp& t) { return FormatUtc(FromProtoTime(t)); }
 
 std::string HumanDuration(absl::Duration d) {
   if (d < absl::ZeroDuration()) d = -d;
@@ -246,11 +256,21 @@ std::string Quote(const std::string& text) {
   std::string out = "\"";
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           absl::StrAppend(&out, "\\u00", absl::Hex(c, absl::kZeroPad2));

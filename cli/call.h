@@ -107,8 +107,8 @@ std::string MessageJson(const google::protobuf::Message& message);
 // --page-size), printing each page's items with `print` (which returns how many) or
 // the page as JSON (--json), then "<n> <noun>". Returns the exit code.
 template <typename Response, typename Request, typename CallFn, typename Print>
-int ListPages(const Args& args, const Connection& conn, Request request, CallFn call,
-              Print print, const char* noun);
+int ListPages(const Args& args, const Connection& conn, Request request, CallFn call, Print print,
+              const char* noun);
 
 // Citizen-bound commands (consent grant/revoke/get/list, access list as a portal):
 // --citizen-assertion, --dev-idp-key, --dev-idp-issuer, --dev-idp-audience.
@@ -133,8 +133,8 @@ std::vector<ops::FlagSpec> PagingFlags();
 int ParsePageSize(const Args& args, int* page_size);
 
 template <typename Response, typename Request, typename CallFn, typename Print>
-int ListPages(const Args& args, const Connection& conn, Request request, CallFn call,
-              Print print, const char* noun) {
+int ListPages(const Args& args, const Connection& conn, Request request, CallFn call, Print print,
+              const char* noun) {
   int page_size = 0;
   if (int code = ParsePageSize(args, &page_size); code != kExitOk) return code;
   request.set_page_size(page_size);
@@ -142,9 +142,8 @@ int ListPages(const Args& args, const Connection& conn, Request request, CallFn 
   int shown = 0;
   while (true) {
     Response response;
-    if (!Call(conn, [&](grpc::ClientContext* context) {
-          return call(context, request, &response);
-        })) {
+    if (!Call(conn,
+              [&](grpc::ClientContext* context) { return call(context, request, &response); })) {
       return kExitFailed;
     }
     if (args.json()) {

@@ -20,8 +20,8 @@ namespace {
 const std::vector<Command>& AllCommands() {
   static const auto* commands = [] {
     auto* all = new std::vector<Command>;
-    for (auto group : {ConsentCommands, FetchCommands, TransparencyCommands,
-                       NotificationCommands, AdminCommands}) {
+    for (auto group : {ConsentCommands, FetchCommands, TransparencyCommands, NotificationCommands,
+                       AdminCommands}) {
       for (Command& c : group()) all->push_back(std::move(c));
     }
     return all;
@@ -60,18 +60,19 @@ std::string CommandHelp(const Command& c) {
   output.push_back(ops::HelpFlag());
   absl::StrAppend(&out, "\nOutput:\n", ops::FlagHelp(output),
                   "\nExit codes: 0 ok, 1 refused or failed, 2 usage error",
-                  c.words == std::vector<std::string>{"fetch"} ? ", 3 some attributes refused"
-                                                               : "",
+                  c.words == std::vector<std::string>{"fetch"} ? ", 3 some attributes refused" : "",
                   ".\n");
   return out;
 }
 
 std::string GroupHelp(const std::string& group) {
-  std::string out = absl::StrCat("usage: tellonce ", group, " <subcommand> [flags]\n\nSubcommands:\n");
+  std::string out =
+      absl::StrCat("usage: tellonce ", group, " <subcommand> [flags]\n\nSubcommands:\n");
   for (const Command& c : AllCommands()) {
     if (c.words.size() == 2 && c.words[0] == group) {
-      absl::StrAppend(&out, "  ", c.words[1], std::string(12 - std::min<size_t>(c.words[1].size(), 11), ' '),
-                      Summary(c), "\n");
+      absl::StrAppend(&out, "  ", c.words[1],
+                      std::string(12 - std::min<size_t>(c.words[1].size(), 11), ' '), Summary(c),
+                      "\n");
     }
   }
   absl::StrAppend(&out, "\nRun 'tellonce ", group, " <subcommand> --help' for its flags.\n");
@@ -176,16 +177,16 @@ int RunCli(int argc, char** argv) {
         std::cout << GroupHelp(words[0]);
         return kExitOk;
       }
-      return UsageError(words[0], absl::StrCat("missing subcommand (",
-                                               absl::StrJoin(subcommands, ", "), ")"));
+      return UsageError(
+          words[0], absl::StrCat("missing subcommand (", absl::StrJoin(subcommands, ", "), ")"));
     }
     return UsageError(words[0], absl::StrCat("unknown subcommand \"", words[1], "\" (",
                                              absl::StrJoin(subcommands, ", "), ")"));
   }
   const std::string name = Name(*command);
   if (words.size() > command->words.size()) {
-    return UsageError(name, absl::StrCat("unexpected argument \"", words[command->words.size()],
-                                         "\""));
+    return UsageError(name,
+                      absl::StrCat("unexpected argument \"", words[command->words.size()], "\""));
   }
   absl::StatusOr<ops::ParsedFlags> parsed = ops::ParseFlags(rest, AcceptedFlags(*command));
   if (!parsed.ok()) return UsageError(name, std::string(parsed.status().message()));

@@ -25,8 +25,8 @@ namespace {
 using tellonce::v1::ConsentService;
 
 void PrintConsent(const tellonce::v1::Consent& c) {
-  std::cout << "consent " << c.consent_id() << "  "
-            << tellonce::v1::ConsentStatus_Name(c.status()) << "\n"
+  std::cout << "consent " << c.consent_id() << "  " << tellonce::v1::ConsentStatus_Name(c.status())
+            << "\n"
             << "  citizen     " << c.citizen_id() << "\n"
             << "  consumer    " << c.consumer() << "\n"
             << "  purpose     " << c.purpose() << "\n"
@@ -254,8 +254,8 @@ int VerifyReceipt(const Args& args) {
   }
   std::cout << "  attributes  " << absl::StrJoin(body.attributes(), ", ") << "\n"
             << "  valid       " << FormatTime(body.valid_from()) << " .. "
-            << FormatTime(body.expires_at()) << " ("
-            << tellonce::v1::ConsentMode_Name(body.mode()) << ")\n"
+            << FormatTime(body.expires_at()) << " (" << tellonce::v1::ConsentMode_Name(body.mode())
+            << ")\n"
             << "  collected   " << body.collection_method() << " at "
             << FormatTime(body.collected_at()) << "\n";
   return kExitOk;
@@ -269,7 +269,8 @@ std::vector<Command> ConsentCommands() {
   const ops::FlagSpec receipt_out{"receipt-out", "FILE",
                                   "also save the signed consent receipt (JSON) to FILE"};
   std::vector<ops::FlagSpec> list_flags = {
-      citizen, {"status", "STATUS", "only consents in this status: active, revoked, expired or used"}};
+      citizen,
+      {"status", "STATUS", "only consents in this status: active, revoked, expired or used"}};
   for (ops::FlagSpec& f : PagingFlags()) list_flags.push_back(std::move(f));
   // Every consent command is citizen-bound: it carries the citizen's ID token.
   const std::vector<ops::FlagSpec> assertion_flags = CitizenAssertionFlags();
@@ -285,21 +286,22 @@ std::vector<Command> ConsentCommands() {
        .description = "Record a citizen's consent; print it and its signed receipt (as a portal).\n"
                       "Retrying with the same --request-id does not grant twice.",
        .flags = with_assertion(
-                {citizen,
-                 {"consumer", "AGENCY", "the agency allowed to obtain the data; required"},
-                 {"attributes", "A,B", "the attributes, comma-separated; required"},
-                 {"purpose", "CODE", "the purpose code from the directory; required"},
-                 {"expires-in", "DURATION", "lifetime from --valid-from, e.g. 90d or 12h"},
-                 {"expires-at", "RFC3339", "expiry time (instead of --expires-in)"},
-                 {"valid-from", "RFC3339", "start of validity; default now"},
-                 {"mode", "MODE", "until-expiry or one-time; default until-expiry"},
-                 {"request-id", "ID", "idempotency key; default a fresh one"},
-                 receipt_out}),
+           {citizen,
+            {"consumer", "AGENCY", "the agency allowed to obtain the data; required"},
+            {"attributes", "A,B", "the attributes, comma-separated; required"},
+            {"purpose", "CODE", "the purpose code from the directory; required"},
+            {"expires-in", "DURATION", "lifetime from --valid-from, e.g. 90d or 12h"},
+            {"expires-at", "RFC3339", "expiry time (instead of --expires-in)"},
+            {"valid-from", "RFC3339", "start of validity; default now"},
+            {"mode", "MODE", "until-expiry or one-time; default until-expiry"},
+            {"request-id", "ID", "idempotency key; default a fresh one"},
+            receipt_out}),
        .run = Grant},
       {.words = {"consent", "revoke"},
        .synopsis = "--citizen ID --id CONSENT [--reason TEXT]",
        .description = "Revoke a consent (as a portal); print the revoked consent.",
-       .flags = with_assertion({citizen, id, {"reason", "TEXT", "why, kept with the consent's events"}}),
+       .flags =
+           with_assertion({citizen, id, {"reason", "TEXT", "why, kept with the consent's events"}}),
        .run = Revoke},
       {.words = {"consent", "get"},
        .synopsis = "--citizen ID --id CONSENT [--receipt-out FILE]",

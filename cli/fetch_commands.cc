@@ -18,11 +18,16 @@ std::string FormatValue(const tellonce::v1::AttributeValue& v) {
   switch (v.value_case()) {
     case tellonce::v1::AttributeValue::kStringValue:
       return absl::StrCat("\"", v.string_value(), "\"");
-    case tellonce::v1::AttributeValue::kIntegerValue: return absl::StrCat(v.integer_value());
-    case tellonce::v1::AttributeValue::kDecimalValue: return v.decimal_value();
-    case tellonce::v1::AttributeValue::kDateValue: return v.date_value();
-    case tellonce::v1::AttributeValue::kBooleanValue: return v.boolean_value() ? "true" : "false";
-    default: return "(no value)";
+    case tellonce::v1::AttributeValue::kIntegerValue:
+      return absl::StrCat(v.integer_value());
+    case tellonce::v1::AttributeValue::kDecimalValue:
+      return v.decimal_value();
+    case tellonce::v1::AttributeValue::kDateValue:
+      return v.date_value();
+    case tellonce::v1::AttributeValue::kBooleanValue:
+      return v.boolean_value() ? "true" : "false";
+    default:
+      return "(no value)";
   }
 }
 

@@ -316,9 +316,9 @@ int ProveConsistency(const Args& args, const BrokerKey& broker) {
   absl::Status verified =
       certs::VerifyConsistency(old_size, new_size, old_cp->head.root, new_cp->head.root, proof);
   if (!verified.ok()) {
-    return Failed(args, absl::StrCat("the log of size ", new_size,
-                                     " does not extend the log of size ", old_size, ": ",
-                                     verified.message()));
+    return Failed(args,
+                  absl::StrCat("the log of size ", new_size, " does not extend the log of size ",
+                               old_size, ": ", verified.message()));
   }
   if (args.json()) {
     JsonObject()
@@ -475,13 +475,13 @@ int AuditVerify(const Args& args) {
                                   .Add("root", certs::HashToHex(cp->head.root))
                                   .Add("signed_at", FormatTime(cp->checkpoint.signed_at()))
                                   .ToString())
-        .AddRaw("log_copy", JsonObject()
-                                .Add("events", static_cast<uint64_t>(copy->events.size()))
-                                .Add("claimed_size", copy->claimed_size)
-                                .Add("stored_checkpoints",
-                                     static_cast<uint64_t>(copy->checkpoints.size()))
-                                .Add("rejected_checkpoints", rejected)
-                                .ToString())
+        .AddRaw("log_copy",
+                JsonObject()
+                    .Add("events", static_cast<uint64_t>(copy->events.size()))
+                    .Add("claimed_size", copy->claimed_size)
+                    .Add("stored_checkpoints", static_cast<uint64_t>(copy->checkpoints.size()))
+                    .Add("rejected_checkpoints", rejected)
+                    .ToString())
         .Print();
     return code;
   }
@@ -531,7 +531,8 @@ std::vector<Command> TransparencyCommands() {
        .description = "Fetch the access log's signed checkpoint, verify it and save it.",
        .flags = {{"fresh", "", "ask for a checkpoint covering every event so far"},
                  {"out", "FILE", "where to save it (binary SignedCheckpoint); required"},
-                 broker_cert, SigningKeysFlag()},
+                 broker_cert,
+                 SigningKeysFlag()},
        .run = AuditCheckpoint},
       {.words = {"audit", "prove"},
        .synopsis = "(--index N --checkpoint FILE | --old FILE --new FILE) --broker-cert FILE "
@@ -544,7 +545,8 @@ std::vector<Command> TransparencyCommands() {
                  {"checkpoint", "FILE", "a checkpoint saved by `audit checkpoint`"},
                  {"old", "FILE", "the older checkpoint (with --new)"},
                  {"new", "FILE", "the newer checkpoint (with --old)"},
-                 broker_cert, SigningKeysFlag()},
+                 broker_cert,
+                 SigningKeysFlag()},
        .run = AuditProve},
       {.words = {"audit", "export"},
        .synopsis = "--out FILE [--data-dir DIR] [--page-size N]",
@@ -563,7 +565,8 @@ std::vector<Command> TransparencyCommands() {
        .flags = {{"data-dir", "DIR", "a copy of the broker's data directory"},
                  {"log", "FILE", "an export file (from `audit export`)"},
                  {"checkpoint", "FILE", "a checkpoint saved by `audit checkpoint`; required"},
-                 broker_cert, SigningKeysFlag()},
+                 broker_cert,
+                 SigningKeysFlag()},
        .connects = false,
        .run = AuditVerify},
   };

@@ -55,7 +55,7 @@ absl::Status CheckAttributes(const google::protobuf::RepeatedPtrField<std::strin
     // Attribute names are catalogue names, not citizen data, so they may be quoted.
     if (!IsAttributeName(name)) {
       return InvalidField(field, absl::StrCat("\"", absl::CEscape(name),
-                                         "\" is not a dotted lower-case attribute name"));
+                                              "\" is not a dotted lower-case attribute name"));
     }
     auto [it, inserted] = seen.emplace(name, i);
     if (!inserted) {

@@ -31,9 +31,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "certs/tls.h"
+#include "certs/tls_watch.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
-#include "certs/tls_watch.h"
 #include "tellonce/v1/connector.pb.h"
 
 namespace tellonce::connectors {

@@ -3,7 +3,7 @@
 // agency's code on the SDK's own threads (worker_pool.h), the health service, metrics
 // and the admin listener.
 
-#include "connectors/sdk.h"
+#include "grpcpp/server.h"
 
 #include <atomic>
 #include <chrono>
@@ -15,11 +15,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "certs/identity.h"
+#include "connectors/sdk.h"
 #include "connectors/seen_events.h"
 #include "connectors/worker_pool.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/auth_context.h"
-#include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/server_context.h"
 #include "ops/admin_server.h"
@@ -101,9 +101,9 @@ class ConnectorServiceImpl final : public tellonce::v1::ConnectorService::Callba
 
   // Several fetches in one call: each is authorized with the call, validated and
   // answered on its own (its outcome), the fetch threads sharing the batch out.
-  grpc::ServerUnaryReactor* FetchAttributesBatch(
-      grpc::CallbackServerContext* context, const FetchAttributesBatchRequest* batch,
-      FetchAttributesBatchResponse* response) override {
+  grpc::ServerUnaryReactor* FetchAttributesBatch(grpc::CallbackServerContext* context,
+                                                 const FetchAttributesBatchRequest* batch,
+                                                 FetchAttributesBatchResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     absl::Status admitted = AuthorizeBroker(*context);
     if (admitted.ok() && batch->requests().empty()) {
@@ -434,9 +434,7 @@ absl::Status ConnectorServerImpl::Init(AttributeSource* source, ChangeHandler* h
   serving_.store(true);
   if (!options_.admin_address.empty()) {
     absl::StatusOr<std::unique_ptr<ops::AdminServer>> admin = ops::AdminServer::Start(
-        {.address = options_.admin_address,
-         .metrics = &metrics_,
-         .not_ready = [this] {
+        {.address = options_.admin_address, .metrics = &metrics_, .not_ready = [this] {
            std::vector<std::string> reasons;
            if (!serving_.load()) reasons.push_back("connector: shutting down");
            if (const absl::Status usable = tls_status().usable; !usable.ok()) {

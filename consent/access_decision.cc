@@ -47,13 +47,10 @@ void Refuse(AccessDecision& d, ResultCode code, std::string detail) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<AccessDecision>> DecideAccess(const Directory& directory,
-                                                         ConsentStore& store,
-                                                         const std::string& consumer,
-                                                         const std::string& citizen_id,
-                                                         const std::string& purpose,
-                                                         const std::vector<std::string>& attributes,
-                                                         absl::Time now) {
+absl::StatusOr<std::vector<AccessDecision>> DecideAccess(
+    const Directory& directory, ConsentStore& store, const std::string& consumer,
+    const std::string& citizen_id, const std::string& purpose,
+    const std::vector<std::string>& attributes, absl::Time now) {
   absl::StatusOr<std::vector<Consent>> active = store.FindActive(citizen_id, consumer, now);
   if (!active.ok()) return active.status();
 
@@ -141,7 +138,8 @@ absl::StatusOr<std::vector<AccessDecision>> DecideAccess(const Directory& direct
       Refuse(d, tellonce::v1::RESULT_WRONG_PURPOSE,
              absl::StrCat("consented for another purpose, not ", purpose));
     } else {
-      Refuse(d, tellonce::v1::RESULT_NO_BASIS, "no consent or mandate for this consumer and purpose");
+      Refuse(d, tellonce::v1::RESULT_NO_BASIS,
+             "no consent or mandate for this consumer and purpose");
     }
   }
   return decisions;
@@ -164,9 +162,8 @@ absl::StatusOr<std::optional<tellonce::v1::Basis>> NotificationBasis(
   for (const std::string& attribute : attributes) {
     const tellonce::v1::Mandate* found = nullptr;
     for (const tellonce::v1::Mandate& m : directory.proto().mandates()) {
-      if (m.consumer() == subscriber &&
-          std::find(m.attributes().begin(), m.attributes().end(), attribute) !=
-              m.attributes().end()) {
+      if (m.consumer() == subscriber && std::find(m.attributes().begin(), m.attributes().end(),
+                                                  attribute) != m.attributes().end()) {
         found = &m;
         break;
       }

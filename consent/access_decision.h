@@ -46,13 +46,10 @@ struct AccessDecision {
 // Reads through `store` (one prefix scan when everything is allowed; a scan of the
 // citizen's consents when something is refused). Errors only when the store fails.
 // Thread-safe when the store is.
-absl::StatusOr<std::vector<AccessDecision>> DecideAccess(const Directory& directory,
-                                                         ConsentStore& store,
-                                                         const std::string& consumer,
-                                                         const std::string& citizen_id,
-                                                         const std::string& purpose,
-                                                         const std::vector<std::string>& attributes,
-                                                         absl::Time now);
+absl::StatusOr<std::vector<AccessDecision>> DecideAccess(
+    const Directory& directory, ConsentStore& store, const std::string& consumer,
+    const std::string& citizen_id, const std::string& purpose,
+    const std::vector<std::string>& attributes, absl::Time now);
 
 // The basis on which `subscriber` may be told that `attributes` of `citizen_id`
 // changed: an ACTIVE consent of the citizen for the subscriber covering every one of

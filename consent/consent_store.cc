@@ -126,8 +126,8 @@ void StorageConsentStore::Grant(StoredConsent record, GrantDone done) {
           absl::StatusOr<StoredConsent> existing = tx.GetConsent(*existing_id);
           if (!existing.ok()) {
             return absl::IsNotFound(existing.status())
-                       ? absl::DataLossError(absl::StrCat(
-                             "request index points to missing consent ", *existing_id))
+                       ? absl::DataLossError(
+                             absl::StrCat("request index points to missing consent ", *existing_id))
                        : existing.status();
           }
           if (existing->request_fingerprint() != record.request_fingerprint()) {
@@ -156,9 +156,8 @@ void StorageConsentStore::Grant(StoredConsent record, GrantDone done) {
           if (!active.ok()) return active.status();
           if (*active >= cap) {
             return absl::ResourceExhaustedError(absl::StrCat(
-                "consent: the citizen already has ", cap,
-                " active consents for consumer ", consent.consumer(),
-                " (the most allowed); revoke one first"));
+                "consent: the citizen already has ", cap, " active consents for consumer ",
+                consent.consumer(), " (the most allowed); revoke one first"));
           }
         }
         if (absl::Status stored = tx.InsertConsent(record); !stored.ok()) return stored;
@@ -217,7 +216,7 @@ void StorageConsentStore::Revoke(const std::string& consent_id, const std::strin
   Mutate(
       consent_id, now,
       [citizen_id, event = std::move(event), now](StoredConsent& record,
-                                                   bool* modified) -> absl::Status {
+                                                  bool* modified) -> absl::Status {
         Consent& consent = *record.mutable_consent();
         if (consent.citizen_id() != citizen_id) return NotFound();
         const ConsentStatus effective = EffectiveStatus(consent, now);
@@ -272,8 +271,8 @@ absl::StatusOr<ConsentStore::Page> StorageConsentStore::List(const std::string& 
                                                              absl::Time now) {
   if (page_size <= 0) page_size = kDefaultPageSize;
   Page page;
-  absl::Status scanned = storage_->consents().ScanCitizen(
-      citizen_id, page_token, [&](StoredConsent& record) {
+  absl::Status scanned =
+      storage_->consents().ScanCitizen(citizen_id, page_token, [&](StoredConsent& record) {
         Consent* consent = record.mutable_consent();
         ApplyExpiry(consent, now);
         if (status != tellonce::v1::CONSENT_STATUS_UNSPECIFIED && consent->status() != status) {

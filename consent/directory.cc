@@ -97,8 +97,8 @@ absl::Status CheckAgencies(const tellonce::v1::Directory& d, const ContentErrors
     if (portal && AgencyHasRole(agency, tellonce::v1::CONSUMER)) {
       return error(path + ".roles", "an agency cannot be both PORTAL and CONSUMER");
     }
-    if (!portal && (!agency.portal_client_id().empty() ||
-                    !agency.citizen_identity_providers().empty())) {
+    if (!portal &&
+        (!agency.portal_client_id().empty() || !agency.citizen_identity_providers().empty())) {
       return error(path + (agency.portal_client_id().empty() ? ".citizen_identity_providers"
                                                              : ".portal_client_id"),
                    "only for an agency with the portal role");
@@ -144,8 +144,7 @@ absl::Status CheckIdentityProviders(
     for (int j = 0; j < p.algorithms_size(); ++j) {
       std::optional<certs::JwsAlgorithm> alg = certs::ParseJwsAlgorithm(p.algorithms(j));
       if (!alg) {
-        return error(absl::StrCat(path, ".algorithms[", j, "]"),
-                     "must be \"ES256\" or \"RS256\"");
+        return error(absl::StrCat(path, ".algorithms[", j, "]"), "must be \"ES256\" or \"RS256\"");
       }
       trusted.algorithms.push_back(*alg);
     }

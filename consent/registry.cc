@@ -157,8 +157,7 @@ void ConsentRegistry::Revoke(
   revoked.set_citizen_authenticated_by(citizen->issuer);
   revoked.set_citizen_assertion_id(citizen->token_id);
   revoked.set_citizen_assertion_sha256(citizen->token_sha256);
-  store_->Revoke(request.consent_id(), request.citizen_id(), std::move(revoked),
-                 options_.clock(),
+  store_->Revoke(request.consent_id(), request.citizen_id(), std::move(revoked), options_.clock(),
                  [done = std::move(done)](absl::StatusOr<Consent> consent) mutable {
                    if (!consent.ok()) {
                      done(consent.status());

@@ -20,8 +20,8 @@ namespace tellonce::consent {
 // Builds the receipt body for a consent about to be stored. certs::SignReceipt signs it
 // and certs::VerifyReceipt checks a receipt (certs/signed_messages.h).
 tellonce::v1::ReceiptBody BuildReceiptBody(const tellonce::v1::Consent& consent,
-                                           const Directory& directory,
-                                           const std::string& issuer, absl::Time issued_at);
+                                           const Directory& directory, const std::string& issuer,
+                                           absl::Time issued_at);
 
 // Design: the consent core behind ConsentService. The gRPC layer authenticates the
 // caller (a portal) and hands over its agency id; this class validates against the

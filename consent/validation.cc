@@ -99,9 +99,9 @@ absl::Status CheckTimes(const tellonce::v1::GrantConsentRequest& request,
     valid_from = *from;
     if (valid_from < now - kClockSkew) return InvalidField("valid_from", "must not be in the past");
     if (valid_from > now + max_lifetime) {
-      return InvalidField("valid_from", absl::StrCat("must not be more than ",
-                                                     DescribeDuration(max_lifetime),
-                                                     " in the future"));
+      return InvalidField(
+          "valid_from",
+          absl::StrCat("must not be more than ", DescribeDuration(max_lifetime), " in the future"));
     }
   }
 
@@ -189,8 +189,8 @@ absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
                           limits);
 }
 
-absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token,
-                              PageTokenForm form, const RequestLimits& limits) {
+absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token, PageTokenForm form,
+                              const RequestLimits& limits) {
   if (page_size < 0) return InvalidField("page_size", "must not be negative");
   if (static_cast<uint32_t>(page_size) > limits.max_page_size) {
     return InvalidField("page_size", absl::StrCat("at most ", limits.max_page_size));

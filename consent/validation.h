@@ -32,16 +32,15 @@ inline constexpr int kDefaultPageSize = 50;
 // Returns INVALID_ARGUMENT "<field>: <reason>" (e.g. "expires_at: must be after
 // valid_from"); reasons never echo citizen data.
 absl::Status ValidateGrant(const tellonce::v1::GrantConsentRequest& request,
-                           const Directory& directory, const RequestLimits& limits,
-                           absl::Time now);
+                           const Directory& directory, const RequestLimits& limits, absl::Time now);
 
 // consent_id has the broker's format; citizen_id by the directory rule; reason within
 // max_string_bytes and clean text (proto/text.h CheckCleanText: valid UTF-8, no
 // control or bidirectional control characters).
 absl::Status ValidateRevoke(const tellonce::v1::RevokeConsentRequest& request,
                             const Directory& directory, const RequestLimits& limits);
-absl::Status ValidateGet(const tellonce::v1::GetConsentRequest& request,
-                         const Directory& directory, const RequestLimits& limits);
+absl::Status ValidateGet(const tellonce::v1::GetConsentRequest& request, const Directory& directory,
+                         const RequestLimits& limits);
 // citizen_id; status is a known value; then CheckPageRequest (page_token: a consent
 // id).
 absl::Status ValidateList(const tellonce::v1::ListConsentsRequest& request,
@@ -58,8 +57,8 @@ enum class PageTokenForm {
 // limits.max_page_size (0 asks for the list's default), and page_token empty or of
 // `form`. INVALID_ARGUMENT "page_size: must not be negative", "page_size: at most <max>"
 // or "page_token: not a valid page token" otherwise.
-absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token,
-                              PageTokenForm form, const RequestLimits& limits);
+absl::Status CheckPageRequest(int32_t page_size, std::string_view page_token, PageTokenForm form,
+                              const RequestLimits& limits);
 
 // INVALID_ARGUMENT "<field>: <reason>" (proto/field_error.h), also by this name.
 using ::tellonce::InvalidField;

@@ -18,8 +18,8 @@ namespace tellonce::ops {
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Options options) {
   const std::optional<HostPort> address = ParseHostPort(options.address);
   if (!address.has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "admin.listen_address: must be host:port, got \"", options.address, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("admin.listen_address: must be host:port, got \"", options.address, "\""));
   }
   const std::string host(address->host);
   int port = static_cast<int>(address->port);

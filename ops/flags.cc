@@ -34,9 +34,10 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
     }
-    auto spec = std::find_if(specs.begin(), specs.end(),
-                             [&](const FlagSpec& s) { return s.name == name; });
-    if (spec == specs.end()) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    auto spec =
+        std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& s) { return s.name == name; });
+    if (spec == specs.end())
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     if (!spec->takes_value()) {
       if (value.has_value()) {
         return absl::InvalidArgumentError(absl::StrCat("flag --", name, " takes no value"));

@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <memory>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -34,11 +34,21 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char buf[8];
@@ -120,9 +130,12 @@ void WriteLine(LogLevel level, std::string_view message, absl::Span<const LogFie
 
 LogLevel FromGpr(gpr_log_severity severity) {
   switch (severity) {
-    case GPR_LOG_SEVERITY_DEBUG: return LogLevel::kDebug;
-    case GPR_LOG_SEVERITY_INFO: return LogLevel::kInfo;
-    case GPR_LOG_SEVERITY_ERROR: return LogLevel::kError;
+    case GPR_LOG_SEVERITY_DEBUG:
+      return LogLevel::kDebug;
+    case GPR_LOG_SEVERITY_INFO:
+      return LogLevel::kInfo;
+    case GPR_LOG_SEVERITY_ERROR:
+      return LogLevel::kError;
   }
   return LogLevel::kError;
 }
@@ -157,10 +170,18 @@ LogOptions LogOptionsFromConfig(const tellonce::v1::LogConfig& config, std::stri
   options.format =
       config.format() == tellonce::v1::LogConfig::JSON ? LogFormat::kJson : LogFormat::kText;
   switch (config.level()) {
-    case tellonce::v1::LogConfig::DEBUG: options.level = LogLevel::kDebug; break;
-    case tellonce::v1::LogConfig::WARN: options.level = LogLevel::kWarning; break;
-    case tellonce::v1::LogConfig::ERROR: options.level = LogLevel::kError; break;
-    default: options.level = LogLevel::kInfo; break;
+    case tellonce::v1::LogConfig::DEBUG:
+      options.level = LogLevel::kDebug;
+      break;
+    case tellonce::v1::LogConfig::WARN:
+      options.level = LogLevel::kWarning;
+      break;
+    case tellonce::v1::LogConfig::ERROR:
+      options.level = LogLevel::kError;
+      break;
+    default:
+      options.level = LogLevel::kInfo;
+      break;
   }
   return options;
 }
@@ -178,16 +199,20 @@ void ConfigureLogging(const LogOptions& options) {
     // gRPC filters by its own verbosity before calling the function: let through what
     // our level wants (gRPC's INFO lines are chatty; they show at DEBUG only).
     gpr_set_log_verbosity(options.level == LogLevel::kDebug ? GPR_LOG_SEVERITY_DEBUG
-                                                             : GPR_LOG_SEVERITY_ERROR);
+                                                            : GPR_LOG_SEVERITY_ERROR);
   }
 }
 
 std::string_view LogLevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "DEBUG";
-    case LogLevel::kInfo: return "INFO";
-    case LogLevel::kWarning: return "WARN";
-    case LogLevel::kError: return "ERROR";
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kWarning:
+      return "WARN";
+    case LogLevel::kError:
+      return "ERROR";
   }
   return "ERROR";
 }

@@ -80,8 +80,8 @@ class LogThrottle {
   explicit LogThrottle(absl::Duration interval = absl::Seconds(10)) : interval_(interval) {}
 
   // Logs the line (with a "suppressed" field when lines were held back) or counts it.
-  void Log(LogLevel level, std::string_view message,
-           std::initializer_list<LogField> fields = {}) ABSL_LOCKS_EXCLUDED(mu_);
+  void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {})
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const absl::Duration interval_;

@@ -18,9 +18,9 @@ class MalformedRequestInterceptor final : public grpc::experimental::Interceptor
         methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS) &&
         methods->GetSendStatus().error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-      methods->ModifySendStatus(grpc::Status(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("request: does not parse as ", *request_type_)));
+      methods->ModifySendStatus(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       absl::StrCat("request: does not parse as ", *request_type_)));
     }
     methods->Proceed();
   }

@@ -112,8 +112,7 @@ class MetricsRegistry {
   Family<Gauge>& AddGauge(std::string name, std::string help,
                           std::vector<std::string> label_names = {});
   Family<Histogram>& AddHistogram(std::string name, std::string help,
-                                  std::vector<std::string> label_names,
-                                  std::vector<double> bounds);
+                                  std::vector<std::string> label_names, std::vector<double> bounds);
 
   // Runs `collect` on every scrape, after the families. It must not block for long,
   // and must not call back into the registry.

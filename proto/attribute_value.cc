@@ -47,10 +47,9 @@ bool IsDate(absl::string_view s) {
 absl::Status CheckAttributeValue(const AttributeValue& value, AttributeType type) {
   auto want = [&](AttributeValue::ValueCase member) {
     if (value.value_case() == member) return absl::OkStatus();
-    const std::string member_name =
-        AttributeValue::descriptor()->FindFieldByNumber(member)->name();
-    return absl::InvalidArgumentError(absl::StrCat(
-        "must be a ", member_name, " (", tellonce::v1::AttributeType_Name(type), ")"));
+    const std::string member_name = AttributeValue::descriptor()->FindFieldByNumber(member)->name();
+    return absl::InvalidArgumentError(
+        absl::StrCat("must be a ", member_name, " (", tellonce::v1::AttributeType_Name(type), ")"));
   };
   switch (type) {
     case tellonce::v1::STRING:

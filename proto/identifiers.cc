@@ -15,9 +15,7 @@ bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
 bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsLowerAlnum(char c) { return IsLower(c) || IsDigit(c); }
-bool IsHexDigit(char c) {
-  return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 // The parts of `s` between `separator`s, each passed to `part` until it says false.
 template <typename Fn>
@@ -25,8 +23,8 @@ bool AllParts(std::string_view s, char separator, Fn part) {
   size_t start = 0;
   while (true) {
     const size_t end = s.find(separator, start);
-    if (!part(s.substr(start, end == std::string_view::npos ? std::string_view::npos
-                                                             : end - start))) {
+    if (!part(s.substr(start,
+                       end == std::string_view::npos ? std::string_view::npos : end - start))) {
       return false;
     }
     if (end == std::string_view::npos) return true;

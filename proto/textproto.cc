@@ -54,8 +54,8 @@ absl::Status ParseTextProto(const std::string& text, const std::string& source_n
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(text, message)) {
-    std::string reason = errors.first().empty() ? absl::StrCat(source_name, ": parse error")
-                                                : errors.first();
+    std::string reason =
+        errors.first().empty() ? absl::StrCat(source_name, ": parse error") : errors.first();
     return absl::InvalidArgumentError(reason);
   }
   return absl::OkStatus();

@@ -26,8 +26,7 @@ google::protobuf::Timestamp ToProtoTime(absl::Time t) {
   // ToUnixSeconds rounds toward negative infinity, so the rest is in [0, 1 s).
   const int64_t seconds = absl::ToUnixSeconds(t);
   out.set_seconds(seconds);
-  out.set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
+  out.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
   return out;
 }
 
@@ -44,8 +43,8 @@ bool IsValidProtoTime(const google::protobuf::Timestamp& t) {
 absl::StatusOr<absl::Time> CheckedFromProtoTime(const google::protobuf::Timestamp& t,
                                                 std::string_view field) {
   if (!IsValidProtoTime(t)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        std::string(field), ": not a valid timestamp (0001-01-01 to 9999-12-31)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(field), ": not a valid timestamp (0001-01-01 to 9999-12-31)"));
   }
   return FromProtoTime(t);
 }

@@ -119,8 +119,7 @@ class Transaction {
 
   // Stores `deliveries` (state PENDING) with new sequence numbers, increasing in commit
   // order, and returns them with delivery_id set to the sequence in decimal.
-  virtual absl::StatusOr<std::vector<Delivery>> AddDeliveries(
-      std::vector<Delivery> deliveries) = 0;
+  virtual absl::StatusOr<std::vector<Delivery>> AddDeliveries(std::vector<Delivery> deliveries) = 0;
 };
 
 // Reads of durable consents.
@@ -139,8 +138,7 @@ class ConsentRows {
   // Expired ones may be among them. This is the access decision's one read: a backend
   // keeps it to one short index scan.
   virtual absl::StatusOr<std::vector<Consent>> Active(const std::string& citizen_id,
-                                                      const std::string& consumer,
-                                                      int limit) = 0;
+                                                      const std::string& consumer, int limit) = 0;
 };
 
 // Reads of the durable, numbered access events.
@@ -154,14 +152,14 @@ class AccessEventLog {
   virtual absl::StatusOr<std::string> ReadBytes(uint64_t index) = 0;
   // Events [start, end) in order, until `visit` returns false. DATA_LOSS naming the
   // index when one in the range is missing.
-  virtual absl::Status Scan(uint64_t start, uint64_t end,
-                            const std::function<bool(uint64_t index, std::string_view bytes)>&
-                                visit) = 0;
+  virtual absl::Status Scan(
+      uint64_t start, uint64_t end,
+      const std::function<bool(uint64_t index, std::string_view bytes)>& visit) = 0;
   // The citizen's events by index ascending, from just after `after` (nullopt: from the
   // first), until `visit` returns false.
-  virtual absl::Status ScanCitizen(const std::string& citizen_id, std::optional<uint64_t> after,
-                                   const std::function<bool(uint64_t index, std::string_view bytes)>&
-                                       visit) = 0;
+  virtual absl::Status ScanCitizen(
+      const std::string& citizen_id, std::optional<uint64_t> after,
+      const std::function<bool(uint64_t index, std::string_view bytes)>& visit) = 0;
 };
 
 // The Merkle tree over the access events and its signed checkpoints.

@@ -11,21 +11,20 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "certs/identity.h"
 #include "certs/tls.h"
 #include "connectors/config.h"
 #include "connectors/sdk.h"
-#include "ops/log.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "ops/flags.h"
+#include "ops/log.h"
 
 namespace tellonce::connectors::examples {
-
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> BrokerChannel(const ConnectorOptions& options) {
   if (options.broker_address.empty()) {
@@ -50,7 +49,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> BrokerChannel(const ConnectorOpti
 
 namespace {
 
-
 struct Flags {
   std::string config;
   std::string port_file;
@@ -59,7 +57,8 @@ struct Flags {
 
 const std::vector<ops::FlagSpec>& FlagTable() {
   static const auto* table = new std::vector<ops::FlagSpec>{
-      {"config", "FILE", "connector configuration (text-format tellonce.v1.ConnectorConfig); required"},
+      {"config", "FILE",
+       "connector configuration (text-format tellonce.v1.ConnectorConfig); required"},
       {"port-file", "FILE", "write the bound port to FILE once serving (for port 0); default none"},
       {"admin-port-file", "FILE",
        "write the admin listener's bound port to FILE once serving (0 without one); default "
@@ -71,10 +70,9 @@ const std::vector<ops::FlagSpec>& FlagTable() {
 }
 
 std::string Usage(const std::string& program) {
-  return absl::StrCat("usage: ", program,
-                      " --config FILE [--port-file FILE] [--admin-port-file FILE]\n",
-                      ops::FlagHelp(FlagTable()),
-                      "Exit codes: 0 clean stop, 1 start-up error, 2 usage error.\n");
+  return absl::StrCat(
+      "usage: ", program, " --config FILE [--port-file FILE] [--admin-port-file FILE]\n",
+      ops::FlagHelp(FlagTable()), "Exit codes: 0 clean stop, 1 start-up error, 2 usage error.\n");
 }
 
 // False on bad usage (one line on stderr naming the flag). Exits 0 for --help and
@@ -141,9 +139,11 @@ absl::StatusOr<std::unique_ptr<AttributeSource>> ProfileSource(const AgencyProfi
       options.data_file, profile.attributes,
       [program, path](const absl::Status& status, size_t citizens) {
         if (status.ok()) {
-          ops::LogInfo(absl::StrCat("data_file ", path, " changed: now serving ", citizens, " citizens"));
+          ops::LogInfo(
+              absl::StrCat("data_file ", path, " changed: now serving ", citizens, " citizens"));
         } else {
-          ops::LogWarning(absl::StrCat("data_file changed but cannot be loaded, still serving the previous "
+          ops::LogWarning(
+              absl::StrCat("data_file changed but cannot be loaded, still serving the previous "
                            "version: ",
                            status.message()));
         }
@@ -216,9 +216,10 @@ int RunConnectorParts(const std::string& program, const std::string& description
     ops::LogError(absl::StrCat("cannot write --port-file ", flags.port_file));
     return 1;
   }
-  ops::LogInfo(absl::StrCat(description, " (agency ", options->agency_id, ") serving ConnectorService on ",
-                   options->listen_address, " (port ", (*server)->port(), "), trust domain ",
-                   options->trust_domain, ": ", parts->serves));
+  ops::LogInfo(absl::StrCat(description, " (agency ", options->agency_id,
+                            ") serving ConnectorService on ", options->listen_address, " (port ",
+                            (*server)->port(), "), trust domain ", options->trust_domain, ": ",
+                            parts->serves));
 
   int signal = 0;
   while (true) {

@@ -1,5 +1,4 @@
 #include "connectors/examples/change_of_address.h"
-#include "ops/log.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -18,10 +17,10 @@
 #include "connectors/atomic_file.h"
 #include "connectors/config.h"
 #include "connectors/examples/agency.h"
-#include "ops/log.h"
 #include "google/protobuf/text_format.h"
 #include "grpcpp/client_context.h"
 #include "ops/flags.h"
+#include "ops/log.h"
 #include "proto/textproto.h"
 #include "proto/time.h"
 #include "tellonce/v1/agency_records.pb.h"
@@ -342,8 +341,8 @@ absl::Status AddressFollower::OnChange(const ChangeContext& ctx) {
   if (!status.ok()) {
     const auto code = static_cast<absl::StatusCode>(status.error_code());
     ops::LogWarning(absl::StrCat("learned of ", event, " but could not ask the broker for ",
-                         kAddressAttribute, ": ", absl::StatusCodeToString(code), ": ",
-                         status.error_message(), "; the broker will deliver it again"));
+                                 kAddressAttribute, ": ", absl::StatusCodeToString(code), ": ",
+                                 status.error_message(), "; the broker will deliver it again"));
     if (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
         code == absl::StatusCode::kResourceExhausted) {
       return absl::UnavailableError("cannot reach the broker to fetch the changed value");
@@ -358,18 +357,19 @@ absl::Status AddressFollower::OnChange(const ChangeContext& ctx) {
   switch (result.code()) {
     case tellonce::v1::RESULT_OK:
       ops::LogInfo(absl::StrCat("learned of ", event, "; fetched the new ", kAddressAttribute,
-                           " through the broker (exchange ", response.exchange_id(), ", from ",
-                           result.provenance().provider(), ", for ", purpose_, ")"));
+                                " through the broker (exchange ", response.exchange_id(), ", from ",
+                                result.provenance().provider(), ", for ", purpose_, ")"));
       return absl::OkStatus();
     case tellonce::v1::RESULT_PROVIDER_UNAVAILABLE:
     case tellonce::v1::RESULT_DEADLINE_EXCEEDED:
     case tellonce::v1::RESULT_PROVIDER_ERROR:
       ops::LogWarning(absl::StrCat("learned of ", event, " but the ", kAddressAttribute,
-                       " could not be fetched now (", code, "); the broker will deliver it again"));
+                                   " could not be fetched now (", code,
+                                   "); the broker will deliver it again"));
       return absl::UnavailableError("the changed value's source cannot answer now");
     default:
-      ops::LogInfo(absl::StrCat("learned of ", event, " but may not fetch the ", kAddressAttribute, " (",
-                           code, "): acknowledged without it"));
+      ops::LogInfo(absl::StrCat("learned of ", event, " but may not fetch the ", kAddressAttribute,
+                                " (", code, "): acknowledged without it"));
       return absl::OkStatus();
   }
 }

@@ -210,10 +210,11 @@ absl::Status PgStorage::Backup(const std::string& dir) {
   // UNIMPLEMENTED (ops/malformed_request.h would report it as a request that does not
   // parse).
   return absl::FailedPreconditionError(absl::StrCat(
-      dir, ": the broker does not copy a PostgreSQL database; back it up with PostgreSQL's "
-           "tools (pg_basebackup and WAL archiving for point-in-time recovery); each replica's "
-           "signed_checkpoint_file stays on its host and is not restored with the database "
-           "(docs/backup-postgres.md)"));
+      dir,
+      ": the broker does not copy a PostgreSQL database; back it up with PostgreSQL's "
+      "tools (pg_basebackup and WAL archiving for point-in-time recovery); each replica's "
+      "signed_checkpoint_file stays on its host and is not restored with the database "
+      "(docs/backup-postgres.md)"));
 }
 
 absl::Status PgStorage::Health() {

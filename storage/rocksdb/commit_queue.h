@@ -14,10 +14,10 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "ops/metrics.h"
 #include "absl/time/time.h"
-#include "storage/rocksdb/database.h"
+#include "ops/metrics.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
+#include "storage/rocksdb/database.h"
 
 namespace tellonce::storage::rocks {
 

@@ -315,9 +315,10 @@ absl::StatusOr<std::unique_ptr<Database>> Database::OpenReadOnly(const Options& 
     if (database->families_[i] == nullptr) {
       // Reads through the default family's handle find none of this family's keys
       // only if the key spaces differ; rather than guess, refuse.
-      return absl::FailedPreconditionError(absl::StrCat(
-          options.path, ": column family ", kFamilyNames[i], " is missing (written by an "
-          "older build?); start the broker once to create it"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(options.path, ": column family ", kFamilyNames[i],
+                       " is missing (written by an "
+                       "older build?); start the broker once to create it"));
     }
   }
   if (absl::Status s = CheckSchemaVersion(raw, database->family(Family::kMeta), options.path,

@@ -13,8 +13,8 @@ namespace tellonce::storage::rocks {
 
 // Column families of the broker's one RocksDB database, by purpose.
 enum class Family {
-  kConsents = 0,  // consent id -> StoredConsent
-  kIndexes = 1,   // secondary indexes (by citizen, by citizen+consumer, by request id)
+  kConsents = 0,   // consent id -> StoredConsent
+  kIndexes = 1,    // secondary indexes (by citizen, by citizen+consumer, by request id)
   kAccessLog = 2,  // access events (used by the exchange flow)
   kOutbox = 3,     // notification deliveries
   kMeta = 4,       // schema version and other metadata

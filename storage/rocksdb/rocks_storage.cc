@@ -152,7 +152,8 @@ class RocksTransaction final : public Transaction {
     if (absl::Status bad = CheckComponent(portal, "portal"); !bad.ok()) return bad;
     if (absl::Status bad = CheckComponent(request_id, "request_id"); !bad.ok()) return bad;
     std::string consent_id;
-    absl::Status read = batch_.Get(Family::kIndexes, keys::Request(portal, request_id), &consent_id);
+    absl::Status read =
+        batch_.Get(Family::kIndexes, keys::Request(portal, request_id), &consent_id);
     if (absl::IsNotFound(read)) return absl::NotFoundError("request_id: not used before");
     if (!read.ok()) return read;
     return consent_id;
@@ -325,11 +326,7 @@ uint64_t SequenceOf(const Delivery& d) {
   return sequence;
 }
 
-class RocksStorage final : public Storage,
-                           ConsentRows,
-                           AccessEventLog,
-                           TreeStore,
-                           DeliveryStore {
+class RocksStorage final : public Storage, ConsentRows, AccessEventLog, TreeStore, DeliveryStore {
  public:
   RocksStorage(std::unique_ptr<Database> db, const RocksStorageOptions& options)
       : db_(std::move(db)),
@@ -386,8 +383,8 @@ class RocksStorage final : public Storage,
   absl::StatusOr<StoredConsent> Get(const std::string& consent_id) override {
     if (consent_id.empty() || HasNul(consent_id)) return ConsentNotFound(consent_id);
     std::string bytes;
-    rocksdb::Status status = db()->Get(rocksdb::ReadOptions(), family(Family::kConsents),
-                                       consent_id, &bytes);
+    rocksdb::Status status =
+        db()->Get(rocksdb::ReadOptions(), family(Family::kConsents), consent_id, &bytes);
     if (status.IsNotFound()) return ConsentNotFound(consent_id);
     if (!status.ok()) return FromRocks(status);
     StoredConsent record;
@@ -413,7 +410,8 @@ class RocksStorage final : public Storage,
       ~Release() { db->ReleaseSnapshot(snapshot); }
     } release{db(), snapshot};
 
-    std::unique_ptr<rocksdb::Iterator> it(db()->NewIterator(read_options, family(Family::kIndexes)));
+    std::unique_ptr<rocksdb::Iterator> it(
+        db()->NewIterator(read_options, family(Family::kIndexes)));
     // Start just after `after_id`: the key + NUL is its successor.
     if (after_id.empty()) {
       it->Seek(prefix);
@@ -454,7 +452,8 @@ class RocksStorage final : public Storage,
     // because nothing writes range deletions: every write goes through GroupBatch or a
     // WriteBatch with Put and Delete only.
     read_options.ignore_range_deletions = true;
-    std::unique_ptr<rocksdb::Iterator> it(db()->NewIterator(read_options, family(Family::kIndexes)));
+    std::unique_ptr<rocksdb::Iterator> it(
+        db()->NewIterator(read_options, family(Family::kIndexes)));
     std::vector<Consent> found;
     for (it->Seek(prefix); it->Valid() && static_cast<int>(found.size()) < limit; it->Next()) {
       // Without a snapshot: a record read for an old-style entry can only have moved on
@@ -511,7 +510,8 @@ class RocksStorage final : public Storage,
     rocksdb::Slice upper(end);
     rocksdb::ReadOptions read_options;
     read_options.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db()->NewIterator(read_options, family(Family::kIndexes)));
+    std::unique_ptr<rocksdb::Iterator> it(
+        db()->NewIterator(read_options, family(Family::kIndexes)));
     if (after.has_value() && *after == ~uint64_t{0}) return absl::OkStatus();
     it->Seek(after.has_value() ? prefix + rocks::BigEndian64(*after + 1) : prefix);
     for (; it->Valid(); it->Next()) {
@@ -551,8 +551,8 @@ class RocksStorage final : public Storage,
     absl::StatusOr<uint64_t> stored = TreeSize();
     if (!stored.ok()) return stored.status();
     if (*stored != old_size) {
-      return absl::AbortedError(absl::StrCat("the stored tree has ", *stored,
-                                             " leaves, not ", old_size, ": another writer"));
+      return absl::AbortedError(absl::StrCat("the stored tree has ", *stored, " leaves, not ",
+                                             old_size, ": another writer"));
     }
     rocksdb::WriteBatch batch;
     for (const certs::TreeBuilder::Node& node : nodes) {
@@ -589,8 +589,7 @@ class RocksStorage final : public Storage,
   }
 
   absl::Status ScanCheckpoints(
-      uint64_t from_size,
-      const std::function<bool(uint64_t, SignedCheckpoint&)>& visit) override {
+      uint64_t from_size, const std::function<bool(uint64_t, SignedCheckpoint&)>& visit) override {
     const std::string end = rocks::PrefixEnd("c");
     rocksdb::Slice upper(end);
     rocksdb::ReadOptions read_options;
@@ -611,8 +610,7 @@ class RocksStorage final : public Storage,
 
   // --- DeliveryStore ---------------------------------------------------------------------
 
-  absl::Status Scan(uint64_t from_sequence,
-                    const std::function<bool(Delivery&)>& visit) override {
+  absl::Status Scan(uint64_t from_sequence, const std::function<bool(Delivery&)>& visit) override {
     const std::string end = rocks::PrefixEnd("d");
     rocksdb::Slice upper(end);
     rocksdb::ReadOptions read_options;

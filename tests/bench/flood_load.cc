@@ -316,8 +316,8 @@ std::string Handshake(const Flags& f, int* sent) {
   for (auto& t : waiters) t.join();
   std::sort(closed_after.begin(), closed_after.end());
   const double max_s = closed_after.empty() ? -1 : closed_after.back();
-  return absl::StrCat("closed_by_broker=", closed_after.size(), " held_max_s=",
-                      absl::StrFormat("%.1f", max_s));
+  return absl::StrCat("closed_by_broker=", closed_after.size(),
+                      " held_max_s=", absl::StrFormat("%.1f", max_s));
 }
 
 }  // namespace
@@ -393,8 +393,8 @@ int main(int argc, char** argv) {
       "rss_end_mb=%.0f rss_after_mb=%.0f threads_peak=%.0f probe_ok=%d probe_failed=%d "
       "probe_p99_ms=%.1f %s\n",
       f.mode.c_str(), sent, took, before, peak.load(), at_end, RssMb(f.broker_pid),
-      peak_threads.load(),
-      probe.ok.load(), probe.failed.load(), probe.P99(), extra.c_str());
-  if (probe.failed.load() > 0) std::fprintf(stderr, "probe: last error %s\n", probe.last_error.c_str());
+      peak_threads.load(), probe.ok.load(), probe.failed.load(), probe.P99(), extra.c_str());
+  if (probe.failed.load() > 0)
+    std::fprintf(stderr, "probe: last error %s\n", probe.last_error.c_str());
   return 0;
 }

@@ -32,8 +32,8 @@
 #include "broker/transparency.h"
 #include "certs/signing.h"
 #include "consent/consent_store.h"
-#include "storage/rocksdb/rocks_storage.h"
 #include "google/protobuf/util/time_util.h"
+#include "storage/rocksdb/rocks_storage.h"
 #include "tests/bench/benchmark_main.h"
 #include "tests/bench/in_flight.h"
 #include "tests/bench/latency.h"
@@ -126,13 +126,13 @@ LogEnv& Env() {
     if (!db.ok()) Fail(db.status());
     env.db = *std::move(db);
     env.log = std::make_unique<AccessLog>(env.db.get());
-    absl::StatusOr<std::unique_ptr<TransparencyLog>> tree = TransparencyLog::Start(
-        env.db.get(), env.log.get(), NewSigningKey(),
-        {.issuer = "spiffe://bench.local/broker",
-         .checkpoint_interval = absl::Hours(1),
-         .fresh_interval = absl::Seconds(1),
-         .poll_interval = absl::Seconds(1),
-         .on_signed = nullptr});
+    absl::StatusOr<std::unique_ptr<TransparencyLog>> tree =
+        TransparencyLog::Start(env.db.get(), env.log.get(), NewSigningKey(),
+                               {.issuer = "spiffe://bench.local/broker",
+                                .checkpoint_interval = absl::Hours(1),
+                                .fresh_interval = absl::Seconds(1),
+                                .poll_interval = absl::Seconds(1),
+                                .on_signed = nullptr});
     if (!tree.ok()) Fail(tree.status());
     env.tree = *std::move(tree);
     env.db->SetAppendListener([t = env.tree.get()] { t->Notify(); });
@@ -149,8 +149,7 @@ LogEnv& Env() {
       for (uint64_t i = k; i < std::min(n, k + kPerAppend); ++i)
         events.push_back(MakeEvent(i, now));
       in_flight.Add();
-      env.log->Append(std::move(events),
-                      [&](absl::Status r) { in_flight.Done(r); });
+      env.log->Append(std::move(events), [&](absl::Status r) { in_flight.Done(r); });
     }
     if (absl::Status s = in_flight.WaitForNone(); !s.ok()) Fail(s);
     const auto appended = std::chrono::steady_clock::now();

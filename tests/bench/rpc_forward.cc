@@ -43,10 +43,9 @@ class Forwarder final : public tellonce::v1::ConnectorService::CallbackService {
     upstream->set_deadline(context->deadline());
     // The request and response stay valid until Finish; the answer is written into
     // the response the server sends.
-    stub_->async()->FetchAttributes(upstream.get(), request, response,
-                                    [reactor, upstream](grpc::Status status) {
-                                      reactor->Finish(status);
-                                    });
+    stub_->async()->FetchAttributes(
+        upstream.get(), request, response,
+        [reactor, upstream](grpc::Status status) { reactor->Finish(status); });
     return reactor;
   }
 
@@ -95,10 +94,9 @@ int main(int argc, char** argv) {
       tellonce::certs::MakeChannelCredentials({ca, upstream_cert, upstream_key, ""}, upstream_id);
   auto server_creds = tellonce::certs::MakeServerCredentials({ca, cert, key, ""});
   if (!channel_creds.ok() || !server_creds.ok()) {
-    std::fprintf(stderr, "rpc_forward: %s\n",
-                 (channel_creds.ok() ? server_creds.status() : channel_creds.status())
-                     .ToString()
-                     .c_str());
+    std::fprintf(
+        stderr, "rpc_forward: %s\n",
+        (channel_creds.ok() ? server_creds.status() : channel_creds.status()).ToString().c_str());
     return 1;
   }
   Forwarder forwarder(grpc::CreateChannel(upstream, *channel_creds));

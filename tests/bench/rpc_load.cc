@@ -48,13 +48,13 @@
 #include <utility>
 #include <vector>
 
-#include "certs/citizen_assertion.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "certs/citizen_assertion.h"
 #include "certs/identity.h"
 #include "certs/tls.h"
 #include "google/protobuf/util/time_util.h"
@@ -354,7 +354,8 @@ std::unique_ptr<Caller> MakeCaller(const Flags& flags,
     if (!flags.dev_idp_key.empty()) {
       absl::StatusOr<tellonce::certs::CitizenAssertionSigner> s =
           tellonce::certs::CitizenAssertionSigner::FromPemFile(flags.dev_idp_key);
-      if (s.ok()) signer = std::make_shared<const tellonce::certs::CitizenAssertionSigner>(*std::move(s));
+      if (s.ok())
+        signer = std::make_shared<const tellonce::certs::CitizenAssertionSigner>(*std::move(s));
     }
     return std::make_unique<
         UnaryCaller<v1::ConsentService, v1::GrantConsentRequest, v1::GrantConsentResponse>>(
@@ -367,7 +368,8 @@ std::unique_ptr<Caller> MakeCaller(const Flags& flags,
             claims.audience = "tellonce-portal";
             claims.citizen_id = request.citizen_id();
             absl::StatusOr<std::string> token = signer->Mint(claims);
-            if (token.ok()) context->AddMetadata(tellonce::certs::kCitizenAssertionMetadataKey, *token);
+            if (token.ok())
+              context->AddMetadata(tellonce::certs::kCitizenAssertionMetadataKey, *token);
           }
           return stub.PrepareAsyncGrantConsent(context, request, queue);
         },

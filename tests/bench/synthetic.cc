@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_format.h"
 #include "consent/directory.h"
-#include "storage/rocksdb/testing.h"
 #include "rocksdb/db.h"
+#include "storage/rocksdb/testing.h"
 #include "tests/bench/in_flight.h"
 
 namespace tellonce::bench {

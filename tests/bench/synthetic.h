@@ -42,9 +42,9 @@ tellonce::v1::StoredConsent MakeConsentRecord(const std::string& citizen_id,
 
 // Grants `count` records, make_record(0) .. make_record(count - 1), through `store`
 // with up to 8192 in flight, then flushes and compacts the consent and index column
-// families of `storage` (a RocksDB one) so that lookups read sorted files with their bloom filters, as a
-// long-running broker would. Meant for a store whose CommitQueue has sync=false.
-// Returns the first failed grant's status (nothing after it is guaranteed stored).
+// families of `storage` (a RocksDB one) so that lookups read sorted files with their bloom filters,
+// as a long-running broker would. Meant for a store whose CommitQueue has sync=false. Returns the
+// first failed grant's status (nothing after it is guaranteed stored).
 absl::Status BulkGrant(consent::ConsentStore& store, storage::Storage& storage, int64_t count,
                        const std::function<tellonce::v1::StoredConsent(int64_t)>& make_record);
 

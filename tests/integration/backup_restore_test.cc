@@ -17,10 +17,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/util/json_util.h"
 #include "google/protobuf/struct.pb.h"
-#include "gtest/gtest.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/client_context.h"
+#include "gtest/gtest.h"
 #include "tellonce/v1/admin.pb.h"
 #include "tellonce/v1/consent.grpc.pb.h"
 #include "tellonce/v1/transparency.grpc.pb.h"
@@ -58,8 +58,7 @@ class BackupRestoreTest : public ::testing::Test {
   // `tellonce admin backup --json` as the operator; the backup's folder.
   std::string Backup(const BrokerProcess& broker) {
     std::string output;
-    EXPECT_EQ(Cli(broker, "ops", {"admin", "backup", "--json"}, &output), 0)
-        << output;
+    EXPECT_EQ(Cli(broker, "ops", {"admin", "backup", "--json"}, &output), 0) << output;
     tellonce::v1::BackupResponse response;
     EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(output, &response).ok()) << output;
     EXPECT_TRUE(fs::is_directory(response.directory())) << output;
@@ -99,8 +98,8 @@ class BackupRestoreTest : public ::testing::Test {
 
   // GetConsent as the portal with the citizen's token.
   grpc::Status GetConsent(const BrokerProcess& broker, int citizen, const std::string& id) {
-    auto stub = tellonce::v1::ConsentService::NewStub(
-        AgencyChannel(pki_, "portal", broker.address()));
+    auto stub =
+        tellonce::v1::ConsentService::NewStub(AgencyChannel(pki_, "portal", broker.address()));
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
     AddCitizenAssertion(&context, pki_, CitizenId(citizen));
@@ -111,12 +110,11 @@ class BackupRestoreTest : public ::testing::Test {
     return stub->GetConsent(&context, request, &response);
   }
 
-  int AuditVerify(const std::string& data_dir, const std::string& checkpoint,
-                  std::string* output) {
-    return RunCommand({CliBinary(), "audit", "verify", "--data-dir", data_dir, "--checkpoint",
-                       checkpoint, "--broker-cert", pki_.broker_cert(), "--signing-keys",
-                       pki_.signing_keys()},
-                      output);
+  int AuditVerify(const std::string& data_dir, const std::string& checkpoint, std::string* output) {
+    return RunCommand(
+        {CliBinary(), "audit", "verify", "--data-dir", data_dir, "--checkpoint", checkpoint,
+         "--broker-cert", pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
+        output);
   }
 
   // Replaces `data_dir` by a copy of the backup's database.
@@ -181,9 +179,10 @@ TEST_F(BackupRestoreTest, BackupUnderLoadRestoresIntoAFreshDirectoryAndServes) {
       ++after;
     }
   }
-  std::printf("backup under load: %zu consents acknowledged before it began, %zu after, "
-              "%d exchanges\n",
-              before.size(), after, exchanges.load());
+  std::printf(
+      "backup under load: %zu consents acknowledged before it began, %zu after, "
+      "%d exchanges\n",
+      before.size(), after, exchanges.load());
   ASSERT_GT(before.size(), 5u);
   EXPECT_GT(after, 0u) << "writes went on during and after the backup";
   EXPECT_EQ(broker.Terminate(), 0);
@@ -201,8 +200,8 @@ TEST_F(BackupRestoreTest, BackupUnderLoadRestoresIntoAFreshDirectoryAndServes) {
   ASSERT_TRUE(restored.Start().ok()) << restored.log();
   for (const Acknowledged& a : before) {
     grpc::Status status = GetConsent(restored, a.citizen, a.consent_id);
-    EXPECT_TRUE(status.ok()) << "consent " << a.consent_id << " acknowledged before the backup: "
-                             << status.error_message();
+    EXPECT_TRUE(status.ok()) << "consent " << a.consent_id
+                             << " acknowledged before the backup: " << status.error_message();
   }
   tellonce::v1::GetAttributesResponse response;
   // A citizen the registry's records hold.
@@ -250,8 +249,7 @@ TEST_F(BackupRestoreTest, OlderBackupIsRefusedUntilTheOperatorAcceptsTheRollback
   EXPECT_TRUE(absl::StrContains(broker.log(), "--accept-log-rollback")) << broker.log();
   // --check says the same, without starting anything.
   std::string output;
-  EXPECT_EQ(RunCommand({BrokerBinary(), "--config", broker.config_path(), "--check"}, &output),
-            1);
+  EXPECT_EQ(RunCommand({BrokerBinary(), "--config", broker.config_path(), "--check"}, &output), 1);
   EXPECT_TRUE(absl::StrContains(output, "signed log rollback")) << output;
 
   // The operator accepts it: the broker starts, warns and records it in the log.

@@ -12,8 +12,8 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
-#include "tellonce/v1/connector.grpc.pb.h"
 #include "proto/textproto.h"
+#include "tellonce/v1/connector.grpc.pb.h"
 #include "tellonce/v1/transparency.grpc.pb.h"
 #include "tests/integration/harness.h"
 #include "tests/testing/temp_dir.h"
@@ -41,10 +41,9 @@ class BrokerPinTest : public ::testing::Test {
   // FetchAttributes on `connector` straight, presenting `cert`/`key` as the client.
   grpc::Status FetchDirect(const ConnectorProcess& connector, const std::string& cert,
                            const std::string& key, tellonce::v1::FetchAttributesResponse* out) {
-    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
-        certs::MakeChannelCredentials(
-            {.ca_file = pki_.ca(), .cert_file = cert, .key_file = key, .crl_dir = ""},
-            "spiffe://tellonce.local/agency/bank");
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = certs::MakeChannelCredentials(
+        {.ca_file = pki_.ca(), .cert_file = cert, .key_file = key, .crl_dir = ""},
+        "spiffe://tellonce.local/agency/bank");
     EXPECT_TRUE(creds.ok()) << creds.status();
     grpc::ChannelArguments args;
     args.SetInt("grpc.use_local_subchannel_pool", 1);
@@ -75,8 +74,7 @@ TEST_F(BrokerPinTest, PinnedConnectorRefusesABrokerIdentityOverAnotherKey) {
   tellonce::v1::FetchAttributesResponse response;
   grpc::Status status = FetchDirect(bank, rogue_cert_, rogue_key_, &response);
   EXPECT_EQ(status.error_code(), grpc::UNAUTHENTICATED) << status.error_message();
-  EXPECT_NE(status.error_message().find("not pinned"), std::string::npos)
-      << status.error_message();
+  EXPECT_NE(status.error_message().find("not pinned"), std::string::npos) << status.error_message();
   EXPECT_EQ(response.attributes_size(), 0);
 
   // The pinned key itself is served.

@@ -4,6 +4,8 @@
 // is missing, expired, for another audience, for another citizen, badly signed or
 // alg-confused is refused and changes nothing; the citizen's own fresh token works.
 
+#include "certs/citizen_assertion.h"
+
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -12,7 +14,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "certs/citizen_assertion.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "tellonce/v1/consent.grpc.pb.h"
@@ -132,10 +133,10 @@ class CitizenAssertionTest : public ::testing::Test {
   std::string Signed(const certs::CitizenAssertionSigner& signer, const std::string& header,
                      const std::string& citizen, const std::string& audience) {
     const int64_t now = absl::ToUnixSeconds(absl::Now());
-    absl::StatusOr<std::string> token = signer.SignCompact(
-        header, absl::StrCat("{\"iss\":\"", kDevIdpIssuer, "\",\"aud\":\"", audience,
-                             "\",\"sub\":\"", citizen, "\",\"iat\":", now,
-                             ",\"exp\":", now + 300, "}"));
+    absl::StatusOr<std::string> token =
+        signer.SignCompact(header, absl::StrCat("{\"iss\":\"", kDevIdpIssuer, "\",\"aud\":\"",
+                                                audience, "\",\"sub\":\"", citizen,
+                                                "\",\"iat\":", now, ",\"exp\":", now + 300, "}"));
     EXPECT_TRUE(token.ok());
     return token.ok() ? *token : "";
   }
@@ -153,10 +154,11 @@ BrokerProcess* CitizenAssertionTest::broker_ = nullptr;
 TEST_F(CitizenAssertionTest, ASecondPortalCannotActForACitizenWithoutTheirFreshToken) {
   const std::string citizen = CitizenId(101);
   const std::string other = CitizenId(102);
-  absl::StatusOr<std::string> consent_id = GrantConsent(
-      *pki_, broker_->address(),
-      {.citizen = citizen, .consumer = "tax", .attributes = {"bank.interest_paid"},
-       .purpose = "TAX_DEDUCTION_CHECK"});
+  absl::StatusOr<std::string> consent_id = GrantConsent(*pki_, broker_->address(),
+                                                        {.citizen = citizen,
+                                                         .consumer = "tax",
+                                                         .attributes = {"bank.interest_paid"},
+                                                         .purpose = "TAX_DEDUCTION_CHECK"});
   ASSERT_TRUE(consent_id.ok()) << consent_id.status();
   const std::vector<tellonce::v1::Consent> before = Consents(citizen);
   ASSERT_EQ(before.size(), 1u);
@@ -168,10 +170,10 @@ TEST_F(CitizenAssertionTest, ASecondPortalCannotActForACitizenWithoutTheirFreshT
       certs::CitizenAssertionSigner::FromPemFile(pki_->idp_key());
   ASSERT_TRUE(idp.ok()) << idp.status();
   const std::string header_rs = R"({"alg":"RS256","kid":"dev-idp"})";
-  const std::string payload_b64 = certs::Base64UrlEncode(absl::StrCat(
-      "{\"iss\":\"", kDevIdpIssuer, "\",\"aud\":\"", kSecondPortalClient, "\",\"sub\":\"", citizen,
-      "\",\"iat\":", absl::ToUnixSeconds(absl::Now()),
-      ",\"exp\":", absl::ToUnixSeconds(absl::Now()) + 300, "}"));
+  const std::string payload_b64 = certs::Base64UrlEncode(
+      absl::StrCat("{\"iss\":\"", kDevIdpIssuer, "\",\"aud\":\"", kSecondPortalClient,
+                   "\",\"sub\":\"", citizen, "\",\"iat\":", absl::ToUnixSeconds(absl::Now()),
+                   ",\"exp\":", absl::ToUnixSeconds(absl::Now()) + 300, "}"));
 
   struct Attempt {
     std::string what;
@@ -184,25 +186,26 @@ TEST_F(CitizenAssertionTest, ASecondPortalCannotActForACitizenWithoutTheirFreshT
        grpc::UNAUTHENTICATED},
       // The citizen's genuine token, issued to the first portal, replayed by the second.
       {"another audience", CitizenToken(*pki_, citizen), grpc::PERMISSION_DENIED},
-      {"another citizen", CitizenToken(*pki_, other, kSecondPortalClient),
-       grpc::PERMISSION_DENIED},
-      {"badly signed", Signed(*impostor, R"({"alg":"ES256","kid":"dev-idp"})", citizen,
-                              kSecondPortalClient),
+      {"another citizen", CitizenToken(*pki_, other, kSecondPortalClient), grpc::PERMISSION_DENIED},
+      {"badly signed",
+       Signed(*impostor, R"({"alg":"ES256","kid":"dev-idp"})", citizen, kSecondPortalClient),
        grpc::UNAUTHENTICATED},
       {"alg RS256 with the EC key", Signed(*idp, header_rs, citizen, kSecondPortalClient),
        grpc::UNAUTHENTICATED},
-      {"alg HS256", absl::StrCat(certs::Base64UrlEncode(R"({"alg":"HS256","kid":"dev-idp"})"), ".",
-                                 payload_b64, ".", certs::Base64UrlEncode("mac")),
+      {"alg HS256",
+       absl::StrCat(certs::Base64UrlEncode(R"({"alg":"HS256","kid":"dev-idp"})"), ".", payload_b64,
+                    ".", certs::Base64UrlEncode("mac")),
        grpc::UNAUTHENTICATED},
-      {"alg none", absl::StrCat(certs::Base64UrlEncode(R"({"alg":"none","kid":"dev-idp"})"), ".",
-                                payload_b64, "."),
+      {"alg none",
+       absl::StrCat(certs::Base64UrlEncode(R"({"alg":"none","kid":"dev-idp"})"), ".", payload_b64,
+                    "."),
        grpc::UNAUTHENTICATED},
       {"garbage", "not-a-token", grpc::UNAUTHENTICATED},
   };
   for (const Attempt& a : attempts) {
     std::string messages;
-    std::vector<grpc::StatusCode> codes = AllCalls("portal-b", citizen, *consent_id, a.token,
-                                                   &messages);
+    std::vector<grpc::StatusCode> codes =
+        AllCalls("portal-b", citizen, *consent_id, a.token, &messages);
     for (size_t i = 0; i < codes.size(); ++i) {
       EXPECT_EQ(codes[i], a.expected) << a.what << ", call " << i << ": " << messages;
     }
@@ -225,10 +228,11 @@ TEST_F(CitizenAssertionTest, ASecondPortalCannotActForACitizenWithoutTheirFreshT
 
 TEST_F(CitizenAssertionTest, TheGrantRecordsWhichProviderAuthenticatedTheCitizen) {
   const std::string citizen = CitizenId(103);
-  absl::StatusOr<std::string> consent_id = GrantConsent(
-      *pki_, broker_->address(),
-      {.citizen = citizen, .consumer = "tax", .attributes = {"bank.interest_paid"},
-       .purpose = "TAX_DEDUCTION_CHECK"});
+  absl::StatusOr<std::string> consent_id = GrantConsent(*pki_, broker_->address(),
+                                                        {.citizen = citizen,
+                                                         .consumer = "tax",
+                                                         .attributes = {"bank.interest_paid"},
+                                                         .purpose = "TAX_DEDUCTION_CHECK"});
   ASSERT_TRUE(consent_id.ok()) << consent_id.status();
   std::vector<tellonce::v1::Consent> consents = Consents(citizen);
   ASSERT_EQ(consents.size(), 1u);
@@ -240,10 +244,11 @@ TEST_F(CitizenAssertionTest, TheGrantRecordsWhichProviderAuthenticatedTheCitizen
 
 TEST_F(CitizenAssertionTest, RevokingTwiceIsFailedPrecondition) {
   const std::string citizen = CitizenId(104);
-  absl::StatusOr<std::string> consent_id = GrantConsent(
-      *pki_, broker_->address(),
-      {.citizen = citizen, .consumer = "tax", .attributes = {"bank.interest_paid"},
-       .purpose = "TAX_DEDUCTION_CHECK"});
+  absl::StatusOr<std::string> consent_id = GrantConsent(*pki_, broker_->address(),
+                                                        {.citizen = citizen,
+                                                         .consumer = "tax",
+                                                         .attributes = {"bank.interest_paid"},
+                                                         .purpose = "TAX_DEDUCTION_CHECK"});
   ASSERT_TRUE(consent_id.ok()) << consent_id.status();
   grpc::Status first = RevokeConsent(*pki_, broker_->address(), citizen, *consent_id);
   ASSERT_TRUE(first.ok()) << first.error_message();

@@ -15,9 +15,9 @@
 #include "gtest/gtest.h"
 #include "ops/version.h"
 #include "proto/textproto.h"
+#include "proto/time.h"
 #include "tellonce/v1/admin.pb.h"
 #include "tellonce/v1/consent.pb.h"
-#include "proto/time.h"
 #include "tests/integration/harness.h"
 
 namespace tellonce::testing {
@@ -26,7 +26,8 @@ namespace {
 // Runs `argv` and keeps only its stdout (`stream` 1) or only its stderr (2).
 int RunKeeping(int stream, const std::vector<std::string>& argv, std::string* output) {
   std::vector<std::string> shell = {
-      "/bin/sh", "-c", stream == 1 ? "exec \"$0\" \"$@\" 2>/dev/null" : "exec \"$0\" \"$@\" 2>&1 >/dev/null"};
+      "/bin/sh", "-c",
+      stream == 1 ? "exec \"$0\" \"$@\" 2>/dev/null" : "exec \"$0\" \"$@\" 2>&1 >/dev/null"};
   shell.insert(shell.end(), argv.begin(), argv.end());
   return RunCommand(shell, output);
 }
@@ -47,8 +48,9 @@ std::vector<std::string> With(std::vector<std::string> argv, std::vector<std::st
 // Every command and subcommand, with flags its --help must name.
 const std::vector<std::pair<std::string, std::vector<std::string>>>& CommandsAndFlags() {
   static const auto* commands = new std::vector<std::pair<std::string, std::vector<std::string>>>{
-      {"consent grant", {"--citizen", "--consumer", "--attributes", "--purpose", "--expires-in",
-                         "--expires-at", "--mode", "--receipt-out", "--broker", "--json"}},
+      {"consent grant",
+       {"--citizen", "--consumer", "--attributes", "--purpose", "--expires-in", "--expires-at",
+        "--mode", "--receipt-out", "--broker", "--json"}},
       {"consent revoke", {"--citizen", "--id", "--reason", "--cert"}},
       {"consent get", {"--citizen", "--id", "--receipt-out"}},
       {"consent list", {"--citizen", "--status", "--page-size", "--page-token", "--all"}},
@@ -80,7 +82,8 @@ TEST(CliConventionsTest, EveryCommandsHelpPrintsItsOwnUsageOnStdout) {
     for (const std::string& flag : flags) {
       EXPECT_TRUE(absl::StrContains(out, absl::StrCat("  ", flag, " ")) ||
                   absl::StrContains(out, absl::StrCat("  ", flag, "\n")))
-          << command << " --help does not describe " << flag << ":\n" << out;
+          << command << " --help does not describe " << flag << ":\n"
+          << out;
     }
     // -h is the same.
     std::string short_out;
@@ -108,8 +111,8 @@ TEST(CliConventionsTest, UnknownFlagIsAUsageErrorNamingTheFlag) {
     std::string err;
     EXPECT_EQ(RunKeeping(2, With(Cmd(CliBinary(), command), {"--bogus", "1"}), &err), 2)
         << command << ": " << err;
-    EXPECT_TRUE(absl::StrContains(err, absl::StrCat("tellonce: ", command,
-                                                    ": unknown flag --bogus")))
+    EXPECT_TRUE(
+        absl::StrContains(err, absl::StrCat("tellonce: ", command, ": unknown flag --bogus")))
         << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
   }
@@ -148,8 +151,8 @@ TEST(CliConventionsTest, UnknownOrIncompleteCommandIsAUsageError) {
 }
 
 TEST(CliConventionsTest, EveryBinaryPrintsItsVersion) {
-  std::vector<std::pair<std::string, std::string>> programs = {
-      {"tellonce", CliBinary()}, {"tellonce-broker", BrokerBinary()}};
+  std::vector<std::pair<std::string, std::string>> programs = {{"tellonce", CliBinary()},
+                                                               {"tellonce-broker", BrokerBinary()}};
   for (const char* agency : {"registry", "bank", "tax", "benefits"}) {
     programs.emplace_back(absl::StrCat("tellonce-", agency), AgencyBinary(agency));
   }
@@ -194,7 +197,8 @@ class CliTest : public ::testing::Test {
     absl::StatusOr<Pki> pki = MakePki(dir_.path() + "/pki", SampleDirectoryFile());
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = *pki;
-    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFor(pki_));
+    broker_ =
+        std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFor(pki_));
     ASSERT_TRUE(broker_->Start().ok()) << broker_->log();
   }
 
@@ -210,8 +214,8 @@ class CliTest : public ::testing::Test {
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--broker");
     argv.push_back(broker_->address());
-    argv.insert(argv.end(), {"--ca", pki_.ca(), "--cert", pki_.cert(agency), "--key",
-                             pki_.key(agency)});
+    argv.insert(argv.end(),
+                {"--ca", pki_.ca(), "--cert", pki_.cert(agency), "--key", pki_.key(agency)});
     return RunCommand(argv, output);
   }
 
@@ -273,13 +277,15 @@ TEST_F(CliTest, GrantListRevokeAndVerifyReceipt) {
   EXPECT_TRUE(absl::StrContains(out, consent_id)) << out;
   EXPECT_TRUE(absl::StrContains(out, "1 consent(s)")) << out;
 
-  ASSERT_EQ(Cli("portal", {"consent", "revoke", "--citizen", citizen, "--id", consent_id,
-                           "--reason", "moved abroad"},
+  ASSERT_EQ(Cli("portal",
+                {"consent", "revoke", "--citizen", citizen, "--id", consent_id, "--reason",
+                 "moved abroad"},
                 &out),
             0)
       << out;
   EXPECT_TRUE(absl::StrContains(out, "REVOKED")) << out;
-  ASSERT_EQ(Cli("portal", {"consent", "list", "--citizen", citizen, "--status", "active"}, &out), 0);
+  ASSERT_EQ(Cli("portal", {"consent", "list", "--citizen", citizen, "--status", "active"}, &out),
+            0);
   EXPECT_TRUE(absl::StrContains(out, "0 consent(s)")) << out;
 }
 
@@ -305,24 +311,27 @@ TEST_F(CliTest, PublishThenOperatorSeesTheOwedDeliveryAndOnlyDeadOnesRequeue) {
             0)
       << out;
   // The bank is not authoritative for addresses; a consumer may not publish at all.
-  EXPECT_EQ(Cli("bank", {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED",
-                         "--attributes", "person.address", "--event-id", "b-1"},
+  EXPECT_EQ(Cli("bank",
+                {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED", "--attributes",
+                 "person.address", "--event-id", "b-1"},
                 &out),
             1);
   EXPECT_TRUE(absl::StrContains(out, "PERMISSION_DENIED")) << out;
-  EXPECT_EQ(Cli("tax", {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED",
-                        "--attributes", "person.address", "--event-id", "t-1"},
+  EXPECT_EQ(Cli("tax",
+                {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED", "--attributes",
+                 "person.address", "--event-id", "t-1"},
                 &out),
             1);
-  ASSERT_EQ(Cli("registry", {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED",
-                             "--attributes", "person.address", "--event-id", "r-1"},
+  ASSERT_EQ(Cli("registry",
+                {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED", "--attributes",
+                 "person.address", "--event-id", "r-1"},
                 &out),
             0)
       << out;
   EXPECT_TRUE(absl::StrContains(out, "published")) << out;
-  ASSERT_EQ(Cli("registry", {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED",
-                             "--attributes", "person.address", "--event-id", "r-1",
-                             "--occurred-at", "2026-01-01T00:00:00Z"},
+  ASSERT_EQ(Cli("registry",
+                {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED", "--attributes",
+                 "person.address", "--event-id", "r-1", "--occurred-at", "2026-01-01T00:00:00Z"},
                 &out),
             1)
       << "same event id, different content: " << out;
@@ -352,8 +361,9 @@ TEST_F(CliTest, AdminStatusShowsLogSizeAndOutboxDepth) {
   std::string out;
   // A refused fetch is an access event; a published change with a subscriber whose
   // connector is down is a pending delivery.
-  ASSERT_EQ(Cli("tax", {"fetch", "--citizen", citizen, "--attributes", "person.name",
-                        "--purpose", "TAX_DEDUCTION_CHECK"},
+  ASSERT_EQ(Cli("tax",
+                {"fetch", "--citizen", citizen, "--attributes", "person.name", "--purpose",
+                 "TAX_DEDUCTION_CHECK"},
                 &out),
             3)
       << out;
@@ -363,8 +373,9 @@ TEST_F(CliTest, AdminStatusShowsLogSizeAndOutboxDepth) {
                 &out),
             0)
       << out;
-  ASSERT_EQ(Cli("registry", {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED",
-                             "--attributes", "person.address", "--event-id", "s-1"},
+  ASSERT_EQ(Cli("registry",
+                {"publish", "--citizen", citizen, "--event-type", "ADDRESS_CHANGED", "--attributes",
+                 "person.address", "--event-id", "s-1"},
                 &out),
             0)
       << out;
@@ -415,24 +426,27 @@ TEST_F(CliTest, AdminStatusIsForTheAdminRoleOnly) {
 
 TEST_F(CliTest, AuditVerifyPrintsJson) {
   std::string out;
-  ASSERT_EQ(Cli("tax", {"fetch", "--citizen", CitizenId(3), "--attributes", "person.name",
-                        "--purpose", "TAX_DEDUCTION_CHECK"},
+  ASSERT_EQ(Cli("tax",
+                {"fetch", "--citizen", CitizenId(3), "--attributes", "person.name", "--purpose",
+                 "TAX_DEDUCTION_CHECK"},
                 &out),
             3)
       << out;
   const std::string checkpoint = dir_.path() + "/cp.bin";
   const std::string log = dir_.path() + "/log.export";
-  ASSERT_EQ(Cli("ops", {"audit", "checkpoint", "--fresh", "--out", checkpoint, "--broker-cert",
-                        pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
+  ASSERT_EQ(Cli("ops",
+                {"audit", "checkpoint", "--fresh", "--out", checkpoint, "--broker-cert",
+                 pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
                 &out),
             0)
       << out;
   ASSERT_EQ(Cli("ops", {"audit", "export", "--out", log, "--json"}, &out), 0) << out;
   EXPECT_EQ(ParseJson(out).fields().at("events").number_value(), 1) << out;
 
-  ASSERT_EQ(RunKeeping(1, {CliBinary(), "audit", "verify", "--log", log, "--checkpoint",
-                           checkpoint, "--broker-cert", pki_.broker_cert(), "--signing-keys",
-                           pki_.signing_keys(), "--json"},
+  ASSERT_EQ(RunKeeping(1,
+                       {CliBinary(), "audit", "verify", "--log", log, "--checkpoint", checkpoint,
+                        "--broker-cert", pki_.broker_cert(), "--signing-keys", pki_.signing_keys(),
+                        "--json"},
                        &out),
             0)
       << out;
@@ -444,18 +458,21 @@ TEST_F(CliTest, AuditVerifyPrintsJson) {
       << out;
 
   // A checkpoint of a larger log than the copy holds: a failed check, as JSON, exit 1.
-  ASSERT_EQ(Cli("tax", {"fetch", "--citizen", CitizenId(4), "--attributes", "person.name",
-                        "--purpose", "TAX_DEDUCTION_CHECK"},
+  ASSERT_EQ(Cli("tax",
+                {"fetch", "--citizen", CitizenId(4), "--attributes", "person.name", "--purpose",
+                 "TAX_DEDUCTION_CHECK"},
                 &out),
             3);
-  ASSERT_EQ(Cli("ops", {"audit", "checkpoint", "--fresh", "--out", checkpoint, "--broker-cert",
-                        pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
+  ASSERT_EQ(Cli("ops",
+                {"audit", "checkpoint", "--fresh", "--out", checkpoint, "--broker-cert",
+                 pki_.broker_cert(), "--signing-keys", pki_.signing_keys()},
                 &out),
             0)
       << out;
-  ASSERT_EQ(RunKeeping(1, {CliBinary(), "audit", "verify", "--log", log, "--checkpoint",
-                           checkpoint, "--broker-cert", pki_.broker_cert(), "--signing-keys",
-                           pki_.signing_keys(), "--json"},
+  ASSERT_EQ(RunKeeping(1,
+                       {CliBinary(), "audit", "verify", "--log", log, "--checkpoint", checkpoint,
+                        "--broker-cert", pki_.broker_cert(), "--signing-keys", pki_.signing_keys(),
+                        "--json"},
                        &out),
             1)
       << out;

@@ -12,11 +12,11 @@
 #include "consent/registry.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "tellonce/v1/consent.grpc.pb.h"
 #include "tests/integration/harness.h"
 
@@ -262,17 +262,20 @@ TEST_F(ConsentApiTest, ConsumerCertificateIsRefused) {
 
 TEST_F(ConsentApiTest, CertificateFromAnotherCaIsRefused) {
   // A portal certificate with the right SPIFFE id, but issued by another CA.
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = certs::MakeChannelCredentials(
-      {.ca_file = pki_->ca(), .cert_file = foreign_pki_->cert("portal"),
-       .key_file = foreign_pki_->key("portal"), .crl_dir = ""},
-      "spiffe://tellonce.local/broker");
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      certs::MakeChannelCredentials({.ca_file = pki_->ca(),
+                                     .cert_file = foreign_pki_->cert("portal"),
+                                     .key_file = foreign_pki_->key("portal"),
+                                     .crl_dir = ""},
+                                    "spiffe://tellonce.local/broker");
   ASSERT_TRUE(creds.ok()) << creds.status();
   auto stub = ConsentService::NewStub(grpc::CreateChannel(broker_->address(), *creds));
   grpc::ClientContext context;
   Deadline(&context);
   tellonce::v1::GrantConsentResponse response;
   AddCitizenAssertion(&context, *pki_, CitizenId(5));
-  grpc::Status status = stub->GrantConsent(&context, ValidGrant(CitizenId(5), "foreign"), &response);
+  grpc::Status status =
+      stub->GrantConsent(&context, ValidGrant(CitizenId(5), "foreign"), &response);
   EXPECT_EQ(status.error_code(), grpc::UNAVAILABLE) << status.error_message();
   EXPECT_TRUE(ListAll(CitizenId(5)).empty());
 }
@@ -324,10 +327,10 @@ TEST_F(ConsentApiTest, MalformedGrantsAreRefusedNamingTheFieldAndStoreNothing) {
       {"no expiry", [](auto* r) { r->clear_expires_at(); }, "expires_at"},
       {"expiry before start",
        [](auto* r) {
-         *r->mutable_valid_from() = TimeUtil::NanosecondsToTimestamp(
-             absl::ToUnixNanos(absl::Now() + absl::Hours(48)));
-         *r->mutable_expires_at() = TimeUtil::NanosecondsToTimestamp(
-             absl::ToUnixNanos(absl::Now() + absl::Hours(24)));
+         *r->mutable_valid_from() =
+             TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now() + absl::Hours(48)));
+         *r->mutable_expires_at() =
+             TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now() + absl::Hours(24)));
        },
        "expires_at"},
       {"lifetime too long",
@@ -499,10 +502,10 @@ class GrantLimitsTest : public ::testing::Test {
     absl::StatusOr<Pki> pki = MakePki(dir_.path() + "/pki", SampleDirectoryFile());
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = std::make_unique<Pki>(*pki);
-    broker_ = std::make_unique<BrokerProcess>(
-        dir_.path() + "/broker", *pki_, SampleDirectoryFor(*pki_),
-        "rate_limits { grant { per_second: 1 burst: 3 } }\n"
-        "limits { max_active_consents_per_consumer: 2 }\n");
+    broker_ =
+        std::make_unique<BrokerProcess>(dir_.path() + "/broker", *pki_, SampleDirectoryFor(*pki_),
+                                        "rate_limits { grant { per_second: 1 burst: 3 } }\n"
+                                        "limits { max_active_consents_per_consumer: 2 }\n");
     absl::Status started = broker_->Start();
     ASSERT_TRUE(started.ok()) << started << broker_->log();
   }
@@ -538,7 +541,8 @@ TEST_F(GrantLimitsTest, GrantsBeyondThePortalsBucketAreRefusedAndStoreNothing) {
       ++ok;
     } else {
       EXPECT_EQ(status.error_code(), grpc::RESOURCE_EXHAUSTED) << status.error_message();
-      EXPECT_EQ(status.error_message(), "rate limit: grant for agency portal: at most 1 per second");
+      EXPECT_EQ(status.error_message(),
+                "rate limit: grant for agency portal: at most 1 per second");
       ++limited;
     }
   }

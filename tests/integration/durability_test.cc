@@ -38,7 +38,8 @@ class DurabilityTest : public ::testing::Test {
     absl::StatusOr<Pki> pki = MakePki(dir_.path() + "/pki", SampleDirectoryFile());
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = *pki;
-    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFor(pki_));
+    broker_ =
+        std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFor(pki_));
   }
 
   std::unique_ptr<ConsentService::Stub> Portal() {
@@ -103,7 +104,8 @@ TEST_F(DurabilityTest, AcknowledgedGrantsSurviveKill9) {
     AddCitizenAssertion(&context, pki_, get.citizen_id());
     grpc::Status status = portal->GetConsent(&context, get, &got);
     ASSERT_TRUE(status.ok()) << request.request_id() << ": " << status.error_message();
-    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got.consent(), response.consent()))
+    EXPECT_TRUE(
+        google::protobuf::util::MessageDifferencer::Equals(got.consent(), response.consent()))
         << request.request_id();
     EXPECT_EQ(got.receipt().SerializeAsString(), response.receipt().SerializeAsString());
   }
@@ -164,9 +166,10 @@ TEST_F(DurabilityTest, BadConfigurationStopsStartUpNamingFileAndLine) {
 
   // A directory that references an unknown agency stops start-up with the field named.
   std::string directory = dir_.path() + "/directory.textproto";
-  std::ofstream(directory) << "trust_domain: \"tellonce.local\"\n"
-                           << "agencies { id: \"ops\" roles: ADMIN }\n"
-                           << "attributes { name: \"person.name\" type: STRING provider: \"nobody\" }\n";
+  std::ofstream(directory)
+      << "trust_domain: \"tellonce.local\"\n"
+      << "agencies { id: \"ops\" roles: ADMIN }\n"
+      << "attributes { name: \"person.name\" type: STRING provider: \"nobody\" }\n";
   BrokerProcess bad(dir_.path() + "/bad-broker", pki_, directory);
   absl::Status started = bad.Start();
   EXPECT_FALSE(started.ok());

@@ -8,8 +8,8 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "certs/tls.h"
-#include "grpcpp/create_channel.h"
 #include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/agency_records.pb.h"
@@ -51,8 +51,8 @@ class ExchangeTest : public ::testing::Test {
 
   void SetUp() override {
     // Each test runs with all parts up, whatever an earlier test did to them.
-    for (ServerProcess* p : {static_cast<ServerProcess*>(registry_),
-                             static_cast<ServerProcess*>(bank_)}) {
+    for (ServerProcess* p :
+         {static_cast<ServerProcess*>(registry_), static_cast<ServerProcess*>(bank_)}) {
       p->Resume();
       if (!p->running()) {
         ASSERT_TRUE(p->Start().ok()) << p->log();
@@ -64,10 +64,14 @@ class ExchangeTest : public ::testing::Test {
                              std::vector<std::string> attributes, const std::string& purpose,
                              tellonce::v1::ConsentMode mode = tellonce::v1::UNTIL_EXPIRY,
                              absl::Duration lifetime = absl::Hours(24)) {
-    absl::StatusOr<std::string> id =
-        GrantConsent(*pki_, broker_->address(),
-                     {.citizen = citizen, .consumer = consumer, .attributes = std::move(attributes),
-                      .purpose = purpose, .mode = mode, .lifetime = lifetime, .request_id = ""});
+    absl::StatusOr<std::string> id = GrantConsent(*pki_, broker_->address(),
+                                                  {.citizen = citizen,
+                                                   .consumer = consumer,
+                                                   .attributes = std::move(attributes),
+                                                   .purpose = purpose,
+                                                   .mode = mode,
+                                                   .lifetime = lifetime,
+                                                   .request_id = ""});
     EXPECT_TRUE(id.ok()) << id.status();
     return id.ok() ? *id : "";
   }
@@ -115,8 +119,8 @@ TEST_F(ExchangeTest, ConsentAllowsTheConsumerToObtainTheValueFromItsSource) {
   const std::string consent =
       Consent(kCitizen, "tax", {"bank.interest_paid", "person.name"}, "TAX_DEDUCTION_CHECK");
   GetAttributesResponse response;
-  grpc::Status status =
-      Fetch("tax", kCitizen, {"bank.interest_paid", "person.name"}, "TAX_DEDUCTION_CHECK", &response);
+  grpc::Status status = Fetch("tax", kCitizen, {"bank.interest_paid", "person.name"},
+                              "TAX_DEDUCTION_CHECK", &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(response.results_size(), 2);
   const AttributeResult& interest = response.results(0);
@@ -162,7 +166,8 @@ TEST_F(ExchangeTest, RefusedWithoutConsentWithRevokedOrWrongPurposeOrAnotherCons
   EXPECT_EQ(response.results(0).code(), tellonce::v1::RESULT_WRONG_PURPOSE);
   EXPECT_FALSE(response.results(0).has_value());
 
-  const std::string consent = Consent(citizen, "tax", {"bank.interest_paid"}, "TAX_DEDUCTION_CHECK");
+  const std::string consent =
+      Consent(citizen, "tax", {"bank.interest_paid"}, "TAX_DEDUCTION_CHECK");
   ASSERT_TRUE(Fetch("tax", citizen, {"bank.interest_paid"}, "TAX_DEDUCTION_CHECK", &response).ok());
   EXPECT_EQ(response.results(0).code(), tellonce::v1::RESULT_OK) << response.results(0).detail();
   Revoke(citizen, consent);
@@ -189,8 +194,9 @@ TEST_F(ExchangeTest, ExpiredConsentIsRefused) {
 TEST_F(ExchangeTest, PartialResultsWhenSomeAttributesAreAllowedAndOthersNot) {
   Consent(kCitizen, "benefits", {"person.address"}, "TAX_ASSESSMENT");
   GetAttributesResponse response;
-  ASSERT_TRUE(Fetch("benefits", kCitizen, {"person.address", "bank.account_iban", "person.shoe_size"},
-                    "TAX_ASSESSMENT", &response)
+  ASSERT_TRUE(Fetch("benefits", kCitizen,
+                    {"person.address", "bank.account_iban", "person.shoe_size"}, "TAX_ASSESSMENT",
+                    &response)
                   .ok());
   ASSERT_EQ(response.results_size(), 3);
   EXPECT_EQ(response.results(0).code(), tellonce::v1::RESULT_OK) << response.results(0).detail();
@@ -335,7 +341,8 @@ TEST_F(ExchangeTest, CallsBeyondMaxInFlightAreRefusedAtOnceAsBusy) {
   for (auto [status, response] : {std::pair{&first_status, &first}, {&second_status, &second}}) {
     ASSERT_TRUE(status->ok()) << status->error_message();
     ASSERT_EQ(response->results_size(), 1);
-    EXPECT_EQ(response->results(0).code(), tellonce::v1::RESULT_OK) << response->results(0).detail();
+    EXPECT_EQ(response->results(0).code(), tellonce::v1::RESULT_OK)
+        << response->results(0).detail();
   }
   // The slots are free again.
   GetAttributesResponse fourth;
@@ -345,11 +352,15 @@ TEST_F(ExchangeTest, CallsBeyondMaxInFlightAreRefusedAtOnceAsBusy) {
 }
 
 TEST_F(ExchangeTest, ConsumerCertificateCallingAConnectorDirectlyIsRefused) {
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = certs::MakeChannelCredentials(
-      {.ca_file = pki_->ca(), .cert_file = pki_->cert("tax"), .key_file = pki_->key("tax"), .crl_dir = ""},
-      "spiffe://tellonce.local/agency/bank");
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      certs::MakeChannelCredentials({.ca_file = pki_->ca(),
+                                     .cert_file = pki_->cert("tax"),
+                                     .key_file = pki_->key("tax"),
+                                     .crl_dir = ""},
+                                    "spiffe://tellonce.local/agency/bank");
   ASSERT_TRUE(creds.ok());
-  auto stub = tellonce::v1::ConnectorService::NewStub(grpc::CreateChannel(bank_->address(), *creds));
+  auto stub =
+      tellonce::v1::ConnectorService::NewStub(grpc::CreateChannel(bank_->address(), *creds));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   tellonce::v1::FetchAttributesRequest request;
@@ -364,8 +375,7 @@ TEST_F(ExchangeTest, ConsumerCertificateCallingAConnectorDirectlyIsRefused) {
 TEST_F(ExchangeTest, AgencyWithoutTheConsumerRoleCannotCallExchangeService) {
   for (const std::string agency : {"bank", "registry", "portal", "ops"}) {
     GetAttributesResponse response;
-    grpc::Status status =
-        Fetch(agency, kCitizen, {"person.name"}, "TAX_ASSESSMENT", &response);
+    grpc::Status status = Fetch(agency, kCitizen, {"person.name"}, "TAX_ASSESSMENT", &response);
     EXPECT_EQ(status.error_code(), grpc::PERMISSION_DENIED) << agency;
     EXPECT_EQ(response.results_size(), 0);
   }

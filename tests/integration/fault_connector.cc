@@ -65,7 +65,9 @@ const std::map<std::string, std::string>& HostileStrings() {
       {"invalid-utf8", "EE00\xc3\x28TEST"},
       {"overlong", "EE00\xc0\xafTEST"},
       {"surrogate", "EE00\xed\xa0\x80TEST"},
-      {"unicode", "J\xc3\xb5" "e t\xc3\xa4nav 5, \xe6\x9d\xb1\xe4\xba\xac"},
+      {"unicode",
+       "J\xc3\xb5"
+       "e t\xc3\xa4nav 5, \xe6\x9d\xb1\xe4\xba\xac"},
   };
   return *strings;
 }

@@ -86,8 +86,7 @@ class FilesAndKeysTest : public ::testing::Test {
   }
 
   // `tellonce-broker --config <broker's config> --check`; its exit code.
-  int Check(const BrokerProcess& broker, std::string* output,
-            std::vector<std::string> extra = {}) {
+  int Check(const BrokerProcess& broker, std::string* output, std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {BrokerBinary(), "--config", broker.config_path(), "--check"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return RunCommand(argv, output);
@@ -145,8 +144,7 @@ TEST_F(FilesAndKeysTest, BrokerRefusesATlsKeyOthersCanRead) {
   chmod(pki_.broker_key().c_str(), 0644);
   BrokerProcess broker(dir_.path() + "/broker", pki_, directory_);
   ASSERT_FALSE(broker.Start().ok());
-  EXPECT_TRUE(absl::StrContains(broker.log(), "tls.key_file " + pki_.broker_key()))
-      << broker.log();
+  EXPECT_TRUE(absl::StrContains(broker.log(), "tls.key_file " + pki_.broker_key())) << broker.log();
   EXPECT_TRUE(absl::StrContains(broker.log(), "mode 0644")) << broker.log();
   EXPECT_TRUE(absl::StrContains(broker.log(), "chmod 600 " + pki_.broker_key())) << broker.log();
   EXPECT_FALSE(fs::exists(broker.data_dir())) << "refused before touching the data";
@@ -232,8 +230,9 @@ TEST_F(FilesAndKeysTest, CheckReportsACertificateWithAnotherSan) {
                  pki_.key("registry"));
   std::string output;
   EXPECT_EQ(Check(broker, &output), 1) << output;
-  EXPECT_TRUE(absl::StrContains(output, "URI SAN is spiffe://tellonce.local/agency/registry, "
-                                        "expected spiffe://tellonce.local/broker"))
+  EXPECT_TRUE(absl::StrContains(output,
+                                "URI SAN is spiffe://tellonce.local/agency/registry, "
+                                "expected spiffe://tellonce.local/broker"))
       << output;
 }
 
@@ -271,9 +270,9 @@ TEST_F(FilesAndKeysTest, MakeDevPkiAddsOneAgencyKeepingTheCa) {
   EXPECT_EQ(ReadText(pki_.ca()), ca);
   EXPECT_EQ(ReadText(pki_.cert("bank")), bank);
   EXPECT_EQ(ModeOf(pki_.key("newco")), 0600u);
-  ASSERT_EQ(RunCommand({"/usr/bin/openssl", "verify", "-CAfile", pki_.ca(), pki_.cert("newco")},
-                       &output),
-            0)
+  ASSERT_EQ(
+      RunCommand({"/usr/bin/openssl", "verify", "-CAfile", pki_.ca(), pki_.cert("newco")}, &output),
+      0)
       << output;
   ASSERT_EQ(RunCommand({"/usr/bin/openssl", "x509", "-in", pki_.cert("newco"), "-noout", "-ext",
                         "subjectAltName"},

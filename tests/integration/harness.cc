@@ -1,7 +1,7 @@
 #include "tests/integration/harness.h"
 
-#include <signal.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,16 +19,16 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "certs/citizen_assertion.h"
 #include "certs/identity.h"
 #include "certs/tls.h"
-#include "certs/citizen_assertion.h"
 #include "consent/directory.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
+#include "proto/textproto.h"
 #include "tellonce/v1/consent.grpc.pb.h"
 #include "tellonce/v1/exchange.grpc.pb.h"
-#include "proto/textproto.h"
 
 namespace tellonce::testing {
 namespace {
@@ -81,8 +81,8 @@ int RunCommand(const std::vector<std::string>& argv, std::string* output) {
 
 absl::StatusOr<Pki> MakePki(const std::string& dir, const std::string& directory_file,
                             const std::vector<std::string>& extra_agencies) {
-  std::vector<std::string> argv = {SourceDir() + "/certs/make-dev-pki", "--out", dir,
-                                   "--directory", directory_file};
+  std::vector<std::string> argv = {SourceDir() + "/certs/make-dev-pki", "--out", dir, "--directory",
+                                   directory_file};
   for (const std::string& a : extra_agencies) {
     argv.push_back("--agency");
     argv.push_back(a);
@@ -129,8 +129,7 @@ absl::Status ServerProcess::Start() {
     FILE* log = std::freopen(log_path_.c_str(), "a", stderr);
     (void)log;
     dup2(STDERR_FILENO, STDOUT_FILENO);
-    std::vector<std::string> argv = {binary_, "--config", config_path_, "--port-file",
-                                     port_file_};
+    std::vector<std::string> argv = {binary_, "--config", config_path_, "--port-file", port_file_};
     if (!admin_port_file_.empty()) {
       argv.push_back("--admin-port-file");
       argv.push_back(admin_port_file_);
@@ -332,7 +331,8 @@ int HttpGet(int port, const std::string& path, std::string* body) {
   }
   std::string response;
   char buf[8192];
-  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;)
+    response.append(buf, static_cast<size_t>(n));
   close(fd);
   // "HTTP/1.1 200 OK\r\n...\r\n\r\nbody"
   int code = -1;
@@ -384,9 +384,12 @@ std::shared_ptr<grpc::Channel> AgencyChannel(const Pki& pki, const std::string& 
       broker_pem.ok() ? certs::CertificateSpiffeId(*broker_pem)
                       : absl::StatusOr<certs::SpiffeId>(broker_pem.status());
   if (!broker_id.ok()) std::abort();
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = certs::MakeChannelCredentials(
-      {.ca_file = pki.ca(), .cert_file = pki.cert(agency), .key_file = pki.key(agency), .crl_dir = ""},
-      broker_id->ToString());
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      certs::MakeChannelCredentials({.ca_file = pki.ca(),
+                                     .cert_file = pki.cert(agency),
+                                     .key_file = pki.key(agency),
+                                     .crl_dir = ""},
+                                    broker_id->ToString());
   if (!creds.ok()) std::abort();
   grpc::ChannelArguments args;
   // Each test channel gets its own connection, so one test's TLS session never serves
@@ -447,8 +450,7 @@ absl::StatusOr<std::string> GrantConsent(const Pki& pki, const std::string& addr
   tellonce::v1::GrantConsentResponse response;
   grpc::Status status = stub->GrantConsent(&context, r, &response);
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   return response.consent().consent_id();
 }
@@ -468,8 +470,9 @@ grpc::Status RevokeConsent(const Pki& pki, const std::string& address, const std
 
 grpc::Status GetAttributes(const Pki& pki, const std::string& address, const std::string& consumer,
                            const std::string& citizen, const std::vector<std::string>& attributes,
-                           const std::string& purpose, tellonce::v1::GetAttributesResponse* response,
-                           absl::Duration deadline, const std::string& request_id) {
+                           const std::string& purpose,
+                           tellonce::v1::GetAttributesResponse* response, absl::Duration deadline,
+                           const std::string& request_id) {
   auto stub = tellonce::v1::ExchangeService::NewStub(AgencyChannel(pki, consumer, address));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));

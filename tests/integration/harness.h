@@ -198,7 +198,8 @@ grpc::Status RevokeConsent(const Pki& pki, const std::string& address, const std
 // ExchangeService.GetAttributes at `address` as `consumer`.
 grpc::Status GetAttributes(const Pki& pki, const std::string& address, const std::string& consumer,
                            const std::string& citizen, const std::vector<std::string>& attributes,
-                           const std::string& purpose, tellonce::v1::GetAttributesResponse* response,
+                           const std::string& purpose,
+                           tellonce::v1::GetAttributesResponse* response,
                            absl::Duration deadline = absl::Seconds(10),
                            const std::string& request_id = "fetch");
 

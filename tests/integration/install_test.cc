@@ -43,23 +43,22 @@ TEST(InstallTest, ConnectorBuiltAgainstTheInstalledSdkServesAFetchThroughTheInst
   TempDir tmp;
   const std::string prefix = tmp.path() + "/prefix";
   MustRun({TELLONCE_CMAKE_COMMAND, "--install", Env("TELLONCE_BINARY_DIR"), "--prefix", prefix});
-  for (const char* file :
-       {"bin/tellonce-broker", "bin/tellonce", "bin/tellonce-registry",
-        "share/tellonce/make-dev-pki",
-        "include/tellonce/connectors/sdk.h", "include/tellonce/tellonce/v1/connector.pb.h",
-        "lib/systemd/system/tellonce-broker.service"}) {
+  for (const char* file : {"bin/tellonce-broker", "bin/tellonce", "bin/tellonce-registry",
+                           "share/tellonce/make-dev-pki", "include/tellonce/connectors/sdk.h",
+                           "include/tellonce/tellonce/v1/connector.pb.h",
+                           "lib/systemd/system/tellonce-broker.service"}) {
     EXPECT_TRUE(std::filesystem::exists(prefix + "/" + file)) << file;
   }
 
   // The agency's project, built outside the tree with only the installed prefix.
   const std::string consumer = tmp.path() + "/consumer";
-  std::vector<std::string> configure = {TELLONCE_CMAKE_COMMAND,
-                                        "-S",
-                                        Env("TELLONCE_SOURCE_DIR") +
-                                            "/tests/integration/sdk_consumer",
-                                        "-B",
-                                        consumer,
-                                        "-DCMAKE_PREFIX_PATH=" + prefix};
+  std::vector<std::string> configure = {
+      TELLONCE_CMAKE_COMMAND,
+      "-S",
+      Env("TELLONCE_SOURCE_DIR") + "/tests/integration/sdk_consumer",
+      "-B",
+      consumer,
+      "-DCMAKE_PREFIX_PATH=" + prefix};
   if (std::filesystem::exists("/usr/bin/ccache")) {
     configure.push_back("-DCMAKE_CXX_COMPILER_LAUNCHER=/usr/bin/ccache");
   }
@@ -131,10 +130,9 @@ TEST(InstallTest, DebianPackagesHoldTheirFilesAndDependOnDebianLibraries) {
   }
   EXPECT_TRUE(absl::StrContains(broker_info, "postinst")) << broker_info;
   const std::string broker_files = DebQuery(tmp.path(), "tellonce-broker", "--contents");
-  for (const char* file : {"./usr/bin/tellonce-broker",
-                           "./usr/lib/systemd/system/tellonce-broker.service",
-                           "./usr/share/tellonce/make-dev-pki",
-                           "./usr/share/tellonce/examples/broker.textproto"}) {
+  for (const char* file :
+       {"./usr/bin/tellonce-broker", "./usr/lib/systemd/system/tellonce-broker.service",
+        "./usr/share/tellonce/make-dev-pki", "./usr/share/tellonce/examples/broker.textproto"}) {
     EXPECT_TRUE(absl::StrContains(broker_files, file)) << file << "\n" << broker_files;
   }
   EXPECT_FALSE(absl::StrContains(broker_files, "./usr/include")) << broker_files;

@@ -45,8 +45,7 @@ class IsolationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    absl::StatusOr<Pki> pki =
-        MakePki(dir_->path() + "/pki", SampleDirectoryFile(), {"intruder"});
+    absl::StatusOr<Pki> pki = MakePki(dir_->path() + "/pki", SampleDirectoryFile(), {"intruder"});
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = new Pki(*pki);
     absl::StatusOr<SampleConnectors> connectors = StartSampleConnectors(dir_->path(), *pki_);
@@ -60,11 +59,14 @@ class IsolationTest : public ::testing::Test {
     for (const auto& [consumer, attribute, purpose] :
          {std::tuple{"tax", "bank.interest_paid", "TAX_DEDUCTION_CHECK"},
           std::tuple{"benefits", "person.address", "TAX_ASSESSMENT"}}) {
-      absl::StatusOr<std::string> id =
-          GrantConsent(*pki_, broker_->address(),
-                       {.citizen = kCitizen, .consumer = consumer, .attributes = {attribute},
-                        .purpose = purpose, .mode = tellonce::v1::UNTIL_EXPIRY,
-                        .lifetime = absl::Hours(24), .request_id = ""});
+      absl::StatusOr<std::string> id = GrantConsent(*pki_, broker_->address(),
+                                                    {.citizen = kCitizen,
+                                                     .consumer = consumer,
+                                                     .attributes = {attribute},
+                                                     .purpose = purpose,
+                                                     .mode = tellonce::v1::UNTIL_EXPIRY,
+                                                     .lifetime = absl::Hours(24),
+                                                     .request_id = ""});
       ASSERT_TRUE(id.ok()) << id.status();
     }
     tax_ = tellonce::v1::ExchangeService::NewStub(AgencyChannel(*pki_, "tax", broker_->address()))
@@ -290,8 +292,8 @@ TEST_F(IsolationTest, CallerDeadlineIsCapped) {
   registry_->Pause();
   GetAttributesResponse response;
   const absl::Time start = absl::Now();
-  grpc::Status status = Call(benefits_, "person.address", "TAX_ASSESSMENT", &response,
-                             absl::Hours(1));
+  grpc::Status status =
+      Call(benefits_, "person.address", "TAX_ASSESSMENT", &response, absl::Hours(1));
   const absl::Duration took = absl::Now() - start;
   registry_->Resume();
   ASSERT_TRUE(status.ok()) << status.error_message();

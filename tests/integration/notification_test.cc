@@ -92,9 +92,12 @@ subscriptions { agency: "sub-d" event_types: "DEATH_REGISTERED" attributes: "per
 // default first back-off is 1 s, growing), for calls that must ride one out.
 std::shared_ptr<grpc::Channel> QuickChannel(const Pki& pki, const std::string& agency,
                                             const std::string& address) {
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = certs::MakeChannelCredentials(
-      {.ca_file = pki.ca(), .cert_file = pki.cert(agency), .key_file = pki.key(agency), .crl_dir = ""},
-      certs::BrokerSpiffeId("tellonce.local"));
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      certs::MakeChannelCredentials({.ca_file = pki.ca(),
+                                     .cert_file = pki.cert(agency),
+                                     .key_file = pki.key(agency),
+                                     .crl_dir = ""},
+                                    certs::BrokerSpiffeId("tellonce.local"));
   if (!creds.ok()) std::abort();
   grpc::ChannelArguments args;
   args.SetInt("grpc.use_local_subchannel_pool", 1);
@@ -225,11 +228,14 @@ class NotificationTest : public ::testing::Test {
   static std::string Consent(const std::string& citizen, const std::string& consumer,
                              BrokerProcess* broker = nullptr) {
     if (broker == nullptr) broker = broker_;
-    absl::StatusOr<std::string> id = GrantConsent(
-        *pki_, broker->address(),
-        {.citizen = citizen, .consumer = consumer, .attributes = {"person.address"},
-         .purpose = "TAX_ASSESSMENT", .mode = tellonce::v1::UNTIL_EXPIRY,
-         .lifetime = absl::Hours(24), .request_id = ""});
+    absl::StatusOr<std::string> id = GrantConsent(*pki_, broker->address(),
+                                                  {.citizen = citizen,
+                                                   .consumer = consumer,
+                                                   .attributes = {"person.address"},
+                                                   .purpose = "TAX_ASSESSMENT",
+                                                   .mode = tellonce::v1::UNTIL_EXPIRY,
+                                                   .lifetime = absl::Hours(24),
+                                                   .request_id = ""});
     EXPECT_TRUE(id.ok()) << id.status();
     return id.ok() ? *id : "";
   }

@@ -19,8 +19,8 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
-#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
 #include "tellonce/v1/agency_records.pb.h"
@@ -85,8 +85,7 @@ class OperationsTest : public ::testing::Test {
     pki_ = new Pki(*pki);
     const std::string json_log = "log { format: JSON level: INFO }\n";
     absl::StatusOr<SampleConnectors> connectors = StartSampleConnectors(
-        dir_->path(), *pki_, json_log,
-        json_log + "admin { listen_address: \"127.0.0.1:0\" }\n");
+        dir_->path(), *pki_, json_log, json_log + "admin { listen_address: \"127.0.0.1:0\" }\n");
     ASSERT_TRUE(connectors.ok()) << connectors.status();
     registry_ = connectors->registry.release();
     bank_ = connectors->bank.release();
@@ -104,8 +103,8 @@ class OperationsTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    for (ServerProcess* p : {static_cast<ServerProcess*>(registry_),
-                             static_cast<ServerProcess*>(bank_)}) {
+    for (ServerProcess* p :
+         {static_cast<ServerProcess*>(registry_), static_cast<ServerProcess*>(bank_)}) {
       if (!p->running()) {
         ASSERT_TRUE(p->Start().ok()) << p->log();
       }
@@ -125,9 +124,9 @@ class OperationsTest : public ::testing::Test {
                                              const std::string& attribute,
                                              const std::string& request_id) {
     tellonce::v1::GetAttributesResponse response;
-    grpc::Status status = GetAttributes(*pki_, broker_->address(), "tax", citizen, {attribute},
-                                        "TAX_DEDUCTION_CHECK", &response, absl::Seconds(10),
-                                        request_id);
+    grpc::Status status =
+        GetAttributes(*pki_, broker_->address(), "tax", citizen, {attribute}, "TAX_DEDUCTION_CHECK",
+                      &response, absl::Seconds(10), request_id);
     EXPECT_TRUE(status.ok()) << status.error_message();
     if (!status.ok() || response.results_size() != 1) return {};
     return response.results(0);
@@ -186,10 +185,12 @@ TEST_F(OperationsTest, MetricsCountEveryExchangeInItsResultSeries) {
   auto delta = [&](const std::string& key) { return Value(after, key) - Value(before, key); };
   EXPECT_EQ(delta("tellonce_exchange_attribute_results_total|result=RESULT_OK"), kAllowed);
   EXPECT_EQ(delta("tellonce_exchange_attribute_results_total|result=RESULT_NO_BASIS"), kRefused);
-  EXPECT_EQ(delta("tellonce_rpc_requests_total|code=OK,method=GetAttributes,service=ExchangeService"),
-            kAllowed + kRefused);
-  EXPECT_EQ(delta("tellonce_rpc_duration_seconds_count|method=GetAttributes,service=ExchangeService"),
-            kAllowed + kRefused);
+  EXPECT_EQ(
+      delta("tellonce_rpc_requests_total|code=OK,method=GetAttributes,service=ExchangeService"),
+      kAllowed + kRefused);
+  EXPECT_EQ(
+      delta("tellonce_rpc_duration_seconds_count|method=GetAttributes,service=ExchangeService"),
+      kAllowed + kRefused);
   EXPECT_GT(delta("tellonce_rpc_duration_seconds_sum|method=GetAttributes,service=ExchangeService"),
             0);
   // Only the allowed fetches reach the bank; batching may put several in one call.
@@ -211,14 +212,16 @@ TEST_F(OperationsTest, MetricsCountEveryExchangeInItsResultSeries) {
   // The access log catches up off the request path.
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   Samples later = after;
-  while (Value(later, "tellonce_access_log_leaves|") - Value(before, "tellonce_access_log_leaves|") <
+  while (Value(later, "tellonce_access_log_leaves|") -
+                 Value(before, "tellonce_access_log_leaves|") <
              kAllowed + kRefused &&
          absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(200));
     later = Scrape(broker_->admin_port(), dir_->path());
   }
-  EXPECT_GE(Value(later, "tellonce_access_log_leaves|") - Value(before, "tellonce_access_log_leaves|"),
-            kAllowed + kRefused);
+  EXPECT_GE(
+      Value(later, "tellonce_access_log_leaves|") - Value(before, "tellonce_access_log_leaves|"),
+      kAllowed + kRefused);
 }
 
 TEST_F(OperationsTest, ConnectorServesItsOwnMetricsAndProbes) {
@@ -281,8 +284,7 @@ TEST_F(OperationsTest, RequestBytesThatDoNotParseAreInvalidArgumentNotUnimplemen
   };
   grpc::Status status = call("/tellonce.v1.ConsentService/GrantConsent");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
-  EXPECT_EQ(status.error_message(),
-            "request: does not parse as tellonce.v1.GrantConsentRequest");
+  EXPECT_EQ(status.error_message(), "request: does not parse as tellonce.v1.GrantConsentRequest");
   // A method that does not exist is still UNIMPLEMENTED.
   status = call("/tellonce.v1.ConsentService/NoSuchMethod");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << status.error_message();
@@ -358,8 +360,7 @@ TEST_F(OperationsTest, ZzLogsAreJsonLinesWithoutCitizenDataAndOneLinePerOutage) 
   const std::vector<std::string> secrets = {kCitizen, kStranger, iban.value().string_value(),
                                             interest.value().decimal_value()};
   int unreachable = 0, reachable = 0, refusals = 0;
-  for (ServerProcess* p : {static_cast<ServerProcess*>(broker_),
-                           static_cast<ServerProcess*>(bank_),
+  for (ServerProcess* p : {static_cast<ServerProcess*>(broker_), static_cast<ServerProcess*>(bank_),
                            static_cast<ServerProcess*>(registry_)}) {
     const std::string log = p->log();
     int lines = 0;

@@ -87,11 +87,14 @@ class ProviderFaultTest : public ::testing::Test {
 
   // The citizen, through the portal, lets the tax office obtain kAsked for kPurpose.
   static void GrantTheConsent() {
-    absl::StatusOr<std::string> id = GrantConsent(
-        *pki_, broker_->address(),
-        {.citizen = kCitizen, .consumer = kConsumer, .attributes = {kAsked, kAskedString}, .purpose = kPurpose,
-         .mode = tellonce::v1::UNTIL_EXPIRY, .lifetime = absl::Hours(24),
-         .request_id = "provider-fault-test"});
+    absl::StatusOr<std::string> id = GrantConsent(*pki_, broker_->address(),
+                                                  {.citizen = kCitizen,
+                                                   .consumer = kConsumer,
+                                                   .attributes = {kAsked, kAskedString},
+                                                   .purpose = kPurpose,
+                                                   .mode = tellonce::v1::UNTIL_EXPIRY,
+                                                   .lifetime = absl::Hours(24),
+                                                   .request_id = "provider-fault-test"});
     ASSERT_TRUE(id.ok()) << id.status();
   }
 
@@ -149,8 +152,7 @@ class ProviderFaultTest : public ::testing::Test {
 
   // The answer of a connector misbehaving as `mode` is refused as a provider error:
   // no value, and nothing but the asked attribute in the response.
-  static void ExpectRefusedAsProviderError(const std::string& mode,
-                                           const char* attribute = kAsked,
+  static void ExpectRefusedAsProviderError(const std::string& mode, const char* attribute = kAsked,
                                            const std::string& detail = "") {
     RestartIn(mode);
     GetAttributesResponse response;
@@ -232,16 +234,11 @@ TEST_F(ProviderFaultTest, AttributeAnsweredTwiceIsRefused) {
 // through to consumers. Each is refused, with a detail naming the rule.
 TEST_F(ProviderFaultTest, HostileProviderStringsAreRefused) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"nul", "control character (U+0000)"},
-      {"escape", "control character (U+001B)"},
-      {"del", "control character (U+007F)"},
-      {"c1", "control character (U+0085)"},
-      {"bidi", "bidirectional control (U+202E)"},
-      {"isolate", "bidirectional control (U+2066)"},
-      {"lrm", "bidirectional control (U+200E)"},
-      {"alm", "bidirectional control (U+061C)"},
-      {"invalid-utf8", "not valid UTF-8"},
-      {"overlong", "not valid UTF-8"},
+      {"nul", "control character (U+0000)"},      {"escape", "control character (U+001B)"},
+      {"del", "control character (U+007F)"},      {"c1", "control character (U+0085)"},
+      {"bidi", "bidirectional control (U+202E)"}, {"isolate", "bidirectional control (U+2066)"},
+      {"lrm", "bidirectional control (U+200E)"},  {"alm", "bidirectional control (U+061C)"},
+      {"invalid-utf8", "not valid UTF-8"},        {"overlong", "not valid UTF-8"},
       {"surrogate", "not valid UTF-8"},
   };
   for (const auto& [kind, detail] : cases) {

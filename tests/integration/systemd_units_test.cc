@@ -108,25 +108,25 @@ TEST_F(SystemdUnitsTest, ConnectorUnitVerifiesAndIsHardened) {
 
 TEST_F(SystemdUnitsTest, BrokenUnitsAreReported) {
   // A fatal error, a value systemd ignores with a warning, an unknown key.
-  EXPECT_NE(VerifyProblems(Prepare("tellonce-broker.service", "fatal.service",
-                                   "ExecStartPost=relative/path")),
+  EXPECT_NE(VerifyProblems(
+                Prepare("tellonce-broker.service", "fatal.service", "ExecStartPost=relative/path")),
             "");
-  EXPECT_NE(VerifyProblems(Prepare("tellonce-broker.service", "bad-value.service",
-                                   "ProtectSystem=sometimes")),
+  EXPECT_NE(VerifyProblems(
+                Prepare("tellonce-broker.service", "bad-value.service", "ProtectSystem=sometimes")),
             "");
-  EXPECT_NE(VerifyProblems(Prepare("tellonce-connector@.service",
-                                   "tellonce-connector@typo.service", "NoNewPrivilege=yes")),
+  EXPECT_NE(VerifyProblems(Prepare("tellonce-connector@.service", "tellonce-connector@typo.service",
+                                   "NoNewPrivilege=yes")),
             "");
 }
 
 TEST_F(SystemdUnitsTest, WeakenedUnitScoresWorse) {
   const std::string strong = Prepare("tellonce-broker.service", "strong.service");
   // Later assignments win: undo the hardening.
-  const std::string weak = Prepare(
-      "tellonce-broker.service", "weak.service",
-      "ProtectSystem=no\nProtectHome=no\nPrivateDevices=no\nSystemCallFilter=\n"
-      "CapabilityBoundingSet=~\nRestrictAddressFamilies=\nPrivateUsers=no\n"
-      "NoNewPrivileges=no\nMemoryDenyWriteExecute=no");
+  const std::string weak =
+      Prepare("tellonce-broker.service", "weak.service",
+              "ProtectSystem=no\nProtectHome=no\nPrivateDevices=no\nSystemCallFilter=\n"
+              "CapabilityBoundingSet=~\nRestrictAddressFamilies=\nPrivateUsers=no\n"
+              "NoNewPrivileges=no\nMemoryDenyWriteExecute=no");
   std::string output;
   const double strong_exposure = Exposure(strong, &output);
   const double weak_exposure = Exposure(weak, &output);

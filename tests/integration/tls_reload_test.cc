@@ -17,12 +17,12 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "certs/tls.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/support/channel_arguments.h"
 #include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
 #include "tests/integration/harness.h"
@@ -52,7 +52,8 @@ class TlsReloadTest : public ::testing::Test {
 
   // Starts the broker; the CRL must be current at start.
   void StartBroker() {
-    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFor(pki_));
+    broker_ =
+        std::make_unique<BrokerProcess>(dir_.path() + "/broker", pki_, SampleDirectoryFor(pki_));
     absl::StatusOr<std::string> config = ReadFileToString(broker_->config_path());
     ASSERT_TRUE(config.ok());
     std::ofstream(broker_->config_path())
@@ -93,8 +94,8 @@ TEST_F(TlsReloadTest, NewBrokerCertificateServesNewConnectionsAndOldConnectionsK
   auto old_channel = Channel("tax");
   ASSERT_EQ(HealthCheckSerial(old_channel).value_or("failed"), old_serial);
 
-  const std::string new_serial = IssueLeaf(pki_.dir, "spiffe://tellonce.local/broker",
-                                           pki_.broker_cert(), pki_.broker_key());
+  const std::string new_serial =
+      IssueLeaf(pki_.dir, "spiffe://tellonce.local/broker", pki_.broker_cert(), pki_.broker_key());
   ASSERT_FALSE(new_serial.empty());
   ASSERT_NE(new_serial, old_serial);
   EXPECT_TRUE(Eventually([&] { return NewConnection("tax").value_or("") == new_serial; }))
@@ -148,9 +149,7 @@ TEST_F(TlsReloadTest, ExpiredCrlFailsClosedAndACurrentOneRecoversWithoutRestart)
 TEST_F(TlsReloadTest, CorruptCertificateIsRefusedAndTheOldOneKeepsServing) {
   StartBroker();
   const std::string old_serial = SerialOfPem(*ReadFileToString(pki_.broker_cert()));
-  {
-    std::ofstream(pki_.broker_cert() + ".tmp") << "garbage\n";
-  }
+  { std::ofstream(pki_.broker_cert() + ".tmp") << "garbage\n"; }
   ASSERT_EQ(std::rename((pki_.broker_cert() + ".tmp").c_str(), pki_.broker_cert().c_str()), 0);
   EXPECT_TRUE(Eventually([&] {
     return broker_->log().find("TLS reload refused") != std::string::npos;

@@ -4,9 +4,9 @@
 // checkpoints, offline verification of a tampered copy of the broker's data, and a
 // crash in the middle of exchange traffic.
 
-#include <cstdlib>
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,9 +19,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "certs/merkle.h"
-#include "storage/rocksdb/database.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
+#include "storage/rocksdb/database.h"
 #include "tellonce/v1/exchange.grpc.pb.h"
 #include "tellonce/v1/transparency.grpc.pb.h"
 #include "tests/integration/harness.h"
@@ -66,11 +66,14 @@ class TransparencyTest : public ::testing::Test {
 
   std::string Consent(const std::string& citizen, const std::string& consumer,
                       std::vector<std::string> attributes, const std::string& purpose) {
-    absl::StatusOr<std::string> id =
-        GrantConsent(*pki_, broker_->address(),
-                     {.citizen = citizen, .consumer = consumer, .attributes = std::move(attributes),
-                      .purpose = purpose, .mode = tellonce::v1::UNTIL_EXPIRY,
-                      .lifetime = absl::Hours(24), .request_id = ""});
+    absl::StatusOr<std::string> id = GrantConsent(*pki_, broker_->address(),
+                                                  {.citizen = citizen,
+                                                   .consumer = consumer,
+                                                   .attributes = std::move(attributes),
+                                                   .purpose = purpose,
+                                                   .mode = tellonce::v1::UNTIL_EXPIRY,
+                                                   .lifetime = absl::Hours(24),
+                                                   .request_id = ""});
     EXPECT_TRUE(id.ok()) << id.status();
     return id.ok() ? *id : "";
   }
@@ -145,12 +148,11 @@ class TransparencyTest : public ::testing::Test {
   // Saves a fresh signed checkpoint to `path` through the CLI; returns its body.
   tellonce::v1::Checkpoint SaveCheckpoint(const std::string& path, const std::string& agency) {
     std::string out;
-    EXPECT_EQ(
-        Cli(agency,
-            {"audit", "checkpoint", "--fresh", "--out", path, "--broker-cert", pki_->broker_cert(),
-             "--signing-keys", pki_->signing_keys()},
-            &out),
-        0)
+    EXPECT_EQ(Cli(agency,
+                  {"audit", "checkpoint", "--fresh", "--out", path, "--broker-cert",
+                   pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
+                  &out),
+              0)
         << out;
     EXPECT_TRUE(absl::StrContains(out, "checkpoint OK")) << out;
     tellonce::v1::Checkpoint checkpoint;
@@ -314,7 +316,8 @@ TEST_F(TransparencyTest, PortalListsTheHistoryAndEveryEventIsProvenAgainstACheck
   for (const LoggedAccessEvent& e : events) {
     ASSERT_EQ(Cli("portal",
                   {"audit", "prove", "--index", std::to_string(e.index()), "--checkpoint",
-                   new_checkpoint_file, "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
+                   new_checkpoint_file, "--broker-cert", pki_->broker_cert(), "--signing-keys",
+                   pki_->signing_keys()},
                   &out),
               0)
         << out;
@@ -378,8 +381,8 @@ TEST_F(TransparencyTest, HistoryUpToTheLastRepresentableDayReturnsTheEvents) {
     AddCitizenAssertion(&context, *pki_, kCitizen);
     return stub->ListAccessEvents(&context, request, response);
   };
-  constexpr int64_t kYear1 = -62135596800;       // 0001-01-01T00:00:00Z
-  constexpr int64_t kYear9999 = 253402300799;    // 9999-12-31T23:59:59Z
+  constexpr int64_t kYear1 = -62135596800;     // 0001-01-01T00:00:00Z
+  constexpr int64_t kYear9999 = 253402300799;  // 9999-12-31T23:59:59Z
   tellonce::v1::ListAccessEventsResponse response;
   grpc::Status status = list(kYear1, kYear9999, 999999999, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -445,7 +448,8 @@ TEST_F(TransparencyTest, ConsumersSeeOnlyTheirOwnEventsProvidersNoneAndOnlyAdmin
   EXPECT_EQ(status.error_code(), grpc::PERMISSION_DENIED) << status.error_message();
   EXPECT_EQ(Cli("tax",
                 {"audit", "prove", "--index", std::to_string(benefits.front().index()),
-                 "--checkpoint", checkpoint_file, "--broker-cert", pki_->broker_cert(), "--signing-keys", pki_->signing_keys()},
+                 "--checkpoint", checkpoint_file, "--broker-cert", pki_->broker_cert(),
+                 "--signing-keys", pki_->signing_keys()},
                 &out),
             1)
       << out;
@@ -541,9 +545,9 @@ TEST_F(TransparencyTest, FreshCheckpointFloodIsRateLimitedAndCoalescedAndTheLogS
             signatures.insert(response.checkpoint().signature());
           } else if (status.error_code() == grpc::RESOURCE_EXHAUSTED) {
             ++limited;
-            EXPECT_TRUE(absl::StartsWith(status.error_message(),
-                                         absl::StrCat("rate limit: fresh_checkpoint for agency ",
-                                                      agency, ": at most ")))
+            EXPECT_TRUE(absl::StartsWith(
+                status.error_message(),
+                absl::StrCat("rate limit: fresh_checkpoint for agency ", agency, ": at most ")))
                 << status.error_message();
           } else {
             ++other;

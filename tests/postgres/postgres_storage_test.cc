@@ -444,8 +444,7 @@ TEST_F(PostgresStorageTest, TheSweepTakesConsentsPastExpiryOutOfTheActiveIndexOn
   absl::StatusOr<int64_t> swept = s->SweepExpiredConsents(absl::Now());
   ASSERT_TRUE(swept.ok()) << swept.status();
   EXPECT_EQ(*swept, 1);
-  EXPECT_EQ(Sql("SELECT consent_id FROM consents WHERE expiry_seen"),
-            old.consent().consent_id());
+  EXPECT_EQ(Sql("SELECT consent_id FROM consents WHERE expiry_seen"), old.consent().consent_id());
   absl::StatusOr<std::vector<Consent>> active = s->consents().Active("38001085718", "tax", 10);
   ASSERT_TRUE(active.ok()) << active.status();
   EXPECT_EQ(active->size(), 2u);

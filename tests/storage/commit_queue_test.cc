@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "storage/rocksdb/database.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "storage/rocksdb/database.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::storage::rocks {

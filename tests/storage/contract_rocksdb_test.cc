@@ -39,8 +39,7 @@ INSTANTIATE_TEST_SUITE_P(RocksDb, StorageContractTest,
 // consents past their expiry (expiry is applied on read anyway) and keeps the others.
 TEST(RocksLayoutTest, CompactionDropsActiveEntriesOfExpiredConsentsOnly) {
   tellonce::testing::TempDir dir;
-  absl::StatusOr<std::unique_ptr<Storage>> opened =
-      OpenRocksStorage({.path = dir.path() + "/db"});
+  absl::StatusOr<std::unique_ptr<Storage>> opened = OpenRocksStorage({.path = dir.path() + "/db"});
   ASSERT_TRUE(opened.ok()) << opened.status();
   Storage& storage = **opened;
   auto record = [](const std::string& id, absl::Time expires) {
@@ -61,7 +60,8 @@ TEST(RocksLayoutTest, CompactionDropsActiveEntriesOfExpiredConsentsOnly) {
   };
   ASSERT_TRUE(storage
                   .Run([&](Transaction& tx) -> absl::Status {
-                    if (absl::Status s = tx.InsertConsent(record("C1", absl::Now() - absl::Hours(1)));
+                    if (absl::Status s =
+                            tx.InsertConsent(record("C1", absl::Now() - absl::Hours(1)));
                         !s.ok()) {
                       return s;
                     }
@@ -80,7 +80,8 @@ TEST(RocksLayoutTest, CompactionDropsActiveEntriesOfExpiredConsentsOnly) {
   };
   ASSERT_TRUE(present("C1"));  // a flush alone does not filter
   ASSERT_TRUE(db->db()->Flush(rocksdb::FlushOptions(), indexes).ok());
-  ASSERT_TRUE(db->db()->CompactRange(rocksdb::CompactRangeOptions(), indexes, nullptr, nullptr).ok());
+  ASSERT_TRUE(
+      db->db()->CompactRange(rocksdb::CompactRangeOptions(), indexes, nullptr, nullptr).ok());
   EXPECT_FALSE(present("C1"));
   EXPECT_TRUE(present("C2"));
   // The records themselves stay: the citizen's history still lists both.

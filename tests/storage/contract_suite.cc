@@ -11,9 +11,9 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
@@ -138,14 +138,14 @@ TEST_P(StorageContractTest, AFailedWorkLeavesNothingInAnyStore) {
   EXPECT_EQ(Numbered(*storage_), 0u);
   EXPECT_TRUE(AllDeliveries(*storage_).empty());
   EXPECT_TRUE(CitizenConsentIds(*storage_, "37605030299").empty());
-  ASSERT_TRUE(storage_
-                  ->Run([](Transaction& tx) -> absl::Status {
-                    EXPECT_TRUE(absl::IsNotFound(
-                        tx.PublishedFingerprint("registry", "ev-1").status()));
-                    EXPECT_TRUE(absl::IsNotFound(tx.ConsentIdForRequest("portal", "req-1").status()));
-                    return absl::OkStatus();
-                  })
-                  .ok());
+  ASSERT_TRUE(
+      storage_
+          ->Run([](Transaction& tx) -> absl::Status {
+            EXPECT_TRUE(absl::IsNotFound(tx.PublishedFingerprint("registry", "ev-1").status()));
+            EXPECT_TRUE(absl::IsNotFound(tx.ConsentIdForRequest("portal", "req-1").status()));
+            return absl::OkStatus();
+          })
+          .ok());
 }
 
 TEST_P(StorageContractTest, AcknowledgedWorkIsInEveryStoreAndSurvivesReopening) {
@@ -317,7 +317,8 @@ TEST_P(StorageContractTest, ActiveFindsOnlyConsentsStoredActive) {
                         Record(7, "37605030299", "tax", "portal", tellonce::v1::REVOKED));
                   })
                   .ok());
-  absl::StatusOr<std::vector<Consent>> active = storage_->consents().Active("37605030299", "tax", 10);
+  absl::StatusOr<std::vector<Consent>> active =
+      storage_->consents().Active("37605030299", "tax", 10);
   ASSERT_TRUE(active.ok()) << active.status();
   ASSERT_EQ(active->size(), 4u);
   for (size_t i = 0; i < active->size(); ++i) {
@@ -370,8 +371,7 @@ TEST_P(StorageContractTest, CitizenPagesAreStableAndOrdered) {
   // (later ids come later).
   ASSERT_TRUE(storage_->Run([](Transaction& tx) { return tx.InsertConsent(Record(25)); }).ok());
   std::vector<std::string> rest = CitizenConsentIds(*storage_, "37605030299", Id(14));
-  EXPECT_EQ(rest, std::vector<std::string>(
-                      {Id(15), Id(16), Id(17), Id(18), Id(19), Id(25)}));
+  EXPECT_EQ(rest, std::vector<std::string>({Id(15), Id(16), Id(17), Id(18), Id(19), Id(25)}));
   EXPECT_TRUE(CitizenConsentIds(*storage_, "unknown-citizen").empty());
   // A visitor that stops is not called again.
   int calls = 0;
@@ -407,21 +407,22 @@ TEST_P(StorageContractTest, ConcurrentAppendsAreGaplessAndFoundByCitizen) {
   std::set<std::string> seen;
   std::string previous;
   uint64_t expected = 0;
-  ASSERT_TRUE(storage_->access_events()
-                  .Scan(0, total,
-                        [&](uint64_t index, std::string_view bytes) {
-                          EXPECT_EQ(index, expected++);
-                          AccessEvent e;
-                          EXPECT_TRUE(e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
-                          EXPECT_TRUE(seen.insert(e.exchange_id()).second) << e.exchange_id();
-                          if (absl::EndsWith(e.exchange_id(), "/b")) {
-                            EXPECT_EQ(previous, e.exchange_id().substr(0, e.exchange_id().size() - 1) + "a")
-                                << "events of one transaction are consecutive";
-                          }
-                          previous = e.exchange_id();
-                          return true;
-                        })
-                  .ok());
+  ASSERT_TRUE(
+      storage_->access_events()
+          .Scan(0, total,
+                [&](uint64_t index, std::string_view bytes) {
+                  EXPECT_EQ(index, expected++);
+                  AccessEvent e;
+                  EXPECT_TRUE(e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+                  EXPECT_TRUE(seen.insert(e.exchange_id()).second) << e.exchange_id();
+                  if (absl::EndsWith(e.exchange_id(), "/b")) {
+                    EXPECT_EQ(previous, e.exchange_id().substr(0, e.exchange_id().size() - 1) + "a")
+                        << "events of one transaction are consecutive";
+                  }
+                  previous = e.exchange_id();
+                  return true;
+                })
+          .ok());
   EXPECT_EQ(expected, total);
   EXPECT_TRUE(absl::IsNotFound(storage_->access_events().ReadBytes(total).status()));
 
@@ -455,12 +456,12 @@ TEST_P(StorageContractTest, ConcurrentAppendsAreGaplessAndFoundByCitizen) {
 }
 
 TEST_P(StorageContractTest, TheTreeIsFencedAndCheckpointsFollowIt) {
-  ASSERT_TRUE(storage_
-                  ->Run([](Transaction& tx) {
-                    return tx.AppendAccessEvents(
-                        {Event("37605030299", "1"), Event("37605030299", "2")});
-                  })
-                  .ok());
+  ASSERT_TRUE(
+      storage_
+          ->Run([](Transaction& tx) {
+            return tx.AppendAccessEvents({Event("37605030299", "1"), Event("37605030299", "2")});
+          })
+          .ok());
   Numbered(*storage_);
   TreeStore& tree = storage_->tree();
   absl::StatusOr<bool> sequencer = tree.AcquireSequencer();
@@ -472,8 +473,8 @@ TEST_P(StorageContractTest, TheTreeIsFencedAndCheckpointsFollowIt) {
   EXPECT_TRUE(absl::IsFailedPrecondition(tree.PutCheckpoint(2, early)))
       << "no checkpoint beyond the stored tree";
 
-  ASSERT_TRUE(tree.ExtendTree(0, 2, {{0, 0, HashOf(1)}, {0, 1, HashOf(2)}, {1, 0, HashOf(3)}})
-                  .ok());
+  ASSERT_TRUE(
+      tree.ExtendTree(0, 2, {{0, 0, HashOf(1)}, {0, 1, HashOf(2)}, {1, 0, HashOf(3)}}).ok());
   EXPECT_EQ(*tree.TreeSize(), 2u);
   EXPECT_EQ(*tree.ReadNode(1, 0), HashOf(3));
   EXPECT_TRUE(absl::IsDataLoss(tree.ReadNode(1, 1).status()));

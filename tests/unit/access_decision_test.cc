@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "broker/access_log.h"
+#include "gtest/gtest.h"
 #include "storage/rocksdb/rocks_storage.h"
 #include "storage/rocksdb/testing.h"
-#include "gtest/gtest.h"
 #include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
 
@@ -156,11 +156,11 @@ TEST_F(AccessDecisionTest, RefusalSaysWhyRevokedExpiredUsedWrongPurposeOrNoBasis
   ASSERT_TRUE(Apply(used, /*revoke=*/false).ok());
   Grant("tax", {"bank.interest_paid"}, "TAX_ASSESSMENT");
 
-  std::vector<AccessDecision> d = Decide(
-      "tax",
-      {"person.address", "person.date_of_birth", "bank.account_iban", "bank.interest_paid",
-       "person.name", "person.shoe_size"},
-      "TAX_DEDUCTION_CHECK", kT0 + absl::Minutes(2));
+  std::vector<AccessDecision> d =
+      Decide("tax",
+             {"person.address", "person.date_of_birth", "bank.account_iban", "bank.interest_paid",
+              "person.name", "person.shoe_size"},
+             "TAX_DEDUCTION_CHECK", kT0 + absl::Minutes(2));
   ASSERT_EQ(d.size(), 6u);
   EXPECT_EQ(d[0].code, tellonce::v1::RESULT_CONSENT_REVOKED);
   EXPECT_EQ(d[0].basis.consent_id(), revoked);

@@ -1,12 +1,11 @@
 // The broker's configuration file: defaults, the exchange and commit settings, and
 // refusals naming the file and the field.
 
-#include "broker/config.h"
-
 #include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "broker/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
@@ -231,7 +230,8 @@ TEST_F(BrokerConfigTest, TheSigningKeyIsRequiredAndNamedByAKeyId) {
   auto write = [&](const std::string& signing) {
     const std::string path = dir_.path() + "/signing.textproto";
     std::ofstream(path) << R"txt(tls { ca_file: "a" cert_file: "b" key_file: "c" }
-data_dir: "data" directory_file: "d" )txt" << signing << "\n";
+data_dir: "data" directory_file: "d" )txt"
+                        << signing << "\n";
     return path;
   };
   std::string path = write("");

@@ -381,9 +381,9 @@ TEST_F(CertsTest, ScriptIssuesOneCertificatePerDirectoryAgency) {
 }
 
 TEST_F(CertsTest, ScriptWritesPrivateKeysWithMode0600) {
-  for (const fs::path& key : {Main().dir() / "ca.key", Main().dir() / "broker.key",
-                              Main().dir() / "agencies" / "tax.key",
-                              Main().dir() / "signing" / "broker-signing.key"}) {
+  for (const fs::path& key :
+       {Main().dir() / "ca.key", Main().dir() / "broker.key", Main().dir() / "agencies" / "tax.key",
+        Main().dir() / "signing" / "broker-signing.key"}) {
     struct stat st;
     ASSERT_EQ(stat(key.c_str(), &st), 0) << key;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << key;
@@ -505,7 +505,8 @@ TEST_F(CertsTest, AnyChangedByteFailsVerification) {
   for (size_t i = 0; i < data.size(); ++i) {
     std::string changed = data;
     changed[i] ^= 0x01;
-    EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, changed, *sig).code(), absl::StatusCode::kUnauthenticated)
+    EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, changed, *sig).code(),
+              absl::StatusCode::kUnauthenticated)
         << "data byte " << i;
   }
   for (size_t i = 0; i < sig->size(); ++i) {
@@ -514,11 +515,15 @@ TEST_F(CertsTest, AnyChangedByteFailsVerification) {
     absl::Status s = verifier->Verify(certs::SignedKind::kCheckpoint, data, changed);
     EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << "signature byte " << i;
   }
-  EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, data, sig->substr(0, sig->size() - 1)).code(),
+  EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, data, sig->substr(0, sig->size() - 1))
+                .code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, data, *sig + "x").code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, data, "").code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_THAT(verifier->Verify(certs::SignedKind::kCheckpoint, data, "").message(), HasSubstr("signature does not verify"));
+  EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, data, *sig + "x").code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(verifier->Verify(certs::SignedKind::kCheckpoint, data, "").code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(verifier->Verify(certs::SignedKind::kCheckpoint, data, "").message(),
+              HasSubstr("signature does not verify"));
 }
 
 TEST_F(CertsTest, SignatureOfAnotherKeyFailsVerification) {
@@ -529,7 +534,8 @@ TEST_F(CertsTest, SignatureOfAnotherKeyFailsVerification) {
   ASSERT_TRUE(broker.ok()) << broker.status();
   absl::StatusOr<std::string> sig = agency->Sign(certs::SignedKind::kCheckpoint, "data");
   ASSERT_TRUE(sig.ok());
-  EXPECT_EQ(broker->Verify(certs::SignedKind::kCheckpoint, "data", *sig).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(broker->Verify(certs::SignedKind::kCheckpoint, "data", *sig).code(),
+            absl::StatusCode::kUnauthenticated);
 }
 
 TEST(SigningTest, AcceptsSec1AndPkcs8P256Keys) {
@@ -971,8 +977,8 @@ TEST_F(CertsTest, ScriptWritesASeparateSigningKeyItsKeyIdAndTheBrokerPin) {
   absl::StatusOr<VerifyingKeySet> set =
       VerifyingKeySet::FromDirectory((Main().dir() / "signing-keys").string());
   ASSERT_TRUE(set.ok()) << set.status();
-  absl::StatusOr<SigningKey> key = SigningKey::FromPemFile(
-      (Main().dir() / "signing" / "broker-signing.key").string(), "dev-1");
+  absl::StatusOr<SigningKey> key =
+      SigningKey::FromPemFile((Main().dir() / "signing" / "broker-signing.key").string(), "dev-1");
   ASSERT_TRUE(key.ok()) << key.status();
   absl::StatusOr<std::string> sig = key->Sign(SignedKind::kCheckpoint, "x");
   ASSERT_TRUE(sig.ok());

@@ -104,9 +104,8 @@ TEST_F(CitizenAssertionTest, ARelyingPartyReadsTheCitizenAndChecksTheNonce) {
 TEST_F(CitizenAssertionTest, AnAudienceArrayContainingThePortalIsAccepted) {
   absl::StatusOr<std::string> token = signer_->SignCompact(
       R"({"alg":"ES256","kid":"ec-1"})",
-      absl::StrCat("{\"iss\":\"", kIssuer, "\",\"aud\":[\"other\",\"", kAudience,
-                   "\"],\"sub\":\"", kCitizen, "\",\"iat\":",
-                   absl::ToUnixSeconds(kNow - absl::Minutes(1)),
+      absl::StrCat("{\"iss\":\"", kIssuer, "\",\"aud\":[\"other\",\"", kAudience, "\"],\"sub\":\"",
+                   kCitizen, "\",\"iat\":", absl::ToUnixSeconds(kNow - absl::Minutes(1)),
                    ",\"exp\":", absl::ToUnixSeconds(kNow + absl::Minutes(4)), "}"));
   ASSERT_TRUE(token.ok());
   EXPECT_TRUE(Verify(*token).ok()) << Verify(*token).status();
@@ -118,8 +117,7 @@ TEST_F(CitizenAssertionTest, MissingOrMalformedTokensAreUnauthenticated) {
        {std::string(), std::string("abc"), std::string("a.b"), good + ".x",
         std::string(kMaxCitizenAssertionBytes + 1, 'a'),
         // standard base64 characters and padding are not base64url
-        absl::StrCat(good.substr(0, good.rfind('.')), ".", "ab+/"),
-        absl::StrCat(good, "=")}) {
+        absl::StrCat(good.substr(0, good.rfind('.')), ".", "ab+/"), absl::StrCat(good, "=")}) {
     absl::StatusOr<VerifiedCitizenAssertion> r = Verify(bad);
     EXPECT_TRUE(absl::IsUnauthenticated(r.status())) << bad.substr(0, 40) << ": " << r.status();
   }
@@ -183,11 +181,10 @@ TEST_F(CitizenAssertionTest, ATamperedOrForeignSignatureIsUnauthenticated) {
   CitizenAssertionClaims other = Claims();
   other.citizen_id = "39001010002";
   const std::string other_token = Mint(other);
-  const std::string spliced =
-      absl::StrCat(token.substr(0, first),
-                   other_token.substr(other_token.find('.'),
-                                      other_token.rfind('.') - other_token.find('.')),
-                   token.substr(second));
+  const std::string spliced = absl::StrCat(
+      token.substr(0, first),
+      other_token.substr(other_token.find('.'), other_token.rfind('.') - other_token.find('.')),
+      token.substr(second));
   EXPECT_TRUE(absl::IsUnauthenticated(Verify(spliced, "39001010002").status()));
 
   // A key of its own under the provider's kid.
@@ -207,7 +204,8 @@ TEST_F(CitizenAssertionTest, ATamperedOrForeignSignatureIsUnauthenticated) {
 
 TEST_F(CitizenAssertionTest, TheTokenCannotChooseTheAlgorithm) {
   // RS256 in the header, signed with the EC key: not allowed for this provider...
-  absl::StatusOr<std::string> rs = signer_->SignCompact(R"({"alg":"RS256","kid":"ec-1"})", Payload());
+  absl::StatusOr<std::string> rs =
+      signer_->SignCompact(R"({"alg":"RS256","kid":"ec-1"})", Payload());
   ASSERT_TRUE(rs.ok());
   EXPECT_TRUE(absl::IsUnauthenticated(Verify(*rs).status()));
   // ...and not for an EC key even when the provider allows RS256.
@@ -229,8 +227,8 @@ TEST_F(CitizenAssertionTest, TheTokenCannotChooseTheAlgorithm) {
   EXPECT_TRUE(absl::IsUnauthenticated(Verify(hs).status()));
 
   // "none", with and without a signature part.
-  const std::string none_input = absl::StrCat(
-      Base64UrlEncode(R"({"alg":"none","kid":"ec-1"})"), ".", Base64UrlEncode(Payload()));
+  const std::string none_input = absl::StrCat(Base64UrlEncode(R"({"alg":"none","kid":"ec-1"})"),
+                                              ".", Base64UrlEncode(Payload()));
   EXPECT_TRUE(absl::IsUnauthenticated(Verify(none_input + ".").status()));
   EXPECT_TRUE(absl::IsUnauthenticated(Verify(none_input).status()));
 
@@ -268,8 +266,9 @@ TEST_F(CitizenAssertionTest, JwksRefusesKeysItCannotUseSafely) {
   EXPECT_FALSE(Jwks::Parse("not json").ok());
   // A point that is not on P-256.
   const std::string zero(43, 'A');
-  absl::StatusOr<Jwks> off_curve = Jwks::Parse(absl::StrCat(
-      R"({"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":")", zero, R"(","y":")", zero, R"("}]})"));
+  absl::StatusOr<Jwks> off_curve =
+      Jwks::Parse(absl::StrCat(R"({"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":")", zero,
+                               R"(","y":")", zero, R"("}]})"));
   EXPECT_FALSE(off_curve.ok());
   // An EC key pinned to RS256.
   std::string json = signer_->JwksJson();
@@ -285,11 +284,11 @@ TEST_F(CitizenAssertionTest, JwksRefusesKeysItCannotUseSafely) {
 TEST(Base64UrlTest, DecodingIsStrict) {
   EXPECT_EQ(Base64UrlDecode("aGk").value_or("?"), "hi");
   EXPECT_EQ(Base64UrlDecode("").value_or("?"), "");
-  EXPECT_FALSE(Base64UrlDecode("aGk=").has_value());   // padding
-  EXPECT_FALSE(Base64UrlDecode("aGl").has_value());    // non-zero unused bits
-  EXPECT_FALSE(Base64UrlDecode("a").has_value());      // impossible length
-  EXPECT_FALSE(Base64UrlDecode("a+b/").has_value());   // standard alphabet
-  EXPECT_FALSE(Base64UrlDecode("aG k").has_value());   // whitespace
+  EXPECT_FALSE(Base64UrlDecode("aGk=").has_value());  // padding
+  EXPECT_FALSE(Base64UrlDecode("aGl").has_value());   // non-zero unused bits
+  EXPECT_FALSE(Base64UrlDecode("a").has_value());     // impossible length
+  EXPECT_FALSE(Base64UrlDecode("a+b/").has_value());  // standard alphabet
+  EXPECT_FALSE(Base64UrlDecode("aG k").has_value());  // whitespace
   EXPECT_EQ(Base64UrlEncode("hi"), "aGk");
 }
 

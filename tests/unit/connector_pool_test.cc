@@ -156,7 +156,8 @@ class ConnectorPoolTest : public ::testing::Test {
 
   void PointBankAt(const std::string& endpoint) {
     absl::StatusOr<std::shared_ptr<const consent::Directory>> directory =
-        ::tellonce::testing::LoadSampleDirectory(SourceDir() + "/deploy/local/directory.textproto", dir_->path());
+        ::tellonce::testing::LoadSampleDirectory(SourceDir() + "/deploy/local/directory.textproto",
+                                                 dir_->path());
     ASSERT_TRUE(directory.ok()) << directory.status();
     tellonce::v1::Directory proto = (*directory)->proto();
     for (auto& agency : *proto.mutable_agencies()) {
@@ -360,10 +361,8 @@ std::unique_ptr<ConnectorPool> MakeGuardedPool(const std::string& pki, uint32_t 
   CircuitBreaker::Options breaker;
   breaker.failure_threshold = threshold;
   breaker.cool_down = absl::Hours(1);
-  return std::make_unique<ConnectorPool>(
-      ConnectorPool::Options{.tls = BrokerTls(pki),
-                             .max_fetches_per_provider = max_outstanding,
-                             .breaker = breaker});
+  return std::make_unique<ConnectorPool>(ConnectorPool::Options{
+      .tls = BrokerTls(pki), .max_fetches_per_provider = max_outstanding, .breaker = breaker});
 }
 
 TEST_F(ConnectorPoolTest, AfterFailuresInARowTheBreakerRefusesFetchesAtOnceSayingWhy) {

@@ -32,13 +32,13 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/security/auth_context.h"
 #include "gtest/gtest.h"
 #include "tellonce/v1/connector.grpc.pb.h"
 #include "tests/testing/loopback_connector.h"
 #include "tests/testing/peer_certificate.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_ca.h"
-#include "grpcpp/security/auth_context.h"
 
 namespace tellonce::connectors {
 namespace {
@@ -974,7 +974,8 @@ TEST_F(ConnectorServerTest, ReloadTlsServesARotatedCertificateAndRefusesAGarbage
   fs::copy_file(Pki("agencies/bank.pem"), options.tls.cert_file);
   fs::copy_file(Pki("agencies/bank.key"), options.tls.key_file);
   RecordingSource source;
-  absl::StatusOr<std::unique_ptr<ConnectorServer>> server = ConnectorServer::Start(options, &source);
+  absl::StatusOr<std::unique_ptr<ConnectorServer>> server =
+      ConnectorServer::Start(options, &source);
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
   auto call_serial = [&](const std::shared_ptr<grpc::Channel>& channel) {
@@ -990,9 +991,9 @@ TEST_F(ConnectorServerTest, ReloadTlsServesARotatedCertificateAndRefusesAGarbage
   ASSERT_NE(old_serial, "failed");
   EXPECT_EQ((*server)->tls_status().cert_serial, old_serial);
 
-  const std::string new_serial = ::tellonce::testing::IssueLeaf(
-      dir_->path() + "/pki", "spiffe://tellonce.local/agency/bank", options.tls.cert_file,
-      options.tls.key_file);
+  const std::string new_serial =
+      ::tellonce::testing::IssueLeaf(dir_->path() + "/pki", "spiffe://tellonce.local/agency/bank",
+                                     options.tls.cert_file, options.tls.key_file);
   ASSERT_FALSE(new_serial.empty());
   ASSERT_TRUE((*server)->ReloadTls().ok());
   EXPECT_EQ((*server)->tls_status().reloads, 1u);

@@ -21,11 +21,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
 #include "storage/rocksdb/rocks_storage.h"
 #include "storage/rocksdb/testing.h"
-#include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
-#include "rocksdb/db.h"
 
 namespace tellonce::consent {
 namespace {
@@ -249,7 +249,8 @@ TEST_F(ConsentStoreTest, ListWithPageSizeZeroUsesTheDefault) {
     store_->Grant(MakeRecord({.request_id = absl::StrCat("d", i)}),
                   [](auto r) { ASSERT_TRUE(r.ok()) << r.status(); });
   }
-  ASSERT_TRUE(storage_->Run([](storage::Transaction&) { return absl::OkStatus(); }).ok());  // barrier
+  ASSERT_TRUE(
+      storage_->Run([](storage::Transaction&) { return absl::OkStatus(); }).ok());  // barrier
   absl::StatusOr<ConsentStore::Page> page =
       store_->List("39001010001", tellonce::v1::CONSENT_STATUS_UNSPECIFIED, 0, "", kT0);
   ASSERT_TRUE(page.ok());
@@ -491,7 +492,8 @@ TEST_F(ConsentStoreTest, IndexEntriesMatchRecordsAfterGrantRevokeAndUse) {
   std::set<std::string> expected_index;
   for (const std::string& id : records) {
     std::string bytes;
-    ASSERT_TRUE(db_->db()->Get({}, db_->family(storage::rocks::Family::kConsents), id, &bytes).ok());
+    ASSERT_TRUE(
+        db_->db()->Get({}, db_->family(storage::rocks::Family::kConsents), id, &bytes).ok());
     StoredConsent record;
     ASSERT_TRUE(record.ParseFromString(bytes));
     const Consent& c = record.consent();
@@ -755,11 +757,17 @@ TEST(DatabaseTest, RefusesADatabaseWrittenByANewerSchema) {
     ASSERT_TRUE(db.ok()) << db.status();
     std::string version;
     ASSERT_TRUE(
-        (*db)->db()->Get({}, (*db)->family(storage::rocks::Family::kMeta), "schema_version", &version).ok());
+        (*db)
+            ->db()
+            ->Get({}, (*db)->family(storage::rocks::Family::kMeta), "schema_version", &version)
+            .ok());
     EXPECT_EQ(version, "1");
     rocksdb::WriteOptions sync;
     sync.sync = true;
-    ASSERT_TRUE((*db)->db()->Put(sync, (*db)->family(storage::rocks::Family::kMeta), "schema_version", "2").ok());
+    ASSERT_TRUE((*db)
+                    ->db()
+                    ->Put(sync, (*db)->family(storage::rocks::Family::kMeta), "schema_version", "2")
+                    .ok());
   }
   absl::StatusOr<std::unique_ptr<Database>> again = Database::Open({.path = dir.path()});
   ASSERT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();

@@ -562,8 +562,8 @@ TEST(CitizenIdTest, AdversarialIdsAgainstABacktrackingPatternAreRefusedInLinearT
   const auto started = std::chrono::steady_clock::now();
   absl::Status near_cap = d->CheckCitizenId(std::string(64, '7'));
   absl::Status ten_kb = d->CheckCitizenId(std::string(10 * 1024, '7'));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
-                             .count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   EXPECT_EQ(near_cap.message(), "citizen_id: does not match the configured pattern");
   EXPECT_THAT(std::string(ten_kb.message()), StartsWith("citizen_id: longer than 64"));
   // Reported, not asserted (benchmarks do not decide pass or fail on a noisy machine).
@@ -576,7 +576,8 @@ TEST(CitizenIdTest, PatternsRe2CannotRunInLinearTimeAreRefusedAtLoad) {
   proto.mutable_citizen_id_rule()->set_pattern("([0-9])\\1");
   absl::StatusOr<std::shared_ptr<const Directory>> d = Directory::FromProto(proto);
   ASSERT_FALSE(d.ok());
-  EXPECT_THAT(std::string(d.status().message()), HasSubstr("citizen_id_rule.pattern: does not compile"));
+  EXPECT_THAT(std::string(d.status().message()),
+              HasSubstr("citizen_id_rule.pattern: does not compile"));
 }
 
 TEST(CitizenIdTest, PatternMustMatchTheWholeId) {

@@ -12,11 +12,11 @@
 #include "broker/connector_pool.h"
 #include "broker/exchange.h"
 #include "consent/consent_store.h"
-#include "storage/rocksdb/rocks_storage.h"
-#include "storage/rocksdb/testing.h"
 #include "consent/directory.h"
 #include "gtest/gtest.h"
 #include "proto/time.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
 
@@ -64,8 +64,8 @@ class RevokeBeforeSpend final : public consent::ConsentStore {
     event.set_actor("portal");
     event.set_reason("changed my mind");
     real_->Revoke(consent_id, kCitizen, std::move(event), now,
-                  [this, consent_id, actor, now, done = std::move(done)](
-                      absl::StatusOr<tellonce::v1::Consent> revoked) mutable {
+                  [this, consent_id, actor, now,
+                   done = std::move(done)](absl::StatusOr<tellonce::v1::Consent> revoked) mutable {
                     EXPECT_TRUE(revoked.ok()) << revoked.status();
                     real_->MarkUsed(consent_id, actor, now, std::move(done));
                   });
@@ -76,8 +76,7 @@ class RevokeBeforeSpend final : public consent::ConsentStore {
     return real_->Get(consent_id, citizen_id, now);
   }
   absl::StatusOr<Page> List(const std::string& citizen_id, tellonce::v1::ConsentStatus status,
-                            int page_size, const std::string& page_token,
-                            absl::Time now) override {
+                            int page_size, const std::string& page_token, absl::Time now) override {
     return real_->List(citizen_id, status, page_size, page_token, now);
   }
   absl::StatusOr<std::vector<tellonce::v1::Consent>> FindActive(const std::string& citizen_id,
@@ -108,9 +107,9 @@ class ExchangeCoreTest : public ::testing::Test {
     store_ = std::make_unique<RevokeBeforeSpend>(real_store_.get());
     log_ = std::make_unique<AccessLog>(storage_.get());
     connectors_ = std::make_unique<ConnectorPool>(ConnectorPool::Options{});
-    exchange_ = std::make_unique<Exchange>(holder_.get(), store_.get(), log_.get(),
-                                           connectors_.get(),
-                                           ExchangeOptions{.clock = [] { return kT0; }});
+    exchange_ =
+        std::make_unique<Exchange>(holder_.get(), store_.get(), log_.get(), connectors_.get(),
+                                   ExchangeOptions{.clock = [] { return kT0; }});
   }
   void TearDown() override {
     exchange_.reset();

@@ -103,7 +103,9 @@ std::string CaptureStderr(const std::function<void()>& body) {
 }
 
 TEST(LogTest, JsonLinesEscapeControlCharactersAndCarryFields) {
-  ConfigureLogging({.program = "ops-test", .format = LogFormat::kJson, .level = LogLevel::kInfo,
+  ConfigureLogging({.program = "ops-test",
+                    .format = LogFormat::kJson,
+                    .level = LogLevel::kInfo,
                     .capture_grpc = false});
   const std::string out = CaptureStderr([] {
     LogWarning("quote \" backslash \\ newline \n tab \t bell \a", {{"agency", "tax"}});
@@ -150,8 +152,9 @@ TEST(LogTest, GrpcLinesTakeOurFormatAndAreThrottledPerCallSite) {
   ConfigureLogging({.program = "ops-test", .capture_grpc = false});
   std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 1u) << out;
-  EXPECT_TRUE(absl::StrContains(lines[0], "\"level\":\"ERROR\",\"program\":\"ops-test\","
-                                          "\"message\":\"handshake failed 0\",\"source\":\"grpc\""))
+  EXPECT_TRUE(absl::StrContains(lines[0],
+                                "\"level\":\"ERROR\",\"program\":\"ops-test\","
+                                "\"message\":\"handshake failed 0\",\"source\":\"grpc\""))
       << lines[0];
 }
 
@@ -184,7 +187,8 @@ TEST(AdminServerTest, ServesMetricsProbesAndNothingElse) {
 TEST(AdminServerTest, RefusesABadAddressAndAPortInUse) {
   EXPECT_EQ(AdminServer::Start({.address = "no-port"}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  absl::StatusOr<std::unique_ptr<AdminServer>> first = AdminServer::Start({.address = "127.0.0.1:0"});
+  absl::StatusOr<std::unique_ptr<AdminServer>> first =
+      AdminServer::Start({.address = "127.0.0.1:0"});
   ASSERT_TRUE(first.ok());
   absl::StatusOr<std::unique_ptr<AdminServer>> second =
       AdminServer::Start({.address = absl::StrCat("127.0.0.1:", (*first)->port())});

@@ -16,11 +16,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "connectors/sdk.h"
-#include "storage/rocksdb/rocks_storage.h"
-#include "storage/rocksdb/testing.h"
 #include "consent/directory.h"
 #include "gtest/gtest.h"
 #include "proto/time.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "tests/testing/loopback_connector.h"
 #include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
@@ -64,11 +64,11 @@ class OutboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
     pki_ = dir_.path() + "/pki";
-    ASSERT_EQ(std::system(absl::StrCat(SourceDir(), "/certs/make-dev-pki --out ", pki_,
-                                       " --directory ", SourceDir(),
-                                       "/deploy/local/directory.textproto > /dev/null 2>&1")
-                              .c_str()),
-              0);
+    ASSERT_EQ(
+        std::system(absl::StrCat(SourceDir(), "/certs/make-dev-pki --out ", pki_, " --directory ",
+                                 SourceDir(), "/deploy/local/directory.textproto > /dev/null 2>&1")
+                        .c_str()),
+        0);
     absl::StatusOr<std::unique_ptr<connectors::ConnectorServer>> server =
         connectors::ConnectorServer::Start(testing::LoopbackConnectorOptions(pki_, "tax"),
                                            /*source=*/nullptr, &handler_);
@@ -92,8 +92,8 @@ class OutboxTest : public ::testing::Test {
     ASSERT_TRUE(opened.ok()) << opened.status();
     storage_ = *std::move(opened);
     db_ = storage::rocks::DatabaseOf(*storage_);
-    pool_ = std::make_unique<ConnectorPool>(
-        ConnectorPool::Options{.tls = testing::BrokerTls(pki_)});
+    pool_ =
+        std::make_unique<ConnectorPool>(ConnectorPool::Options{.tls = testing::BrokerTls(pki_)});
   }
   void TearDown() override {
     outbox_.reset();
@@ -103,7 +103,8 @@ class OutboxTest : public ::testing::Test {
   void StartOutbox(absl::Duration dead_retention = absl::Hours(24 * 30)) {
     absl::StatusOr<std::unique_ptr<Outbox>> outbox =
         Outbox::Start(&storage_->deliveries(), holder_.get(), pool_.get(),
-                      {.window = 4, .memory_window = kMemoryWindow,
+                      {.window = 4,
+                       .memory_window = kMemoryWindow,
                        .initial_backoff = absl::Milliseconds(10),
                        .max_backoff = absl::Milliseconds(50),
                        .dead_retention = dead_retention});
@@ -214,8 +215,7 @@ TEST_F(OutboxTest, BacklogFarBeyondTheMemoryWindowIsAllDeliveredInOrderPerCitize
   while (outbox_->pending() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(outbox_->pending(), 0u);
   EXPECT_EQ(outbox_->in_memory(), 0u);
-  EXPECT_EQ(outbox_->List("", tellonce::v1::Delivery::STATE_UNSPECIFIED, 0, "")
-                ->deliveries_size(),
+  EXPECT_EQ(outbox_->List("", tellonce::v1::Delivery::STATE_UNSPECIFIED, 0, "")->deliveries_size(),
             0);
 }
 
@@ -244,10 +244,11 @@ TEST_F(OutboxTest, DeadDeliveriesPastTheirRetentionAreDroppedAndTheRestKept) {
   const absl::Time old = absl::Now() - absl::Hours(24 * 10);
   std::vector<tellonce::v1::Delivery> stored;
   ASSERT_TRUE(storage_->deliveries()
-                  .Scan(0, [&](tellonce::v1::Delivery& d) {
-                    stored.push_back(d);
-                    return true;
-                  })
+                  .Scan(0,
+                        [&](tellonce::v1::Delivery& d) {
+                          stored.push_back(d);
+                          return true;
+                        })
                   .ok());
   ASSERT_EQ(stored.size(), 3u);
   stored[0].set_state(tellonce::v1::Delivery::DEAD);

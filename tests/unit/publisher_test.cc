@@ -10,19 +10,19 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "storage/rocksdb/rocks_storage.h"
-#include "storage/rocksdb/testing.h"
 #include "consent/directory.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tellonce::broker {
 namespace {
 
-using ::tellonce::testing::TempDir;
 using google::protobuf::util::TimeUtil;
+using ::tellonce::testing::TempDir;
 
 constexpr char kCitizen[] = "37605030299";
 
@@ -52,7 +52,8 @@ class PublisherTest : public ::testing::Test {
                               .c_str()),
               0);
     absl::StatusOr<std::shared_ptr<const consent::Directory>> directory =
-        ::tellonce::testing::LoadSampleDirectory(SourceDir() + "/deploy/local/directory.textproto", dir_.path());
+        ::tellonce::testing::LoadSampleDirectory(SourceDir() + "/deploy/local/directory.textproto",
+                                                 dir_.path());
     ASSERT_TRUE(directory.ok()) << directory.status();
     tellonce::v1::Directory proto = (*directory)->proto();
     for (auto& agency : *proto.mutable_agencies()) {
@@ -70,11 +71,11 @@ class PublisherTest : public ::testing::Test {
     db_ = storage::rocks::DatabaseOf(*storage_);
     store_ = consent::NewConsentStore(storage_.get());
     log_ = std::make_unique<AccessLog>(storage_.get());
-    pool_ = std::make_unique<ConnectorPool>(ConnectorPool::Options{
-        .tls = {.ca_file = dir_.path() + "/pki/ca.pem",
-                .cert_file = dir_.path() + "/pki/broker.pem",
-                .key_file = dir_.path() + "/pki/broker.key",
-                .crl_dir = ""}});
+    pool_ = std::make_unique<ConnectorPool>(
+        ConnectorPool::Options{.tls = {.ca_file = dir_.path() + "/pki/ca.pem",
+                                       .cert_file = dir_.path() + "/pki/broker.pem",
+                                       .key_file = dir_.path() + "/pki/broker.key",
+                                       .crl_dir = ""}});
     absl::StatusOr<std::unique_ptr<Outbox>> outbox =
         Outbox::Start(&storage_->deliveries(), holder_.get(), pool_.get(),
                       {.window = 4,
@@ -110,8 +111,8 @@ class PublisherTest : public ::testing::Test {
     c.set_consumer("tax");
     c.add_attributes("person.address");
     c.set_purpose("TAX_DEDUCTION_CHECK");
-    *c.mutable_valid_from() = TimeUtil::NanosecondsToTimestamp(
-        absl::ToUnixNanos(absl::Now() - absl::Minutes(1)));
+    *c.mutable_valid_from() =
+        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now() - absl::Minutes(1)));
     *c.mutable_expires_at() =
         TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now() + absl::Hours(1)));
     c.set_mode(tellonce::v1::UNTIL_EXPIRY);

@@ -19,10 +19,9 @@ using ::testing::HasSubstr;
 class RateLimiterTest : public ::testing::Test {
  protected:
   RateLimiter::Options Options(double per_second, double burst, size_t max_keys = 10000) {
-    return {.per_second = per_second,
-            .burst = burst,
-            .max_keys = max_keys,
-            .clock = [this] { return now_; }};
+    return {.per_second = per_second, .burst = burst, .max_keys = max_keys, .clock = [this] {
+              return now_;
+            }};
   }
   // How many of `n` calls from `agency` are admitted.
   int Admitted(RateLimiter& limiter, const std::string& agency, int n) {
@@ -69,8 +68,9 @@ TEST_F(RateLimiterTest, RefusalNamesWhatAndAgencyAndIsCounted) {
             "rate limit: fresh_checkpoint for agency bank: at most 2 per second");
   ASSERT_FALSE(limiter.Admit("bank").ok());
   EXPECT_EQ(refusals.With({"bank", "fresh_checkpoint"}).value(), 2u);
-  EXPECT_THAT(metrics_.Render(),
-              HasSubstr("tellonce_rate_limited_total{agency=\"bank\",what=\"fresh_checkpoint\"} 2"));
+  EXPECT_THAT(
+      metrics_.Render(),
+      HasSubstr("tellonce_rate_limited_total{agency=\"bank\",what=\"fresh_checkpoint\"} 2"));
 }
 
 TEST_F(RateLimiterTest, AClockSteppingBackGivesNoTokens) {

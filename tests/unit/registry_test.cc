@@ -16,13 +16,13 @@
 #include "certs/citizen_assertion.h"
 #include "certs/signed_messages.h"
 #include "consent/consent_store.h"
-#include "storage/rocksdb/rocks_storage.h"
-#include "storage/rocksdb/testing.h"
 #include "consent/validation.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_keys.h"
-#include "rocksdb/db.h"
 
 namespace tellonce::consent {
 namespace {
@@ -150,7 +150,8 @@ class RegistryTest : public ::testing::Test {
   absl::StatusOr<tellonce::v1::GrantConsentResponse> Grant(
       const tellonce::v1::GrantConsentRequest& request, const std::string& portal = "portal-a") {
     std::promise<absl::StatusOr<tellonce::v1::GrantConsentResponse>> result;
-    registry_->Grant(portal, Token(request.citizen_id()), request, [&](auto r) { result.set_value(std::move(r)); });
+    registry_->Grant(portal, Token(request.citizen_id()), request,
+                     [&](auto r) { result.set_value(std::move(r)); });
     return result.get_future().get();
   }
 
@@ -160,7 +161,8 @@ class RegistryTest : public ::testing::Test {
     request.set_citizen_id("39001010001");
     request.set_reason("no longer needed");
     std::promise<absl::StatusOr<tellonce::v1::RevokeConsentResponse>> result;
-    registry_->Revoke("portal-a", Token(request.citizen_id()), request, [&](auto r) { result.set_value(std::move(r)); });
+    registry_->Revoke("portal-a", Token(request.citizen_id()), request,
+                      [&](auto r) { result.set_value(std::move(r)); });
     return result.get_future().get();
   }
 
@@ -236,7 +238,8 @@ TEST_F(RegistryTest, GrantStoresTheConsentAndReturnsAReceiptThatVerifies) {
   tellonce::v1::GetConsentRequest get;
   get.set_consent_id(c.consent_id());
   get.set_citizen_id("39001010001");
-  absl::StatusOr<tellonce::v1::GetConsentResponse> got = registry_->Get("portal-a", Token(get.citizen_id()), get);
+  absl::StatusOr<tellonce::v1::GetConsentResponse> got =
+      registry_->Get("portal-a", Token(get.citizen_id()), get);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->consent().SerializeAsString(), c.SerializeAsString());
   EXPECT_EQ(got->receipt().SerializeAsString(), granted->receipt().SerializeAsString());
@@ -281,7 +284,8 @@ TEST_F(RegistryTest, SignedGarbageIsReportedAsAnUnparsableBody) {
   ASSERT_TRUE(public_key.ok());
   tellonce::v1::ConsentReceipt receipt;
   receipt.set_body("\xff\xff\xff not a protobuf");
-  absl::StatusOr<std::string> signature = key->Sign(certs::SignedKind::kConsentReceipt, receipt.body());
+  absl::StatusOr<std::string> signature =
+      key->Sign(certs::SignedKind::kConsentReceipt, receipt.body());
   ASSERT_TRUE(signature.ok());
   receipt.set_signature(*signature);
   receipt.set_signature_algorithm(std::string(certs::kSignatureAlgorithm));
@@ -339,12 +343,14 @@ TEST_F(RegistryTest, ConsentExpiresOnTheInjectedClock) {
   get.set_consent_id(id);
   get.set_citizen_id("39001010001");
   Advance(absl::Minutes(59));
-  absl::StatusOr<tellonce::v1::GetConsentResponse> before = registry_->Get("portal-a", Token(get.citizen_id()), get);
+  absl::StatusOr<tellonce::v1::GetConsentResponse> before =
+      registry_->Get("portal-a", Token(get.citizen_id()), get);
   ASSERT_TRUE(before.ok());
   EXPECT_EQ(before->consent().status(), tellonce::v1::ACTIVE);
 
   Advance(absl::Minutes(2));
-  absl::StatusOr<tellonce::v1::GetConsentResponse> after = registry_->Get("portal-a", Token(get.citizen_id()), get);
+  absl::StatusOr<tellonce::v1::GetConsentResponse> after =
+      registry_->Get("portal-a", Token(get.citizen_id()), get);
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->consent().status(), tellonce::v1::EXPIRED);
   ASSERT_EQ(after->consent().events_size(), 2);
@@ -354,7 +360,8 @@ TEST_F(RegistryTest, ConsentExpiresOnTheInjectedClock) {
   tellonce::v1::ListConsentsRequest list;
   list.set_citizen_id("39001010001");
   list.set_status(tellonce::v1::EXPIRED);
-  absl::StatusOr<tellonce::v1::ListConsentsResponse> expired = registry_->List("portal-a", Token(list.citizen_id()), list);
+  absl::StatusOr<tellonce::v1::ListConsentsResponse> expired =
+      registry_->List("portal-a", Token(list.citizen_id()), list);
   ASSERT_TRUE(expired.ok()) << expired.status();
   ASSERT_EQ(expired->consents_size(), 1);
   EXPECT_EQ(expired->consents(0).consent_id(), id);
@@ -390,14 +397,16 @@ TEST_F(RegistryTest, ListPagesThroughTheCitizensConsents) {
   tellonce::v1::ListConsentsRequest request;
   request.set_citizen_id("39001010001");
   request.set_page_size(2);
-  absl::StatusOr<tellonce::v1::ListConsentsResponse> first = registry_->List("portal-a", Token(request.citizen_id()), request);
+  absl::StatusOr<tellonce::v1::ListConsentsResponse> first =
+      registry_->List("portal-a", Token(request.citizen_id()), request);
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_EQ(first->consents_size(), 2);
   EXPECT_EQ(first->consents(0).consent_id(), ids[0]);
   EXPECT_EQ(first->consents(1).consent_id(), ids[1]);
   ASSERT_FALSE(first->next_page_token().empty());
   request.set_page_token(first->next_page_token());
-  absl::StatusOr<tellonce::v1::ListConsentsResponse> second = registry_->List("portal-a", Token(request.citizen_id()), request);
+  absl::StatusOr<tellonce::v1::ListConsentsResponse> second =
+      registry_->List("portal-a", Token(request.citizen_id()), request);
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_EQ(second->consents_size(), 1);
   EXPECT_EQ(second->consents(0).consent_id(), ids[2]);
@@ -410,7 +419,8 @@ TEST_F(RegistryTest, EveryCallWithoutTheCitizensIdTokenIsUnauthenticatedAndChang
   const int consents = CountKeys(storage::rocks::Family::kConsents);
 
   std::promise<absl::StatusOr<tellonce::v1::GrantConsentResponse>> grant;
-  registry_->Grant("portal-a", "", Request("grant-2"), [&](auto r) { grant.set_value(std::move(r)); });
+  registry_->Grant("portal-a", "", Request("grant-2"),
+                   [&](auto r) { grant.set_value(std::move(r)); });
   absl::StatusOr<tellonce::v1::GrantConsentResponse> g = grant.get_future().get();
   EXPECT_TRUE(absl::IsUnauthenticated(g.status())) << g.status();
   EXPECT_TRUE(absl::StrContains(g.status().message(), "citizen assertion: missing"));

@@ -1,13 +1,14 @@
 // Clean text (proto/text.h) and the CLI's escaped output (cli/escaping_output.h):
 // what the broker accepts from providers and what `tellonce` prints (issue 13).
 
+#include "proto/text.h"
+
 #include <sstream>
 #include <string>
 
 #include "cli/escaping_output.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "proto/text.h"
 
 namespace tellonce {
 namespace {
@@ -17,7 +18,9 @@ using ::testing::HasSubstr;
 TEST(CleanTextTest, AcceptsPrintableUnicode) {
   EXPECT_TRUE(CheckCleanText("").ok());
   EXPECT_TRUE(CheckCleanText("EE38 2200 2210 2012 3456").ok());
-  EXPECT_TRUE(CheckCleanText("J\xc3\xb5" "e t\xc3\xa4nav 5, \xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x98\x80").ok());
+  EXPECT_TRUE(CheckCleanText("J\xc3\xb5"
+                             "e t\xc3\xa4nav 5, \xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x98\x80")
+                  .ok());
 }
 
 TEST(CleanTextTest, RefusesControlsBidiAndBrokenUtf8NamingTheRule) {
@@ -48,7 +51,9 @@ TEST(CleanTextTest, RefusesControlsBidiAndBrokenUtf8NamingTheRule) {
 TEST(EscapeTextTest, EscapesWhatATerminalWouldObey) {
   EXPECT_EQ(EscapeText("plain \xc3\xa4"), "plain \xc3\xa4");
   EXPECT_EQ(EscapeText("\x1b[2J"), "\\x1b[2J");
-  EXPECT_EQ(EscapeText("a\xe2\x80\xae" "b"), "a\\u202eb");
+  EXPECT_EQ(EscapeText("a\xe2\x80\xae"
+                       "b"),
+            "a\\u202eb");
   EXPECT_EQ(EscapeText("a\xc2\x85"), "a\\u0085");
   EXPECT_EQ(EscapeText("a\xc3("), "a\\xc3(");
   EXPECT_EQ(EscapeText("a\\b\n"), "a\\\\b\\x0a");
@@ -60,14 +65,20 @@ TEST(EscapedOutputTest, EverythingPrintedThroughTheStreamIsEscapedLineByLine) {
   std::ostringstream sink;
   {
     cli::EscapedOutput escaped(sink);
-    sink << "value: " << "EE00\x1b[2J" << "\n";
-    sink << "name: " << "\xe2\x80\xae" "evil" << "\n";
+    sink << "value: "
+         << "EE00\x1b[2J"
+         << "\n";
+    sink << "name: "
+         << "\xe2\x80\xae"
+            "evil"
+         << "\n";
     // A UTF-8 sequence split across two writes is still whole on the line.
-    sink << "\xc3" << "\xa4" << "\n";
+    sink << "\xc3"
+         << "\xa4"
+         << "\n";
     sink << "no newline at the end";
   }
-  EXPECT_EQ(sink.str(),
-            "value: EE00\\x1b[2J\nname: \\u202eevil\n\xc3\xa4\nno newline at the end");
+  EXPECT_EQ(sink.str(), "value: EE00\\x1b[2J\nname: \\u202eevil\n\xc3\xa4\nno newline at the end");
 }
 
 }  // namespace

@@ -40,10 +40,10 @@ namespace tellonce::certs {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
-using ::testing::Not;
 using ::tellonce::testing::Eventually;
 using ::tellonce::testing::SerialOfPem;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kTrustDomain[] = "gov.example";
 
@@ -255,11 +255,11 @@ TEST_F(TlsWatchTest, CrlThatRevokesAnAgencyRefusesItsNewConnectionsWithoutRestar
   Server server(*watcher->ServerCredentials());
   ASSERT_TRUE(CallForSerial(NewChannel(server.address(), AgencyCreds("tax"))).ok());
 
-  ASSERT_TRUE(tellonce::testing::WriteCrl(pki(), crl_file(), 3600,
-                                          {pki() + "/agencies/tax.pem"}));
+  ASSERT_TRUE(tellonce::testing::WriteCrl(pki(), crl_file(), 3600, {pki() + "/agencies/tax.pem"}));
   ASSERT_TRUE(watcher->Reload().ok());
   ::testing::internal::CaptureStderr();
-  absl::StatusOr<std::string> revoked = CallForSerial(NewChannel(server.address(), AgencyCreds("tax")));
+  absl::StatusOr<std::string> revoked =
+      CallForSerial(NewChannel(server.address(), AgencyCreds("tax")));
   const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_FALSE(revoked.ok());
   EXPECT_THAT(log, HasSubstr("TLS handshake refused"));
@@ -299,8 +299,8 @@ TEST_F(TlsWatchTest, ClientChannelRefusesAServerRevokedAfterTheChannelWasMade) {
                      .cert_file = pki() + "/agencies/tax.pem",
                      .key_file = pki() + "/agencies/tax.key",
                      .crl_dir = pki() + "/crl"};
-  auto watcher = TlsMaterialWatcher::Start(agency, {.poll_interval = absl::ZeroDuration(),
-                                                    .staging_parent = dir_.path()});
+  auto watcher = TlsMaterialWatcher::Start(
+      agency, {.poll_interval = absl::ZeroDuration(), .staging_parent = dir_.path()});
   ASSERT_TRUE(watcher.ok()) << watcher.status();
   auto server_creds = MakeServerCredentials(BrokerPaths(/*with_crl=*/false));
   ASSERT_TRUE(server_creds.ok());
@@ -348,10 +348,10 @@ TEST_F(TlsWatchTest, WarnsAtStartWhenTheCertificateOrCrlExpiresWithinTheWarningT
   // The dev PKI's certificate and CRL last 30 days: a 60-day warning time covers both,
   // the default 7 days neither.
   ::testing::internal::CaptureStderr();
-  auto warned = TlsMaterialWatcher::Start(
-      BrokerPaths(true), {.poll_interval = absl::ZeroDuration(),
-                          .expiry_warning = absl::Hours(24 * 60),
-                          .staging_parent = dir_.path()});
+  auto warned =
+      TlsMaterialWatcher::Start(BrokerPaths(true), {.poll_interval = absl::ZeroDuration(),
+                                                    .expiry_warning = absl::Hours(24 * 60),
+                                                    .staging_parent = dir_.path()});
   ASSERT_TRUE(warned.ok()) << warned.status();
   std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_THAT(log, HasSubstr("WARN"));

@@ -20,12 +20,12 @@
 #include "broker/rate_limiter.h"
 #include "broker/transparency.h"
 #include "certs/citizen_assertion.h"
-#include "storage/rocksdb/rocks_storage.h"
-#include "storage/rocksdb/testing.h"
 #include "consent/directory.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/textproto.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_keys.h"
 
@@ -172,11 +172,11 @@ TEST_F(CoreTest, APortalSeesEverythingButOnlyWithTheCitizensOwnToken) {
   EXPECT_EQ(core.ListAccessEvents(*directory_, "portal", "", ListRequest(kCitizen)).status().code(),
             absl::StatusCode::kUnauthenticated);
   // Another citizen's token does not open this citizen's history.
-  EXPECT_EQ(core.ListAccessEvents(*directory_, "portal", Token(kOtherCitizen),
-                                  ListRequest(kCitizen))
-                .status()
-                .code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      core.ListAccessEvents(*directory_, "portal", Token(kOtherCitizen), ListRequest(kCitizen))
+          .status()
+          .code(),
+      absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(CoreTest, AProviderOrAnAdminCannotListACitizensHistory) {
@@ -197,8 +197,8 @@ TEST_F(CoreTest, ThePageSizeLimitIsTheConfiguredOne) {
   small.max_page_size = 2;
   TransparencyCore strict = Core(small);
   EXPECT_TRUE(strict.ListAccessEvents(*directory_, "tax", "", ListRequest(kCitizen, 2)).ok());
-  absl::Status over = strict.ListAccessEvents(*directory_, "tax", "", ListRequest(kCitizen, 3))
-                          .status();
+  absl::Status over =
+      strict.ListAccessEvents(*directory_, "tax", "", ListRequest(kCitizen, 3)).status();
   EXPECT_EQ(over.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(std::string(over.message()), "page_size: at most 2");
 
@@ -236,8 +236,13 @@ TEST_F(CoreTest, PagesFollowTheirTokensAndMalformedTokensAreRefused) {
   }
   EXPECT_EQ(seen, (std::vector<uint64_t>{0, 1, 2, 3, 4}));
 
-  const std::vector<std::string> malformed = {"abc", "-1", "+1", " 1", "1.5",
-                                              std::string(21, '1'), std::string("1\0", 2),
+  const std::vector<std::string> malformed = {"abc",
+                                              "-1",
+                                              "+1",
+                                              " 1",
+                                              "1.5",
+                                              std::string(21, '1'),
+                                              std::string("1\0", 2),
                                               "99999999999999999999"};
   for (const std::string& token : malformed) {
     request.set_page_token(token);
@@ -318,7 +323,7 @@ TEST_F(CoreTest, FreshCheckpointsAreRateLimitedPerAgencyLatestOnesAreNot) {
   };
   EXPECT_TRUE(get("tax", true).ok());
   EXPECT_EQ(get("tax", true).code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(get("tax", false).ok());   // the latest is not limited
+  EXPECT_TRUE(get("tax", false).ok());      // the latest is not limited
   EXPECT_TRUE(get("benefits", true).ok());  // another agency has its own bucket
 }
 
@@ -441,8 +446,7 @@ TEST_F(DeliveryAdminTest, FiltersAndRetryRequestsAreChecked) {
             absl::StatusCode::kInvalidArgument);
   tellonce::v1::RetryDeliveriesRequest unknown;
   unknown.add_delivery_ids("12345");
-  EXPECT_EQ(admin.Retry(*directory_, "ops", unknown).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(admin.Retry(*directory_, "ops", unknown).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

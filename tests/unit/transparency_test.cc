@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "storage/rocksdb/rocks_storage.h"
-#include "storage/rocksdb/testing.h"
 #include "gtest/gtest.h"
 #include "rocksdb/env.h"
+#include "storage/rocksdb/rocks_storage.h"
+#include "storage/rocksdb/testing.h"
 #include "tests/testing/power_loss_fs.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_keys.h"
@@ -57,13 +57,13 @@ class TransparencyTest : public ::testing::Test {
     storage_ = *std::move(opened);
     db_ = storage::rocks::DatabaseOf(*storage_);
     log_ = std::make_unique<AccessLog>(storage_.get());
-    absl::StatusOr<std::unique_ptr<TransparencyLog>> t = TransparencyLog::Start(
-        storage_.get(), log_.get(), *key_,
-        {.issuer = "spiffe://test.local/broker",
-         .checkpoint_interval = absl::Hours(1),
-         .fresh_interval = fresh_interval_,
-         .poll_interval = absl::Seconds(1),
-         .on_signed = nullptr});
+    absl::StatusOr<std::unique_ptr<TransparencyLog>> t =
+        TransparencyLog::Start(storage_.get(), log_.get(), *key_,
+                               {.issuer = "spiffe://test.local/broker",
+                                .checkpoint_interval = absl::Hours(1),
+                                .fresh_interval = fresh_interval_,
+                                .poll_interval = absl::Seconds(1),
+                                .on_signed = nullptr});
     ASSERT_TRUE(t.ok()) << t.status();
     tlog_ = *std::move(t);
     storage_->SetAppendListener([t = tlog_.get()] { t->Notify(); });
@@ -105,7 +105,8 @@ class TransparencyTest : public ::testing::Test {
     tlog_->FreshCheckpoint([&](absl::StatusOr<SignedCheckpoint> c) { done.set_value(c); });
     absl::StatusOr<SignedCheckpoint> c = done.get_future().get();
     EXPECT_TRUE(c.ok()) << c.status();
-    EXPECT_TRUE(verifying_->Verify(certs::SignedKind::kCheckpoint, c->body(), c->signature()).ok()) << "bad signature";
+    EXPECT_TRUE(verifying_->Verify(certs::SignedKind::kCheckpoint, c->body(), c->signature()).ok())
+        << "bad signature";
     tellonce::v1::Checkpoint body;
     EXPECT_TRUE(body.ParseFromString(c->body()));
     return body;
@@ -150,8 +151,8 @@ TEST_F(TransparencyTest, EveryInclusionProofAndConsistencyProofVerifies) {
     ASSERT_TRUE(p.ok()) << p.status();
     std::vector<certs::Hash> path;
     for (const std::string& h : p->path()) path.push_back(ToHash(h));
-    EXPECT_TRUE(certs::VerifyInclusion(i, now.tree_size(), certs::LeafHash(p->event_bytes()),
-                                       path, ToHash(now.root_hash()))
+    EXPECT_TRUE(certs::VerifyInclusion(i, now.tree_size(), certs::LeafHash(p->event_bytes()), path,
+                                       ToHash(now.root_hash()))
                     .ok())
         << i;
   }
@@ -161,11 +162,12 @@ TEST_F(TransparencyTest, EveryInclusionProofAndConsistencyProofVerifies) {
   std::vector<certs::Hash> proof;
   for (const std::string& h : c->proof()) proof.push_back(ToHash(h));
   EXPECT_TRUE(certs::VerifyConsistency(old_checkpoint.tree_size(), now.tree_size(),
-                                       ToHash(old_checkpoint.root_hash()),
-                                       ToHash(now.root_hash()), proof)
+                                       ToHash(old_checkpoint.root_hash()), ToHash(now.root_hash()),
+                                       proof)
                   .ok());
   // Out of range requests are refused, not guessed at.
-  EXPECT_TRUE(absl::IsInvalidArgument(tlog_->InclusionProof(now.tree_size(), now.tree_size()).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(tlog_->InclusionProof(now.tree_size(), now.tree_size()).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(tlog_->InclusionProof(0, now.tree_size() + 1).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(tlog_->ConsistencyProof(5, 4).status()));
 }
@@ -187,8 +189,7 @@ TEST_F(TransparencyTest, TreeSurvivesRestartAndNewCheckpointsStayConsistent) {
   std::vector<certs::Hash> proof;
   for (const std::string& h : c->proof()) proof.push_back(ToHash(h));
   EXPECT_TRUE(certs::VerifyConsistency(before.tree_size(), after.tree_size(),
-                                       ToHash(before.root_hash()), ToHash(after.root_hash()),
-                                       proof)
+                                       ToHash(before.root_hash()), ToHash(after.root_hash()), proof)
                   .ok());
   absl::StatusOr<std::vector<SignedCheckpoint>> all = tlog_->Checkpoints();
   ASSERT_TRUE(all.ok());
@@ -199,8 +200,8 @@ TEST_F(TransparencyTest, ListShowsOneCitizensEventsAndFiltersByConsumerAndPages)
   Append(3, "37605030299", "tax");
   Append(2, "49403136526", "tax");
   Append(4, "37605030299", "benefits");
-  absl::StatusOr<tellonce::v1::ListAccessEventsResponse> all = tlog_->List(
-      "37605030299", std::nullopt, absl::InfinitePast(), absl::InfiniteFuture(), 0, "");
+  absl::StatusOr<tellonce::v1::ListAccessEventsResponse> all =
+      tlog_->List("37605030299", std::nullopt, absl::InfinitePast(), absl::InfiniteFuture(), 0, "");
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(all->events_size(), 7);
   for (const auto& e : all->events()) EXPECT_EQ(e.event().citizen_id(), "37605030299");
@@ -221,9 +222,9 @@ TEST_F(TransparencyTest, ListShowsOneCitizensEventsAndFiltersByConsumerAndPages)
   } while (!token.empty());
   ASSERT_EQ(paged.size(), 7u);
   for (size_t i = 1; i < paged.size(); ++i) EXPECT_LT(paged[i - 1], paged[i]);
-  EXPECT_TRUE(absl::IsInvalidArgument(tlog_->List("37605030299", std::nullopt,
-                                                  absl::InfinitePast(), absl::InfiniteFuture(), 2,
-                                                  "not-a-number")
+  EXPECT_TRUE(absl::IsInvalidArgument(tlog_
+                                          ->List("37605030299", std::nullopt, absl::InfinitePast(),
+                                                 absl::InfiniteFuture(), 2, "not-a-number")
                                           .status()));
 }
 
@@ -284,7 +285,8 @@ TEST_F(TransparencyTest, ExportPagesStayWithinTheirByteBudgetAndCheckpointsPageA
   tellonce::v1::ExportCheckpointsResponse page;
   uint64_t start = 0;
   do {
-    absl::StatusOr<tellonce::v1::ExportCheckpointsResponse> got = tlog_->ExportCheckpoints(start, 500);
+    absl::StatusOr<tellonce::v1::ExportCheckpointsResponse> got =
+        tlog_->ExportCheckpoints(start, 500);
     ASSERT_TRUE(got.ok()) << got.status();
     page = *got;
     ASSERT_GT(page.checkpoints_size(), 0);
@@ -314,7 +316,8 @@ TEST_F(CoalescingTransparencyTest, ConcurrentFreshRequestsShareOneSignaturePerIn
   ASSERT_EQ(first.tree_size(), 1u);
   // Nothing new: the latest checkpoint covers every request, at once, without signing.
   const absl::Time start = absl::Now();
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(Fresh().signed_at().seconds(), first.signed_at().seconds());
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(Fresh().signed_at().seconds(), first.signed_at().seconds());
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
   // New events and 50 concurrent requests: all get one checkpoint covering them, signed
   // no sooner than a second after the previous one.

@@ -114,12 +114,30 @@ TEST(IdentifiersTest, HostPortParsesNamesIpv4AndBracketedIpv6) {
 // (with absl::SimpleAtoi, so "+80" and " 80" passed); the directory checked the host
 // too. Merged at the directory's rule.
 TEST(IdentifiersTest, HostPortRefusesWhatNoDialerOrListenerTakes) {
-  for (const char* bad : {"", ":", ":443", "registry", "registry:", "registry:port",
-                          "registry:+80", "registry: 80", "registry:80 ", "registry:65536",
-                          "registry:123456", "registry:-1", "dns:///registry:443",
-                          "https://registry:443", "registry:443/path", "::1:7503", "[::1]",
-                          "[::1]7503", "[]:80", "[::g]:80", "[::1]:", "reg istry:80",
-                          "*:7443", "re\xc3\xa4gistry:80"}) {
+  for (const char* bad : {"",
+                          ":",
+                          ":443",
+                          "registry",
+                          "registry:",
+                          "registry:port",
+                          "registry:+80",
+                          "registry: 80",
+                          "registry:80 ",
+                          "registry:65536",
+                          "registry:123456",
+                          "registry:-1",
+                          "dns:///registry:443",
+                          "https://registry:443",
+                          "registry:443/path",
+                          "::1:7503",
+                          "[::1]",
+                          "[::1]7503",
+                          "[]:80",
+                          "[::g]:80",
+                          "[::1]:",
+                          "reg istry:80",
+                          "*:7443",
+                          "re\xc3\xa4gistry:80"}) {
     EXPECT_FALSE(ParseHostPort(bad).has_value()) << bad;
     EXPECT_FALSE(IsHostPort(bad)) << bad;
     EXPECT_FALSE(IsListenAddress(bad)) << bad;
@@ -145,8 +163,7 @@ TEST(IdentifiersTest, PrintableAsciiKeepsTheSpaceVisibleAsciiDoesNot) {
   EXPECT_FALSE(IsVisibleAscii("req 1"));
   for (const std::string& bad :
        {std::string("a\x1f"), std::string("a\x7f"), std::string("a\n"), std::string("a\t"),
-        std::string("a\0", 2), std::string("\xc3\xa4"), std::string("\x80"),
-        std::string("\xff")}) {
+        std::string("a\0", 2), std::string("\xc3\xa4"), std::string("\x80"), std::string("\xff")}) {
     EXPECT_FALSE(IsPrintableAscii(bad)) << bad;
     EXPECT_FALSE(IsVisibleAscii(bad)) << bad;
   }
@@ -249,9 +266,9 @@ TEST(Sha256Test, KnownAnswersAndPartsAreConcatenated) {
   EXPECT_EQ(certs::HashToHex(certs::Sha256({"abc"})),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(certs::Sha256({"a", "", "bc"}), certs::Sha256({"abc"}));
-  EXPECT_EQ(certs::HashToHex(certs::Sha256(
-                {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"})),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(
+      certs::HashToHex(certs::Sha256({"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"})),
+      "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   const std::string nul("\0x", 2);
   EXPECT_NE(certs::Sha256({nul}), certs::Sha256({"x"}));
   const certs::Hash h = certs::Sha256({"abc"});
