@@ -1,6 +1,7 @@
 #include "broker/admin_service.h"
 
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -53,6 +54,28 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetStatus(grpc::CallbackServerContex
   }
   *response = status_();
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::Backup(grpc::CallbackServerContext* context,
+                                                   const tellonce::v1::BackupRequest*,
+                                                   tellonce::v1::BackupResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> admin =
+      AuthorizeAgency(*context, *directory_->Current(), tellonce::v1::ADMIN, "AdminService");
+  if (!admin.ok()) {
+    reactor->Finish(ToGrpcStatus(admin.status()));
+    return reactor;
+  }
+  if (!backup_) {
+    reactor->Finish(ToGrpcStatus(absl::UnimplementedError("backups are not wired in")));
+    return reactor;
+  }
+  std::thread([reactor, response, backup = backup_] {
+    absl::StatusOr<tellonce::v1::BackupResponse> made = backup();
+    if (made.ok()) *response = *std::move(made);
+    reactor->Finish(made.ok() ? grpc::Status::OK : ToGrpcStatus(made.status()));
+  }).detach();
   return reactor;
 }
 

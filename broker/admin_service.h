@@ -16,6 +16,10 @@ namespace tellonce::broker {
 // its parts). Must be cheap (point reads and counters) and thread-safe.
 using BrokerStatusSource = std::function<tellonce::v1::BrokerStatus()>;
 
+// Makes an online backup (BackupMaker::Run); may take long (it runs on a thread of its
+// own, not gRPC's). Thread-safe.
+using BackupRunner = std::function<absl::StatusOr<tellonce::v1::BackupResponse>()>;
+
 // The broker's status source: version, `started` and uptime, the access log's size and
 // hashed size, the last signed checkpoint, the outbox's pending and dead counts; then
 // `fill_more` (for parts that live elsewhere: TLS expiry, the reasons /readyz gives);
@@ -30,16 +34,23 @@ BrokerStatusSource MakeBrokerStatusSource(
 class AdminServiceImpl final : public tellonce::v1::AdminService::CallbackService {
  public:
   // `directory` is not owned and must outlive the service.
-  AdminServiceImpl(const consent::DirectoryHolder* directory, BrokerStatusSource status)
-      : directory_(directory), status_(std::move(status)) {}
+  AdminServiceImpl(const consent::DirectoryHolder* directory, BrokerStatusSource status,
+                   BackupRunner backup = nullptr)
+      : directory_(directory), status_(std::move(status)), backup_(std::move(backup)) {}
 
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const tellonce::v1::GetStatusRequest* request,
                                       tellonce::v1::BrokerStatus* response) override;
+  // Admin role, then the backup runner on a thread of its own (the server's shutdown
+  // waits for it to finish the call).
+  grpc::ServerUnaryReactor* Backup(grpc::CallbackServerContext* context,
+                                   const tellonce::v1::BackupRequest* request,
+                                   tellonce::v1::BackupResponse* response) override;
 
  private:
   const consent::DirectoryHolder* directory_;
   BrokerStatusSource status_;
+  BackupRunner backup_;
 };
 
 }  // namespace tellonce::broker

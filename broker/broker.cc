@@ -24,6 +24,11 @@ namespace {
 // sequencer stored (the others).
 constexpr absl::Duration kSharedPollInterval = absl::Milliseconds(200);
 
+// The broker's data, as messages name it.
+std::string StorageName(const BrokerOptions& options) {
+  return options.postgres.conninfo.empty() ? options.data_dir : "storage.postgres";
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
@@ -59,6 +64,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       broker->tls_->ServerCredentials(std::move(admit));
   if (!credentials.ok()) return credentials.status();
+  if (!options.allow_readable_private_keys) {
+    if (absl::Status s =
+            certs::CheckPrivateKeyPermissions("signing.key_file", options.signing_key_file);
+        !s.ok()) {
+      return s;
+    }
+  }
   absl::StatusOr<certs::SigningKey> signing_key =
       certs::SigningKey::FromPemFile(options.signing_key_file, options.signing_key_id);
   if (!signing_key.ok()) {
@@ -136,6 +148,16 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->consent_service_ = std::make_unique<ConsentServiceImpl>(
       broker->directory_.get(), broker->registry_.get(), broker->grant_limit_.get());
   broker->access_log_ = std::make_unique<AccessLog>(broker->storage_.get());
+  // Refuses data whose log is behind a checkpoint already signed (broker/checkpoint_guard.h).
+  absl::StatusOr<std::unique_ptr<CheckpointGuard>> guard =
+      CheckpointGuard::Open(options.signed_checkpoint_file, StorageName(options),
+                            broker->storage_.get(), broker->access_log_.get(),
+                            options.accept_log_rollback);
+  if (!guard.ok()) return guard.status();
+  broker->checkpoint_guard_ = *std::move(guard);
+  broker->backups_ =
+      std::make_unique<BackupMaker>(options.backup_dir, broker->storage_.get(),
+                                    broker->access_log_.get(), broker->checkpoint_guard_.get());
   absl::StatusOr<std::unique_ptr<TransparencyLog>> transparency = TransparencyLog::Start(
       broker->storage_.get(), broker->access_log_.get(), std::move(checkpoint_key),
       TransparencyLog::Options{
@@ -148,7 +170,9 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                   : options.checkpoint_interval,
           .fresh_interval = options.fresh_checkpoint_interval,
           // Shared: events appended at other replicas are found by polling.
-          .poll_interval = shared != nullptr ? kSharedPollInterval : absl::Seconds(1)});
+          .poll_interval = shared != nullptr ? kSharedPollInterval : absl::Seconds(1),
+          .on_signed = [guard = broker->checkpoint_guard_.get()](
+                           const tellonce::v1::SignedCheckpoint& c) { return guard->Record(c); }});
   if (!transparency.ok()) return transparency.status();
   broker->transparency_ = *std::move(transparency);
   broker->storage_->SetAppendListener([t = broker->transparency_.get()] { t->Notify(); });
@@ -199,7 +223,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
       std::make_unique<NotificationServiceImpl>(broker->directory_.get(), broker->publisher_.get(),
                                                 broker->publish_limit_.get());
   broker->delivery_admin_service_ =
-      std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get());
+      std::make_unique<DeliveryAdminServiceImpl>(broker->directory_.get(), broker->outbox_.get(),
+                                                 options.limits);
   broker->admin_service_ = std::make_unique<AdminServiceImpl>(
       broker->directory_.get(),
       MakeBrokerStatusSource(absl::Now(), broker->access_log_.get(), broker->transparency_.get(),
@@ -214,7 +239,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                                for (std::string& reason : raw->NotReadyReasons()) {
                                  status->add_not_ready_reasons(std::move(reason));
                                }
-                             }));
+                             }),
+      [backups = broker->backups_.get()] { return backups->Run(); });
 
   ops::Family<ops::Counter>& reloads = metrics.AddCounter(
       "tellonce_directory_reloads_total", "Directory reloads (SIGHUP), by result.", {"result"});
@@ -451,6 +477,8 @@ void Broker::Shutdown() {
   connectors_.reset();
   transparency_service_.reset();
   transparency_.reset();
+  backups_.reset();
+  checkpoint_guard_.reset();
   access_log_.reset();
   consent_service_.reset();
   registry_.reset();

@@ -9,6 +9,8 @@
 #include "absl/status/statusor.h"
 #include "broker/access_log.h"
 #include "broker/admin_service.h"
+#include "broker/backup.h"
+#include "broker/checkpoint_guard.h"
 #include "broker/config.h"
 #include "broker/connector_pool.h"
 #include "broker/consent_service.h"
@@ -101,6 +103,9 @@ class Broker {
   std::unique_ptr<RateLimiter> fresh_checkpoint_limit_;
   std::unique_ptr<ConsentServiceImpl> consent_service_;
   std::unique_ptr<AccessLog> access_log_;
+  // The rollback guard (outlives the transparency log, which calls it) and backups.
+  std::unique_ptr<CheckpointGuard> checkpoint_guard_;
+  std::unique_ptr<BackupMaker> backups_;
   std::unique_ptr<TransparencyLog> transparency_;
   std::unique_ptr<TransparencyServiceImpl> transparency_service_;
   std::unique_ptr<Outbox> outbox_;

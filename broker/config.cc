@@ -94,6 +94,8 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
   options.tls.cert_file = Resolve(base, config.tls().cert_file());
   options.tls.key_file = Resolve(base, config.tls().key_file());
   options.tls.crl_dir = Resolve(base, config.tls().crl_dir());
+  options.allow_readable_private_keys = config.allow_readable_private_keys();
+  options.tls.refuse_readable_key = !options.allow_readable_private_keys;
   if (config.tls().reload_interval_seconds() > 3600) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": tls.reload_interval_seconds: at most 3600"));
@@ -146,6 +148,17 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
     if (config.data_dir().empty()) return required("data_dir");
     options.data_dir = Resolve(base, config.data_dir());
   }
+  while (options.data_dir.size() > 1 && options.data_dir.back() == '/') {
+    options.data_dir.pop_back();
+  }
+  // Beside a RocksDB data directory by default; with PostgreSQL only where configured
+  // (each replica keeps its own, on its host).
+  if (!config.signed_checkpoint_file().empty()) {
+    options.signed_checkpoint_file = Resolve(base, config.signed_checkpoint_file());
+  } else if (!options.data_dir.empty()) {
+    options.signed_checkpoint_file = options.data_dir + ".checkpoint";
+  }
+  options.backup_dir = Resolve(base, config.backup().directory());
   if (config.directory_file().empty()) return required("directory_file");
   options.directory_file = Resolve(base, config.directory_file());
 
@@ -201,6 +214,13 @@ absl::StatusOr<BrokerOptions> LoadBrokerConfig(const std::string& path) {
           absl::StrCat(path, ": notifications.memory_window: at most 1048576"));
     }
     options.dispatch.memory_window = static_cast<int>(n.memory_window());
+  }
+  if (n.dead_retention_days() != 0) {
+    if (n.dead_retention_days() > 3650) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": notifications.dead_retention_days: at most 3650"));
+    }
+    options.dispatch.dead_retention = absl::Hours(24) * n.dead_retention_days();
   }
   if (options.dispatch.memory_window < options.dispatch.window) {
     return absl::InvalidArgumentError(

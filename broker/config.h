@@ -44,6 +44,17 @@ struct BrokerOptions {
   Postgres postgres;
   // Text-format tellonce.v1.Directory. Required.
   std::string directory_file;
+  // The copy of the latest signed checkpoint kept outside the database (the rollback
+  // guard). Default "<data_dir>.checkpoint".
+  std::string signed_checkpoint_file;
+  // Where online backups go; empty (default): backups are refused.
+  std::string backup_dir;
+  // The broker refuses to start on a data directory whose access log is behind
+  // signed_checkpoint_file unless this is set (--accept-log-rollback, never in the
+  // configuration file); it then records the rollback. Default false.
+  bool accept_log_rollback = false;
+  // Private keys group or others may read are accepted. Default false (refused).
+  bool allow_readable_private_keys = false;
   // Largest request accepted. Default 1 MiB.
   uint32_t max_receive_message_bytes = 1 << 20;
   // String length and page size limits. Defaults 256 and 500.

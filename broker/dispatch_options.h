@@ -25,6 +25,11 @@ struct DispatchOptions {
   absl::Duration max_age = absl::Hours(24);
   // Deadline of one DeliverChange call. Default 5 s.
   absl::Duration call_timeout = absl::Seconds(5);
+  // A DEAD delivery published longer ago than this is dropped (the admin had that long
+  // to re-queue it); swept at start and then every `sweep_interval`. Defaults 30 days
+  // and 1 h.
+  absl::Duration dead_retention = absl::Hours(24 * 30);
+  absl::Duration sweep_interval = absl::Hours(1);
 };
 
 }  // namespace tellonce::broker

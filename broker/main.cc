@@ -1,7 +1,9 @@
 // tellonce-broker: serves the broker's gRPC services over mutual TLS.
 //
-//   tellonce-broker --config FILE [--check] [--port-file FILE] [--admin-port-file FILE]
+//   tellonce-broker --config FILE [--check] [--accept-log-rollback] [--port-file FILE]
+//                   [--admin-port-file FILE]
 //   tellonce-broker --config FILE --migrate
+//   tellonce-broker --check-directory FILE
 //   tellonce-broker --version | --help
 //
 // SIGTERM or SIGINT: drain in-flight calls and close the database cleanly.
@@ -9,6 +11,7 @@
 // old one kept).
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -21,7 +24,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/broker.h"
+#include "broker/check.h"
 #include "broker/config.h"
+#include "consent/directory.h"
 #include "ops/flags.h"
 #include "ops/log.h"
 #include "ops/version.h"
@@ -33,7 +38,15 @@ namespace {
 const std::vector<tellonce::ops::FlagSpec>& FlagTable() {
   static const auto* table = new std::vector<tellonce::ops::FlagSpec>{
       {"config", "FILE", "broker configuration (text-format tellonce.v1.BrokerConfig); required"},
-      {"check", "", "validate the configuration, directory and TLS files, then exit"},
+      {"check", "",
+       "check the configuration, directory, keys, certificates and data directory without "
+       "starting (safe beside a running broker: no lock, nothing written), then exit"},
+      {"check-directory", "FILE",
+       "validate FILE as the federation directory (before replacing the one in force), then "
+       "exit; needs no --config"},
+      {"accept-log-rollback", "",
+       "start even though the data's access log is behind the checkpoint already signed (a "
+       "restored backup); the rollback is logged and recorded in the access log"},
       {"migrate", "",
        "apply the missing schema migrations to storage.postgres's database, then exit"},
       {"port-file", "FILE", "write the bound port to FILE once serving (for port 0); default none"},
@@ -48,9 +61,10 @@ const std::vector<tellonce::ops::FlagSpec>& FlagTable() {
 
 std::string Usage() {
   return absl::StrCat(
-      "usage: tellonce-broker --config FILE [--check] [--port-file FILE] "
-      "[--admin-port-file FILE]\n"
-      "       tellonce-broker --config FILE --migrate\n",
+      "usage: tellonce-broker --config FILE [--check] [--accept-log-rollback] "
+      "[--port-file FILE] [--admin-port-file FILE]\n"
+      "       tellonce-broker --config FILE --migrate\n"
+      "       tellonce-broker --check-directory FILE\n",
                       tellonce::ops::FlagHelp(FlagTable()),
                       "Exit codes: 0 clean stop, 1 start-up error, 2 usage error.\n");
 }
@@ -59,7 +73,9 @@ struct Flags {
   std::string config;
   std::string port_file;
   std::string admin_port_file;
+  std::string check_directory;
   bool check = false;
+  bool accept_log_rollback = false;
   bool migrate = false;
 };
 
@@ -90,9 +106,13 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
   flags->port_file = parsed->Get("port-file");
   flags->admin_port_file = parsed->Get("admin-port-file");
   flags->check = parsed->Has("check");
+  flags->check_directory = parsed->Get("check-directory");
+  flags->accept_log_rollback = parsed->Has("accept-log-rollback");
   flags->migrate = parsed->Has("migrate");
   if (flags->check && flags->migrate) return UsageError("--check and --migrate exclude each other");
-  if (flags->config.empty()) return UsageError("--config FILE is required");
+  if (flags->config.empty() && flags->check_directory.empty()) {
+    return UsageError("--config FILE is required");
+  }
   return true;
 }
 
@@ -101,9 +121,25 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
 int main(int argc, char** argv) {
   using tellonce::ops::LogError;
   using tellonce::ops::LogInfo;
+  // Everything the broker creates (database files, the signed checkpoint file, backups)
+  // is for its own user only: the data holds citizen ids.
+  umask(077);
   Flags flags;
   if (!ParseFlags(argc, argv, &flags)) return 2;
   tellonce::ops::ConfigureLogging({.program = "tellonce-broker"});
+  if (!flags.check_directory.empty()) {
+    absl::StatusOr<std::shared_ptr<const tellonce::consent::Directory>> directory =
+        tellonce::consent::Directory::LoadFile(flags.check_directory);
+    if (!directory.ok()) {
+      std::fprintf(stderr, "directory NOT OK: %s\n",
+                   std::string(directory.status().message()).c_str());
+      return 1;
+    }
+    std::printf("directory OK: %s: trust domain %s, %d agencies, %d attributes\n",
+                flags.check_directory.c_str(), (*directory)->trust_domain().c_str(),
+                (*directory)->proto().agencies_size(), (*directory)->proto().attributes_size());
+    return 0;
+  }
   // Debian's abseil is built with Mutex deadlock detection on, which keeps a lock graph
   // on every acquisition; the broker's lock order is fixed by design, so skip it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -124,6 +160,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   tellonce::ops::ConfigureLogging(options->log);
+  options->accept_log_rollback = flags.accept_log_rollback;
   if (flags.migrate) {
     if (options->postgres.conninfo.empty()) {
       LogError("--migrate: the configuration has no storage.postgres (RocksDB needs no migration)");
@@ -141,20 +178,25 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (flags.check) {
-    // Start on a free loopback port to exercise every check, then stop at once.
-    options->listen_address = "127.0.0.1:0";
-    if (!options->admin_address.empty()) options->admin_address = "127.0.0.1:0";
+    // Offline: nothing is started, locked or written (broker/check.h).
+    const tellonce::broker::CheckReport report = tellonce::broker::CheckBroker(*options);
+    for (const std::string& note : report.notes) std::printf("ok: %s\n", note.c_str());
+    for (const std::string& problem : report.problems) {
+      std::printf("PROBLEM: %s\n", problem.c_str());
+    }
+    if (!report.ok()) {
+      LogError(absl::StrCat("--check: ", report.problems.size(), " problem(s) in ", flags.config,
+                            ": ", report.problems.front()));
+      return 1;
+    }
+    std::printf("configuration OK\n");
+    return 0;
   }
   absl::StatusOr<std::unique_ptr<tellonce::broker::Broker>> broker =
       tellonce::broker::Broker::Start(*options);
   if (!broker.ok()) {
     LogError(absl::StrCat("start-up failed: ", broker.status().message()));
     return 1;
-  }
-  if (flags.check) {
-    (*broker)->Shutdown();
-    std::printf("configuration OK\n");
-    return 0;
   }
   // Written atomically (a reader never sees half a file): the admin port first, so a
   // test that waits for the gRPC port finds both.

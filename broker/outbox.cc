@@ -260,15 +260,61 @@ void Outbox::Reclaim() {
   wake_ = true;
 }
 
+void Outbox::SweepDead(absl::Time now) {
+  const absl::Time cutoff = now - options_.dead_retention;
+  absl::flat_hash_set<std::string> mine;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, s] : subscribers_) {
+      if (!claim_ || s.claimed) mine.insert(name);
+    }
+  }
+  std::vector<Delivery> expired;
+  absl::Status scanned = store_->Scan(0, [&](Delivery& d) {
+    if (d.state() == Delivery::DEAD && mine.contains(d.subscriber()) &&
+        FromProtoTime(d.created_at()) < cutoff) {
+      expired.push_back(std::move(d));
+    }
+    return true;
+  });
+  if (!scanned.ok()) {
+    ops::LogWarning("outbox: sweeping dead deliveries failed; trying again later",
+                    {{"error", scanned.ToString()}});
+    return;
+  }
+  size_t dropped = 0;
+  for (const Delivery& d : expired) {
+    if (absl::Status s = store_->Remove(d); !s.ok()) {
+      ops::LogWarning("outbox: dropping a dead delivery failed",
+                      {{"delivery_id", d.delivery_id()}, {"error", s.ToString()}});
+      continue;
+    }
+    ++dropped;
+    absl::MutexLock lock(&mu_);
+    size_t& dead = subscribers_[d.subscriber()].dead;
+    if (dead > 0) --dead;
+  }
+  if (dropped > 0) {
+    ops::LogInfo("outbox: dead deliveries past their retention dropped",
+                 {{"dropped", absl::StrCat(dropped)},
+                  {"retention", absl::FormatDuration(options_.dead_retention)}});
+  }
+}
+
 void Outbox::Run() {
   absl::Time next_due = absl::InfiniteFuture();
   absl::Time next_claim = absl::InfinitePast();
+  absl::Time next_sweep = absl::InfinitePast();
   while (true) {
     std::vector<Delivery> to_send;
     std::vector<Refill> refills;
     if (claim_ && absl::Now() >= next_claim) {
       Reclaim();
       next_claim = absl::Now() + kClaimPoll;
+    }
+    if (absl::Now() >= next_sweep) {
+      SweepDead(absl::Now());
+      next_sweep = absl::Now() + options_.sweep_interval;
     }
     {
       absl::MutexLock lock(&mu_);

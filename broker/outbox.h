@@ -169,6 +169,9 @@ class Outbox {
   void Send(tellonce::v1::Delivery delivery);
   void Finished(tellonce::v1::Delivery delivery, const grpc::Status& status)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the DEAD deliveries (of claimed subscribers) published before now minus
+  // options_.dead_retention; without the lock but for the counts.
+  void SweepDead(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   void Write(const tellonce::v1::Delivery& delivery);
   void Erase(const tellonce::v1::Delivery& delivery);
   absl::Duration Backoff(int attempts) ABSL_LOCKS_EXCLUDED(mu_);

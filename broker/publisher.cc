@@ -8,24 +8,19 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "consent/access_decision.h"
-#include "openssl/sha.h"
+#include "certs/sha256.h"
+#include "proto/identifiers.h"
+#include "proto/serialize.h"
 #include "proto/time.h"
 
 namespace tellonce::broker {
 namespace {
 
-bool IsEventType(const std::string& s) {
-  if (s.empty() || s.size() > 64 || s[0] < 'A' || s[0] > 'Z') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-  });
-}
-
+// SHA-256 of the request's deterministic serialization: a replay with the same event id
+// must carry the very same request.
 std::string Fingerprint(const tellonce::v1::PublishChangeRequest& request) {
-  const std::string bytes = request.SerializeAsString();
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+  const certs::Hash digest = certs::Sha256({SerializeDeterministic(request)});
+  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
 }
 
 }  // namespace
@@ -39,7 +34,7 @@ absl::Status ValidatePublish(const tellonce::v1::PublishChangeRequest& request,
   if (absl::Status s = consent::CheckCitizen(request.citizen_id(), directory, limits); !s.ok()) {
     return s;
   }
-  if (!IsEventType(request.event_type())) {
+  if (!IsUpperCode(request.event_type())) {
     return consent::InvalidField("event_type", "must match [A-Z][A-Z0-9_]{0,63}");
   }
   if (request.attributes().empty())

@@ -284,6 +284,11 @@ absl::Status TransparencyLog::Follow() {
       });
   if (!scanned.ok()) return scanned;
   if (newest.has_value()) {
+    // Another process signed it: this one hands it out from now on, so it keeps it too
+    // (a replica's rollback guard then follows the log whoever signs).
+    if (options_.on_signed) {
+      if (absl::Status kept = options_.on_signed(*newest); !kept.ok()) return kept;
+    }
     absl::MutexLock lock(&mu_);
     latest_ = *std::move(newest);
   }
@@ -368,6 +373,9 @@ absl::StatusOr<tellonce::v1::SignedCheckpoint> TransparencyLog::Sign() {
     if (!scanned.ok()) return scanned;
     if (!theirs.has_value()) return stored;
     checkpoint = *std::move(theirs);
+  }
+  if (options_.on_signed) {
+    if (absl::Status kept = options_.on_signed(checkpoint); !kept.ok()) return kept;
   }
   last_signed_ = now;
   absl::MutexLock lock(&mu_);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,11 @@ class TransparencyLog {
     // other processes appended, and, when another process is the sequencer, for the
     // tree and checkpoints it stored. Default 1 s.
     absl::Duration poll_interval = absl::Seconds(1);
+    // Called with each new checkpoint once it is stored and before anyone is handed it
+    // (the rollback guard keeps a copy outside the database), also with each one another
+    // process signed, when this one follows it; an error fails that signature (or that
+    // pass of following). Runs on the hashing thread. Default none.
+    std::function<absl::Status(const tellonce::v1::SignedCheckpoint&)> on_signed;
   };
 
   // Restores the tree from what is stored and starts the hashing thread. `db` and `log`

@@ -1,5 +1,9 @@
 #include "certs/tls.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -7,6 +11,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "certs/identity.h"
 #include "certs/tls_material.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/tls_certificate_provider.h"
@@ -38,6 +45,40 @@ PeerCertificateCheck::CrlSource FixedCrls(std::shared_ptr<const internal::CrlSet
 }
 
 }  // namespace
+
+absl::Status CheckPrivateKeyPermissions(absl::string_view field, const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    const int error = errno;
+    return absl::Status(absl::ErrnoToStatusCode(error),
+                        absl::StrCat(field, " ", path, ": ", std::strerror(error)));
+  }
+  if ((st.st_mode & 077) == 0) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      field, " ", path, ": private key readable by group or others (mode ",
+      absl::StrFormat("%04o", st.st_mode & 07777), "); run `chmod 600 ", path,
+      "`, or set allow_readable_private_keys: true in the configuration where the key is "
+      "protected otherwise"));
+}
+
+absl::Status CheckTlsFiles(const TlsPaths& paths, std::string_view expected_spiffe_id) {
+  absl::StatusOr<TlsMaterial> material =
+      internal::LoadTlsMaterial(paths, /*allow_expired_crl=*/false);
+  if (!material.ok()) return material.status();
+  if (absl::Status chain = internal::VerifyChain(*material, paths); !chain.ok()) return chain;
+  if (expected_spiffe_id.empty()) return absl::OkStatus();
+  absl::StatusOr<SpiffeId> id = CertificateSpiffeId(material->cert_pem);
+  if (!id.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls.cert_file ", paths.cert_file, ": ", id.status().message()));
+  }
+  if (id->ToString() != expected_spiffe_id) {
+    return absl::InvalidArgumentError(absl::StrCat("tls.cert_file ", paths.cert_file,
+                                                   ": URI SAN is ", id->ToString(),
+                                                   ", expected ", std::string(expected_spiffe_id)));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsPaths& paths) {

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -154,6 +155,39 @@ std::string SerialHex(const X509* cert) {
 
 }  // namespace
 
+absl::Status VerifyChain(const TlsMaterial& m, const TlsPaths& paths) {
+  absl::StatusOr<std::vector<X509Ptr>> cas = ParseCertificates("ca_file", paths.ca_file, m.ca_pem);
+  if (!cas.ok()) return cas.status();
+  absl::StatusOr<std::vector<X509Ptr>> chain =
+      ParseCertificates("cert_file", paths.cert_file, m.cert_pem);
+  if (!chain.ok()) return chain.status();
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(),
+                                                                 X509_STORE_free);
+  auto free_stack = [](STACK_OF(X509) * stack) { sk_X509_free(stack); };
+  std::unique_ptr<STACK_OF(X509), decltype(free_stack)> intermediates(sk_X509_new_null(),
+                                                                      free_stack);
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
+                                                                      X509_STORE_CTX_free);
+  if (store == nullptr || intermediates == nullptr || ctx == nullptr) {
+    return absl::InternalError("OpenSSL: out of memory");
+  }
+  for (const X509Ptr& ca : *cas) X509_STORE_add_cert(store.get(), ca.get());
+  for (size_t i = 1; i < chain->size(); ++i) sk_X509_push(intermediates.get(), (*chain)[i].get());
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), chain->front().get(), intermediates.get()) !=
+      1) {
+    return absl::InternalError("OpenSSL: X509_STORE_CTX_init failed");
+  }
+  const bool verified = X509_verify_cert(ctx.get()) == 1;
+  const int error = X509_STORE_CTX_get_error(ctx.get());
+  ERR_clear_error();
+  if (!verified) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(FieldAndPath("cert_file", paths.cert_file), ": not verified by tls.ca_file ",
+                     paths.ca_file, ": ", X509_verify_cert_error_string(error)));
+  }
+  return absl::OkStatus();
+}
+
 std::string TimeString(absl::Time t) {
   if (t == absl::InfiniteFuture()) return "never";
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
@@ -165,6 +199,12 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsPaths& paths, bool allow_ex
   if (!ca.ok()) return ca.status();
   absl::StatusOr<std::string> cert = ReadFile("cert_file", paths.cert_file);
   if (!cert.ok()) return cert.status();
+  if (paths.refuse_readable_key) {
+    if (absl::Status mode = CheckPrivateKeyPermissions("tls.key_file", paths.key_file);
+        !mode.ok()) {
+      return mode;
+    }
+  }
   absl::StatusOr<std::string> key = ReadFile("key_file", paths.key_file);
   if (!key.ok()) return key.status();
   m.ca_pem = *std::move(ca);

@@ -54,6 +54,11 @@ struct TlsMaterial {
 // name the field and path: "tls.key_file /etc/k.pem: does not match ...".
 absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsPaths& paths, bool allow_expired_crl);
 
+// OK when the CA bundle of `m` verifies the leaf of its certificate chain (the rest of
+// the chain as intermediates) at the current time; INVALID_ARGUMENT naming
+// tls.cert_file and OpenSSL's reason otherwise. Revocation is not looked at here.
+absl::Status VerifyChain(const TlsMaterial& m, const TlsPaths& paths);
+
 // OK when no certificate of `chain_pem` (PEM blocks, leaf first; self-signed roots are
 // skipped) is revoked by `crls` at `now`. UNAUTHENTICATED, saying why, when one is
 // revoked, when the CRL of its issuer is missing, or when that CRL is past its next

@@ -1,5 +1,6 @@
-// `tellonce admin status` (AdminService, as an operator).
+// `tellonce admin status` and `tellonce admin backup` (AdminService, as an operator).
 
+#include <chrono>
 #include <iostream>
 #include <string>
 
@@ -79,6 +80,34 @@ int Status(const Args& args) {
   return kExitOk;
 }
 
+int Backup(const Args& args) {
+  absl::StatusOr<Connection> conn = Connect(args);
+  if (!conn.ok()) return Fail(conn.status());
+  tellonce::v1::BackupResponse backup;
+  if (!Call(*conn, [&](grpc::ClientContext* context) {
+        // A backup of a large database takes a while: a generous deadline of its own.
+        context->set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
+        return tellonce::v1::AdminService::NewStub(conn->channel)
+            ->Backup(context, tellonce::v1::BackupRequest(), &backup);
+      })) {
+    return kExitFailed;
+  }
+  if (args.json()) {
+    PrintJson(backup, /*all_fields=*/true);
+    return kExitOk;
+  }
+  std::cout << "backup           " << backup.directory() << " (on the broker's host)\n"
+            << "access log       " << backup.access_log_size() << " event(s) at the start\n"
+            << "checkpoint       tree size " << backup.checkpoint_size()
+            << " (signed-checkpoint beside data/)\n"
+            << "size             " << backup.bytes() << " bytes\n"
+            << "took             "
+            << HumanDuration(FromProtoTime(backup.finished_at()) -
+                             FromProtoTime(backup.started_at()))
+            << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 std::vector<Command> AdminCommands() {
@@ -90,6 +119,14 @@ std::vector<Command> AdminCommands() {
                       "depth, TLS certificate and CRL expiry, readiness.",
        .flags = {},
        .run = Status},
+      {.words = {"admin", "backup"},
+       .synopsis = "",
+       .description = "An online backup of the broker's database (as an operator: ADMIN role),\n"
+                      "written on the broker's host into a new folder under the broker's\n"
+                      "backup.directory while it serves. Prints the folder (--json for scripts).\n"
+                      "Restore: deploy/README.md.",
+       .flags = {},
+       .run = Backup},
   };
 }
 

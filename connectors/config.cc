@@ -62,6 +62,7 @@ absl::StatusOr<ConnectorOptions> LoadConnectorConfig(const std::string& path) {
   options.tls.cert_file = Resolve(base, config.tls().cert_file());
   options.tls.key_file = Resolve(base, config.tls().key_file());
   options.tls.crl_dir = Resolve(base, config.tls().crl_dir());
+  options.tls.refuse_readable_key = !config.allow_readable_private_keys();
   if (config.tls().reload_interval_seconds() > 3600) {
     return invalid("tls.reload_interval_seconds", "at most 3600");
   }

@@ -271,6 +271,14 @@ class Storage {
   // write, a full disk, a lost connection); otherwise why. Cheap.
   virtual absl::Status Health() = 0;
 
+  // Writes a consistent copy of everything stored, as of one moment, into `dir`, which
+  // must not exist (its parent must), while work goes on. The RocksDB store: a RocksDB
+  // checkpoint (hard links where `dir` is on the same file system), which opens as a
+  // data directory of its own. A shared database is backed up with its own tools
+  // (PostgreSQL: pg_basebackup, point-in-time recovery; docs/backup-postgres.md), and
+  // this returns FAILED_PRECONDITION saying so. Errors name `dir`. Thread-safe.
+  virtual absl::Status Backup(const std::string& dir) = 0;
+
   // Commit work done so far, for metrics and benchmarks.
   struct CommitCounts {
     uint64_t operations = 0;  // work functions run

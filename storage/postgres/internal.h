@@ -109,11 +109,13 @@ class PgStorage final : public PostgresStorage {
   void SetAppendListener(std::function<void()> listener) override {
     append_listener_ = std::move(listener);
   }
+  absl::StatusOr<int64_t> SweepExpiredConsents(absl::Time now) override;
   ConsentRows& consents() override { return *consent_rows_; }
   AccessEventLog& access_events() override { return *access_events_; }
   TreeStore& tree() override { return *tree_; }
   DeliveryStore& deliveries() override { return *deliveries_; }
   absl::Status Health() override;
+  absl::Status Backup(const std::string& dir) override;
   CommitCounts commit_counts() const override;
 
   absl::StatusOr<bool> ClaimSubscriber(const std::string& subscriber) override
@@ -167,6 +169,8 @@ class PgStorage final : public PostgresStorage {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
+  // Runs SweepExpiredConsents every options_.sweep_interval until stopping_.
+  void SweepLoop() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Mutex close_mu_;  // one Close at a time joins the threads
   std::function<void()> append_listener_;
 

@@ -74,6 +74,9 @@ absl::StatusOr<std::unique_ptr<PgStorage>> PgStorage::Open(PostgresOptions optio
       options.claim_lease <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("storage.postgres: leases must be positive");
   }
+  if (options.sweep_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("storage.postgres: sweep_interval must be positive");
+  }
   options.max_group = std::max<size_t>(options.max_group, 1);
   options.max_attempts = std::max(options.max_attempts, 1);
   if (options.replica_id.empty()) options.replica_id = NewReplicaId(options.replica_name);
@@ -116,6 +119,7 @@ absl::StatusOr<std::unique_ptr<PgStorage>> PgStorage::Open(PostgresOptions optio
   for (int i = 0; i < o.commit_threads; ++i) {
     s->threads_.emplace_back([raw = s.get(), i] { raw->CommitLoop(i); });
   }
+  s->threads_.emplace_back([raw = s.get()] { raw->SweepLoop(); });
   return s;
 }
 
@@ -152,6 +156,64 @@ Storage::CommitCounts PgStorage::commit_counts() const {
   c.groups = groups_.load(std::memory_order_relaxed);
   c.writes = writes_.load(std::memory_order_relaxed);
   return c;
+}
+
+constexpr int kSweepBatch = 10000;  // the LIMIT below
+constexpr pq::Statement kSweepExpired{"s_sweep_expired", R"sql(
+UPDATE consents SET expiry_seen = true
+WHERE consent_id IN (SELECT consent_id FROM consents
+                     WHERE status = 'ACTIVE' AND NOT expiry_seen AND expires_at <= $1
+                     LIMIT 10000)
+)sql"};
+
+absl::StatusOr<int64_t> PgStorage::SweepExpiredConsents(absl::Time now) {
+  int64_t swept = 0;
+  while (true) {
+    int64_t batch = 0;
+    absl::Status s = unsynced_->With(true, [&](pq::Connection& conn) -> absl::Status {
+      pq::Params params;
+      params.Time(now);
+      absl::StatusOr<pq::Result> result =
+          conn.Run(kSweepExpired, params, "marking expired consents");
+      if (!result.ok()) return result.status();
+      batch = result->affected();
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    swept += batch;
+    if (batch < kSweepBatch) return swept;
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return swept;
+  }
+}
+
+void PgStorage::SweepLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.sweep_interval);
+      if (stopping_) return;
+    }
+    absl::StatusOr<int64_t> swept = SweepExpiredConsents(absl::Now());
+    if (!swept.ok()) {
+      ops::LogWarning("postgres: marking expired consents failed; trying again later",
+                      {{"error", swept.status().ToString()}});
+    } else if (*swept > 0) {
+      ops::LogInfo("postgres: expired consents left the active index",
+                   {{"consents", absl::StrCat(*swept)}});
+    }
+  }
+}
+
+absl::Status PgStorage::Backup(const std::string& dir) {
+  // FAILED_PRECONDITION, not UNIMPLEMENTED: the services' handlers never answer
+  // UNIMPLEMENTED (ops/malformed_request.h would report it as a request that does not
+  // parse).
+  return absl::FailedPreconditionError(absl::StrCat(
+      dir, ": the broker does not copy a PostgreSQL database; back it up with PostgreSQL's "
+           "tools (pg_basebackup and WAL archiving for point-in-time recovery); each replica's "
+           "signed_checkpoint_file stays on its host and is not restored with the database "
+           "(docs/backup-postgres.md)"));
 }
 
 absl::Status PgStorage::Health() {
@@ -444,6 +506,17 @@ absl::StatusOr<std::vector<int>> MigratePostgres(const std::string& conninfo) {
   std::vector<int> applied;
   if (absl::Status s = Migrate(**conn, /*apply=*/true, &applied); !s.ok()) return s;
   return applied;
+}
+
+absl::StatusOr<SchemaVersions> ReadPostgresSchemaVersions(const std::string& conninfo) {
+  pq::Connection::Options options;
+  options.conninfo = conninfo;
+  options.application_name = "tellonce-broker --check";
+  absl::StatusOr<std::unique_ptr<pq::Connection>> conn = pq::Connection::Open(options);
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<int> version = SchemaVersion(**conn);
+  if (!version.ok()) return version.status();
+  return SchemaVersions{.database = *version, .build = LatestSchemaVersion()};
 }
 
 }  // namespace tellonce::storage::postgres

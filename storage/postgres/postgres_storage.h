@@ -98,6 +98,10 @@ struct PostgresOptions {
   bool apply_migrations = true;
   // Seconds to wait for a connection (libpq connect_timeout; at least 2). Default 2.
   int connect_timeout_seconds = 2;
+  // How often this replica marks ACTIVE consents past their expiry (expiry_seen), so
+  // that they leave the consents_active index even when no decision meets them again.
+  // Every replica sweeps; the UPDATE is idempotent. Default 1 h.
+  absl::Duration sweep_interval = absl::Hours(1);
   // Shown in pg_stat_activity. Default "tellonce-broker".
   std::string application_name = "tellonce-broker";
 };
@@ -114,6 +118,9 @@ class PostgresStorage : public Storage {
   virtual void Release() = 0;
   // This process's replica id.
   virtual const std::string& replica_id() const = 0;
+  // Marks the ACTIVE consents whose expires_at is at or before `now` as expiry_seen, in
+  // batches; returns how many. What the sweep thread runs every sweep_interval.
+  virtual absl::StatusOr<int64_t> SweepExpiredConsents(absl::Time now) = 0;
 };
 
 // Connects, checks (or applies) the schema, and starts the commit threads. Errors:
@@ -124,6 +131,14 @@ absl::StatusOr<std::unique_ptr<PostgresStorage>> OpenPostgresStorage(PostgresOpt
 // Applies the missing migrations to the database at `conninfo`; returns the versions
 // applied (empty when it was up to date). For `tellonce-broker --migrate`.
 absl::StatusOr<std::vector<int>> MigratePostgres(const std::string& conninfo);
+
+// The schema version of the database at `conninfo` (0: no tellonce schema yet) and the
+// one this build reads and writes, for `tellonce-broker --check`: reads only.
+struct SchemaVersions {
+  int database = 0;
+  int build = 0;
+};
+absl::StatusOr<SchemaVersions> ReadPostgresSchemaVersions(const std::string& conninfo);
 
 }  // namespace tellonce::storage::postgres
 

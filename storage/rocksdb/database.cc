@@ -1,7 +1,12 @@
 #include "storage/rocksdb/database.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +19,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 
 namespace tellonce::storage::rocks {
 namespace {
@@ -117,6 +123,49 @@ absl::Status WithPath(const std::string& path, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
 }
 
+absl::Status ErrnoStatus(const std::string& path, const char* what) {
+  const int error = errno;
+  return absl::Status(absl::ErrnoToStatusCode(error),
+                      absl::StrCat(path, ": ", what, ": ", std::strerror(error)));
+}
+
+// The data directory holds citizen ids: it is made 0700, and what an earlier build (or
+// a copy made with another umask) left open to group or others is closed: folders
+// 0700, files 0600.
+absl::Status PrivateDirectory(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus(path, "cannot create the data directory");
+  }
+  auto tighten = [](const std::string& p, mode_t private_mode) -> absl::Status {
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0) return ErrnoStatus(p, "cannot examine");
+    if (S_ISLNK(st.st_mode) || (st.st_mode & 077) == 0) return absl::OkStatus();
+    if (chmod(p.c_str(), private_mode) != 0) return ErrnoStatus(p, "cannot make private");
+    return absl::OkStatus();
+  };
+  if (absl::Status s = tighten(path, 0700); !s.ok()) return s;
+  std::error_code error;
+  for (std::filesystem::recursive_directory_iterator it(path, error), end; !error && it != end;
+       it.increment(error)) {
+    const bool folder = it->is_directory(error);
+    if (absl::Status s = tighten(it->path().string(), folder ? 0700 : 0600); !s.ok()) return s;
+  }
+  if (error) return absl::InternalError(absl::StrCat(path, ": ", error.message()));
+  return absl::OkStatus();
+}
+
+// RocksDB's info log, discarded: a read-only open must not create or rotate LOG files
+// in a directory a running broker owns.
+class DiscardLogger final : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char*, va_list) override {}
+};
+
+// Reads and checks the schema version; writes it when absent and `writable`.
+absl::Status CheckSchemaVersion(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
+                                const std::string& path, bool writable);
+
 }  // namespace
 
 absl::Status FromRocks(const rocksdb::Status& status) {
@@ -159,13 +208,16 @@ absl::Status FromRocks(const rocksdb::Status& status) {
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options) {
   if (options.path.empty()) return absl::InvalidArgumentError("storage path: must be set");
+  if (absl::Status s = PrivateDirectory(options.path); !s.ok()) return s;
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   if (options.env != nullptr) db_options.env = options.env;
   db_options.bytes_per_sync = 1 << 20;
+  // RocksDB's info LOG: at most 5 files of 16 MiB (LOG and LOG.old.*).
   db_options.keep_log_file_num = 5;
+  db_options.max_log_file_size = 16 << 20;
   // A family with little traffic (metadata) keeps every later WAL file alive until it
   // is flushed; past this size RocksDB flushes such families, which bounds both disk
   // use and recovery time after a crash.
@@ -177,6 +229,8 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
   for (int i = 0; i < kFamilyCount; ++i) {
     descriptors.emplace_back(kFamilyNames[i], FamilyOptions(static_cast<Family>(i), cache));
   }
+  descriptors[static_cast<int>(Family::kIndexes)].options.compaction_filter =
+      options.index_compaction_filter;
   // Families we do not know (created by a newer build) must be opened too, or RocksDB
   // refuses the database before we can report the schema version.
   std::vector<std::string> existing;
@@ -200,9 +254,95 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
     raw->DestroyColumnFamilyHandle(handles[i]);  // the family stays; we just don't use it
   }
 
-  rocksdb::ColumnFamilyHandle* meta = database->family(Family::kMeta);
+  if (absl::Status s = CheckSchemaVersion(raw, database->family(Family::kMeta), options.path,
+                                          /*writable=*/true);
+      !s.ok()) {
+    return s;
+  }
+  return database;
+}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::OpenReadOnly(const Options& options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("storage path: must be set");
+  rocksdb::DBOptions db_options;
+  db_options.info_log = std::make_shared<DiscardLogger>();
+  std::vector<std::string> existing;
+  rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing);
+  if (!listed.ok()) {
+    if (!std::filesystem::exists(std::filesystem::path(options.path) / "CURRENT")) {
+      return absl::NotFoundError(absl::StrCat(options.path, ": no database here"));
+    }
+    return WithPath(options.path, FromRocks(listed));
+  }
+  auto cache = rocksdb::NewLRUCache(std::max<size_t>(options.block_cache_mb, 1) << 20);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (int i = 0; i < kFamilyCount; ++i) {
+    descriptors.emplace_back(kFamilyNames[i], FamilyOptions(static_cast<Family>(i), cache));
+  }
+  for (const std::string& name : existing) {
+    bool known = std::any_of(descriptors.begin(), descriptors.begin() + kFamilyCount,
+                             [&](const auto& d) { return d.name == name; });
+    if (!known) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  // A family this build has and the database lacks cannot be opened read-only; such a
+  // database was written by an older build, and reads of that family find nothing.
+  std::vector<rocksdb::ColumnFamilyDescriptor> present;
+  std::vector<int> slot;
+  for (size_t i = 0; i < descriptors.size(); ++i) {
+    if (std::find(existing.begin(), existing.end(), descriptors[i].name) != existing.end()) {
+      present.push_back(descriptors[i]);
+      slot.push_back(static_cast<int>(i));
+    }
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status opened =
+      rocksdb::DB::OpenForReadOnly(db_options, options.path, present, &handles, &raw);
+  if (!opened.ok()) return WithPath(options.path, FromRocks(opened));
+  std::unique_ptr<Database> database(new Database());
+  database->db_.reset(raw);
+  for (size_t i = 0; i < handles.size(); ++i) {
+    if (slot[i] < kFamilyCount) {
+      database->families_[slot[i]] = handles[i];
+    } else {
+      raw->DestroyColumnFamilyHandle(handles[i]);
+    }
+  }
+  for (int i = 0; i < kFamilyCount; ++i) {
+    if (database->families_[i] == nullptr) {
+      // Reads through the default family's handle find none of this family's keys
+      // only if the key spaces differ; rather than guess, refuse.
+      return absl::FailedPreconditionError(absl::StrCat(
+          options.path, ": column family ", kFamilyNames[i], " is missing (written by an "
+          "older build?); start the broker once to create it"));
+    }
+  }
+  if (absl::Status s = CheckSchemaVersion(raw, database->family(Family::kMeta), options.path,
+                                          /*writable=*/false);
+      !s.ok()) {
+    return s;
+  }
+  return database;
+}
+
+absl::Status Database::Backup(const std::string& dir) const {
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // Flushes the memtables first when the WAL holds more than 0 bytes' worth, so that the
+  // copy is mostly hard links and replays little.
+  if (s.ok()) s = checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0);
+  if (!s.ok()) return WithPath(dir, FromRocks(s));
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status CheckSchemaVersion(rocksdb::DB* raw, rocksdb::ColumnFamilyHandle* meta,
+                                const std::string& path, bool writable) {
   std::string version_text;
   rocksdb::Status read = raw->Get(rocksdb::ReadOptions(), meta, kSchemaVersionKey, &version_text);
+  if (read.IsNotFound() && !writable) return absl::OkStatus();
   if (read.IsNotFound()) {
     rocksdb::WriteOptions write;
     write.sync = true;
@@ -210,23 +350,24 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
         raw->Put(write, meta, kSchemaVersionKey, absl::StrCat(kSchemaVersion));
     // Flushed at once, so this one write does not pin the first WAL file.
     if (written.ok()) written = raw->Flush(rocksdb::FlushOptions(), meta);
-    if (!written.ok()) return WithPath(options.path, FromRocks(written));
+    if (!written.ok()) return WithPath(path, FromRocks(written));
   } else if (!read.ok()) {
-    return WithPath(options.path, FromRocks(read));
+    return WithPath(path, FromRocks(read));
   } else {
     int64_t version = 0;
     if (!absl::SimpleAtoi(version_text, &version) || version < 1) {
-      return absl::DataLossError(
-          absl::StrCat(options.path, ": unreadable schema version in metadata"));
+      return absl::DataLossError(absl::StrCat(path, ": unreadable schema version in metadata"));
     }
     if (version > kSchemaVersion) {
       return absl::FailedPreconditionError(absl::StrCat(
-          options.path, ": schema version ", version,
+          path, ": schema version ", version,
           " was written by a newer tellonce (this build reads up to ", kSchemaVersion, ")"));
     }
   }
-  return database;
+  return absl::OkStatus();
 }
+
+}  // namespace
 
 Database::~Database() {
   if (db_ == nullptr) return;

@@ -49,6 +49,7 @@ std::string Active(std::string_view citizen_id, std::string_view consumer,
                    std::string_view consent_id) {
   return ActivePrefix(citizen_id, consumer).append(consent_id);
 }
+bool IsActive(std::string_view key) { return key.size() >= 2 && key[0] == 'a' && key[1] == '\0'; }
 std::string Request(std::string_view portal, std::string_view request_id) {
   return Tagged('r', portal).append(request_id);
 }

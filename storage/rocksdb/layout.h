@@ -52,6 +52,8 @@ std::string ActivePrefix(std::string_view citizen_id, std::string_view consumer)
 std::string Active(std::string_view citizen_id, std::string_view consumer,
                    std::string_view consent_id);
 std::string Request(std::string_view portal, std::string_view request_id);
+// Whether an indexes-family key is an Active(...) entry.
+bool IsActive(std::string_view key);
 std::string CitizenEventsPrefix(std::string_view citizen_id);
 std::string Published(std::string_view provider, std::string_view event_id);
 

@@ -8,8 +8,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "proto/time.h"
+#include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/options.h"
@@ -84,6 +87,21 @@ std::string ActiveEntryValue(const Consent& consent) {
   entry.set_status(consent.status());
   return entry.SerializeAsString();
 }
+
+// Drops Active entries of consents past their expiry at compaction: a decision applies
+// expiry on read and would skip them anyway, so only their bytes go. Entries without
+// the decision fields (empty values, from older builds) are kept.
+class ExpiredConsentFilter final : public rocksdb::CompactionFilter {
+ public:
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    if (!keys::IsActive(View(key)) || value.empty()) return false;
+    Consent entry;
+    if (!entry.ParseFromArray(value.data(), static_cast<int>(value.size()))) return false;
+    return entry.has_expires_at() && absl::Now() >= FromProtoTime(entry.expires_at());
+  }
+  const char* Name() const override { return "tellonce.ExpiredConsentFilter"; }
+};
 
 // An "a" entry as a consent: the decision fields, or (entries written before they
 // carried them: empty value) the whole stored record, read through `read_record`.
@@ -353,6 +371,8 @@ class RocksStorage final : public Storage,
   DeliveryStore& deliveries() override { return *this; }
 
   absl::Status Health() override { return db_->Health(); }
+
+  absl::Status Backup(const std::string& dir) override { return db_->Backup(dir); }
 
   CommitCounts commit_counts() const override {
     const CommitQueue::Counters& c = queue_.counters();
@@ -741,13 +761,26 @@ rocks::Database* rocks::DatabaseOf(Storage& storage) {
 }
 
 absl::StatusOr<std::unique_ptr<Storage>> OpenRocksStorage(const RocksStorageOptions& options) {
-  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(
-      {.path = options.path, .block_cache_mb = options.block_cache_mb, .env = options.env});
+  static const ExpiredConsentFilter* const expired_filter = new ExpiredConsentFilter();
+  absl::StatusOr<std::unique_ptr<Database>> db =
+      Database::Open({.path = options.path,
+                      .block_cache_mb = options.block_cache_mb,
+                      .env = options.env,
+                      .index_compaction_filter = expired_filter});
   if (!db.ok()) return db.status();
   auto storage = std::make_unique<RocksStorage>(*std::move(db), options);
   if (absl::Status indexed = storage->IndexPendingDeliveries(); !indexed.ok()) {
     return WithPath(options.path, indexed);
   }
+  return storage;
+}
+
+absl::StatusOr<std::unique_ptr<Storage>> OpenRocksStorageReadOnly(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<Database>> db =
+      Database::OpenReadOnly({.path = path, .block_cache_mb = 8});
+  if (!db.ok()) return db.status();
+  auto storage = std::make_unique<RocksStorage>(*std::move(db), RocksStorageOptions{});
+  storage->Close();  // reads only: every Submit completes with UNAVAILABLE
   return storage;
 }
 

@@ -53,6 +53,12 @@ struct RocksStorageOptions {
 // FAILED_PRECONDITION; a schema written by a newer build: FAILED_PRECONDITION).
 absl::StatusOr<std::unique_ptr<Storage>> OpenRocksStorage(const RocksStorageOptions& options);
 
+// Opens an existing data directory for reading only, as `tellonce-broker --check` does
+// beside a running broker: no lock is taken and nothing in the directory is written
+// (Database::OpenReadOnly). The view is the state at open. Every Submit completes with
+// UNAVAILABLE. NOT_FOUND when there is no database at `path`.
+absl::StatusOr<std::unique_ptr<Storage>> OpenRocksStorageReadOnly(const std::string& path);
+
 // Reads the access log of a copy of a RocksDB data directory for an offline audit,
 // opened read-only (nothing is written to it, not even RocksDB's info log). Errors name
 // the path: NOT_FOUND when it is not a broker data directory, DATA_LOSS for unreadable

@@ -128,7 +128,11 @@ LogEnv& Env() {
     env.log = std::make_unique<AccessLog>(env.db.get());
     absl::StatusOr<std::unique_ptr<TransparencyLog>> tree = TransparencyLog::Start(
         env.db.get(), env.log.get(), NewSigningKey(),
-        {.issuer = "spiffe://bench.local/broker", .checkpoint_interval = absl::Hours(1)});
+        {.issuer = "spiffe://bench.local/broker",
+         .checkpoint_interval = absl::Hours(1),
+         .fresh_interval = absl::Seconds(1),
+         .poll_interval = absl::Seconds(1),
+         .on_signed = nullptr});
     if (!tree.ok()) Fail(tree.status());
     env.tree = *std::move(tree);
     env.db->SetAppendListener([t = env.tree.get()] { t->Notify(); });

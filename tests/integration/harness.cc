@@ -129,14 +129,17 @@ absl::Status ServerProcess::Start() {
     FILE* log = std::freopen(log_path_.c_str(), "a", stderr);
     (void)log;
     dup2(STDERR_FILENO, STDOUT_FILENO);
-    if (admin_port_file_.empty()) {
-      execl(binary_.c_str(), binary_.c_str(), "--config", config_path_.c_str(), "--port-file",
-            port_file_.c_str(), static_cast<char*>(nullptr));
-    } else {
-      execl(binary_.c_str(), binary_.c_str(), "--config", config_path_.c_str(), "--port-file",
-            port_file_.c_str(), "--admin-port-file", admin_port_file_.c_str(),
-            static_cast<char*>(nullptr));
+    std::vector<std::string> argv = {binary_, "--config", config_path_, "--port-file",
+                                     port_file_};
+    if (!admin_port_file_.empty()) {
+      argv.push_back("--admin-port-file");
+      argv.push_back(admin_port_file_);
     }
+    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+    std::vector<char*> args;
+    for (std::string& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
     _exit(127);
   }
   pid_ = pid;
@@ -245,9 +248,9 @@ std::string Prepared(const std::string& dir) {
 }  // namespace
 
 BrokerProcess::BrokerProcess(std::string dir, const Pki& pki, std::string directory_file,
-                             std::string extra_config)
-    : ServerProcess(BrokerBinary(), Prepared(dir) + "/broker.textproto", dir + "/broker.log",
-                    dir + "/port"),
+                             std::string extra_config, std::string binary)
+    : ServerProcess(binary.empty() ? BrokerBinary() : std::move(binary),
+                    Prepared(dir) + "/broker.textproto", dir + "/broker.log", dir + "/port"),
       data_dir_(dir + "/data") {
   admin_port_file_ = dir + "/admin-port";
   std::ofstream(config_path()) << "listen_address: \"127.0.0.1:0\"\n"

@@ -98,6 +98,8 @@ class ServerProcess {
   int Terminate();
   // SIGHUP: reload what the process reloads (the directory, TLS files).
   void Hangup();
+  // Arguments added after the standard ones at the next Start (e.g. an operator flag).
+  void set_extra_args(std::vector<std::string> args) { extra_args_ = std::move(args); }
   bool running() const { return pid_ > 0; }
 
   int port() const { return port_; }
@@ -116,6 +118,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   int port_ = 0;
   int admin_port_ = 0;
+  std::vector<std::string> extra_args_;
 
  protected:
   // Passed as --admin-port-file when set.
@@ -123,11 +126,11 @@ class ServerProcess {
 };
 
 // A tellonce-broker with its own config, data dir and log under `dir`, its admin
-// listener on a free loopback port.
+// listener on a free loopback port. `binary` empty: the one built in this tree.
 class BrokerProcess : public ServerProcess {
  public:
   BrokerProcess(std::string dir, const Pki& pki, std::string directory_file,
-                std::string extra_config = "");
+                std::string extra_config = "", std::string binary = "");
   const std::string& data_dir() const { return data_dir_; }
 
  private:

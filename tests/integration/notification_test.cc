@@ -298,6 +298,21 @@ TEST_F(NotificationTest, OnlyTheAuthoritativeProviderMayPublishAndAConsumerMayNo
   }
 }
 
+TEST_F(NotificationTest, ListDeliveriesPagesAreBoundedByTheConfiguredMaxPageSize) {
+  // A broker of its own whose limits.max_page_size is 100: the delivery admin honours it
+  // (it had 500 written into it before).
+  BrokerProcess small(dir_->path() + "/small-page-broker", *pki_, directory_,
+                      "limits { max_page_size: 100 }\n");
+  ASSERT_TRUE(small.Start().ok()) << small.log();
+  tellonce::v1::ListDeliveriesResponse response;
+  grpc::Status status = ListDeliveries("ops", "", Delivery::STATE_UNSPECIFIED, &response, &small);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("page_size"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("100"), std::string::npos) << status.error_message();
+  // The shared broker (default 500) takes the same request.
+  EXPECT_TRUE(ListDeliveries("ops", "", Delivery::STATE_UNSPECIFIED, &response).ok());
+}
+
 TEST_F(NotificationTest, PublishesBeyondTheProvidersBucketAreRefusedAndQueueNothing) {
   // A broker of its own, over the same directory, with a small publish bucket.
   BrokerProcess limited(dir_->path() + "/limited-broker", *pki_, directory_,

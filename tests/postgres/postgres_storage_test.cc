@@ -429,6 +429,44 @@ TEST_F(PostgresStorageTest, DropExpiredTakesAConsentOutOfTheActiveIndexOnly) {
   EXPECT_EQ(read->consent().status(), tellonce::v1::ACTIVE) << "the record must not change";
 }
 
+TEST_F(PostgresStorageTest, TheSweepTakesConsentsPastExpiryOutOfTheActiveIndexOnly) {
+  std::unique_ptr<PostgresStorage> s = Open();
+  ASSERT_NE(s, nullptr);
+  StoredConsent old = NewConsent("38001085718", "sweep-old");
+  *old.mutable_consent()->mutable_expires_at() = ToProtoTime(absl::Now() - absl::Hours(1));
+  StoredConsent live = NewConsent("38001085718", "sweep-live");
+  *live.mutable_consent()->mutable_expires_at() = ToProtoTime(absl::Now() + absl::Hours(24));
+  StoredConsent open_ended = NewConsent("38001085718", "sweep-none");
+  open_ended.mutable_consent()->clear_expires_at();
+  for (const StoredConsent* r : {&old, &live, &open_ended}) {
+    ASSERT_TRUE(s->Run([&](Transaction& tx) { return tx.InsertConsent(*r); }).ok());
+  }
+  absl::StatusOr<int64_t> swept = s->SweepExpiredConsents(absl::Now());
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_EQ(*swept, 1);
+  EXPECT_EQ(Sql("SELECT consent_id FROM consents WHERE expiry_seen"),
+            old.consent().consent_id());
+  absl::StatusOr<std::vector<Consent>> active = s->consents().Active("38001085718", "tax", 10);
+  ASSERT_TRUE(active.ok()) << active.status();
+  EXPECT_EQ(active->size(), 2u);
+  absl::StatusOr<StoredConsent> read = s->consents().Get(old.consent().consent_id());
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->consent().status(), tellonce::v1::ACTIVE) << "the record must not change";
+  // Idempotent.
+  swept = s->SweepExpiredConsents(absl::Now());
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(*swept, 0);
+}
+
+TEST_F(PostgresStorageTest, ANonPositiveSweepIntervalIsRefused) {
+  PostgresOptions o = Options();
+  o.sweep_interval = absl::ZeroDuration();
+  absl::StatusOr<std::unique_ptr<PostgresStorage>> s = postgres::OpenPostgresStorage(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("sweep_interval"), std::string::npos);
+}
+
 // --- Access events and the sequencer -----------------------------------------------------
 
 class NumberingTest : public PostgresStorageTest,

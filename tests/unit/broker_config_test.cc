@@ -47,6 +47,8 @@ TEST_F(BrokerConfigTest, AMinimalFileGetsTheDocumentedDefaults) {
   EXPECT_EQ(options->connector_batches_in_flight, 2u);
   EXPECT_EQ(options->exchange_max_in_flight, 2048u);
   EXPECT_EQ(options->group_commit_wait, absl::Microseconds(250));
+  EXPECT_EQ(options->dispatch.dead_retention, absl::Hours(24 * 30));
+  EXPECT_EQ(options->signed_checkpoint_file, dir_.path() + "/data.checkpoint");
 }
 
 TEST_F(BrokerConfigTest, ReadsTheExchangeAndCommitSettings) {
@@ -58,6 +60,7 @@ exchange {
   default_deadline_ms: 1500
 }
 group_commit_wait_us: 1000
+notifications { dead_retention_days: 7 }
 )txt"));
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->max_fetches_per_batch, 1u);
@@ -65,6 +68,7 @@ group_commit_wait_us: 1000
   EXPECT_EQ(options->exchange_max_in_flight, 100u);
   EXPECT_EQ(options->exchange_default_deadline, absl::Milliseconds(1500));
   EXPECT_EQ(options->group_commit_wait, absl::Milliseconds(1));
+  EXPECT_EQ(options->dispatch.dead_retention, absl::Hours(24 * 7));
 }
 
 TEST_F(BrokerConfigTest, RefusesOutOfRangeSettingsNamingFileAndField) {
@@ -78,6 +82,8 @@ TEST_F(BrokerConfigTest, RefusesOutOfRangeSettingsNamingFileAndField) {
       {"exchange { max_attributes_per_request: 1025 }",
        "exchange.max_attributes_per_request: at most 1024"},
       {"group_commit_wait_us: 10001", "group_commit_wait_us: at most 10000"},
+      {"notifications { dead_retention_days: 3651 }",
+       "notifications.dead_retention_days: at most 3650"},
   };
   for (const auto& c : cases) {
     const std::string path = Write(c.text);

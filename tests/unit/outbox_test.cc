@@ -20,6 +20,7 @@
 #include "storage/rocksdb/testing.h"
 #include "consent/directory.h"
 #include "gtest/gtest.h"
+#include "proto/time.h"
 #include "tests/testing/loopback_connector.h"
 #include "tests/testing/sample_directory.h"
 #include "tests/testing/temp_dir.h"
@@ -99,12 +100,13 @@ class OutboxTest : public ::testing::Test {
     storage_->Close();
   }
 
-  void StartOutbox() {
+  void StartOutbox(absl::Duration dead_retention = absl::Hours(24 * 30)) {
     absl::StatusOr<std::unique_ptr<Outbox>> outbox =
         Outbox::Start(&storage_->deliveries(), holder_.get(), pool_.get(),
                       {.window = 4, .memory_window = kMemoryWindow,
                        .initial_backoff = absl::Milliseconds(10),
-                       .max_backoff = absl::Milliseconds(50)});
+                       .max_backoff = absl::Milliseconds(50),
+                       .dead_retention = dead_retention});
     ASSERT_TRUE(outbox.ok()) << outbox.status();
     outbox_ = *std::move(outbox);
   }
@@ -233,6 +235,41 @@ TEST_F(OutboxTest, BacklogStoredBeforeStartIsCountedNotLoadedAndThenDelivered) {
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (outbox_->pending() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(outbox_->pending(), 0u);
+}
+
+TEST_F(OutboxTest, DeadDeliveriesPastTheirRetentionAreDroppedAndTheRestKept) {
+  // Three stored deliveries before start: one DEAD published 10 days ago, one DEAD
+  // published now, one PENDING published 10 days ago (owed: never dropped).
+  Publish(3, /*enqueue=*/false);
+  const absl::Time old = absl::Now() - absl::Hours(24 * 10);
+  std::vector<tellonce::v1::Delivery> stored;
+  ASSERT_TRUE(storage_->deliveries()
+                  .Scan(0, [&](tellonce::v1::Delivery& d) {
+                    stored.push_back(d);
+                    return true;
+                  })
+                  .ok());
+  ASSERT_EQ(stored.size(), 3u);
+  stored[0].set_state(tellonce::v1::Delivery::DEAD);
+  *stored[0].mutable_created_at() = ToProtoTime(old);
+  stored[1].set_state(tellonce::v1::Delivery::DEAD);
+  *stored[2].mutable_created_at() = ToProtoTime(old);
+  for (const auto& d : stored) ASSERT_TRUE(storage_->deliveries().Update(d).ok());
+
+  StartOutbox(/*dead_retention=*/absl::Hours(24 * 7));
+  const uint64_t old_dead = std::stoull(stored[0].delivery_id());
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (storage_->deliveries().Get(old_dead).ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(storage_->deliveries().Get(old_dead).status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<tellonce::v1::Delivery> recent =
+      storage_->deliveries().Get(std::stoull(stored[1].delivery_id()));
+  ASSERT_TRUE(recent.ok()) << recent.status();
+  EXPECT_EQ(recent->state(), tellonce::v1::Delivery::DEAD);
+  EXPECT_EQ(outbox_->dead(), 1u);
+  // The old PENDING one is delivered, not dropped.
+  AwaitDelivered(1);
 }
 
 }  // namespace

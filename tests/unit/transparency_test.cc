@@ -61,7 +61,9 @@ class TransparencyTest : public ::testing::Test {
         storage_.get(), log_.get(), *key_,
         {.issuer = "spiffe://test.local/broker",
          .checkpoint_interval = absl::Hours(1),
-         .fresh_interval = fresh_interval_});
+         .fresh_interval = fresh_interval_,
+         .poll_interval = absl::Seconds(1),
+         .on_signed = nullptr});
     ASSERT_TRUE(t.ok()) << t.status();
     tlog_ = *std::move(t);
     storage_->SetAppendListener([t = tlog_.get()] { t->Notify(); });
