@@ -158,12 +158,12 @@ Storage::CommitCounts PgStorage::commit_counts() const {
   return c;
 }
 
-constexpr int kSweepBatch = 10000;  // the LIMIT below
+constexpr int kSweepBatch = 10000;
 constexpr pq::Statement kSweepExpired{"s_sweep_expired", R"sql(
 UPDATE consents SET expiry_seen = true
 WHERE consent_id IN (SELECT consent_id FROM consents
                      WHERE status = 'ACTIVE' AND NOT expiry_seen AND expires_at <= $1
-                     LIMIT 10000)
+                     LIMIT $2)
 )sql"};
 
 absl::StatusOr<int64_t> PgStorage::SweepExpiredConsents(absl::Time now) {
@@ -172,7 +172,7 @@ absl::StatusOr<int64_t> PgStorage::SweepExpiredConsents(absl::Time now) {
     int64_t batch = 0;
     absl::Status s = unsynced_->With(true, [&](pq::Connection& conn) -> absl::Status {
       pq::Params params;
-      params.Time(now);
+      params.Time(now).Int4(kSweepBatch);
       absl::StatusOr<pq::Result> result =
           conn.Run(kSweepExpired, params, "marking expired consents");
       if (!result.ok()) return result.status();

@@ -98,16 +98,7 @@ class BackupRestoreTest : public ::testing::Test {
 
   // GetConsent as the portal with the citizen's token.
   grpc::Status GetConsent(const BrokerProcess& broker, int citizen, const std::string& id) {
-    auto stub =
-        tellonce::v1::ConsentService::NewStub(AgencyChannel(pki_, "portal", broker.address()));
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    AddCitizenAssertion(&context, pki_, CitizenId(citizen));
-    tellonce::v1::GetConsentRequest request;
-    request.set_citizen_id(CitizenId(citizen));
-    request.set_consent_id(id);
-    tellonce::v1::GetConsentResponse response;
-    return stub->GetConsent(&context, request, &response);
+    return GetConsentAsPortal(pki_, broker.address(), CitizenId(citizen), id);
   }
 
   int AuditVerify(const std::string& data_dir, const std::string& checkpoint, std::string* output) {

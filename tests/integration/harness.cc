@@ -468,6 +468,19 @@ grpc::Status RevokeConsent(const Pki& pki, const std::string& address, const std
   return stub->RevokeConsent(&context, r, &response);
 }
 
+grpc::Status GetConsentAsPortal(const Pki& pki, const std::string& address,
+                                const std::string& citizen, const std::string& consent_id) {
+  auto stub = tellonce::v1::ConsentService::NewStub(AgencyChannel(pki, "portal", address));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  AddCitizenAssertion(&context, pki, citizen);
+  tellonce::v1::GetConsentRequest request;
+  request.set_citizen_id(citizen);
+  request.set_consent_id(consent_id);
+  tellonce::v1::GetConsentResponse response;
+  return stub->GetConsent(&context, request, &response);
+}
+
 grpc::Status GetAttributes(const Pki& pki, const std::string& address, const std::string& consumer,
                            const std::string& citizen, const std::vector<std::string>& attributes,
                            const std::string& purpose,

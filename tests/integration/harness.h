@@ -195,6 +195,10 @@ absl::StatusOr<std::string> GrantConsent(const Pki& pki, const std::string& addr
 // token of the citizen.
 grpc::Status RevokeConsent(const Pki& pki, const std::string& address, const std::string& citizen,
                            const std::string& consent_id);
+// ConsentService.GetConsent at `address` as the portal, with a fresh ID token of the
+// citizen.
+grpc::Status GetConsentAsPortal(const Pki& pki, const std::string& address,
+                                const std::string& citizen, const std::string& consent_id);
 // ExchangeService.GetAttributes at `address` as `consumer`.
 grpc::Status GetAttributes(const Pki& pki, const std::string& address, const std::string& consumer,
                            const std::string& citizen, const std::vector<std::string>& attributes,
